@@ -1,0 +1,104 @@
+"""The LightningModule around the VAE: loss weighting, logging, optimizer and schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch import Tensor
+
+from lego_vae.model import VAE, vae_loss
+
+EVAL_SEED = 12345
+
+
+class LRFactor:
+    """Multiplier of the base lr at each epoch: lr at epoch 0, exactly final_lr at the last epoch."""
+
+    def __init__(self, lr: float, final_lr: float, epochs: int, schedule: str = "exponential") -> None:
+        self.ratio, self.last, self.schedule = final_lr / lr, max(epochs - 1, 1), schedule
+
+    def __call__(self, epoch: int) -> float:
+        t = min(epoch / self.last, 1.0)
+        if self.schedule == "cosine":
+            return self.ratio + (1 - self.ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return self.ratio**t  # exponential: lr * gamma^epoch with gamma = (final/lr)^(1/(epochs-1))
+
+
+class LitVAE(L.LightningModule):
+    """Trains a VAE with loss = MSE + beta * KLD, Adam and a per-epoch decaying learning rate."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters({"config": config}, logger=False)
+        model, self.optim_cfg = config["model"], config["optim"]
+        self.max_epochs = config["trainer"]["max_epochs"]
+        self.beta = float(model["beta"])
+        self.vae = VAE(
+            image_size=config["data"]["image_size"],
+            hidden=model["hidden"],
+            latent=model["latent"],
+            arch=model["arch"],
+            channels=model.get("channels", 32),
+            max_channels=model.get("max_channels", 256),
+        )
+
+    def on_fit_start(self) -> None:
+        # The dataset lives on the training device; batches are then views of it, not copies.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "to_device"):
+            datamodule.to_device(self.device)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.vae(x)
+
+    def _step(self, batch: Tensor, stage: str, batch_idx: int = 0) -> Tensor:
+        if stage == "train":
+            x_hat, mu, logvar = self.vae(batch)
+        else:
+            # Evaluation draws its eps from a fixed seed per batch, on a forked RNG: val/loss is a
+            # deterministic function of the weights, and training's random stream is left untouched.
+            devices = [batch.device] if batch.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(EVAL_SEED + batch_idx)
+                x_hat, mu, logvar = self.vae(batch)
+        terms = vae_loss(x_hat, batch, mu, logvar, self.beta)
+        # Accumulated on the device and logged once per epoch: no host sync per step.
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
+                     prog_bar=(name == "loss"), sync_dist=stage != "train")
+        return terms["loss"]
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._step(batch, "test", batch_idx)
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        lr = float(self.optim_cfg["lr"])
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        factor = LRFactor(lr, float(self.optim_cfg["final_lr"]), self.max_epochs, self.optim_cfg["schedule"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The RNG state too, so a resumed run draws the same eps as an uninterrupted one.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"])

@@ -1,0 +1,135 @@
+"""train(cfg, run_dir): one training run, from a composed config to checkpoints, pictures and metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import OmegaConf
+
+from lego_vae.callbacks import PlainProgress, TensorBoardPictures
+from lego_vae.checkpoints import resolve_ckpt_path
+from lego_vae.config import validate
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.lit import LitVAE
+from lego_vae.pictures import write_run_pictures
+
+METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
+
+
+def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
+    """Callbacks for the chosen progress display and whether Lightning's bar is on."""
+    if mode == "auto":
+        mode = "rich" if sys.stdout.isatty() else "plain"
+    if mode == "rich":
+        return [RichProgressBar()], True
+    if mode == "plain":
+        return [PlainProgress()], False
+    return [], False
+
+
+def build_trainer(
+    plain: dict, run_dir: Path, callbacks: Sequence[L.Callback] = (), checkpoints: bool = True, tb_dir: Path | None = None
+) -> L.Trainer:
+    """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress."""
+    t = plain["trainer"]
+    tb = tb_dir if tb_dir is not None else run_dir / "tb"
+    logger = TensorBoardLogger(save_dir=str(tb), name="", version="", default_hp_metric=False)
+    progress, bar = progress_callbacks(plain["log"]["progress"])
+    all_callbacks: list[L.Callback] = [
+        *progress,
+        TensorBoardPictures(
+            every_n_epochs=plain["log"]["images_every_n_epochs"],
+            n=plain["pictures"]["grid"],
+            morph_steps=plain["pictures"]["morph_steps"],
+            seed=plain["seed"],
+        ),
+        *callbacks,
+    ]
+    if checkpoints:
+        all_callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", filename="best", monitor=METRIC, mode="min",
+                save_top_k=1, save_last=True, auto_insert_metric_name=False,
+            )
+        )
+    return L.Trainer(
+        max_epochs=t["max_epochs"],
+        gradient_clip_val=t["gradient_clip_val"],
+        gradient_clip_algorithm=t["gradient_clip_algorithm"],
+        accelerator=t["accelerator"],
+        devices=t["devices"],
+        precision=t["precision"],
+        strategy=t.get("strategy", "auto"),
+        num_nodes=t.get("num_nodes", 1),
+        log_every_n_steps=t["log_every_n_steps"],
+        logger=logger,
+        callbacks=all_callbacks,
+        enable_checkpointing=checkpoints,
+        enable_progress_bar=bar,
+        enable_model_summary=bar,
+        num_sanity_val_steps=0,  # validation runs after every epoch anyway
+        default_root_dir=str(run_dir),
+    )
+
+
+def train(
+    cfg: Mapping,
+    run_dir: str | Path,
+    *,
+    callbacks: Sequence[L.Callback] = (),
+    artifacts: bool = True,
+    tb_dir: Path | None = None,
+) -> dict:
+    """Train the VAE of cfg into run_dir; with artifacts, also test it and write pictures and metrics.json.
+
+    Returns the metrics (at least val_loss, epochs and seconds; test_* with artifacts).
+    """
+    started = time.perf_counter()
+    plain = validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_ckpt_path(plain, run_dir)
+    L.seed_everything(plain["seed"], verbose=False)
+
+    datamodule = LegoFacesDataModule.from_config(plain["data"])
+    datamodule.prepare_data()  # data errors surface now, before a Trainer exists
+    datamodule.setup("fit")
+    plain["trainer"]["log_every_n_steps"] = max(1, min(plain["trainer"]["log_every_n_steps"], len(datamodule.train_dataloader())))
+    OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
+
+    model = LitVAE(plain)
+    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=True, tb_dir=tb_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_score", None)
+    metrics: dict = {
+        "val_loss": float(best) if best is not None else float(trainer.callback_metrics[METRIC]),
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+    }
+    if artifacts:
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path="best" if metrics["best_checkpoint"] else None,
+                              verbose=False)[0]
+        metrics.update({f"test_{k.split('/')[1]}": float(v) for k, v in tested.items() if k.startswith("test/")})
+        paths = write_run_pictures(
+            model.vae, datamodule, run_dir, grid=plain["pictures"]["grid"],
+            steps=plain["pictures"]["morph_steps"], seed=plain["seed"],
+        )
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    if artifacts and trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"test/loss {metrics['test_loss']:.2f} (recon {metrics['test_recon']:.2f}, kl {metrics['test_kl']:.2f})"
+              f"  best val/loss {metrics['val_loss']:.2f}  {metrics['epochs']} epochs  {metrics['seconds']:.0f}s")
+        for path in [run_dir / "checkpoints", *paths, run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "tb"]:
+            print(f"wrote {path}")
+    return metrics

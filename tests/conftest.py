@@ -1,0 +1,43 @@
+"""Shared fixtures: a composed config on tiny data, without Hydra's app runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Tiny and fast: 16 px faces, a couple of hundred images, a few epochs.
+TINY = [
+    "data.image_size=16",
+    "data.num_images=160",
+    "data.batch_size=32",
+    "model.hidden=32",
+    "model.latent=4",
+    "model.channels=8",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "log.progress=plain",
+    "log.images_every_n_epochs=1",
+    "pictures.grid=4",
+    "pictures.morph_steps=5",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path):
+    """compose(overrides) -> the train config on tiny data, caching and writing under tmp_path."""
+
+    def make(*overrides: str, config_name: str = "train") -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(
+                config_name=config_name,
+                overrides=[*TINY, f"data.cache_dir={tmp_path / 'cache'}", f"paths.output_root={tmp_path / 'outputs'}",
+                           *overrides],
+            )
+
+    return make
