@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/python train.py experiment=quick hydra.run.dir=outputs/demo
+	$(BIN)/python train.py experiment=quick
 
 test: install
 	$(BIN)/python -m pytest -q

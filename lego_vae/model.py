@@ -59,11 +59,11 @@ class VAE(nn.Module):
             self.feature_shape = (widths[-1] if widths else IMAGE_CHANNELS, size, size)
             down: list[nn.Module] = []
             for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):
-                down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+                down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
             self.features = nn.Sequential(*down)
             up: list[nn.Module] = []
             for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], widths[0] if widths else IMAGE_CHANNELS]):
-                up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+                up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
             # A final 3x3 conv maps features to RGB at full resolution.
             up.append(nn.Conv2d(widths[0] if widths else IMAGE_CHANNELS, IMAGE_CHANNELS, 3, padding=1))
             self.unfeatures = nn.Sequential(*up)

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning.pytorch as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
@@ -36,7 +35,12 @@ def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
 
 
 def build_trainer(
-    plain: dict, run_dir: Path, callbacks: Sequence[L.Callback] = (), checkpoints: bool = True, tb_dir: Path | None = None
+    plain: dict,
+    run_dir: Path,
+    callbacks: Sequence[L.Callback] = (),
+    checkpoints: bool = True,
+    tb_dir: Path | None = None,
+    train_batches: int | None = None,
 ) -> L.Trainer:
     """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress."""
     t = plain["trainer"]
@@ -69,7 +73,8 @@ def build_trainer(
         precision=t["precision"],
         strategy=t.get("strategy", "auto"),
         num_nodes=t.get("num_nodes", 1),
-        log_every_n_steps=t["log_every_n_steps"],
+        # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
+        log_every_n_steps=max(1, min(t["log_every_n_steps"], train_batches or t["log_every_n_steps"])),
         logger=logger,
         callbacks=all_callbacks,
         enable_checkpointing=checkpoints,
@@ -102,11 +107,11 @@ def train(
     datamodule = LegoFacesDataModule.from_config(plain["data"])
     datamodule.prepare_data()  # data errors surface now, before a Trainer exists
     datamodule.setup("fit")
-    plain["trainer"]["log_every_n_steps"] = max(1, min(plain["trainer"]["log_every_n_steps"], len(datamodule.train_dataloader())))
     OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
 
     model = LitVAE(plain)
-    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=True, tb_dir=tb_dir)
+    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=True, tb_dir=tb_dir,
+                            train_batches=len(datamodule.train_dataloader()))
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     checkpoint = trainer.checkpoint_callback

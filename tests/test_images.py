@@ -331,5 +331,5 @@ def test_folder_with_only_broken_images(tmp_path: Path) -> None:
 
 
 def test_bad_limit_is_a_user_error(mixed_tree: Path) -> None:
-    with pytest.raises(UserError, match="limit"):
+    with pytest.raises(UserError, match="data.num_images"):
         load_folder(mixed_tree, 16, limit=0)
