@@ -1,7 +1,18 @@
-"""Bayesian optimisation of hidden/latent size: not yet built (see the tuning issue)."""
+"""Tune hidden/latent size by Bayesian optimisation, then refit the best: python tune.py [key=value ...]."""
 
-import sys
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from lego_vae.cli import run_app
+from lego_vae.tuning import tune
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="tune")
+def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    run_app(tune, cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+
 
 if __name__ == "__main__":
-    print("tune.py: not yet: Bayesian optimisation lands with the tuning issue; use train.py for now", file=sys.stderr)
-    sys.exit(2)
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.lit import LitVAE
 from lego_vae.pictures import write_run_pictures
+
+# Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
 
@@ -91,11 +95,13 @@ def train(
     *,
     callbacks: Sequence[L.Callback] = (),
     artifacts: bool = True,
+    checkpoints: bool = True,
     tb_dir: Path | None = None,
 ) -> dict:
     """Train the VAE of cfg into run_dir; with artifacts, also test it and write pictures and metrics.json.
 
-    Returns the metrics (at least val_loss, epochs and seconds; test_* with artifacts).
+    Returns the metrics: val_loss (the best epoch's), final_val_loss (the last epoch's), epochs,
+    seconds, and with artifacts test_loss, test_recon, test_kl.
     """
     started = time.perf_counter()
     plain = validate(cfg)
@@ -110,14 +116,16 @@ def train(
     OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
 
     model = LitVAE(plain)
-    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=True, tb_dir=tb_dir,
+    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints or artifacts, tb_dir=tb_dir,
                             train_batches=len(datamodule.train_dataloader()))
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_score", None)
+    final = float(trainer.callback_metrics[METRIC])
     metrics: dict = {
-        "val_loss": float(best) if best is not None else float(trainer.callback_metrics[METRIC]),
+        "val_loss": float(best) if best is not None else final,
+        "final_val_loss": final,
         "epochs": trainer.current_epoch,
         "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
         "resumed_from": str(ckpt_path) if ckpt_path else None,
