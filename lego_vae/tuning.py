@@ -56,6 +56,7 @@ def validate_tune(cfg) -> dict:
     _int(plain, "study.heartbeat_interval", 1)
     _int(plain, "study.grace_period", 1)
     _int(plain, "study.max_retry", 0)
+    _int(plain, "study.max_failures", 1)
     _positive(plain, "study.poll_seconds")
     if not isinstance(plain["study"].get("name"), str) or not plain["study"]["name"] or "/" in plain["study"]["name"]:
         raise UserError(f"study.name={plain['study'].get('name')}: must be a non-empty name without '/'")
@@ -102,14 +103,21 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     url = study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file.
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine,
-            heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study["max_retry"]),
-        )
-    except Exception as err:
-        raise UserError(f"study.storage={url}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine,
+                heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study["max_retry"]),
+            )
+        except Exception as err:
+            # Two workers starting together both create the schema of a new database; one of them
+            # loses that race with an IntegrityError and finds the schema there a moment later.
+            if attempt < 4 and "IntegrityError" in type(err).__name__ + str(err):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise UserError(f"study.storage={url}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    raise AssertionError("unreachable")
 
 
 def initial_design(plain: dict) -> list[dict]:
@@ -239,8 +247,7 @@ class Objective:
             # Another worker started the last trial a moment before this one: do not train a surplus.
             trial.set_user_attr("fail_reason", "surplus: the study already had n_trials finished or running")
             return float("nan")
-        twin = next((t for t in study.get_trials(deepcopy=False, states=FINISHED)
-                     if t.params == {"hidden": hidden, "latent": latent}), None)
+        twin = self._twin(trial, {"hidden": hidden, "latent": latent})
         if twin is not None:
             return self._answer_from(trial, twin)
 
@@ -261,6 +268,20 @@ class Objective:
             return float("nan")
         trial.set_user_attr("epochs", metrics["epochs"])
         return metrics["final_val_loss"]
+
+    def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
+        """A finished trial with the same parameters, waiting for an earlier running one if need be.
+
+        Two workers proposing at the same moment can both pick a pair; the later trial then waits for
+        the earlier one instead of training the same pair again.
+        """
+        while True:
+            same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+                    if t.params == params and t.number < trial.number]
+            if not same or any(t.state in FINISHED for t in same):
+                return next((t for t in same if t.state in FINISHED), None)
+            optuna.storages.fail_stale_trials(trial.study)
+            time.sleep(self.plain["study"]["poll_seconds"])
 
     def _answer_from(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
         """A pair already evaluated is not trained again: the trial takes the earlier outcome."""
@@ -290,8 +311,10 @@ class TrialLine:
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self.last: FrozenTrial | None = None  # the latest trial this worker ran
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.last = trial
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         best = min((t.value for t in complete if t.value is not None and math.isfinite(t.value)), default=None)
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
@@ -384,8 +407,14 @@ def read_refit_history(tb_dir: Path) -> list[dict]:
 # ---- the whole thing ---------------------------------------------------------------------------
 
 
-def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine) -> None:
-    """Run trials until the study holds n_trials finished ones, sharing the work with other workers."""
+def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
+               max_failures: int = 10) -> None:
+    """Run trials until the study holds n_trials finished ones, sharing the work with other workers.
+
+    Failed trials (NaN loss, out of memory) do not count; max_failures of them in a row in this worker
+    stop it, so a setting that can never train does not loop forever.
+    """
+    failures = 0
     while True:
         c = counts(study)
         finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
@@ -398,6 +427,11 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
             time.sleep(poll)
             continue
         study.optimize(objective, n_trials=1, callbacks=[progress], gc_after_trial=True)
+        mine = progress.last
+        failures = failures + 1 if mine is not None and mine.state == TrialState.FAIL else 0
+        if failures >= max_failures:
+            reason = mine.user_attrs.get("fail_reason", "see the log") if mine is not None else "unknown"
+            raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
 
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -420,7 +454,8 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
         c = counts(study)
         print(f"study '{study.study_name}': {c[TrialState.COMPLETE] + c[TrialState.PRUNED]}/{n_trials} finished trials; "
               f"sampler {s['kind']}, pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
-        run_trials(study, Objective(plain, study_dir, sampler), n_trials, plain["study"]["poll_seconds"], TrialLine())
+        run_trials(study, Objective(plain, study_dir, sampler), n_trials, plain["study"]["poll_seconds"], TrialLine(),
+                   plain["study"]["max_failures"])
 
     best = best_trial(study)
     print(top_table(study), flush=True)
