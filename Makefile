@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-all lint preview clean
+.PHONY: install demo tune-demo test test-all test-db lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -19,17 +19,31 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python train.py experiment=quick
 
+tune-demo: install
+	$(BIN)/python tune.py experiment=quick
+
 test: install
 	$(BIN)/python -m pytest -q
 
 test-all: install
 	$(BIN)/python -m pytest -q -m ''
 
+# A local PostgreSQL server for the multi-worker tuning test; prints its URL (needs root, installs Debian's postgresql).
+test-db:
+	@bash scripts/test-postgres.sh
+
 lint: install
 	$(BIN)/ruff check .
 
 preview: install
 	$(BIN)/python -m lego_vae.data.synthetic --preview docs/faces.png
+
+# optuna-dashboard on a study's storage: make dashboard [STUDY=lego-vae] [STORAGE=postgresql://...]
+STUDY   ?= lego-vae
+STORAGE ?= sqlite:///outputs/tune/$(STUDY)/study.db
+dashboard: install
+	$(BIN)/pip install --quiet -e '.[dashboard]'
+	$(BIN)/optuna-dashboard $(STORAGE)
 
 clean:
 	rm -rf outputs .cache .pytest_cache

@@ -26,7 +26,7 @@ def to_plain(cfg: DictConfig | Mapping) -> dict:
     return OmegaConf.to_container(OmegaConf.create(dict(cfg)), resolve=True)  # type: ignore[return-value]
 
 
-def _get(cfg: Mapping, key: str) -> Any:
+def get_key(cfg: Mapping, key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -43,8 +43,8 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _int(cfg: Mapping, key: str, low: int, high: int | None = None, optional: bool = False) -> int | None:
-    value = _get(cfg, key)
+def check_int(cfg: Mapping, key: str, low: int, high: int | None = None, optional: bool = False) -> int | None:
+    value = get_key(cfg, key)
     if value is None and optional:
         return None
     if not _is_int(value) or value < low or (high is not None and value > high):
@@ -55,22 +55,22 @@ def _int(cfg: Mapping, key: str, low: int, high: int | None = None, optional: bo
     return value
 
 
-def _choice(cfg: Mapping, key: str, allowed: tuple[str, ...]) -> str:
-    value = _get(cfg, key)
+def check_choice(cfg: Mapping, key: str, allowed: tuple[str, ...]) -> str:
+    value = get_key(cfg, key)
     if value not in allowed:
         raise UserError(f"{key}={value}: must be one of {', '.join(allowed)}")
     return value
 
 
-def _positive(cfg: Mapping, key: str, zero_ok: bool = False) -> float:
-    value = _get(cfg, key)
+def check_positive(cfg: Mapping, key: str, zero_ok: bool = False) -> float:
+    value = get_key(cfg, key)
     if not _is_number(value) or value < 0 or (value == 0 and not zero_ok):
         raise UserError(f"{key}={value}: must be a number {'>= 0' if zero_ok else '> 0'}")
     return float(value)
 
 
-def _fraction(cfg: Mapping, key: str) -> float:
-    value = _get(cfg, key)
+def check_fraction(cfg: Mapping, key: str) -> float:
+    value = get_key(cfg, key)
     if not _is_number(value) or not 0 < value < 1:
         raise UserError(f"{key}={value}: must be a number in (0, 1)")
     return float(value)
@@ -79,14 +79,14 @@ def _fraction(cfg: Mapping, key: str) -> float:
 def validate_data(data: Mapping, prefix: str = "data") -> None:
     """Check the data section; raise UserError naming the key and what is allowed."""
     cfg = {prefix: data}
-    source = _choice(cfg, f"{prefix}.source", SOURCES)
+    source = check_choice(cfg, f"{prefix}.source", SOURCES)
     if source == "folder" and not data.get("root"):
         raise UserError(f"{prefix}.root: the folder source needs a path (data.root=/path/to/images)")
-    _int(cfg, f"{prefix}.image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-    _int(cfg, f"{prefix}.num_images", 3, optional=True)
-    _int(cfg, f"{prefix}.batch_size", 1)
-    _int(cfg, f"{prefix}.seed", 0)
-    val, test = _fraction(cfg, f"{prefix}.val_fraction"), _fraction(cfg, f"{prefix}.test_fraction")
+    check_int(cfg, f"{prefix}.image_size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    check_int(cfg, f"{prefix}.num_images", 3, optional=True)
+    check_int(cfg, f"{prefix}.batch_size", 1)
+    check_int(cfg, f"{prefix}.seed", 0)
+    val, test = check_fraction(cfg, f"{prefix}.val_fraction"), check_fraction(cfg, f"{prefix}.test_fraction")
     if val + test >= 1:
         raise UserError(f"{prefix}.val_fraction + {prefix}.test_fraction = {val + test:g}: must be < 1")
     if not data.get("cache_dir"):
@@ -99,30 +99,30 @@ def validate(cfg: DictConfig | Mapping) -> dict:
         plain = to_plain(cfg)
     except Exception as err:  # an unresolvable interpolation or a missing value (???)
         raise UserError(f"config: {str(err).splitlines()[0]}") from None
-    _int(plain, "seed", 0)
-    validate_data(_get(plain, "data"))
-    _choice(plain, "model.arch", ARCHS)
-    _int(plain, "model.hidden", 1)
-    _int(plain, "model.latent", 1)
-    _positive(plain, "model.beta", zero_ok=True)
-    _int(plain, "model.channels", 1)
-    _int(plain, "model.max_channels", 1)
-    lr, final_lr = _positive(plain, "optim.lr"), _positive(plain, "optim.final_lr")
+    check_int(plain, "seed", 0)
+    validate_data(get_key(plain, "data"))
+    check_choice(plain, "model.arch", ARCHS)
+    check_int(plain, "model.hidden", 1)
+    check_int(plain, "model.latent", 1)
+    check_positive(plain, "model.beta", zero_ok=True)
+    check_int(plain, "model.channels", 1)
+    check_int(plain, "model.max_channels", 1)
+    lr, final_lr = check_positive(plain, "optim.lr"), check_positive(plain, "optim.final_lr")
     if final_lr > lr:
         raise UserError(f"optim.final_lr={final_lr:g}: must be <= optim.lr={lr:g} (the schedule decays)")
-    _choice(plain, "optim.schedule", SCHEDULES)
-    _int(plain, "trainer.max_epochs", 1)
-    clip = _get(plain, "trainer.gradient_clip_val")
+    check_choice(plain, "optim.schedule", SCHEDULES)
+    check_int(plain, "trainer.max_epochs", 1)
+    clip = get_key(plain, "trainer.gradient_clip_val")
     if clip is not None:
-        _positive(plain, "trainer.gradient_clip_val")
-        _choice(plain, "trainer.gradient_clip_algorithm", CLIP_ALGORITHMS)
-    precision = str(_get(plain, "trainer.precision"))
+        check_positive(plain, "trainer.gradient_clip_val")
+        check_choice(plain, "trainer.gradient_clip_algorithm", CLIP_ALGORITHMS)
+    precision = str(get_key(plain, "trainer.precision"))
     if precision not in PRECISIONS:
         raise UserError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
-    _int(plain, "log.images_every_n_epochs", 0)
-    _choice(plain, "log.progress", PROGRESS)
-    _int(plain, "pictures.grid", 1)
-    _int(plain, "pictures.morph_steps", 2)
+    check_int(plain, "log.images_every_n_epochs", 0)
+    check_choice(plain, "log.progress", PROGRESS)
+    check_int(plain, "pictures.grid", 1)
+    check_int(plain, "pictures.morph_steps", 2)
     ckpt = plain.get("ckpt_path")
     if ckpt is not None and not isinstance(ckpt, str):
         raise UserError(f"ckpt_path={ckpt}: must be null, 'last' or a checkpoint file")

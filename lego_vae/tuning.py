@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from scipy.stats import qmc
 
-from lego_vae.config import _choice, _get, _int, _positive, validate
+from lego_vae.config import check_choice, check_int, check_positive, get_key, validate
 from lego_vae.errors import UserError
 from lego_vae.sampler import last_value, make_sampler, sampler_label, surrogate_predictor
 from lego_vae.training import METRIC, train
@@ -36,6 +36,12 @@ DESIGNS = ("sobol", "lhs")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DESIGN_LABEL = "initial design"
 TUNE_ONLY_KEYS = ("study", "space", "sampler", "pruner", "refit")
+# Integer keys of a tune config and their smallest allowed value.
+TUNE_INTS = {
+    "study.n_trials": 1, "study.n_initial": 0, "study.epochs": 1, "study.seed": 0, "study.heartbeat_interval": 1,
+    "study.grace_period": 1, "study.max_retry": 0, "study.max_failures": 1, "sampler.num_restarts": 1,
+    "sampler.raw_samples": 1, "pruner.warmup_epochs": 0, "pruner.startup_trials": 0, "refit.epochs": 1,
+}
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 # Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy botorch suggests.
@@ -48,37 +54,26 @@ warnings.filterwarnings("ignore", message=".*ExpectedImprovement has known numer
 def validate_tune(cfg) -> dict:
     """Check a composed tune config (the train part too); return it as plain data."""
     plain = validate(cfg)
-    _int(plain, "study.n_trials", 1)
-    _int(plain, "study.n_initial", 0)
-    _choice(plain, "study.initial_design", DESIGNS)
-    _int(plain, "study.epochs", 1)
-    _int(plain, "study.seed", 0)
-    _int(plain, "study.heartbeat_interval", 1)
-    _int(plain, "study.grace_period", 1)
-    _int(plain, "study.max_retry", 0)
-    _int(plain, "study.max_failures", 1)
-    _positive(plain, "study.poll_seconds")
+    for key, low in TUNE_INTS.items():
+        check_int(plain, key, low)
+    check_choice(plain, "study.initial_design", DESIGNS)
+    check_positive(plain, "study.poll_seconds")
     if not isinstance(plain["study"].get("name"), str) or not plain["study"]["name"] or "/" in plain["study"]["name"]:
         raise UserError(f"study.name={plain['study'].get('name')}: must be a non-empty name without '/'")
     storage = plain["study"].get("storage")
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
         raise UserError(f"study.storage={storage}: must be null (sqlite in the study folder) or a database URL")
     for name in ("hidden", "latent"):
-        low, high = _int(plain, f"space.{name}.low", 1), _int(plain, f"space.{name}.high", 1)
+        low, high = check_int(plain, f"space.{name}.low", 1), check_int(plain, f"space.{name}.high", 1)
         if low >= high:
             raise UserError(f"space.{name}: low={low} must be < high={high}")
-        if not isinstance(_get(plain, f"space.{name}.log"), bool):
-            raise UserError(f"space.{name}.log={_get(plain, f'space.{name}.log')}: must be true or false")
-    _choice(plain, "sampler.kind", SAMPLERS)
-    _choice(plain, "sampler.acquisition", ("ei", "logei"))
+        if not isinstance(get_key(plain, f"space.{name}.log"), bool):
+            raise UserError(f"space.{name}.log={get_key(plain, f'space.{name}.log')}: must be true or false")
+    check_choice(plain, "sampler.kind", SAMPLERS)
+    check_choice(plain, "sampler.acquisition", ("ei", "logei"))
     if plain["sampler"].get("lengthscale") is not None:
-        _positive(plain, "sampler.lengthscale")
-    _int(plain, "sampler.num_restarts", 1)
-    _int(plain, "sampler.raw_samples", 1)
-    _choice(plain, "pruner.kind", PRUNERS)
-    _int(plain, "pruner.warmup_epochs", 0)
-    _int(plain, "pruner.startup_trials", 0)
-    _int(plain, "refit.epochs", 1)
+        check_positive(plain, "sampler.lengthscale")
+    check_choice(plain, "pruner.kind", PRUNERS)
     devices = plain["trainer"]["devices"]
     if devices not in ("auto", 1, "1") or plain["trainer"].get("strategy", "auto") not in ("auto", "single_device"):
         raise UserError(f"trainer.devices={devices}: a trial runs in one process on one device; "

@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 from lego_vae.errors import UserError
 from lego_vae.sampler import GPEISampler, integer_grid
-from lego_vae.tuning import ValLossPruning, initial_design, tune, validate_tune
 from lego_vae.training import train
+from lego_vae.tuning import ValLossPruning, initial_design, tune, validate_tune
 from tests.conftest import ROOT, TINY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
