@@ -7,9 +7,12 @@ through Optuna's own distributed mode and together end with exactly study.n_tria
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -350,7 +353,9 @@ def write_best(study: optuna.Study, plain: dict, study_dir: Path, overrides: Seq
     if refit is not None:
         info["refit"] = refit
     path = study_dir / "best.yaml"
-    path.write_text(yaml.safe_dump(info, sort_keys=False))
+    tmp = path.with_name(f".best.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
+    os.replace(tmp, path)  # workers sharing the folder never read half a file
     return path
 
 
@@ -364,11 +369,11 @@ def top_table(study: optuna.Study, k: int = 5) -> str:
     return "\n".join(lines)
 
 
-def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_dir: Path | None) -> list[Path]:
+def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
     from lego_vae.tuning_plots import write_tuning_plots
 
-    history = read_refit_history(study_dir / "tb" / "refit") if refit_dir is not None else None
+    history = read_refit_history(refit_tb) if refit_tb is not None else None
     predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
                                space=plain["space"])
@@ -400,6 +405,55 @@ def read_refit_history(tb_dir: Path) -> list[dict]:
 
 
 # ---- the whole thing ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def refit_lock(study_dir: Path):
+    """Yields True for the one worker on this machine that may refit (a lock file; a dead owner's lock is taken over)."""
+    lock = study_dir / "refit.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)  # raises if that process is gone
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                pass
+            yield False
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
+    """Train the best pair for refit.epochs exactly as train.py would; return its run folder and test metrics.
+
+    A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
+    from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial.
+    """
+    cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
+    cfg["trainer"]["max_epochs"] = plain["refit"]["epochs"]
+    cfg["trainer"]["devices"] = plain["trainer"]["devices"]
+    done, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
+    if done.exists():
+        print(f"refit: already done in {run_dir}", flush=True)
+        metrics = json.loads(done.read_text())
+    else:
+        cfg["ckpt_path"] = str(last) if last.exists() else None
+        print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
+              f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+        metrics = train(cfg, run_dir, tb_dir=tb_dir)
+    return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
@@ -454,17 +508,16 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
 
     best = best_trial(study)
     print(top_table(study), flush=True)
-    refit_info, refit_dir = None, None
+    refit_info = None
     if plain["refit"]["enabled"] or plain["refit"]["only"]:
-        cfg_refit = train_overrides(plain, best.params["hidden"], best.params["latent"])
-        cfg_refit["trainer"]["max_epochs"] = plain["refit"]["epochs"]
-        cfg_refit["trainer"]["devices"] = plain["trainer"]["devices"]
-        refit_dir = study_dir / "refit"
-        print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
-              f"{plain['refit']['epochs']} epochs -> {refit_dir}", flush=True)
-        metrics = train(cfg_refit, refit_dir, tb_dir=study_dir / "tb" / "refit")
-        refit_info = {"run_dir": str(refit_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}
-    plots = write_plots(study, plain, study_dir, refit_dir)
+        with refit_lock(study_dir) as mine:
+            if mine:
+                refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+                refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
+            else:
+                print("refit: another worker on this machine is refitting; skipped here")
+    refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
+    plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots, path]:
         if p is not None:

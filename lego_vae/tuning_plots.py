@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -124,8 +125,11 @@ def _figure(size: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path)
+    # Via a temporary name: workers sharing a study folder never read a half-written PNG.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
     fig.clear()
+    os.replace(tmp, path)
     return path
 
 

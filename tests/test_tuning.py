@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -196,27 +197,45 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     proc = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len([line for line in proc.stdout.splitlines() if line.startswith("trial ")]) == 5
-    for name in ["study.db", "best.yaml", "plots/history.png", "plots/evolution.png", "plots/space.png",
-                 "plots/learning_curves.png", "plots/refit.png", "refit/checkpoints/best.ckpt", "refit/samples.png",
-                 "refit/morph.gif", "refit/metrics.json", "tb/trial_0000", "tb/trial_0004", "tb/refit", "tb/study"]:
-        assert (study_dir / name).exists(), name
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
+    refit = f"refit/trial_{best['trial']:04d}"
+    for name in ["study.db", "best.yaml", "plots/history.png", "plots/evolution.png", "plots/space.png",
+                 "plots/learning_curves.png", "plots/refit.png", f"{refit}/checkpoints/best.ckpt", f"{refit}/samples.png",
+                 f"{refit}/morph.gif", f"{refit}/metrics.json", "tb/trial_0000", "tb/trial_0004",
+                 f"tb/refit_{best['trial']:04d}", "tb/study"]:
+        assert (study_dir / name).exists(), name
     study = _load(study_dir)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert best["value"] == pytest.approx(min(t.value for t in complete))
     assert best["command"].startswith("python train.py ") and f"model.hidden={best['params']['hidden']}" in best["command"]
     assert "study." not in best["command"] and "trainer.max_epochs=2" in best["command"]
     assert "test_loss" in best["refit"]
+    # Each trial is its own TensorBoard run with its hparams and val/loss.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(study_dir / "tb" / "trial_0001")).Reload()
+    assert "val/loss" in events.Tags()["scalars"] and events.PluginTagToContent("hparams")
+    # Running the finished study again trains nothing and keeps the refit as it was.
+    ckpt = study_dir / refit / "checkpoints" / "best.ckpt"
+    before = ckpt.stat().st_mtime_ns
+    again = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
+    assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
 
 
 def test_two_workers_share_one_study_and_stop_at_n_trials(tmp_path) -> None:
     study_dir = tmp_path / "study"
     study_dir.mkdir()
-    cmd = _tune_cmd(study_dir, "study.n_trials=6", "refit.enabled=false")
+    cmd = _tune_cmd(study_dir, "study.n_trials=6", "refit.epochs=1")
     workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     outputs = [w.communicate(timeout=300) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    # Exactly one of them refits; the other finds it running or done.
+    refits = [out for out, _ in outputs if re.search(r"^refit: hidden", out, re.M)]
+    assert len(refits) == 1
+    assert any("refit: another worker" in out or "refit: already done" in out for out, _ in outputs)
     study = _load(study_dir)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6
