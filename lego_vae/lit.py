@@ -9,7 +9,7 @@ import lightning.pytorch as L
 import torch
 from torch import Tensor
 
-from lego_vae.model import VAE, vae_loss
+from lego_vae.model import build_vae, vae_loss
 
 EVAL_SEED = 12345
 
@@ -37,14 +37,7 @@ class LitVAE(L.LightningModule):
         model, self.optim_cfg = config["model"], config["optim"]
         self.max_epochs = config["trainer"]["max_epochs"]
         self.beta = float(model["beta"])
-        self.vae = VAE(
-            image_size=config["data"]["image_size"],
-            hidden=model["hidden"],
-            latent=model["latent"],
-            arch=model["arch"],
-            channels=model.get("channels", 32),
-            max_channels=model.get("max_channels", 256),
-        )
+        self.vae = build_vae(config)
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.

@@ -111,9 +111,38 @@ class VAE(nn.Module):
         return self.decode(self.encode(x)[0])
 
     @torch.no_grad()
-    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:
-        """Faces (steps, 3, S, S) on the straight line between the posterior means of images x_a and x_b."""
-        mu_a = self.encode(x_a.reshape(1, *x_a.shape[-3:]))[0]
-        mu_b = self.encode(x_b.reshape(1, *x_b.shape[-3:]))[0]
-        t = torch.linspace(0, 1, steps, device=mu_a.device).unsqueeze(1)  # (steps, 1)
-        return self.decode((1 - t) * mu_a + t * mu_b)
+    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10, mode: str = "linear") -> Tensor:
+        """Faces (steps, 3, S, S) between the posterior means of images x_a and x_b (linear or slerp)."""
+        mu_a = self.encode(x_a.reshape(1, *x_a.shape[-3:]))[0][0]
+        mu_b = self.encode(x_b.reshape(1, *x_b.shape[-3:]))[0][0]
+        return self.decode(interpolate_latents(mu_a, mu_b, steps, mode))
+
+
+def interpolate_latents(a: Tensor, b: Tensor, steps: int, mode: str = "linear") -> Tensor:
+    """steps latents (steps, latent) from a to b: straight (linear) or along the great circle (slerp).
+
+    slerp(t) = sin((1-t)w)/sin(w) a + sin(t w)/sin(w) b, w the angle between a and b (White 2016,
+    "Sampling generative networks"); it keeps the norm typical of N(0, I) samples along the path.
+    """
+    t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype).unsqueeze(1)  # (steps, 1)
+    if mode == "slerp":
+        cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1)
+        omega = torch.arccos(cos)
+        if omega.abs() > 1e-4:  # (nearly) parallel vectors: slerp is the straight line
+            return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    elif mode != "linear":
+        raise ValueError(f"unknown interpolation mode {mode!r}")
+    return (1 - t) * a + t * b
+
+
+def build_vae(config: dict) -> VAE:
+    """The VAE that a run's config describes (its model section and data.image_size)."""
+    model = config["model"]
+    return VAE(
+        image_size=config["data"]["image_size"],
+        hidden=model["hidden"],
+        latent=model["latent"],
+        arch=model["arch"],
+        channels=model.get("channels", 32),
+        max_channels=model.get("max_channels", 256),
+    )

@@ -95,6 +95,16 @@ def train_overrides(plain: dict, hidden: int, latent: int) -> dict:
 # ---- the study ---------------------------------------------------------------------------------
 
 
+def shown_url(url: str) -> str:
+    """A storage URL fit for printing: the password hidden."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
     study = plain["study"]
@@ -114,7 +124,7 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
             if attempt < 4 and "IntegrityError" in type(err).__name__ + str(err):
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            raise UserError(f"study.storage={url}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+            raise UserError(f"study.storage={shown_url(url)}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     raise AssertionError("unreachable")
 
 
@@ -496,7 +506,14 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
                            s["lengthscale"], s["num_restarts"], s["raw_samples"])
     storage = make_storage(plain, study_dir)
-    study = open_study(plain, storage, sampler, make_pruner(plain))
+    if plain["refit"]["only"]:
+        try:  # refit an existing study; never create (and enqueue a design into) a new one
+            study = optuna.load_study(study_name=plain["study"]["name"], storage=storage, sampler=sampler)
+        except KeyError:
+            raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
+                            "run tune.py first") from None
+    else:
+        study = open_study(plain, storage, sampler, make_pruner(plain))
     n_trials = plain["study"]["n_trials"]
 
     if not plain["refit"]["only"]:

@@ -210,6 +210,10 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     assert best["command"].startswith("python train.py ") and f"model.hidden={best['params']['hidden']}" in best["command"]
     assert "study." not in best["command"] and "trainer.max_epochs=2" in best["command"]
     assert "test_loss" in best["refit"]
+    # The design is never pruned, and nothing is pruned inside the warm-up (1 epoch here).
+    assert all(t.state == TrialState.COMPLETE for t in study.trials[:3])
+    assert all(len(t.intermediate_values) > 1 for t in study.trials if t.state == TrialState.PRUNED)
+    assert all(len(t.intermediate_values) == 3 for t in complete)  # val/loss reported every epoch
     # Each trial is its own TensorBoard run with its hparams and val/loss.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -302,3 +306,20 @@ def test_tune_py_bad_config_is_one_line(tmp_path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         "error: study.n_trials=0: must be an integer >= 1"]
+
+
+def test_refit_only_refits_the_best_without_new_trials(make_cfg, tmp_path) -> None:
+    study_dir = tmp_path / "study"
+    with pytest.raises(UserError, match="refit.only: no study 'lego-vae' in sqlite:///"):
+        tune(make_cfg(*TUNE_TINY, "refit.only=true", config_name="tune"), study_dir)
+    tune(make_cfg(*TUNE_TINY, "study.n_trials=2", "refit.enabled=false", config_name="tune"), study_dir)
+    best = tune(make_cfg(*TUNE_TINY, "study.n_trials=2", "refit.only=true", config_name="tune"), study_dir)
+    assert len(_load(study_dir).trials) == 2
+    metrics = study_dir / "refit" / f"trial_{best['trial']:04d}" / "metrics.json"
+    assert metrics.is_file() and best["refit"]["test_loss"] > 0
+
+
+def test_only_lightning_pytorch_is_imported() -> None:
+    # pytorch_lightning and lightning.pytorch are two packages whose callbacks do not mix.
+    sources = [p.read_text() for p in (ROOT / "lego_vae").rglob("*.py")]
+    assert not [s for s in sources if re.search(r"^\s*(import|from) pytorch_lightning", s, re.M)]

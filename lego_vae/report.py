@@ -1,0 +1,279 @@
+"""One self-contained HTML page for a training run or a tuning study: pictures embedded, no network needed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
+
+CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
+TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")
+NUMERIC_COLUMNS = {"number", "hidden", "latent", "value", "epochs", "seconds"}
+MIN_PICTURE_WIDTH = 256  # tiny face grids are blown up to at least this many CSS pixels
+MISSING = "\u2014"  # em dash
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#222;background:#fafafa;margin:0;line-height:1.45}
+main{max-width:1100px;margin:0 auto;padding:1.5rem}
+h1{margin:0 0 .2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.context{color:#666;margin:0}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+th,td{padding:.25rem .7rem;border-bottom:1px solid #e4e4e4;text-align:left}
+td.num{text-align:right}
+.reason{color:#a05a00;font-size:.9em}
+table.sortable th{cursor:pointer;user-select:none;background:#f0f0f0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+.gallery{display:flex;flex-wrap:wrap;gap:1.2rem;align-items:flex-start}
+figure{margin:0;background:#fff;border:1px solid #e4e4e4;padding:.5rem;max-width:100%}
+figure img{display:block;max-width:100%;height:auto}
+img.pixel{image-rendering:pixelated}
+figcaption{color:#555;font-size:.9em;margin-top:.3rem}
+.missing{color:#b00020}
+pre{background:#fff;border:1px solid #e4e4e4;padding:.8rem;overflow:auto;font-size:.85em}
+"""
+
+# Sorts by a cell's data-sort (numbers for num columns, text otherwise); empty keys sort last both ways.
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var num = th.dataset.type === "num", body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var key = function (r) { return r.cells[col].dataset.sort; };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === "" || y === "") { return (x === "") - (y === ""); }
+        var d = num ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
+        return asc ? d : -d;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: object) -> str:
+    """Ints as they are, floats to 4 significant digits (no exponent for large ones), None as a dash."""
+    if value is None:
+        return MISSING
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+        # 12345.6 s as "1.235e+04" is harder to read than "12346"
+        return f"{value:.0f}" if "e+" in text and abs(value) < 1e15 else text
+    return str(value)
+
+
+def _data_uri(data: bytes) -> str:
+    mime = "image/gif" if data[:4] == b"GIF8" else "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _figure_html(data: bytes, caption: str, pixel: bool) -> str:
+    attrs = ""
+    if pixel:
+        # Whole-number blow-up so nearest-neighbour scaling keeps every face pixel the same size.
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+        k = max(1, math.ceil(MIN_PICTURE_WIDTH / w)) if w else 1
+        attrs = f' class="pixel" width="{w * k}" height="{h * k}"'
+    return (f'<figure><img alt="{_esc(caption)}"{attrs} src="{_data_uri(data)}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+def _metrics_html(metrics: Mapping) -> str:
+    # A None metric shows its "<name>_reason" (or "<prefix>_reason", e.g. kid_std -> kid_reason) beside it.
+    def reason_key(name: str) -> str | None:
+        parts = name.split("_")
+        for n in range(len(parts), 0, -1):
+            key = "_".join(parts[:n]) + "_reason"
+            if key != name and key in metrics:
+                return key
+        return None
+
+    folded = {name: reason_key(name) for name, v in metrics.items() if v is None and reason_key(name)}
+    rows = []
+    for name, value in metrics.items():
+        if name in folded.values():
+            continue  # shown beside the metric it explains
+        attrs, cell = f' data-metric="{_esc(name)}"', _esc(_fmt(value))
+        if _is_number(value):
+            cell_attrs = f' class="num" data-value="{_esc(repr(value))}"'
+        else:
+            cell_attrs = ""
+        if name in folded:
+            attrs += f' data-reason="{_esc(folded[name])}"'
+            cell += f' <span class="reason">({_esc(metrics[folded[name]])})</span>'
+        rows.append(f"<tr{attrs}><td>{_esc(name)}</td><td{cell_attrs}>{cell}</td></tr>")
+    return ("<table class=\"metrics\"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _curves_png(curves: list[dict]) -> bytes | None:
+    """train/loss and val/loss, val/recon and val/kl beside them if logged; None when nothing to draw."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for i, row in enumerate(curves):
+        for tag in CURVE_TAGS:
+            v = row.get(tag)
+            if _is_number(v) and math.isfinite(v):
+                xs, ys = series.setdefault(tag, ([], []))
+                epoch = row.get("epoch")
+                xs.append(epoch if _is_number(epoch) else i)
+                ys.append(float(v))
+    panels = [[t for t in tags if t in series] for tags in (CURVE_TAGS[:2], CURVE_TAGS[2:])]
+    panels = [p for p in panels if p]
+    if not panels:
+        return None
+    fig = Figure(figsize=(5.2 * len(panels), 3.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)  # Agg directly: no pyplot, no global figure registry
+    for ax, tags in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for tag in tags:
+            xs, ys = series[tag]
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=tag)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss" if tags[0].endswith("loss") else "nats")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _trials_html(trials: list[dict]) -> str:
+    kinds = {c: "num" if c in NUMERIC_COLUMNS else "text" for c in TRIAL_COLUMNS}
+    heads = "".join(f'<th data-type="{kind}">{c}</th>' for c, kind in kinds.items())
+    rows = []
+    for trial in trials:
+        cells = []
+        for c in TRIAL_COLUMNS:
+            v = trial.get(c)
+            if _is_number(v) and math.isfinite(v):
+                cells.append(f'<td class="num" data-sort="{_esc(repr(v))}">{_esc(_fmt(v))}</td>')
+            elif v is None or _is_number(v):  # missing or nan: sorted last
+                cells.append(f'<td data-sort="">{_esc(_fmt(v))}</td>')
+            else:
+                cells.append(f'<td data-sort="{_esc(v)}">{_esc(v)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="sortable trials"><thead><tr>{heads}</tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
+
+
+def _plain(value: object) -> object:
+    """Plain YAML-safe data: tuples to lists, anything unknown (a Path, say) to its string."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _pictures_html(entries: list[tuple[str, Path]], pixel: bool) -> str:
+    parts, missing = [], []
+    for caption, file in entries:
+        file = Path(file)
+        try:
+            parts.append(_figure_html(file.read_bytes(), caption, pixel))
+        except (OSError, UnidentifiedImageError) as err:  # a missing or broken picture is a note, not a crash
+            what = "missing" if not file.exists() else f"unreadable ({type(err).__name__})"
+            missing.append(f'<p class="missing">{_esc(caption)}: {what}: <code>{_esc(file)}</code></p>')
+    return '<div class="gallery">' + "".join(parts) + "</div>" + "".join(missing)
+
+
+def write_report(
+    path: Path,
+    title: str,
+    config: dict,
+    metrics: dict,
+    images: dict[str, Path],
+    curves: list[dict] | None = None,
+    trials: list[dict] | None = None,
+    plots: list[Path] | None = None,
+) -> Path:
+    """Write one self-contained report.html (images embedded) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    context = f"{path.parent.resolve().name} \u00b7 written {time.strftime('%Y-%m-%d %H:%M')}"
+    body = [f"<h1>{_esc(title)}</h1>", f'<p class="context">{_esc(context)}</p>',
+            "<h2>Metrics</h2>", _metrics_html(metrics) if metrics else "<p>No metrics.</p>"]
+    png = _curves_png(curves) if curves else None
+    if png is not None:
+        figure = _figure_html(png, "loss curves", pixel=False)
+        body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
+    if images:
+        body += ["<h2>Pictures</h2>", _pictures_html(list(images.items()), pixel=True)]
+    if trials is not None:
+        body += [f"<h2>Trials ({len(trials)})</h2>", "<p class=\"context\">Click a header to sort.</p>",
+                 _trials_html(trials)]
+    if plots:
+        named = [(Path(p).stem, Path(p)) for p in plots]
+        body += ["<h2>Tuning plots</h2>", _pictures_html(named, pixel=False)]
+    dumped = yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    body += ["<h2>Config</h2>", f"<pre>{_esc(dumped)}</pre>"]
+    if trials is not None:
+        body.append(f"<script>{SORT_JS}</script>")
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
+            + "\n".join(body) + "\n</main></body></html>\n")
+    # Temporary name in the same folder, then an atomic rename: a reader never sees half a page.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_curves(tb_dir: Path) -> list[dict]:
+    """Per-epoch rows of train/loss, val/loss, val/recon, val/kl (those present) from tb_dir's events."""
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    tb_dir = Path(tb_dir)
+    if not tb_dir.is_dir() or not any(tb_dir.iterdir()):
+        return []
+    logger = logging.getLogger("tensorboard")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # its event reader chats at INFO
+    try:
+        # size_guidance 0 keeps every scalar; the default samples down long runs.
+        events = EventAccumulator(str(tb_dir), size_guidance={SCALARS: 0}).Reload()
+    finally:
+        logger.setLevel(level)
+    present = events.Tags().get("scalars", [])
+    rows: dict[int, dict] = {}
+    for tag in CURVE_TAGS:
+        if tag in present:
+            # Logged once per epoch, so the i-th value of a tag is epoch i.
+            for i, event in enumerate(events.Scalars(tag)):
+                rows.setdefault(i, {"epoch": i})[tag] = event.value
+    return [rows[i] for i in sorted(rows)]
