@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo test test-all test-db lint preview dashboard clean
+.PHONY: install demo tune-demo compare test test-all test-db lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: install
 
 tune-demo: install
 	$(BIN)/python tune.py experiment=quick
+
+# mlp against conv at the same budget: one table (README, "Quality, side by side").
+compare: install
+	$(BIN)/python -m bench.compare
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -121,6 +121,10 @@ def validate(cfg: DictConfig | Mapping) -> dict:
         raise UserError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
     check_int(plain, "log.images_every_n_epochs", 0)
     check_choice(plain, "log.progress", PROGRESS)
+    check_int(plain, "eval.iwae_k", 1)
+    weights = plain["eval"].get("inception_weights")
+    if weights is not None and not isinstance(weights, str):
+        raise UserError(f"eval.inception_weights={weights}: must be null or a file path")
     check_int(plain, "pictures.grid", 1)
     check_int(plain, "pictures.morph_steps", 2)
     ckpt = plain.get("ckpt_path")

@@ -15,7 +15,7 @@ from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
 from lego_vae.errors import UserError
 from lego_vae.model import VAE, build_vae, interpolate_latents
-from lego_vae.pictures import save_gif, save_grid
+from lego_vae.pictures import save_gif, save_grid, traversal
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -58,19 +58,6 @@ def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: 
     for a, b in pairs:
         mu = vae.encode(torch.stack([a, b]))[0]  # (2, latent)
         rows.append(vae.decode(interpolate_latents(mu[0], mu[1], steps, mode)))
-    return torch.stack(rows)
-
-
-@torch.no_grad()
-def traversal(vae: VAE, face: torch.Tensor, dims: list[int], steps: int, span: float) -> torch.Tensor:
-    """(len(dims), steps, 3, S, S): one row per dimension, set from -span to +span around face's mean."""
-    mu = vae.encode(face[None])[0][0]
-    values = torch.linspace(-span, span, steps, device=mu.device)
-    rows = []
-    for d in dims:
-        z = mu.repeat(steps, 1)
-        z[:, d] = values
-        rows.append(vae.decode(z))
     return torch.stack(rows)
 
 

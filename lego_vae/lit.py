@@ -62,7 +62,7 @@ class LitVAE(L.LightningModule):
         # Accumulated on the device and logged once per epoch: no host sync per step.
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
-                     prog_bar=(name == "loss"), sync_dist=stage != "train")
+                     prog_bar=(name == "loss"), sync_dist=True)  # reduced across ranks once per epoch
         return terms["loss"]
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:

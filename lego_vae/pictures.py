@@ -40,9 +40,24 @@ def grid_tensor(images: Tensor, nrow: int) -> Tensor:
 
 
 @torch.no_grad()
+def traversal(vae: torch.nn.Module, face: Tensor, dims: list[int], steps: int, span: float) -> Tensor:
+    """(len(dims), steps, 3, S, S): one row per latent dimension, set from -span to +span around face's mean."""
+    mu = vae.encode(face[None])[0][0]
+    values = torch.linspace(-span, span, steps, device=mu.device)
+    rows = []
+    for d in dims:
+        z = mu.repeat(steps, 1)
+        z[:, d] = values
+        rows.append(vae.decode(z))
+    return torch.stack(rows)
+
+
+@torch.no_grad()
 def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: int = 8, steps: int = 10,
                        seed: int = 0) -> list[Path]:
-    """samples.png (grid x grid), reconstructions.png (inputs above outputs), morph.png and morph.gif."""
+    """samples.png (grid x grid), reconstructions.png (inputs above outputs), morph.png, morph.gif, traversal.png."""
+    from lego_vae.metrics import kl_per_dim
+
     was_training = vae.training
     vae.eval()
     device = next(vae.parameters()).device
@@ -51,10 +66,14 @@ def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: in
     inputs = test[:grid]
     recon = vae.reconstruct(inputs)
     morph = vae.interpolate(test[0], test[min(1, len(test) - 1)], steps)
+    # The most used latent dimensions (by mean KL over the test faces), one row each.
+    dims = kl_per_dim(vae, datamodule.split_images("test")).argsort(descending=True)[:grid].tolist()
+    rows = traversal(vae, test[0], dims, steps, span=3.0)
     vae.train(was_training)
     return [
         save_grid(samples, run_dir / "samples.png", nrow=grid),
         save_grid(torch.cat([inputs, recon]), run_dir / "reconstructions.png", nrow=len(inputs)),
         save_grid(morph, run_dir / "morph.png", nrow=steps),
         save_gif(morph, run_dir / "morph.gif", scale=max(1, 128 // morph.shape[-1])),
+        save_grid(rows.flatten(0, 1), run_dir / "traversal.png", nrow=steps),
     ]

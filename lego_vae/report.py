@@ -8,8 +8,8 @@ import io
 import logging
 import math
 import os
-import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -95,11 +95,11 @@ def _data_uri(data: bytes) -> str:
 
 
 def _figure_html(data: bytes, caption: str, pixel: bool) -> str:
+    with Image.open(io.BytesIO(data)) as im:  # also refuses a file that is not a picture
+        w, h = im.size
     attrs = ""
     if pixel:
         # Whole-number blow-up so nearest-neighbour scaling keeps every face pixel the same size.
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
         k = max(1, math.ceil(MIN_PICTURE_WIDTH / w)) if w else 1
         attrs = f' class="pixel" width="{w * k}" height="{h * k}"'
     return (f'<figure><img alt="{_esc(caption)}"{attrs} src="{_data_uri(data)}">'
@@ -145,20 +145,36 @@ def _curves_png(curves: list[dict]) -> bytes | None:
                 epoch = row.get("epoch")
                 xs.append(epoch if _is_number(epoch) else i)
                 ys.append(float(v))
-    panels = [[t for t in tags if t in series] for tags in (CURVE_TAGS[:2], CURVE_TAGS[2:])]
-    panels = [p for p in panels if p]
-    if not panels:
+    losses = [t for t in CURVE_TAGS[:2] if t in series]
+    terms = [t for t in CURVE_TAGS[2:] if t in series]
+    if not losses and not terms:
         return None
-    fig = Figure(figsize=(5.2 * len(panels), 3.4), dpi=100, layout="constrained")
+    ratios = [r for r, tags in ((3, losses), (2, terms)) if tags]
+    fig = Figure(figsize=(2.1 * sum(ratios), 3.4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)  # Agg directly: no pyplot, no global figure registry
-    for ax, tags in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        for tag in tags:
-            xs, ys = series[tag]
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=tag)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss" if tags[0].endswith("loss") else "nats")
+    axes = list(fig.subplots(1, len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})[0])
+    colors = {"train/loss": "C0", "val/loss": "C1", "val/recon": "C2", "val/kl": "C3"}
+
+    def draw(ax, tag: str) -> None:
+        xs, ys = series[tag]
+        ax.plot(xs, ys, color=colors[tag], marker="o" if len(xs) < 30 else None, markersize=3, label=tag)
+
+    if losses:
+        ax = axes.pop(0)
+        for tag in losses:
+            draw(ax, tag)
+        ax.set(xlabel="epoch", ylabel="loss", title="loss")
         ax.grid(alpha=0.3)
         ax.legend()
+    if terms:
+        ax = axes.pop(0)
+        # The KL term is often a hundredth of the reconstruction term: on one axis it would be a flat line.
+        for k, tag in enumerate(terms):
+            twin = ax if k == 0 else ax.twinx()
+            draw(twin, tag)
+            twin.set_ylabel(tag, color=colors[tag])
+        ax.set(xlabel="epoch", title="validation terms")
+        ax.grid(alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -242,14 +258,15 @@ def write_report(
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
             + "\n".join(body) + "\n</main></body></html>\n")
-    # Temporary name in the same folder, then an atomic rename: a reader never sees half a page.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Temporary name in the same folder, then an atomic rename: a reader never sees half a page. Opened with
+    # "x" rather than mkstemp so the file gets the umask's usual mode, not owner-only: reports are shared.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             f.write(page)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -270,10 +287,16 @@ def read_curves(tb_dir: Path) -> list[dict]:
     finally:
         logger.setLevel(level)
     present = events.Tags().get("scalars", [])
+    # Lightning logs an "epoch" scalar at every step it logs metrics at: with it, a value's step names its
+    # epoch. That drops the extra val/loss log_hyperparams writes at step 0 (which would shift every later
+    # val/loss by one epoch under plain counting), and a resumed run's re-logged epochs replace the old ones.
+    epoch_at = {e.step: int(e.value) for e in events.Scalars("epoch")} if "epoch" in present else {}
     rows: dict[int, dict] = {}
     for tag in CURVE_TAGS:
         if tag in present:
-            # Logged once per epoch, so the i-th value of a tag is epoch i.
+            # Without "epoch" (a plain SummaryWriter): logged once per epoch, so the i-th value is epoch i.
             for i, event in enumerate(events.Scalars(tag)):
-                rows.setdefault(i, {"epoch": i})[tag] = event.value
-    return [rows[i] for i in sorted(rows)]
+                epoch = epoch_at.get(event.step) if epoch_at else i
+                if epoch is not None:
+                    rows.setdefault(epoch, {"epoch": epoch})[tag] = event.value
+    return [rows[e] for e in sorted(rows)]

@@ -19,7 +19,9 @@ from lego_vae.checkpoints import resolve_ckpt_path
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.lit import LitVAE
+from lego_vae.metrics import evaluate
 from lego_vae.pictures import write_run_pictures
+from lego_vae.report import read_curves, write_report
 
 # Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -77,6 +79,8 @@ def build_trainer(
         precision=t["precision"],
         strategy=t.get("strategy", "auto"),
         num_nodes=t.get("num_nodes", 1),
+        # BatchNorm statistics over the global batch when several processes train one model.
+        sync_batchnorm=str(t.get("strategy", "auto")).startswith("ddp"),
         # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
         log_every_n_steps=max(1, min(t["log_every_n_steps"], train_batches or t["log_every_n_steps"])),
         logger=logger,
@@ -87,6 +91,15 @@ def build_trainer(
         num_sanity_val_steps=0,  # validation runs after every epoch anyway
         default_root_dir=str(run_dir),
     )
+
+
+def summary_line(m: dict) -> str:
+    """The run's metrics in one printed line."""
+    fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else "FID n/a (no Inception weights)"
+    return (f"test -ELBO {m['test_loss']:.2f} (recon {m['test_recon']:.2f}, kl {m['test_kl']:.2f})  "
+            f"IWAE {m['bits_per_dim']:.4f} bits/dim (k={m['iwae_k']})  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
+            f"active units {m['active_units']}/{m['latent']}  {fid}  best val/loss {m['val_loss']:.2f}  "
+            f"{m['epochs']} epochs  {m['seconds']:.0f}s")
 
 
 def train(
@@ -134,15 +147,23 @@ def train(
         tested = trainer.test(model, datamodule=datamodule, ckpt_path="best" if metrics["best_checkpoint"] else None,
                               verbose=False)[0]
         metrics.update({f"test_{k.split('/')[1]}": float(v) for k, v in tested.items() if k.startswith("test/")})
-        paths = write_run_pictures(
-            model.vae, datamodule, run_dir, grid=plain["pictures"]["grid"],
-            steps=plain["pictures"]["morph_steps"], seed=plain["seed"],
-        )
+        if trainer.is_global_zero:
+            paths = write_run_pictures(
+                model.vae, datamodule, run_dir, grid=plain["pictures"]["grid"],
+                steps=plain["pictures"]["morph_steps"], seed=plain["seed"],
+            )
+            ev = plain["eval"]
+            metrics.update(evaluate(model.vae, datamodule.split_images("test"), beta=plain["model"]["beta"],
+                                    k=ev["iwae_k"], inception_weights=ev["inception_weights"], seed=plain["seed"]))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if artifacts and trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        print(f"test/loss {metrics['test_loss']:.2f} (recon {metrics['test_recon']:.2f}, kl {metrics['test_kl']:.2f})"
-              f"  best val/loss {metrics['val_loss']:.2f}  {metrics['epochs']} epochs  {metrics['seconds']:.0f}s")
-        for path in [run_dir / "checkpoints", *paths, run_dir / "metrics.json", run_dir / "config.yaml", run_dir / "tb"]:
+        report = write_report(
+            run_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
+            images={p.name: p for p in paths}, curves=read_curves(tb_dir if tb_dir is not None else run_dir / "tb"),
+        )
+        print(summary_line(metrics))
+        for path in [run_dir / "checkpoints", *paths, run_dir / "metrics.json", report, run_dir / "config.yaml",
+                     tb_dir or run_dir / "tb"]:
             print(f"wrote {path}")
     return metrics

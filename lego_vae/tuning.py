@@ -120,8 +120,8 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
             )
         except Exception as err:
             # Two workers starting together both create the schema of a new database; one of them
-            # loses that race with an IntegrityError and finds the schema there a moment later.
-            if attempt < 4 and "IntegrityError" in type(err).__name__ + str(err):
+            # loses that race (IntegrityError, "already exists", "locked") and finds it there a moment later.
+            if attempt < 4 and not isinstance(err, ImportError):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             raise UserError(f"study.storage={shown_url(url)}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
@@ -381,9 +381,10 @@ def top_table(study: optuna.Study, k: int = 5) -> str:
 
 def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
+    from lego_vae.report import read_curves
     from lego_vae.tuning_plots import write_tuning_plots
 
-    history = read_refit_history(refit_tb) if refit_tb is not None else None
+    history = read_curves(refit_tb) if refit_tb is not None else None
     predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
                                space=plain["space"])
@@ -398,20 +399,24 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
     return paths
 
 
-def read_refit_history(tb_dir: Path) -> list[dict]:
-    """Per-epoch train/loss and val/loss of a run, read back from its TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: FrozenTrial, plots: list[Path],
+                       refit_tb: Path) -> Path:
+    """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
+    from lego_vae.report import read_curves, write_report
+    from lego_vae.tuning_plots import trials_table
 
-    if not tb_dir.exists():
-        return []
-    events = EventAccumulator(str(tb_dir)).Reload()
-    rows: dict[int, dict] = {}
-    scalars = events.Tags().get("scalars", [])
-    for tag in ("train/loss", METRIC):
-        if tag in scalars:
-            for i, event in enumerate(events.Scalars(tag)):
-                rows.setdefault(i, {"epoch": i})[tag] = event.value
-    return [rows[i] for i in sorted(rows)]
+    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+    refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}
+    c = counts(study)
+    metrics = {"best_value": float(best.value), "best_trial": best.number, "best_hidden": best.params["hidden"],
+               "best_latent": best.params["latent"], "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
+               "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in refit_metrics.items()
+                                                if isinstance(v, (int, float, type(None))) or k.endswith("_reason")}}
+    pictures = {name: refit_dir / name for name in ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
+                if (refit_dir / name).exists()}
+    return write_report(study_dir / "report.html", f"lego-vae study {study.study_name}", plain, metrics, pictures,
+                        curves=read_curves(refit_tb) if refit_tb.exists() else None, trials=trials_table(study),
+                        plots=plots)
 
 
 # ---- the whole thing ---------------------------------------------------------------------------
@@ -536,7 +541,8 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
-    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots, path]:
+    report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
+    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots, path, report]:
         if p is not None:
             print(f"wrote {p}")
     return yaml.safe_load(path.read_text())

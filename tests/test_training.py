@@ -134,11 +134,25 @@ def test_train_py_end_to_end(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ["checkpoints/best.ckpt", "checkpoints/last.ckpt", "samples.png", "reconstructions.png",
-                 "morph.png", "morph.gif", "metrics.json", "config.yaml", ".hydra/config.yaml"]:
+                 "morph.png", "morph.gif", "traversal.png", "metrics.json", "report.html", "config.yaml",
+                 ".hydra/config.yaml"]:
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ["test_loss", "test_recon", "test_kl", "val_loss", "epochs", "seconds"]:
+    for key in ["test_loss", "test_recon", "test_kl", "val_loss", "epochs", "seconds", "nll_nats", "bits_per_dim",
+                "psnr", "ssim", "active_units"]:
         assert isinstance(metrics[key], (int, float)), key
+    # Offline with no Inception weights: no made-up FID, and a reason instead.
+    assert metrics["fid"] is None and metrics["kid"] is None and "eval.inception_weights" in metrics["fid_reason"]
+    # The report shows exactly the numbers of metrics.json, and embeds every picture it references.
+    html = (run / "report.html").read_text()
+    rows = [re.search(r'data-metric="([^"]+)"', r) and (re.search(r'data-metric="([^"]+)"', r)[1],
+                                                       re.search(r'data-value="([^"]+)"', r)) for r in html.split("<tr")]
+    shown = {name: value[1] for name, value in filter(None, rows) if value}
+    numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert shown.keys() == numeric.keys() and all(float(shown[k]) == float(v) for k, v in numeric.items())
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(sources) >= 6 and all(src.startswith("data:image/") for src in sources)
+    assert "http://" not in html and "https://" not in html
     assert metrics["epochs"] == 3
     assert metrics["test_loss"] == pytest.approx(metrics["test_recon"] + metrics["test_kl"], rel=1e-4)
     # One plain line per epoch; validation loss went down.

@@ -1,0 +1,272 @@
+"""Held-out metrics of a trained VAE: -ELBO, IWAE likelihood in bits/dim, PSNR/SSIM, latent usage, FID/KID.
+
+Images come in as uint8 tensors (N, 3, S, S) (float tensors are taken to be in [0, 1] already). Every
+metric runs the VAE in eval mode under no_grad on the VAE's own device and restores its previous mode.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .model import VAE, vae_loss
+
+PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
+MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
+DOWNLOAD_TIMEOUT_S = 10.0  # bound on each socket operation of the Inception download, so offline fails fast
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's Inception, as FID defines it
+INCEPTION_HINT = f"pass eval.inception_weights=/path/to/{INCEPTION_FILE}"
+
+
+@contextmanager
+def _evaluating(vae: VAE) -> Iterator[torch.device]:
+    """Eval mode and no_grad for the block, yielding the VAE's device; the previous mode comes back after."""
+    was_training = vae.training
+    vae.eval()
+    try:
+        with torch.no_grad():
+            yield next(vae.parameters()).device
+    finally:
+        vae.train(was_training)
+
+
+def _batches(images: Tensor, batch_size: int, device: torch.device) -> Iterator[Tensor]:
+    """Float batches in [0, 1] on device."""
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+
+def _posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """(mu, logvar) of every image, each (N, latent), float64 on the CPU."""
+    with _evaluating(vae) as device:
+        parts = [vae.encode(x) for x in _batches(images, batch_size, device)]
+    return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()
+
+
+def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
+    """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
+    # loss = recon + beta * kl with recon = sum (x - x_hat)^2 and the analytic kl, exactly as in training,
+    # averaged over all images; eps ~ N(0, I) comes from a CPU generator seeded with `seed`, so it is
+    # deterministic on any device. For beta = 1 this is -ELBO up to a constant: in nats of the Gaussian
+    # decoder (variance 1/2 per pixel, see iwae_nll) -ELBO = recon + kl + (D/2) log(pi), D = 3 S^2.
+    generator = torch.Generator().manual_seed(seed)
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    with _evaluating(vae) as device:
+        for x in _batches(images, batch_size, device):
+            mu, logvar = vae.encode(x)
+            eps = torch.randn(mu.shape, generator=generator).to(device)
+            parts = vae_loss(vae.decode(mu + torch.exp(0.5 * logvar) * eps), x, mu, logvar, beta)
+            for key in totals:  # vae_loss averages over its batch: weight by batch size for the set mean
+                totals[key] += parts[key].item() * len(x)
+    return {key: total / len(images) for key, total in totals.items()}
+
+
+def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
+    """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
+
+    The MSE loss is the log-likelihood of a Gaussian decoder with variance 1/2 per pixel:
+        log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi),   D = 3 S^2, x in [0, 1]^D,
+    and with z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
+        log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
+    a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
+    over images of the bound on -log p(x), a continuous density on [0, 1]^D, "bits_per_dim":
+    (nll_nats + D ln 256) / (D ln 2)}. The D ln 256 term turns the density into the probability of the
+    8-bit image (each of the 256 levels is 1/256 wide), so models of any latent size or architecture
+    compare on one scale; being a bound, it overestimates the true NLL.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dims = images[0].numel()
+    total = 0.0
+    with _evaluating(vae) as device:
+        for x in _batches(images, batch_size, device):
+            mu, logvar = vae.encode(x)  # (B, L)
+            std = torch.exp(0.5 * logvar)
+            chunk = max(1, MAX_DECODE // len(x))  # importance samples per decoder call, to bound memory
+            log_w = []
+            for start in range(0, k, chunk):
+                m = min(chunk, k - start)
+                eps = torch.randn(len(x), m, mu.shape[1], generator=generator).to(device)  # (B, m, L)
+                z = mu[:, None] + std[:, None] * eps
+                x_hat = vae.decode(z.flatten(0, 1)).view(len(x), m, *x.shape[1:])
+                sq_err = (x_hat - x[:, None]).pow(2).flatten(2).sum(-1).double()  # (B, m)
+                log_px_z = -sq_err - 0.5 * dims * math.log(math.pi)
+                # log N(z; 0, I) - log N(z; mu, sigma^2) = -1/2 |z|^2 + 1/2 sum(eps^2 + logvar): the
+                # (L/2) log(2 pi) terms cancel.
+                log_pz_qz = 0.5 * (eps.pow(2) + logvar[:, None] - z.pow(2)).sum(-1).double()
+                log_w.append(log_px_z + log_pz_qz)
+            bound = torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(k)  # (B,) lower bound of log p(x)
+            total -= bound.sum().item()
+    nll = total / len(images)
+    return {"iwae_k": k, "nll_nats": nll, "bits_per_dim": (nll + dims * math.log(256)) / (dims * math.log(2))}
+
+
+def _quality_metrics(size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+    # SSIM's Gaussian window must fit the image: the default 11 px, or the largest odd size below S.
+    kernel = min(11, size if size % 2 else size - 1)
+    return (PeakSignalNoiseRatio(data_range=1.0).to(device),
+            StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel).to(device))
+
+
+def _quality_result(psnr: nn.Module, ssim: nn.Module) -> dict:
+    # PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image
+    # PSNRs), capped at PSNR_CAP_DB; SSIM is the mean over images.
+    return {"psnr": min(float(psnr.compute()), PSNR_CAP_DB), "ssim": float(ssim.compute())}
+
+
+def image_quality(preds: Tensor, target: Tensor) -> dict:
+    """PSNR (dB, pooled MSE, capped at PSNR_CAP_DB) and mean SSIM of float images in [0, 1], (N, 3, S, S)."""
+    psnr, ssim = _quality_metrics(target.shape[-1], target.device)
+    psnr.update(preds, target)
+    ssim.update(preds, target)
+    return _quality_result(psnr, ssim)
+
+
+def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
+    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1."""
+    with _evaluating(vae) as device:
+        psnr, ssim = _quality_metrics(images.shape[-1], device)
+        for x in _batches(images, batch_size, device):
+            x_hat = vae.reconstruct(x)
+            psnr.update(x_hat, x)
+            ssim.update(x_hat, x)
+        return _quality_result(psnr, ssim)
+
+
+def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Mean KL of each latent dimension over the images, shape (latent,): ranks dimensions by how much they are used."""
+    mu, logvar = _posterior(vae, images, batch_size)
+    # KL(N(mu_d, sigma_d^2) || N(0, 1)) = -1/2 (1 + logvar_d - mu_d^2 - exp(logvar_d)), per dimension
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0).float()
+
+
+def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
+    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.)."""
+    mu, _ = _posterior(vae, images, batch_size)
+    # A_d = Var_x(E_q(z|x)[z_d]) (Burda et al. 2016, sec. 5.2): a dimension the encoder ignores has constant mu.
+    variance = mu.var(dim=0, correction=0)
+    return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1]}
+
+
+class _FloatInception(nn.Module):
+    """torch-fidelity's Inception-v3 pool features (2048) taking float images in [0, 1], like a custom feature."""
+
+    num_features = 2048  # so torchmetrics need not push a dummy 299 px image through to find it
+
+    def __init__(self, weights_path: str | None) -> None:
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                      feature_extractor_weights_path=weights_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The network wants uint8 (it resizes to 299 px and scales to [-1, 1] itself): nearest 8-bit level.
+        return self.net((x * 255).round().to(torch.uint8))
+
+
+def _inception(weights_path: str | Path | None) -> _FloatInception:
+    """The Inception extractor from a local weights file, else from torch-fidelity's download (bounded in time)."""
+    # One network serves FID and KID: torchmetrics' KID has no weights-path argument of its own.
+    if weights_path is not None:
+        if not Path(weights_path).is_file():
+            raise FileNotFoundError(f"Inception weights file {weights_path} does not exist; {INCEPTION_HINT}")
+        try:
+            return _FloatInception(str(weights_path))
+        except Exception as error:
+            raise RuntimeError(f"could not load Inception weights {weights_path} ({type(error).__name__}: "
+                               f"{error}); expected torch-fidelity's {INCEPTION_FILE}") from error
+    previous = socket.getdefaulttimeout()  # process-wide, so restored at once
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return _FloatInception(None)
+    except Exception as error:
+        raise RuntimeError(f"no Inception weights: download failed ({type(error).__name__}: {error}); "
+                           f"offline, {INCEPTION_HINT}") from error
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _no_fid(reason: str) -> dict:
+    return {"fid": None, "kid": None, "kid_std": None, "fid_reason": " ".join(reason.split())}  # one line
+
+
+def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = None,
+                        weights_path: str | Path | None = None, seed: int = 0, batch_size: int = 64,
+                        device: torch.device | str = "cpu") -> dict:
+    """FID and KID between two image sets via torchmetrics: {"fid", "kid", "kid_std", "fid_reason"}, None with a reason on failure."""
+    # feature: an nn.Module mapping float images (B, 3, S, S) in [0, 1] to (B, F) features, with a
+    # `num_features` attribute (else torchmetrics probes it with a 299 px image); it is put in eval mode.
+    # Without it, Inception-v3 (torch-fidelity's FID weights: weights_path, else a download).
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if min(len(real), len(fake)) < 2:
+        return _no_fid(f"FID/KID need at least 2 images per set, got {len(real)} real and {len(fake)} generated")
+    try:
+        extractor = (feature if feature is not None else _inception(weights_path)).eval()
+    except Exception as error:
+        return _no_fid(str(error))
+    # FID = |m_r - m_f|^2 + Tr(C_r + C_f - 2 (C_r C_f)^(1/2)) of Gaussians fitted to the features (Heusel
+    # et al. 2017); KID = unbiased MMD^2 with the kernel (f.g / F + 1)^3, mean and std over 100 random
+    # subsets (Binkowski et al. 2018), which must not be larger than either set.
+    fid = FrechetInceptionDistance(feature=extractor, normalize=True).to(device)
+    with warnings.catch_warnings():  # "KID keeps every feature in memory": N x F floats, fine here
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        kid = KernelInceptionDistance(feature=extractor, subset_size=min(1000, len(real), len(fake)),
+                                      normalize=True).to(device)
+    try:
+        with torch.no_grad():
+            for images, is_real in ((real, True), (fake, False)):
+                for x in _batches(images, batch_size, torch.device(device)):
+                    fid.update(x, real=is_real)
+                    kid.update(x, real=is_real)
+            fid_value = float(fid.compute())
+            with torch.random.fork_rng(devices=[]):  # KID draws its subsets from the global CPU RNG
+                torch.manual_seed(seed)
+                kid_mean, kid_std = (float(v) for v in kid.compute())
+    except Exception as error:
+        return _no_fid(f"FID/KID computation failed ({type(error).__name__}: {error})")
+    if not all(math.isfinite(v) for v in (fid_value, kid_mean, kid_std)):
+        return _no_fid(f"FID/KID not finite (fid={fid_value}, kid={kid_mean}, kid_std={kid_std})")
+    return {"fid": fid_value, "kid": kid_mean, "kid_std": kid_std, "fid_reason": None}
+
+
+def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
+            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64) -> dict:
+    """FID and KID between decoded samples z~N(0,I) and the images, via torchmetrics; null with a reason when impossible."""
+    n = len(images) if n_samples is None else n_samples
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    with _evaluating(vae) as device:
+        for start in range(0, n, batch_size):
+            # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
+            fake = vae.sample(min(batch_size, n - start), generator=generator)
+            samples.append((fake * 255).round().to(torch.uint8).cpu())
+    fakes = torch.cat(samples) if samples else images[:0]
+    return image_set_distances(images, fakes, feature=feature, weights_path=weights_path, seed=seed,
+                               batch_size=batch_size, device=device)
+
+
+def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception_weights: str | Path | None = None,
+             seed: int = 0, feature: nn.Module | None = None) -> dict:
+    """Every metric above in one JSON-serialisable dict (floats, ints, None, str)."""
+    # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
+    # fid_reason saying why, when FID cannot be computed.
+    elbo = negative_elbo(vae, images, beta=beta, seed=seed)
+    return {
+        **{f"test_{key}": value for key, value in elbo.items()},
+        **iwae_nll(vae, images, k=k, seed=seed),
+        **reconstruction_quality(vae, images),
+        **active_units(vae, images),
+        **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed),
+    }
