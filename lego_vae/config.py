@@ -14,7 +14,7 @@ SOURCES = ("synthetic", "folder", "lego_faces")
 ARCHS = ("conv", "mlp")
 SCHEDULES = ("exponential", "cosine")
 CLIP_ALGORITHMS = ("value", "norm")
-PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
+PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
 PROGRESS = ("auto", "rich", "plain", "none")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
@@ -107,6 +107,9 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     check_positive(plain, "model.beta", zero_ok=True)
     check_int(plain, "model.channels", 1)
     check_int(plain, "model.max_channels", 1)
+    for key in ("model.compile", "model.channels_last", "trainer.benchmark"):
+        if not isinstance(get_key(plain, key), bool):
+            raise UserError(f"{key}={get_key(plain, key)}: must be true or false")
     lr, final_lr = check_positive(plain, "optim.lr"), check_positive(plain, "optim.final_lr")
     if final_lr > lr:
         raise UserError(f"optim.final_lr={final_lr:g}: must be <= optim.lr={lr:g} (the schedule decays)")

@@ -38,26 +38,36 @@ class LitVAE(L.LightningModule):
         self.max_epochs = config["trainer"]["max_epochs"]
         self.beta = float(model["beta"])
         self.vae = build_vae(config)
+        self.channels_last = bool(model.get("channels_last", False)) and model["arch"] == "conv"
+        # The compiled module shares the VAE's parameters but is kept out of the module tree, so
+        # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
+        object.__setattr__(self, "_net", torch.compile(self.vae) if model.get("compile", False) else self.vae)
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "to_device"):
             datamodule.to_device(self.device)
+        if self.channels_last and self.device.type == "cuda":
+            self.vae.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.vae(x)
 
     def _step(self, batch: Tensor, stage: str, batch_idx: int = 0) -> Tensor:
+        if self.channels_last and batch.is_cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         if stage == "train":
-            x_hat, mu, logvar = self.vae(batch)
+            x_hat, mu, logvar = self._net(batch)
+            # Images seen this epoch, summed over ranks: under DDP it equals the train split's size.
+            self.log("train/images", float(len(batch)), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
         else:
             # Evaluation draws its eps from a fixed seed per batch, on a forked RNG: val/loss is a
             # deterministic function of the weights, and training's random stream is left untouched.
             devices = [batch.device] if batch.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(EVAL_SEED + batch_idx)
-                x_hat, mu, logvar = self.vae(batch)
+                x_hat, mu, logvar = self._net(batch)
         terms = vae_loss(x_hat, batch, mu, logvar, self.beta)
         # Accumulated on the device and logged once per epoch: no host sync per step.
         for name, value in terms.items():

@@ -108,13 +108,14 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
     return {"iwae_k": k, "nll_nats": nll, "bits_per_dim": (nll + dims * math.log(256)) / (dims * math.log(2))}
 
 
+# Metrics run on one process (rank 0 under DDP, the others do not call them): never sync across ranks.
 def _quality_metrics(size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
     from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
     # SSIM's Gaussian window must fit the image: the default 11 px, or the largest odd size below S.
     kernel = min(11, size if size % 2 else size - 1)
-    return (PeakSignalNoiseRatio(data_range=1.0).to(device),
-            StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel).to(device))
+    return (PeakSignalNoiseRatio(data_range=1.0, sync_on_compute=False).to(device),
+            StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel, sync_on_compute=False).to(device))
 
 
 def _quality_result(psnr: nn.Module, ssim: nn.Module) -> dict:
@@ -219,10 +220,10 @@ def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = 
     # FID = |m_r - m_f|^2 + Tr(C_r + C_f - 2 (C_r C_f)^(1/2)) of Gaussians fitted to the features (Heusel
     # et al. 2017); KID = unbiased MMD^2 with the kernel (f.g / F + 1)^3, mean and std over 100 random
     # subsets (Binkowski et al. 2018), which must not be larger than either set.
-    fid = FrechetInceptionDistance(feature=extractor, normalize=True).to(device)
+    fid = FrechetInceptionDistance(feature=extractor, normalize=True, sync_on_compute=False).to(device)
     with warnings.catch_warnings():  # "KID keeps every feature in memory": N x F floats, fine here
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        kid = KernelInceptionDistance(feature=extractor, subset_size=min(1000, len(real), len(fake)),
+        kid = KernelInceptionDistance(feature=extractor, sync_on_compute=False, subset_size=min(1000, len(real), len(fake)),
                                       normalize=True).to(device)
     try:
         with torch.no_grad():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning.pytorch as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
@@ -27,6 +29,14 @@ from lego_vae.report import read_curves, write_report
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """'auto': bf16-mixed where a GPU supports bf16 (faster, same fp32 weights), else 32-true."""
+    if str(precision) != "auto":
+        return str(precision)
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16-mixed" if gpu else "32-true"
 
 
 def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
@@ -76,11 +86,14 @@ def build_trainer(
         gradient_clip_algorithm=t["gradient_clip_algorithm"],
         accelerator=t["accelerator"],
         devices=t["devices"],
-        precision=t["precision"],
+        precision=resolve_precision(t["precision"], t["accelerator"]),
+        benchmark=t.get("benchmark", True),
         strategy=t.get("strategy", "auto"),
         num_nodes=t.get("num_nodes", 1),
-        # BatchNorm statistics over the global batch when several processes train one model.
-        sync_batchnorm=str(t.get("strategy", "auto")).startswith("ddp"),
+        # BatchNorm statistics over the global batch when several GPU processes train one model
+        # (torch's SyncBatchNorm is GPU-only; on the CPU each rank keeps its own statistics).
+        sync_batchnorm=str(t.get("strategy", "auto")).startswith("ddp") and t["accelerator"] != "cpu"
+        and torch.cuda.is_available(),
         # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
         log_every_n_steps=max(1, min(t["log_every_n_steps"], train_batches or t["log_every_n_steps"])),
         logger=logger,
@@ -122,6 +135,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_ckpt_path(plain, run_dir)
     L.seed_everything(plain["seed"], verbose=False)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use, not the machine's
 
     datamodule = LegoFacesDataModule.from_config(plain["data"])
     datamodule.prepare_data()  # data errors surface now, before a Trainer exists
