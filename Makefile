@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo compare test test-all test-db lint preview dashboard clean
+.PHONY: install demo tune-demo compare bench test test-all test-db lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ tune-demo: install
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install
 	$(BIN)/python -m bench.compare
+
+# The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
+BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection
+bench: install
+	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -48,6 +48,7 @@ def test_faces(config: dict) -> torch.Tensor:
 
 
 def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:
+    """uint8 images -> floats in [0, 1] on the VAE's device."""
     return images.to(next(vae.parameters()).device).float() / 255
 
 
@@ -90,8 +91,8 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
 
     test = test_faces(config)
     if plain.get("a") is not None:
-        pairs = [(to_float(torch.from_numpy(load_image(plain[k], size)).permute(2, 0, 1), vae) for k in ("a", "b"))]
-        pairs = [tuple(pairs[0])]
+        a, b = (to_float(torch.from_numpy(load_image(plain[k], size)).permute(2, 0, 1), vae) for k in ("a", "b"))
+        pairs = [(a, b)]
     else:
         idx = torch.randperm(len(test), generator=gen)[: 2 * plain["pairs"]].tolist()
         faces = to_float(test[idx], vae)
