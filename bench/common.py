@@ -1,0 +1,92 @@
+"""What every benchmark shares: the machine, interleaved timing, ratios, and the result file.
+
+Each benchmark measures both sides in the same process run, interleaved over several repeats, and
+reports medians and their ratio: these machines are shared and noisy, so only ratios measured side
+by side mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """CPU model, cores, torch version and the device a benchmark ran on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "device": gpu or "cpu", "python": platform.python_version()}
+
+
+def interleaved(sides: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, list[float]]:
+    """Run each side once per repeat, alternating their order; each call returns its own seconds (or None: timed here)."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            measured = sides[name]()
+            times[name].append(measured if measured is not None else time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def target(what: str, goal: str, measured: float | None, met: bool | None) -> dict:
+    """One row of the targets table."""
+    return {"what": what, "target": goal, "measured": measured, "met": met}
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    """Rows of dicts as a markdown table (floats to 4 significant digits)."""
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "—" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def report(name: str, settings: dict, results: list[dict], targets: list[dict], out: Path | None = None) -> dict:
+    """Print the machine, results and targets as markdown and write bench/results/<name>.json."""
+    info = {"name": name, "machine": machine(), "settings": settings, "results": results, "targets": targets}
+    print(f"## {name}\n\nmachine: {info['machine']}\nsettings: {settings}\n")
+    if results:
+        print(markdown(results, list(results[0])) + "\n")
+    if targets:
+        print(markdown(targets, ["what", "target", "measured", "met"]) + "\n")
+    out = out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return info
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark takes: --quick (smoke size, used by the tests) and --out."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="smoke-sized run (the test suite uses it)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for <name>.json")
+    p.add_argument("--cache-dir", default=".cache/lego_vae")
+    return p
