@@ -8,6 +8,7 @@ by side mean anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -83,10 +84,37 @@ def report(name: str, settings: dict, results: list[dict], targets: list[dict], 
     return info
 
 
+@contextlib.contextmanager
+def limit_threads(n: int | None):
+    """Run with n torch threads (and n CPUs), both restored afterwards; None leaves them as they are.
+
+    train() sets torch's threads to the CPUs this process may use, so a thread count set before it
+    is lost: the process's CPU affinity is narrowed to n CPUs as well, which train() then honours.
+    On a shared 2-core machine torch's two OpenMP threads slow down many-fold whenever another
+    process takes a core; one thread gives steadier numbers there.
+    """
+    threads, cpus = torch.get_num_threads(), os.sched_getaffinity(0)
+    if n:
+        os.sched_setaffinity(0, sorted(cpus)[:n])
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)  # the tests run in one process: leave it as found
+        torch.set_num_threads(threads)
+
+
+def threads_of(args: argparse.Namespace) -> int | None:
+    """--threads, or 1 for --quick (smoke runs must not depend on the machine's load)."""
+    return args.threads or (1 if args.quick else None)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments every benchmark takes: --quick (smoke size, used by the tests) and --out."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="smoke-sized run (the test suite uses it)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for <name>.json")
     p.add_argument("--cache-dir", default=".cache/lego_vae")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads and CPUs this process uses (default: all it may use; --quick: 1)")
     return p

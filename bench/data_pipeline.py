@@ -33,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
@@ -81,18 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--render-size", type=int, default=128, help="pixel size of the JPEG files")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="torchvision DataLoader workers")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: torch's own; --quick: 1, so a smoke run on a busy machine "
-                        "is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    previous = torch.get_num_threads()
-    threads = args.threads or (1 if args.quick else None)
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with common.limit_threads(common.threads_of(args)):
         return run(args)
-    finally:
-        torch.set_num_threads(previous)  # the tests run in one process: leave it as found
 
 
 def run(args: argparse.Namespace) -> dict:

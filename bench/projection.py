@@ -38,7 +38,6 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bench import common
-from bench.pruning_savings import limit_threads
 from lego_vae.config import validate
 from lego_vae.training import train
 from lego_vae.tuning import train_overrides, validate_tune
@@ -141,11 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=640, help="images trained on; seconds are scaled to 2,600")
     p.add_argument("--epochs", type=int, default=2, help="epochs per fit; the second is kept")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads, and CPUs this process uses (default: all it may use; --quick: 1, so a "
-                        "smoke run on a busy machine is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    with limit_threads(args.threads or (1 if args.quick else None)):
+    with common.limit_threads(common.threads_of(args)):
         return run(args)
 
 

@@ -27,7 +27,6 @@ Targets: >= 40 % fewer epochs with pruning, for a best value at most 2 % above t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import tempfile
@@ -35,7 +34,6 @@ import time
 from pathlib import Path
 
 import optuna
-import torch
 from hydra import compose, initialize_config_dir
 from optuna.trial import FrozenTrial, TrialState
 
@@ -55,24 +53,6 @@ QUICK = [
     "space.hidden.low=16", "space.hidden.high=64", "space.latent.low=2", "space.latent.high=8",
     "sampler.num_restarts=2", "sampler.raw_samples=64",
 ]
-
-
-@contextlib.contextmanager
-def limit_threads(n: int | None):
-    """Train with n torch threads, both restored afterwards.
-
-    train() sets torch's threads to the CPUs this process may use, so a thread count set before it
-    is lost: the process's CPU affinity is narrowed to n CPUs as well, which train() then honours.
-    """
-    threads, cpus = torch.get_num_threads(), os.sched_getaffinity(0)
-    if n:
-        os.sched_setaffinity(0, sorted(cpus)[:n])
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, cpus)  # the tests run in one process: leave it as found
-        torch.set_num_threads(threads)
 
 
 def overrides(args: argparse.Namespace, pruner: str) -> list[str]:
@@ -138,11 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=1024,
                    help="data.num_images of every trial (the quick preset has 2048: half keeps the run short)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads, and CPUs this process uses (default: all it may use; --quick: 1, so a "
-                        "smoke run on a busy machine is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    with limit_threads(args.threads or (1 if args.quick else None)):
+    with common.limit_threads(common.threads_of(args)):
         return run(args)
 
 

@@ -50,7 +50,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench import common
-from bench.pruning_savings import limit_threads
 from lego_vae.config import validate
 from lego_vae.sampler import make_sampler
 from lego_vae.training import train
@@ -186,11 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--restarts", type=int, default=4, help="ours: acquisition optimisation restarts")
     p.add_argument("--raw-samples", type=int, default=128, help="ours: raw samples of the acquisition optimiser")
     p.add_argument("--retabulate", action="store_true", help="train the table again even if the CSV matches")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads, and CPUs this process uses (default: all it may use; --quick: 1, so a "
-                        "smoke run on a busy machine is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    with limit_threads(args.threads or (1 if args.quick else None)):
+    with common.limit_threads(common.threads_of(args)):
         return run(args)
 
 

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
@@ -123,23 +122,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--raw-samples", type=int, default=None, help="default: conf/tune.yaml's (512)")
     p.add_argument("--epoch-seconds", type=float, default=None,
                    help=f"seconds per epoch of a full-size trial (default {DEFAULT_EPOCH_SECONDS}, measured earlier)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: torch's own; --quick: 1, so a smoke run on a busy machine "
-                        "is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    previous, verbosity = torch.get_num_threads(), optuna.logging.get_verbosity()
+    verbosity = optuna.logging.get_verbosity()
     # Optuna's per-trial log lines and the GPSampler's experimental warning are noise here.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    threads = args.threads or (1 if args.quick else None)
-    if threads:
-        torch.set_num_threads(threads)
     try:
-        with warnings.catch_warnings():
+        with common.limit_threads(common.threads_of(args)), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message=".*ExpectedImprovement has known numerical issues.*")
             return run(args)
     finally:
-        torch.set_num_threads(previous)  # the tests run in one process: leave it as found
         optuna.logging.set_verbosity(verbosity)
 
 

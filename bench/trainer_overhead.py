@@ -218,22 +218,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--latent", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--channels", type=int, default=None, help="conv channels (default: the config's)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: torch's own; --quick: 1, so a smoke run on a busy machine "
-                        "is not slowed by OpenMP threads waiting for each other)")
     args = p.parse_args(argv)
-    previous = torch.get_num_threads()
     # Lightning's start-up banner (GPU available, ...) on every fit is noise in a benchmark's output.
     lightning_log = logging.getLogger("lightning.pytorch")
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)
-    threads = args.threads or (1 if args.quick else None)
-    if threads:
-        torch.set_num_threads(threads)
     try:
-        return run(args)
+        with common.limit_threads(common.threads_of(args)):
+            return run(args)
     finally:
-        torch.set_num_threads(previous)  # the tests run in one process: leave it as found
         lightning_log.setLevel(level)
 
 
