@@ -133,6 +133,7 @@ def train(
     plain = validate(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     ckpt_path = resolve_ckpt_path(plain, run_dir)
     L.seed_everything(plain["seed"], verbose=False)
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use, not the machine's
@@ -174,10 +175,10 @@ def train(
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         report = write_report(
             run_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
-            images={p.name: p for p in paths}, curves=read_curves(tb_dir if tb_dir is not None else run_dir / "tb"),
+            images={p.name: p for p in paths}, curves=read_curves(tb_dir),
         )
         print(summary_line(metrics))
         for path in [run_dir / "checkpoints", *paths, run_dir / "metrics.json", report, run_dir / "config.yaml",
-                     tb_dir or run_dir / "tb"]:
+                     tb_dir]:
             print(f"wrote {path}")
     return metrics
