@@ -5,7 +5,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lego_vae.cli import run_app
-from lego_vae.tuning import tune
+from lego_vae.tuning.study import tune
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="tune")

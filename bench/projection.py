@@ -40,7 +40,7 @@ from hydra import compose, initialize_config_dir
 from bench import common
 from lego_vae.config import validate
 from lego_vae.training import train
-from lego_vae.tuning import train_overrides, validate_tune
+from lego_vae.tuning.study import train_overrides, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "projection"

@@ -38,7 +38,7 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import FrozenTrial, TrialState
 
 from bench import common
-from lego_vae.tuning import tune, validate_tune
+from lego_vae.tuning.study import tune, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "pruning_savings"

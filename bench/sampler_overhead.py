@@ -44,7 +44,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
 
 from bench import common
-from lego_vae.sampler import make_sampler
+from lego_vae.tuning.sampler import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "sampler_overhead"

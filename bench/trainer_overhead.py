@@ -50,7 +50,7 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.lit import LitVAE, LRFactor
 from lego_vae.model import build_vae, vae_loss
 from lego_vae.training import METRIC, build_trainer
-from lego_vae.tuning import FiniteLossCheck, train_overrides, validate_tune
+from lego_vae.tuning.study import FiniteLossCheck, train_overrides, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "trainer_overhead"

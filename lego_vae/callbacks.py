@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from lego_vae.pictures import grid_tensor
+from lego_vae.evaluation.pictures import grid_tensor
 
 
 def flat_hparams(config: dict, prefix: str = "") -> dict:

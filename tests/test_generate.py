@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lego_vae.generate import generate, load_vae
+from lego_vae.evaluation.generate import generate, load_vae
 from lego_vae.model import interpolate_latents
 from lego_vae.training import train
 from tests.conftest import ROOT

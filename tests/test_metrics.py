@@ -1,4 +1,4 @@
-"""Each metric of lego_vae.metrics against a case whose answer is known (CPU, 16 px faces)."""
+"""Each metric of lego_vae.evaluation.metrics against a case whose answer is known (CPU, 16 px faces)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from lego_vae import metrics
+from lego_vae.evaluation import metrics
 from lego_vae.data.synthetic import render_faces
 from lego_vae.model import VAE, vae_loss
 

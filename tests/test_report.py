@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lego_vae.report import SORT_JS, TRIAL_COLUMNS, read_curves, write_report
+from lego_vae.evaluation.report import SORT_JS, TRIAL_COLUMNS, read_curves, write_report
 
 METRICS = {
     "val_loss": 41.23456789012345,

@@ -15,9 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.sampler import GPEISampler, integer_grid
+from lego_vae.tuning.sampler import GPEISampler, integer_grid
 from lego_vae.training import train
-from lego_vae.tuning import ValLossPruning, initial_design, tune, validate_tune
+from lego_vae.tuning.study import ValLossPruning, initial_design, tune, validate_tune
 from tests.conftest import ROOT, TINY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

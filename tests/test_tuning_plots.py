@@ -12,7 +12,7 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
-from lego_vae.tuning_plots import trials_table, write_tuning_plots
+from lego_vae.tuning.plots import trials_table, write_tuning_plots
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

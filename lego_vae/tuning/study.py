@@ -30,7 +30,7 @@ from scipy.stats import qmc
 
 from lego_vae.config import check_choice, check_int, check_positive, get_key, validate
 from lego_vae.errors import UserError
-from lego_vae.sampler import last_value, make_sampler, sampler_label, surrogate_predictor
+from lego_vae.tuning.sampler import last_value, make_sampler, sampler_label, surrogate_predictor
 from lego_vae.training import METRIC, train
 
 SAMPLERS = ("botorch", "gp", "tpe", "random")
@@ -381,8 +381,8 @@ def top_table(study: optuna.Study, k: int = 5) -> str:
 
 def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
-    from lego_vae.report import read_curves
-    from lego_vae.tuning_plots import write_tuning_plots
+    from lego_vae.evaluation.report import read_curves
+    from lego_vae.tuning.plots import write_tuning_plots
 
     history = read_curves(refit_tb) if refit_tb is not None else None
     predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"))
@@ -402,8 +402,8 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
 def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: FrozenTrial, plots: list[Path],
                        refit_tb: Path) -> Path:
     """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
-    from lego_vae.report import read_curves, write_report
-    from lego_vae.tuning_plots import trials_table
+    from lego_vae.evaluation.report import read_curves, write_report
+    from lego_vae.tuning.plots import trials_table
 
     refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}

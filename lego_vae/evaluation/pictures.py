@@ -56,7 +56,7 @@ def traversal(vae: torch.nn.Module, face: Tensor, dims: list[int], steps: int, s
 def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: int = 8, steps: int = 10,
                        seed: int = 0) -> list[Path]:
     """samples.png (grid x grid), reconstructions.png (inputs above outputs), morph.png, morph.gif, traversal.png."""
-    from lego_vae.metrics import kl_per_dim
+    from lego_vae.evaluation.metrics import kl_per_dim
 
     was_training = vae.training
     vae.eval()

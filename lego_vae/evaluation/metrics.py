@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .model import VAE, vae_loss
+from lego_vae.model import VAE, vae_loss
 
 PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
 MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
