@@ -169,11 +169,10 @@ def test_a_bad_upload_is_answered_in_the_page(client, files, name, expected) -> 
 
 def test_the_page_morphs_in_a_browser_and_stays_on_this_machine(app_url) -> None:
     executable = chromium_path()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("no chromium in CI: .ci/run must run `make -s test-browser-deps`")
-        pytest.skip("no chromium on this machine: `make test-browser-deps` installs Debian's (the README's Tests)")
-    pytest.importorskip("playwright", reason="Playwright's Python package is in the dev extra")
+    if not os.environ.get("LEGO_VAE_TEST_CHROMIUM"):  # CI sets it: there a missing browser fails the test
+        if executable is None:
+            pytest.skip("no chromium on this machine: `make test-browser-deps` installs Debian's (README, Tests)")
+        pytest.importorskip("playwright", reason="Playwright's Python package is in the dev extra")
     artifact = Path(os.environ.get("LEGO_VAE_TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts")) / "explore_morph.png"
     seen = morph_in_browser(app_url, artifact, executable)
     assert seen["t"] == "0" and seen["after"] != seen["before"]

@@ -196,7 +196,8 @@ def build_app(explorer: Explorer, settings: dict):
             with gr.Row():
                 with gr.Column(scale=2):
                     sliders = [gr.Slider(-span, span, value=0.0, step=0.05,
-                                         label=f"z[{d}] (mean KL {explorer.kl[d]:.2f})") for d in dims]
+                                         label=f"z[{d}] (mean KL {explorer.kl[d]:.2f})", elem_classes="steer-slider")
+                               for d in dims]
                 show_s = face_image(to_pil(steered.image) if steered else None, "the face", FACE_PX // 2)
                 out_s = face_image(steer(steered, *[0.0] * len(dims)), "steered", FACE_PX, elem_id="steer-out")
             with gr.Row():
