@@ -1,9 +1,12 @@
-"""The seed's mlp VAE against the conv VAE on the same data, split, budget and hidden/latent sizes.
+"""Quality side by side: the seed's model and the better options, on the same faces, split and budget.
 
-    python -m bench.compare [--quick] [--epochs 30] [--images 2048] [--size 32] [--hidden 512] [--latent 32]
+    python -m bench.compare [--quick] [--epochs 30] [--images 2600] [--size 64] [--hidden 512] [--latent 32]
 
-Prints one markdown table (test -ELBO, IWAE bits/dim, PSNR, SSIM, active units, seconds) and writes
-bench/results/compare.json.
+Rows (`make compare`): the seed's `mlp` with the `fixed` decoder; `conv` with `fixed`; `conv` with
+`calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe)
+with its `gmm` prior; and, with --equal-time, `conv` + `calibrated` + `gmm` trained for as many seconds as
+the sharp row took. Every run is seeded. Prints one markdown table, writes bench/results/compare.json and
+docs/compare.png (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
 """
 
 from __future__ import annotations
@@ -16,58 +19,157 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from PIL import Image, ImageDraw
 
+from lego_vae.evaluation.generate import load_model
+from lego_vae.evaluation.metrics import decoded_samples
+from lego_vae.evaluation.pictures import to_pil
 from lego_vae.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = [("test -ELBO", "test_loss", ".2f"), ("IWAE bits/dim", "bits_per_dim", ".4f"), ("PSNR dB", "psnr", ".2f"),
-           ("SSIM", "ssim", ".4f"), ("active units", "active_units", "d"), ("seconds", "seconds", ".0f")]
+# One training per run; a row is a run read with one prior.
+RUNS = {
+    "mlp": ["model=mlp"],
+    "conv": ["model=conv"],
+    "conv-calibrated": ["model=conv", "model.likelihood=calibrated", "sample.prior=gmm"],
+    "sharp": ["experiment=sharp", "sample.prior=gmm"],
+}
+ROWS = [  # (label, run, prior)
+    ("mlp · fixed", "mlp", "normal"),
+    ("conv · fixed", "conv", "normal"),
+    ("conv · calibrated", "conv-calibrated", "normal"),
+    ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
+    ("sharp · calibrated + gmm", "sharp", "gmm"),
+]
+EQUAL_TIME_ROW = ("conv · calibrated + gmm, sharp's time", "conv-equal-time", "gmm")
+COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",
+           "fd_judge gmm", "precision", "recall", "epochs", "seconds"]
 
 
-def run(arch: str, args: argparse.Namespace, out: Path) -> dict:
-    """Train and evaluate one architecture; its metrics.json."""
-    overrides = [
-        f"model={arch}", f"model.hidden={args.hidden}", f"model.latent={args.latent}",
-        f"data.image_size={args.size}", f"data.num_images={args.images}", f"trainer.max_epochs={args.epochs}",
+def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Path, epochs: int) -> dict:
+    """Train one run of the comparison at the shared budget; its metrics.json plus its folder."""
+    budget = [
+        f"model.hidden={args.hidden}", f"model.latent={args.latent}", f"data.image_size={args.size}",
+        f"data.num_images={args.images}", f"trainer.max_epochs={epochs}", f"seed={args.seed}",
         "trainer.accelerator=cpu" if args.cpu else "trainer.accelerator=auto",
         "log.progress=none", "log.images_every_n_epochs=0", f"data.cache_dir={args.cache_dir}",
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    return train(cfg, out / arch)
+        cfg = compose("train", overrides=[*overrides, *budget])
+    metrics = train(cfg, out / name)
+    return {**metrics, "run_dir": str(out / name)}
 
 
-def table(rows: dict[str, dict]) -> str:
+def _per_prior(m: dict, key: str, prior: str):
+    value = m.get(key)
+    return value.get(prior) if isinstance(value, dict) else None
+
+
+def row_values(m: dict, prior: str) -> dict:
+    """The table's cells of one run read with one prior (None where a metric does not apply)."""
+    recon, ceiling = m.get("attr_acc_recon") or {}, m.get("judge_ceiling") or {}
+    return {
+        "bits/dim": m.get("bits_per_dim"), "PSNR dB": m.get("psnr"), "SSIM": m.get("ssim"),
+        "active units": m.get("active_units"),
+        "attr acc recon (ceiling)": (recon.get("mean"), ceiling.get("mean")),
+        "mouth": recon.get("mouth"),
+        "fd_judge N(0,I)": _per_prior(m, "fd_judge", "normal"), "fd_judge gmm": _per_prior(m, "fd_judge", "gmm"),
+        "precision": _per_prior(m, "precision", prior), "recall": _per_prior(m, "recall", prior),
+        "epochs": m.get("epochs"), "seconds": m.get("seconds"),
+    }
+
+
+def _cell(value) -> str:
+    if isinstance(value, tuple):
+        return "—" if value[0] is None else f"{value[0]:.0%} ({value[1]:.0%})"
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}" if abs(value) < 1 or abs(value) >= 1000 else f"{value:.2f}"
+
+
+def table(rows: list[tuple[str, dict]]) -> str:
     """The comparison as a markdown table."""
-    lines = ["| model | " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for arch, m in rows.items():
-        cells = [format(m[k], f) if m.get(k) is not None else "—" for _, k, f in COLUMNS]
-        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+    lines = ["| row | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for label, values in rows:
+        lines.append(f"| {label} | " + " | ".join(_cell(values[c]) for c in COLUMNS) + " |")
     return "\n".join(lines)
+
+
+def picture_row(run_dir: str, prior_name: str, seed: int, n: int = 8) -> Image.Image:
+    """8 test faces above their reconstructions, beside 16 samples (two rows of 8) from the prior."""
+    from lego_vae.evaluation.generate import test_faces
+
+    vae, config, prior = load_model(run_dir)
+    faces = test_faces(config)[:n]
+    recon = (vae.reconstruct(faces.float() / 255) * 255).round().to(torch.uint8)
+    samples = decoded_samples(vae, 2 * n, prior if prior_name == "gmm" else None, seed=seed)
+    size, pad = faces.shape[-1], 2
+    tile = size + pad
+    canvas = Image.new("RGB", (2 * n * tile + 3 * tile // 2, 2 * tile), "white")
+    blocks = [(0, faces), (0, recon), (n * tile + tile // 2, samples[:n]), (n * tile + tile // 2, samples[n:])]
+    for i, (x0, images) in enumerate(blocks):
+        for j, image in enumerate(images):
+            canvas.paste(to_pil(image.float() / 255), (x0 + j * tile, (i % 2) * tile))
+    return canvas
+
+
+def write_picture(rows: list[tuple[str, str, str]], runs: dict[str, dict], path: Path, seed: int) -> Path:
+    """docs/compare.png: one labelled strip per row."""
+    strips = [(label, picture_row(runs[run]["run_dir"], prior, seed)) for label, run, prior in rows]
+    label_h = 18
+    width = max(s.width for _, s in strips)
+    sheet = Image.new("RGB", (width, sum(s.height + label_h + 6 for _, s in strips)), "white")
+    draw, y = ImageDraw.Draw(sheet), 0
+    for label, strip in strips:
+        draw.text((2, y + 3), f"{label}  (left: test faces / reconstructions; right: samples)", fill="black")
+        sheet.paste(strip, (0, y + label_h))
+        y += strip.height + label_h + 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke-sized: 16 px, 256 faces, 2 epochs")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--images", type=int, default=2048)
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=2600)
+    parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--latent", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--equal-time", action="store_true",
+                        help="also train conv + calibrated + gmm for as many seconds as the sharp row took")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is")
     parser.add_argument("--cache-dir", default=".cache/lego_vae")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--picture", default=str(ROOT / "docs" / "compare.png"))
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.images, args.size, args.hidden, args.latent = 2, 256, 16, 64, 8
+    rows = list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {arch: run(arch, args, Path(tmp)) for arch in ("mlp", "conv")}
-    settings = {k: getattr(args, k) for k in ("epochs", "images", "size", "hidden", "latent")}
+        runs = {name: train_run(name, overrides, args, Path(tmp), args.epochs) for name, overrides in RUNS.items()}
+        if args.equal_time:
+            # Epochs that make conv's wall time match sharp's, from conv-calibrated's measured seconds per epoch.
+            per_epoch = runs["conv-calibrated"]["seconds"] / args.epochs
+            epochs = max(args.epochs, round(runs["sharp"]["seconds"] / per_epoch))
+            runs["conv-equal-time"] = train_run("conv-equal-time", RUNS["conv-calibrated"], args, Path(tmp), epochs)
+            rows.append(EQUAL_TIME_ROW)
+        picture = write_picture(rows, runs, Path(args.picture), args.seed)
+        for run in runs.values():
+            run.pop("run_dir")
+    values = [(label, row_values(runs[run], prior)) for label, run, prior in rows]
+    settings = {k: getattr(args, k) for k in ("epochs", "images", "size", "hidden", "latent", "seed")}
     machine = {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
                "torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"}
     print(f"budget: {settings}; machine: {machine}")
-    print(table(rows))
-    result = {"name": "compare", "machine": machine, "settings": settings, "results": rows}
+    print(table(values))
+    print(f"wrote {picture}")
+    result = {"name": "compare", "machine": machine, "settings": settings, "runs": runs,
+              "rows": [{"row": label, "run": run, "prior": prior} for label, run, prior in rows]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -51,8 +51,8 @@ from matplotlib.figure import Figure
 
 from bench import common
 from lego_vae.config import validate
-from lego_vae.tuning.sampler import make_sampler
 from lego_vae.training import train
+from lego_vae.tuning.sampler import make_sampler
 from lego_vae.tuning.study import initial_design, train_overrides, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]

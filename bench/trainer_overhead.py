@@ -48,7 +48,8 @@ from bench import common
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.lit import LitVAE, LRFactor
-from lego_vae.model import build_vae, vae_loss
+from lego_vae.losses import vae_loss
+from lego_vae.model import build_vae
 from lego_vae.training import METRIC, build_trainer
 from lego_vae.tuning.study import FiniteLossCheck, train_overrides, validate_tune
 

@@ -9,9 +9,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.errors import UserError
+from lego_vae.evaluation.prior import PRIORS
+from lego_vae.losses import LIKELIHOODS
 
 SOURCES = ("synthetic", "folder", "lego_faces")
-ARCHS = ("conv", "mlp")
+ARCHS = ("conv", "mlp", "resconv")
 SCHEDULES = ("exponential", "cosine")
 CLIP_ALGORITHMS = ("value", "norm")
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
@@ -93,6 +95,15 @@ def validate_data(data: Mapping, prefix: str = "data") -> None:
         raise UserError(f"{prefix}.cache_dir: must be a folder path")
 
 
+def validate_sample(plain: Mapping) -> None:
+    """Check the sample section (the prior that new faces are drawn from)."""
+    check_choice(plain, "sample.prior", PRIORS)
+    components = get_key(plain, "sample.gmm_components")
+    if not isinstance(components, list) or not components or not all(_is_int(k) and k >= 1 for k in components):
+        raise UserError(f"sample.gmm_components={components}: must be a non-empty list of integers >= 1")
+    check_positive(plain, "sample.reg_covar")
+
+
 def validate(cfg: DictConfig | Mapping) -> dict:
     """Check a composed train config before any work starts; return it as plain data."""
     try:
@@ -107,6 +118,16 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     check_positive(plain, "model.beta", zero_ok=True)
     check_int(plain, "model.channels", 1)
     check_int(plain, "model.max_channels", 1)
+    check_int(plain, "model.blocks", 0)
+    check_choice(plain, "model.likelihood", LIKELIHOODS)
+    log_sigma_min = get_key(plain, "model.log_sigma_min")
+    if not _is_number(log_sigma_min):
+        raise UserError(f"model.log_sigma_min={log_sigma_min}: must be a number (log of the smallest decoder sigma)")
+    momentum = get_key(plain, "model.sigma_momentum")
+    if not _is_number(momentum) or not 0 < momentum <= 1:
+        raise UserError(f"model.sigma_momentum={momentum}: must be a number in (0, 1]")
+    if plain["model"]["arch"] == "resconv" and plain["data"]["image_size"] % 2:
+        raise UserError(f"model.arch=resconv: needs an even data.image_size (got {plain['data']['image_size']})")
     for key in ("model.compile", "model.channels_last", "trainer.benchmark"):
         if not isinstance(get_key(plain, key), bool):
             raise UserError(f"{key}={get_key(plain, key)}: must be true or false")
@@ -128,6 +149,7 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     weights = plain["eval"].get("inception_weights")
     if weights is not None and not isinstance(weights, str):
         raise UserError(f"eval.inception_weights={weights}: must be null or a file path")
+    validate_sample(plain)
     check_int(plain, "pictures.grid", 1)
     check_int(plain, "pictures.morph_steps", 2)
     ckpt = plain.get("ckpt_path")

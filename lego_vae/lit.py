@@ -9,7 +9,8 @@ import lightning.pytorch as L
 import torch
 from torch import Tensor
 
-from lego_vae.model import build_vae, vae_loss
+from lego_vae.losses import calibrated_vae_loss, optimal_log_sigma, vae_loss
+from lego_vae.model import build_vae
 
 EVAL_SEED = 12345
 
@@ -28,7 +29,7 @@ class LRFactor:
 
 
 class LitVAE(L.LightningModule):
-    """Trains a VAE with loss = MSE + beta * KLD, Adam and a per-epoch decaying learning rate."""
+    """Trains a VAE with loss = reconstruction NLL (fixed or calibrated decoder) + beta * KLD, Adam, a decaying lr."""
 
     def __init__(self, config: dict) -> None:
         super().__init__()
@@ -37,6 +38,9 @@ class LitVAE(L.LightningModule):
         model, self.optim_cfg = config["model"], config["optim"]
         self.max_epochs = config["trainer"]["max_epochs"]
         self.beta = float(model["beta"])
+        self.likelihood = model.get("likelihood", "fixed")
+        self.log_sigma_min = float(model.get("log_sigma_min", -6.0))
+        self.sigma_momentum = float(model.get("sigma_momentum", 0.05))
         self.vae = build_vae(config)
         self.channels_last = bool(model.get("channels_last", False)) and model["arch"] == "conv"
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
@@ -68,12 +72,29 @@ class LitVAE(L.LightningModule):
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(EVAL_SEED + batch_idx)
                 x_hat, mu, logvar = self._net(batch)
-        terms = vae_loss(x_hat, batch, mu, logvar, self.beta)
+        terms = self.loss(x_hat, batch, mu, logvar, training=(stage == "train"))
         # Accumulated on the device and logged once per epoch: no host sync per step.
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
                      prog_bar=(name == "loss"), sync_dist=True)  # reduced across ranks once per epoch
         return terms["loss"]
+
+    def loss(self, x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, training: bool) -> dict[str, Tensor]:
+        """The configured loss; a calibrated decoder uses the batch's optimal sigma in training, the running one else."""
+        if self.likelihood == "fixed":
+            return vae_loss(x_hat, x, mu, logvar, self.beta)
+        if not training:
+            return calibrated_vae_loss(x_hat, x, mu, logvar, self.vae.log_sigma, self.beta)
+        log_sigma = optimal_log_sigma(x_hat, x, self.log_sigma_min)
+        # The running sigma^2 is an exponential moving average of the batches' optimal sigma^2 (their MSE):
+        # evaluation then scores every image against one fixed variance, not the test batch's own error.
+        with torch.no_grad():
+            running = self.vae.log_sigma
+            if torch.isnan(running):  # not trained yet (a resumed run loads its value from the checkpoint)
+                running.copy_(log_sigma)
+            mixed = (1 - self.sigma_momentum) * (2 * running).exp() + self.sigma_momentum * (2 * log_sigma).exp()
+            running.copy_(0.5 * mixed.log())
+        return calibrated_vae_loss(x_hat, x, mu, logvar, log_sigma, self.beta)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         return self._step(batch, "train")

@@ -1,24 +1,16 @@
-"""The plain-torch VAE (no Lightning here) and its loss."""
+"""The plain-torch VAE (no Lightning here): mlp, conv and resconv encoders/decoders around one Gaussian latent."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 
+from lego_vae.losses import LIKELIHOODS
+
 IMAGE_CHANNELS = 3
 MIN_FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd)
-
-
-def vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
-    """Loss = MSE + beta * KLD, both summed per image and averaged over the batch.
-
-    recon = sum over pixels of (x_hat - x)^2, with pixel values in [0, 1];
-    kl    = KL(N(mu, sigma^2) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))
-            (Kingma & Welling 2014, Appendix B), summed over latent dimensions.
-    """
-    recon = (x_hat - x).pow(2).flatten(1).sum(dim=1).mean()
-    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
-    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
 def conv_stages(image_size: int) -> int:
@@ -30,11 +22,66 @@ def conv_stages(image_size: int) -> int:
     return stages
 
 
+def conv_widths(image_size: int, channels: int, max_channels: int) -> list[int]:
+    """Channels after each stride-2 stage: `channels`, doubled each stage, capped at `max_channels`."""
+    return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size))]
+
+
+class ResBlock(nn.Module):
+    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        groups = math.gcd(channels, 8)  # GroupNorm, not BatchNorm: the same function in training and evaluation
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def conv_nets(image_size: int, channels: int, max_channels: int) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """The seed-era conv stacks: 4x4 stride-2 convs + BatchNorm down, transposed convs up; and the feature shape."""
+    widths = conv_widths(image_size, channels, max_channels)
+    size = image_size // 2 ** len(widths)
+    down: list[nn.Module] = []
+    for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):
+        down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+    up: list[nn.Module] = []
+    for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], widths[0] if widths else IMAGE_CHANNELS]):
+        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+    # A final 3x3 conv maps features to RGB at full resolution.
+    up.append(nn.Conv2d(widths[0] if widths else IMAGE_CHANNELS, IMAGE_CHANNELS, 3, padding=1))
+    return nn.Sequential(*down), nn.Sequential(*up), (widths[-1] if widths else IMAGE_CHANNELS, size, size)
+
+
+def resconv_nets(image_size: int, channels: int, max_channels: int, blocks: int) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """Residual stacks: `blocks` ResBlocks at every scale, stride-2 convs down, nearest upsampling + 3x3 conv up."""
+    widths = conv_widths(image_size, channels, max_channels)  # (stages,): channels at each scale, fine to coarse
+    size = image_size // 2 ** len(widths)
+    down: list[nn.Module] = [nn.Conv2d(IMAGE_CHANNELS, widths[0], 3, padding=1)]  # (B, w0, S, S)
+    for i, width in enumerate(widths):
+        down += [ResBlock(width) for _ in range(blocks)]
+        down.append(nn.Conv2d(width, widths[min(i + 1, len(widths) - 1)], 4, stride=2, padding=1))
+    down += [nn.GroupNorm(math.gcd(widths[-1], 8), widths[-1]), nn.SiLU()]
+    up: list[nn.Module] = []
+    for i in reversed(range(len(widths))):
+        # Upsample, then a 3x3 conv: no checkerboard patterns of transposed convs (Odena et al. 2016).
+        up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(widths[min(i + 1, len(widths) - 1)], widths[i], 3, padding=1)]
+        up += [ResBlock(widths[i]) for _ in range(blocks)]
+    up += [nn.GroupNorm(math.gcd(widths[0], 8), widths[0]), nn.SiLU(), nn.Conv2d(widths[0], IMAGE_CHANNELS, 3, padding=1)]
+    return nn.Sequential(*down), nn.Sequential(*up), (widths[-1], size, size)
+
+
 class VAE(nn.Module):
     """A VAE for square RGB images in [0, 1]: encoder -> (mu, logvar) -> z = mu + sigma * eps -> decoder.
 
     arch="mlp" is the seed's fully connected model; arch="conv" puts strided convolutions before
-    and transposed convolutions after the same fully connected `hidden` layer.
+    and transposed convolutions after the same fully connected `hidden` layer; arch="resconv" puts
+    residual blocks at every scale around it. likelihood="calibrated" adds the decoder's shared log
+    sigma as a buffer (the running value from training), so it is saved in the checkpoint.
     """
 
     def __init__(
@@ -45,28 +92,25 @@ class VAE(nn.Module):
         arch: str = "conv",
         channels: int = 32,
         max_channels: int = 256,
+        blocks: int = 1,
+        likelihood: str = "fixed",
     ) -> None:
         super().__init__()
         self.image_size, self.hidden, self.latent, self.arch = image_size, hidden, latent, arch
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}")
+        self.likelihood = likelihood
+        if likelihood == "calibrated":
+            # NaN until the first training batch sets it (LitVAE keeps it as a running value from then on).
+            self.register_buffer("log_sigma", torch.full((), math.nan))
         if arch == "mlp":
             self.feature_shape: tuple[int, ...] = (IMAGE_CHANNELS, image_size, image_size)
-            self.features = nn.Identity()
+            self.features: nn.Module = nn.Identity()
             self.unfeatures: nn.Module = nn.Identity()
         elif arch == "conv":
-            stages = conv_stages(image_size)
-            widths = [min(channels * 2**i, max_channels) for i in range(stages)]
-            size = image_size // 2**stages
-            self.feature_shape = (widths[-1] if widths else IMAGE_CHANNELS, size, size)
-            down: list[nn.Module] = []
-            for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):
-                down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-            self.features = nn.Sequential(*down)
-            up: list[nn.Module] = []
-            for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], widths[0] if widths else IMAGE_CHANNELS]):
-                up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-            # A final 3x3 conv maps features to RGB at full resolution.
-            up.append(nn.Conv2d(widths[0] if widths else IMAGE_CHANNELS, IMAGE_CHANNELS, 3, padding=1))
-            self.unfeatures = nn.Sequential(*up)
+            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels)
+        elif arch == "resconv":
+            self.features, self.unfeatures, self.feature_shape = resconv_nets(image_size, channels, max_channels, blocks)
         else:
             raise ValueError(f"unknown arch {arch!r}")
         flat = int(torch.tensor(self.feature_shape).prod())
@@ -145,4 +189,6 @@ def build_vae(config: dict) -> VAE:
         arch=model["arch"],
         channels=model.get("channels", 32),
         max_channels=model.get("max_channels", 256),
+        blocks=model.get("blocks", 1),
+        likelihood=model.get("likelihood", "fixed"),
     )

@@ -20,10 +20,11 @@ from lego_vae.callbacks import PlainProgress, TensorBoardPictures
 from lego_vae.checkpoints import resolve_ckpt_path
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.lit import LitVAE
 from lego_vae.evaluation.metrics import evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
+from lego_vae.evaluation.prior import GaussianMixturePrior, fit_prior, store_prior
 from lego_vae.evaluation.report import read_curves, write_report
+from lego_vae.lit import LitVAE
 
 # Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -106,6 +107,18 @@ def build_trainer(
     )
 
 
+def fit_run_prior(vae: torch.nn.Module, datamodule: LegoFacesDataModule, plain: dict,
+                  best_checkpoint: str | None) -> GaussianMixturePrior | None:
+    """With sample.prior=gmm: the mixture fitted to the training faces' posterior means, stored in best.ckpt."""
+    if plain["sample"]["prior"] != "gmm":
+        return None
+    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), plain["sample"],
+                      seed=plain["seed"])
+    if best_checkpoint:
+        store_prior(best_checkpoint, prior)
+    return prior
+
+
 def summary_line(m: dict) -> str:
     """The run's metrics in one printed line."""
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else "FID n/a (no Inception weights)"
@@ -163,13 +176,16 @@ def train(
                               verbose=False)[0]
         metrics.update({f"test_{k.split('/')[1]}": float(v) for k, v in tested.items() if k.startswith("test/")})
         if trainer.is_global_zero:
+            # trainer.test left the best weights in the model: a fitted prior belongs to them and goes into best.ckpt.
+            prior = fit_run_prior(model.vae, datamodule, plain, metrics["best_checkpoint"])
             paths = write_run_pictures(
                 model.vae, datamodule, run_dir, grid=plain["pictures"]["grid"],
-                steps=plain["pictures"]["morph_steps"], seed=plain["seed"],
+                steps=plain["pictures"]["morph_steps"], seed=plain["seed"], prior=prior,
             )
             ev = plain["eval"]
             metrics.update(evaluate(model.vae, datamodule.split_images("test"), beta=plain["model"]["beta"],
-                                    k=ev["iwae_k"], inception_weights=ev["inception_weights"], seed=plain["seed"]))
+                                    k=ev["iwae_k"], inception_weights=ev["inception_weights"], seed=plain["seed"],
+                                    priors={"gmm": prior} if prior is not None else None))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if artifacts and trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lego_vae.errors import UserError
 from lego_vae.evaluation.generate import generate, load_vae
 from lego_vae.model import interpolate_latents
 from lego_vae.training import train
@@ -30,7 +31,7 @@ def run_dir(tmp_path_factory):
 
 def _cfg(checkpoint, **kw) -> dict:
     cfg = {"checkpoint": str(checkpoint), "n": 3, "temperature": 1.0, "seed": 0, "steps": 5, "pairs": 2, "a": None,
-           "b": None, "morph": {"mode": "linear"}, "traversal": {"dims": 3, "steps": 4, "range": 3.0}, "inputs": None}
+           "b": None, "prior": "normal", "morph": {"mode": "linear"}, "traversal": {"dims": 3, "steps": 4, "range": 3.0}, "inputs": None}
     for key, value in kw.items():
         if "." in key:
             outer, inner = key.split(".")
@@ -97,3 +98,43 @@ def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(expected)
+
+
+@pytest.fixture(scope="module")
+def gmm_run(tmp_path_factory):
+    """A tiny calibrated run with a fitted mixture prior, trained with every artifact."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF, TINY
+
+    tmp = tmp_path_factory.mktemp("gmm")
+    overrides = [*TINY, f"data.cache_dir={tmp / 'cache'}", f"paths.output_root={tmp}", "model.likelihood=calibrated",
+                 "sample.prior=gmm", "sample.gmm_components=[1,2]", "eval.iwae_k=4"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    metrics = train(cfg, tmp / "run")
+    return tmp / "run", metrics
+
+
+def test_a_gmm_run_stores_its_prior_and_reports_both_priors(gmm_run) -> None:
+    from lego_vae.evaluation.generate import load_model
+
+    run, metrics = gmm_run
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["prior"]["kind"] == "gmm" and ckpt["prior"]["components"] in (1, 2)
+    vae, _, prior = load_model(run)
+    assert prior is not None and prior.latent == vae.latent == 4
+    assert metrics["likelihood"] == "calibrated" and metrics["priors"] == ["normal", "gmm"]
+    assert 0 < metrics["decoder_sigma"] < 1 and metrics["decoder_sigma"] == pytest.approx(float(vae.log_sigma.exp()))
+    assert "fid_reason_gmm" in metrics
+
+
+def test_generate_samples_from_the_fitted_prior(gmm_run, run_dir, tmp_path) -> None:
+    run, _ = gmm_run
+    normal = generate(_cfg(run), tmp_path / "normal")[0]
+    gmm = generate(_cfg(run, prior="gmm"), tmp_path / "gmm")[0]
+    assert _size(gmm) == _size(normal) and Image.open(gmm).tobytes() != Image.open(normal).tobytes()
+    with pytest.raises(UserError, match="holds no fitted prior; train with sample.prior=gmm"):
+        generate(_cfg(run_dir, prior="gmm"), tmp_path / "none")
+    with pytest.raises(UserError, match="prior=flow: must be one of normal, gmm"):
+        generate(_cfg(run, prior="flow"), tmp_path / "bad")

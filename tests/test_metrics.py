@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from lego_vae.evaluation import metrics
 from lego_vae.data.synthetic import render_faces
-from lego_vae.model import VAE, vae_loss
+from lego_vae.evaluation import metrics
+from lego_vae.losses import vae_loss
+from lego_vae.model import VAE
 
 SIZE = 16
 D = 3 * SIZE * SIZE

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from lego_vae.model import VAE, vae_loss
+from lego_vae.losses import vae_loss
+from lego_vae.model import VAE
 
 
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("arch", ["conv", "mlp", "resconv"])
 @pytest.mark.parametrize("size", [8, 16, 32, 36, 64])
 def test_shapes(arch: str, size: int) -> None:
     vae = VAE(size, hidden=24, latent=5, arch=arch, channels=4)
@@ -23,7 +24,7 @@ def test_shapes(arch: str, size: int) -> None:
 
 
 def test_hidden_is_the_fully_connected_width() -> None:
-    for arch in ("conv", "mlp"):
+    for arch in ("conv", "mlp", "resconv"):
         vae = VAE(32, hidden=77, latent=9, arch=arch)
         assert vae.mu.in_features == vae.logvar.in_features == 77
         assert vae.decoder_fc[0].in_features == 9 and vae.decoder_fc[0].out_features == 77

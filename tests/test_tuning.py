@@ -15,8 +15,8 @@ import yaml
 from optuna.trial import TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import GPEISampler, integer_grid
 from lego_vae.training import train
+from lego_vae.tuning.sampler import GPEISampler, integer_grid
 from lego_vae.tuning.study import ValLossPruning, initial_design, tune, validate_tune
 from tests.conftest import ROOT, TINY
 

@@ -14,8 +14,9 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
 from lego_vae.errors import UserError
-from lego_vae.model import VAE, build_vae, interpolate_latents
 from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
+from lego_vae.evaluation.prior import PRIORS, GaussianMixturePrior, load_prior, sample_latents
+from lego_vae.model import VAE, build_vae, interpolate_latents
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -29,14 +30,28 @@ def checkpoint_file(path: str | Path) -> Path:
     return path
 
 
-def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
-    """The VAE of a checkpoint (loaded with weights_only) and the config it was trained with."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
+    """The VAE of a checkpoint (loaded with weights_only), the config it was trained with, and its fitted prior or None."""
     ckpt = load_checkpoint(checkpoint_file(path))
     config = ckpt["hyper_parameters"]["config"]
     vae = build_vae(config)
     state = {k.removeprefix("vae."): v for k, v in ckpt["state_dict"].items() if k.startswith("vae.")}
     vae.load_state_dict(state)
-    return vae.to(device).eval(), config
+    return vae.to(device).eval(), config, load_prior(ckpt)
+
+
+def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
+    """The VAE of a checkpoint (loaded with weights_only) and the config it was trained with."""
+    vae, config, _ = load_model(path, device)
+    return vae, config
+
+
+def chosen_prior(name: str, prior: GaussianMixturePrior | None, checkpoint: str | Path) -> GaussianMixturePrior | None:
+    """The prior to sample from: None for N(0, I); the checkpoint's mixture for gmm (a one-line error if it has none)."""
+    if name == "gmm" and prior is None:
+        raise UserError(f"prior=gmm: checkpoint {checkpoint} holds no fitted prior; train with sample.prior=gmm "
+                        "(or use prior=normal)")
+    return prior if name == "gmm" else None
 
 
 def test_faces(config: dict) -> torch.Tensor:
@@ -72,6 +87,7 @@ def validate_generate(cfg) -> dict:
     check_positive(plain, "temperature")
     check_positive(plain, "traversal.range")
     check_choice(plain, "morph.mode", ("linear", "slerp"))
+    check_choice(plain, "prior", PRIORS)
     if (plain.get("a") is None) != (plain.get("b") is None):
         raise UserError("a, b: give both images to morph between, or neither (random test faces)")
     return plain
@@ -84,10 +100,11 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     plain = validate_generate(cfg)
     out_dir = Path(out_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vae, config = load_vae(plain["checkpoint"], device)
+    vae, config, fitted = load_model(plain["checkpoint"], device)
+    prior = chosen_prior(plain["prior"], fitted, plain["checkpoint"])
     size, steps, gen = config["data"]["image_size"], plain["steps"], torch.Generator().manual_seed(plain["seed"])
-    written = [save_grid(vae.sample(plain["n"] ** 2, plain["temperature"], generator=gen), out_dir / "samples.png",
-                         nrow=plain["n"])]
+    z = sample_latents(vae.latent, plain["n"] ** 2, prior, plain["temperature"], generator=gen)
+    written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain["n"])]
 
     test = test_faces(config)
     if plain.get("a") is not None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lego_vae.model import VAE, vae_loss
+from lego_vae.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
+from lego_vae.model import VAE
 
 PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
 MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
@@ -44,7 +45,7 @@ def _batches(images: Tensor, batch_size: int, device: torch.device) -> Iterator[
         yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
-def _posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+def posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
     """(mu, logvar) of every image, each (N, latent), float64 on the CPU."""
     with _evaluating(vae) as device:
         parts = [vae.encode(x) for x in _batches(images, batch_size, device)]
@@ -53,18 +54,23 @@ def _posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tenso
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
     """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
-    # loss = recon + beta * kl with recon = sum (x - x_hat)^2 and the analytic kl, exactly as in training,
-    # averaged over all images; eps ~ N(0, I) comes from a CPU generator seeded with `seed`, so it is
-    # deterministic on any device. For beta = 1 this is -ELBO up to a constant: in nats of the Gaussian
-    # decoder (variance 1/2 per pixel, see iwae_nll) -ELBO = recon + kl + (D/2) log(pi), D = 3 S^2.
+    # loss = recon + beta * kl exactly as in training, averaged over all images; eps ~ N(0, I) comes from
+    # a CPU generator seeded with `seed`, so it is deterministic on any device. The fixed decoder's recon
+    # is sum (x - x_hat)^2: for beta = 1, -ELBO in nats of its Gaussian (variance 1/2 per pixel, see
+    # iwae_nll) is recon + kl + (D/2) log(pi), D = 3 S^2. The calibrated decoder's recon is already the
+    # Gaussian NLL in nats, at the running sigma kept from training (never the test batch's own error).
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     with _evaluating(vae) as device:
         for x in _batches(images, batch_size, device):
             mu, logvar = vae.encode(x)
             eps = torch.randn(mu.shape, generator=generator).to(device)
-            parts = vae_loss(vae.decode(mu + torch.exp(0.5 * logvar) * eps), x, mu, logvar, beta)
-            for key in totals:  # vae_loss averages over its batch: weight by batch size for the set mean
+            x_hat = vae.decode(mu + torch.exp(0.5 * logvar) * eps)
+            if vae.likelihood == "calibrated":
+                parts = calibrated_vae_loss(x_hat, x, mu, logvar, vae.log_sigma, beta)
+            else:
+                parts = vae_loss(x_hat, x, mu, logvar, beta)
+            for key in totals:  # the losses average over their batch: weight by batch size for the set mean
                 totals[key] += parts[key].item() * len(x)
     return {key: total / len(images) for key, total in totals.items()}
 
@@ -72,8 +78,10 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
 def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
     """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
 
-    The MSE loss is the log-likelihood of a Gaussian decoder with variance 1/2 per pixel:
+    The decoder is Gaussian: the seed's MSE loss is the log-likelihood with variance 1/2 per pixel,
         log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi),   D = 3 S^2, x in [0, 1]^D,
+    and a calibrated decoder's is the same density at its running sigma from training,
+        log p(x|z) = -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
     and with z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
         log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
     a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
@@ -96,8 +104,8 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
                 eps = torch.randn(len(x), m, mu.shape[1], generator=generator).to(device)  # (B, m, L)
                 z = mu[:, None] + std[:, None] * eps
                 x_hat = vae.decode(z.flatten(0, 1)).view(len(x), m, *x.shape[1:])
-                sq_err = (x_hat - x[:, None]).pow(2).flatten(2).sum(-1).double()  # (B, m)
-                log_px_z = -sq_err - 0.5 * dims * math.log(math.pi)
+                log_px_z = decoder_log_prob(x_hat.flatten(0, 1), x.repeat_interleave(m, dim=0), vae.likelihood,
+                                            getattr(vae, "log_sigma", None)).view(len(x), m).double()  # (B, m)
                 # log N(z; 0, I) - log N(z; mu, sigma^2) = -1/2 |z|^2 + 1/2 sum(eps^2 + logvar): the
                 # (L/2) log(2 pi) terms cancel.
                 log_pz_qz = 0.5 * (eps.pow(2) + logvar[:, None] - z.pow(2)).sum(-1).double()
@@ -145,14 +153,14 @@ def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> d
 
 def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
     """Mean KL of each latent dimension over the images, shape (latent,): ranks dimensions by how much they are used."""
-    mu, logvar = _posterior(vae, images, batch_size)
+    mu, logvar = posterior(vae, images, batch_size)
     # KL(N(mu_d, sigma_d^2) || N(0, 1)) = -1/2 (1 + logvar_d - mu_d^2 - exp(logvar_d)), per dimension
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0).float()
 
 
 def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
     """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.)."""
-    mu, _ = _posterior(vae, images, batch_size)
+    mu, _ = posterior(vae, images, batch_size)
     # A_d = Var_x(E_q(z|x)[z_d]) (Burda et al. 2016, sec. 5.2): a dimension the encoder ignores has constant mu.
     variance = mu.var(dim=0, correction=0)
     return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1]}
@@ -242,32 +250,50 @@ def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = 
     return {"fid": fid_value, "kid": kid_mean, "kid_std": kid_std, "fid_reason": None}
 
 
-def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
-            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64) -> dict:
-    """FID and KID between decoded samples z~N(0,I) and the images, via torchmetrics; null with a reason when impossible."""
-    n = len(images) if n_samples is None else n_samples
+def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int = 64) -> Tensor:
+    """n new faces as uint8 (n, 3, S, S) on the CPU, from the fitted prior if given, else z ~ N(0, I)."""
+    from lego_vae.evaluation.prior import sample_latents
+
     generator = torch.Generator().manual_seed(seed)
     samples = []
     with _evaluating(vae) as device:
         for start in range(0, n, batch_size):
+            z = sample_latents(vae.latent, min(batch_size, n - start), prior, generator=generator)
             # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
-            fake = vae.sample(min(batch_size, n - start), generator=generator)
-            samples.append((fake * 255).round().to(torch.uint8).cpu())
-    fakes = torch.cat(samples) if samples else images[:0]
+            samples.append((vae.decode(z.to(device)) * 255).round().to(torch.uint8).cpu())
+    return torch.cat(samples) if samples else torch.zeros(0, 3, vae.image_size, vae.image_size, dtype=torch.uint8)
+
+
+def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
+            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None) -> dict:
+    """FID and KID between decoded samples (z ~ N(0, I), or the fitted prior) and the images; null with a reason when impossible."""
+    n = len(images) if n_samples is None else n_samples
+    fakes = decoded_samples(vae, n, prior, seed, batch_size)
     return image_set_distances(images, fakes, feature=feature, weights_path=weights_path, seed=seed,
-                               batch_size=batch_size, device=device)
+                               batch_size=batch_size, device=next(vae.parameters()).device)
 
 
 def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception_weights: str | Path | None = None,
-             seed: int = 0, feature: nn.Module | None = None) -> dict:
-    """Every metric above in one JSON-serialisable dict (floats, ints, None, str)."""
+             seed: int = 0, feature: nn.Module | None = None, priors: dict | None = None) -> dict:
+    """Every metric above in one JSON-serialisable dict (floats, ints, None, str).
+
+    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and, for each fitted prior in `priors` (name -> prior),
+    again with the name as suffix (fid_gmm, ...).
+    """
     # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
     # fid_reason saying why, when FID cannot be computed.
     elbo = negative_elbo(vae, images, beta=beta, seed=seed)
-    return {
+    result = {
+        "likelihood": vae.likelihood,
+        "decoder_sigma": math.exp(float(vae.log_sigma)) if vae.likelihood == "calibrated" else math.sqrt(0.5),
         **{f"test_{key}": value for key, value in elbo.items()},
         **iwae_nll(vae, images, k=k, seed=seed),
         **reconstruction_quality(vae, images),
         **active_units(vae, images),
         **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed),
+        "priors": ["normal", *(priors or {})],
     }
+    for name, prior in (priors or {}).items():
+        distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior)
+        result.update({f"{key}_{name}": value for key, value in distances.items()})
+    return result

@@ -54,15 +54,18 @@ def traversal(vae: torch.nn.Module, face: Tensor, dims: list[int], steps: int, s
 
 @torch.no_grad()
 def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: int = 8, steps: int = 10,
-                       seed: int = 0) -> list[Path]:
-    """samples.png (grid x grid), reconstructions.png (inputs above outputs), morph.png, morph.gif, traversal.png."""
+                       seed: int = 0, prior=None) -> list[Path]:
+    """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
+    morph.png, morph.gif, traversal.png."""
     from lego_vae.evaluation.metrics import kl_per_dim
+    from lego_vae.evaluation.prior import sample_latents
 
     was_training = vae.training
     vae.eval()
     device = next(vae.parameters()).device
     test = datamodule.split_images("test").to(device).float() / 255  # (N, 3, S, S)
-    samples = vae.sample(grid * grid, generator=torch.Generator().manual_seed(seed))
+    z = sample_latents(vae.latent, grid * grid, prior, generator=torch.Generator().manual_seed(seed))
+    samples = vae.decode(z.to(device))
     inputs = test[:grid]
     recon = vae.reconstruct(inputs)
     morph = vae.interpolate(test[0], test[min(1, len(test) - 1)], steps)

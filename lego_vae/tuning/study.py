@@ -30,8 +30,8 @@ from scipy.stats import qmc
 
 from lego_vae.config import check_choice, check_int, check_positive, get_key, validate
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import last_value, make_sampler, sampler_label, surrogate_predictor
 from lego_vae.training import METRIC, train
+from lego_vae.tuning.sampler import last_value, make_sampler, sampler_label, surrogate_predictor
 
 SAMPLERS = ("botorch", "gp", "tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
