@@ -18,10 +18,11 @@ from PIL import Image
 
 from lego_vae.checkpoints import study_refit_run
 from lego_vae.data.images import load_image
+from lego_vae.errors import UserError
 from lego_vae.evaluation.generate import load_vae
 from lego_vae.evaluation.generate import test_faces as split_test_faces  # not collected as a test
 from lego_vae.evaluation.pictures import to_pil
-from lego_vae.explore.session import resolve_checkpoint
+from lego_vae.explore.session import Explorer, resolve_checkpoint
 from lego_vae.training import train
 from tests.conftest import CONF, ROOT, TINY
 from tests.explore_helpers import chromium_path, morph_in_browser, running_explorer
@@ -63,7 +64,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A tiny checkpoint trained for these tests; low beta and a constant lr, so that its faces differ."""
+    """A tiny checkpoint trained for these tests, with a fitted GMM prior; low beta and a constant lr, so that
+    its faces differ."""
     from hydra import compose, initialize_config_dir
 
     tmp = tmp_path_factory.mktemp("explore")
@@ -72,6 +74,17 @@ def run_dir(tmp_path_factory) -> Path:
                                           "model.beta=0.01", "optim.lr=3e-3", "optim.final_lr=3e-3",
                                           "trainer.max_epochs=10"])
     train(cfg, tmp / "run", artifacts=False)
+    # The GMM prior as a sample.prior=gmm run stores it (train() fits it only with its artifacts).
+    from lego_vae.data.datamodule import LegoFacesDataModule
+    from lego_vae.evaluation.prior import fit_prior, store_prior
+
+    vae, config = load_vae(tmp / "run")
+    dm = LegoFacesDataModule.from_config(config["data"])
+    dm.prepare_data()
+    dm.setup("fit")
+    sample = {"gmm_components": [1, 2], "reg_covar": 1e-4}
+    store_prior(tmp / "run" / "checkpoints" / "best.ckpt",
+                fit_prior(vae, dm.split_images("train"), dm.split_images("val"), sample))
     return tmp / "run"
 
 
@@ -108,8 +121,17 @@ def test_generate_draws_a_grid_per_seed(client) -> None:
     assert np.array_equal(pixels(first), pixels(again)) and not np.array_equal(pixels(first), pixels(other))
     cold, _ = client.predict(1, 0.1, "normal", api_name="/generate")
     assert not np.array_equal(pixels(first), pixels(cold))
-    image, note = client.predict(1, 1.0, "gmm", api_name="/generate")
-    assert image is None and "no fitted GMM prior" in note
+    gmm, note = client.predict(1, 1.0, "gmm", api_name="/generate")
+    assert Image.open(gmm).size == Image.open(first).size and note == ""
+    assert not np.array_equal(pixels(gmm), pixels(first))
+
+
+def test_the_gmm_prior_needs_a_checkpoint_that_holds_one(run_dir) -> None:
+    explorer = Explorer.from_checkpoint(run_dir)
+    assert explorer.prior is not None and explorer.sample(4, 0, 1.0, "gmm").shape == (4, 3, SIZE, SIZE)
+    plain = Explorer(explorer.vae, explorer.config, explorer.test, prior=None)
+    with pytest.raises(UserError, match="no fitted GMM prior"):
+        plain.sample(4, 0, 1.0, "gmm")
 
 
 @pytest.mark.parametrize("mode", ["linear", "slerp"])

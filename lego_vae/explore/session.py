@@ -15,11 +15,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from lego_vae.checkpoints import study_refit_run
+from lego_vae.checkpoints import load_checkpoint, study_refit_run
 from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_image
 from lego_vae.errors import UserError
 from lego_vae.evaluation.generate import checkpoint_file, load_vae, test_faces
 from lego_vae.evaluation.metrics import kl_per_dim
+from lego_vae.evaluation.prior import load_prior
 from lego_vae.model import VAE, interpolate_latents
 
 PRIORS = ("normal", "gmm")
@@ -34,17 +35,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if refit is not None:
             return checkpoint_file(refit)
     return checkpoint_file(path)
-
-
-def load_prior_of(ckpt_path: Path):
-    """The checkpoint's fitted GMM prior, or None (none stored, or no prior module in this version)."""
-    try:
-        from lego_vae.evaluation.prior import load_prior
-    except ImportError:
-        return None
-    from lego_vae.checkpoints import load_checkpoint
-
-    return load_prior(load_checkpoint(ckpt_path))
 
 
 def read_upload(path: str | Path, size: int, max_pixels: int) -> Tensor:
@@ -107,7 +97,8 @@ class Explorer:
         """Load a checkpoint (weights_only) or a run or study folder's; a wrong path is a one-line UserError."""
         ckpt = resolve_checkpoint(path)
         vae, config = load_vae(ckpt, device)
-        return cls(vae, config, test_faces(config), load_prior_of(ckpt), max_pixels, label=str(ckpt))
+        prior = load_prior(load_checkpoint(ckpt))  # None unless trained with sample.prior=gmm
+        return cls(vae, config, test_faces(config), prior, max_pixels, label=str(ckpt))
 
     # ---- faces --------------------------------------------------------------------------------------
 
