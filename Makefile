@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo compare bench test test-all test-db lint preview dashboard clean
+.PHONY: install demo tune-demo explore compare bench test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -22,12 +22,18 @@ demo: install
 tune-demo: install
 	$(BIN)/python tune.py experiment=quick
 
+# The face explorer in the browser: make explore RUN=outputs/train/<run> (a run, a .ckpt or a study folder).
+explore: install
+	@test -n "$(RUN)" || { echo "error: RUN=path/to/run, .ckpt or study folder is required" >&2; exit 2; }
+	$(BIN)/pip install --quiet -e '.[app]'
+	$(BIN)/python -m lego_vae.explore checkpoint=$(RUN)
+
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install
 	$(BIN)/python -m bench.compare
 
 # The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
-BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection
+BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency
 bench: install
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
@@ -40,6 +46,10 @@ test-all: install
 # A local PostgreSQL server for the multi-worker tuning test; prints its URL (needs root, installs Debian's postgresql).
 test-db:
 	@bash scripts/test-postgres.sh
+
+# Headless Chromium for the explorer's browser test; prints its path (needs root, installs Debian's chromium).
+test-browser-deps:
+	@bash scripts/test-chromium.sh
 
 lint: install
 	$(BIN)/ruff check .

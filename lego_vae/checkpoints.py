@@ -63,3 +63,25 @@ def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
         raise UserError(f"ckpt_path={ckpt}: that run had model {stored['model']} and data source "
                         f"{stored['data']['source']} at {stored['data']['image_size']} px; override the same values to resume")
     return Path(ckpt)
+
+
+def study_refit_run(study_dir: str | Path) -> Path | None:
+    """A tune.py study folder's refit run: that of best.yaml's trial, else the newest; None if not a study folder."""
+    study_dir = Path(study_dir)
+    refits = sorted((p for p in (study_dir / "refit").glob("trial_*") if (p / "checkpoints").is_dir()),
+                    key=lambda p: p.stat().st_mtime)
+    if not (study_dir / "best.yaml").is_file() and not refits:
+        return None
+    try:
+        import yaml
+
+        best = yaml.safe_load((study_dir / "best.yaml").read_text()) or {}
+        chosen = study_dir / "refit" / f"trial_{int(best['trial']):04d}"
+        if (chosen / "checkpoints").is_dir():
+            return chosen
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        pass  # no or unreadable best.yaml: fall back to the newest refit
+    if not refits:
+        raise UserError(f"checkpoint={study_dir}: a study folder without a refit (refit/trial_NNNN/checkpoints/); "
+                        "run tune.py with refit.enabled=true or pass a run folder or .ckpt")
+    return refits[-1]
