@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo compare bench test test-all test-db lint preview dashboard clean
+.PHONY: install demo train-demo compare bench test test-all test-db lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The main job at demo size: the study (design, GP + EI, pruning), then the refit of the best pair.
+# Its folder is outputs/tune/quick: a second run resumes the finished study and says where its report is.
 demo: install
-	$(BIN)/python train.py experiment=quick
-
-tune-demo: install
 	$(BIN)/python tune.py experiment=quick
+
+# One training run of the same preset, no tuning.
+train-demo: install
+	$(BIN)/python train.py experiment=quick
 
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install
