@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo explore compare bench test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: install demo train-demo explore compare bench test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -16,10 +16,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The main job at demo size: the study (design, GP + EI, pruning), then the refit of the best pair.
+# Its folder is outputs/tune/quick: a second run resumes the finished study and says where its report is.
 demo: install
-	$(BIN)/python train.py experiment=quick
-
-tune-demo: install
 	$(BIN)/python tune.py experiment=quick
 
 # The face explorer in the browser: make explore RUN=outputs/train/<run> (a run, a .ckpt or a study folder).
@@ -27,6 +26,10 @@ explore: install
 	@test -n "$(RUN)" || { echo "error: RUN=path/to/run, .ckpt or study folder is required" >&2; exit 2; }
 	$(BIN)/pip install --quiet -e '.[app]'
 	$(BIN)/python -m lego_vae.explore checkpoint=$(RUN)
+
+# One training run of the same preset, no tuning.
+train-demo: install
+	$(BIN)/python train.py experiment=quick
 
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install

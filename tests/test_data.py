@@ -106,15 +106,25 @@ def test_folder_source_missing_root_is_one_line(tmp_path) -> None:
 
 
 def test_lego_faces_source_from_a_verified_zip(tmp_path) -> None:
-    archive = tmp_path / "dataset.zip"
+    # The published layout: a top folder dataset/ of JPEG product photos named by Bricklink part.
+    archive = tmp_path / "served" / "dataset.zip"
+    archive.parent.mkdir()
     with zipfile.ZipFile(archive, "w") as zf:
         for i in range(40):
-            path = tmp_path / f"face{i}.png"
-            Image.new("RGBA", (24, 24), (250, 200, 0, 255 if i % 2 else 0)).save(path)
-            zf.write(path, f"dataset/face{i}.png")
-    dm = _dm(tmp_path, source="lego_faces", num_images=None, url=archive.as_uri(), blob=git_blob_sha1(archive))
+            path = tmp_path / f"3626cpb{1200 + i}.jpg"
+            photo = Image.new("RGB", (30, 24), (255, 255, 255))
+            photo.paste((250, 200, 0), (8, 4, 22, 20))  # a yellow head on white
+            photo.save(path, quality=90)
+            zf.write(path, f"dataset/{path.name}")
+    blob = git_blob_sha1(archive)
+    dm = _dm(tmp_path, source="lego_faces", num_images=None, url=archive.as_uri(), blob=blob)
     assert dm.images.shape == (40, 3, 16, 16)
-    # Transparent images were composited on white.
-    assert int(dm.images[0].min()) == 255
+    assert int(dm.images[0, :, 0, 0].min()) >= 250  # the white background survived the centre crop
+    # A second run at another size reads the extracted folder again: no download (the served zip is gone).
+    archive.unlink()
+    again = _dm(tmp_path, source="lego_faces", num_images=None, url=archive.as_uri(), blob=blob, image_size=8)
+    assert again.images.shape == (40, 3, 8, 8)
     with pytest.raises(UserError, match="checksum mismatch"):
-        _dm(tmp_path / "other", source="lego_faces", url=archive.as_uri(), blob="0" * 40)
+        served = tmp_path / "other.zip"
+        served.write_bytes(b"not the pinned zip")
+        _dm(tmp_path / "other", source="lego_faces", url=served.as_uri(), blob="0" * 40)

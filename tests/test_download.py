@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import zipfile
@@ -14,6 +15,9 @@ from PIL import Image
 
 from lego_vae.data.download import (
     LEGO_FACES_BLOB,
+    LEGO_FACES_COMMIT,
+    LEGO_FACES_REPO,
+    LEGO_FACES_URL,
     download,
     fetch_lego_faces,
     git_blob_sha1,
@@ -21,7 +25,22 @@ from lego_vae.data.download import (
 )
 from lego_vae.errors import UserError
 
-FACE_NAMES = ("dataset/face_0.png", "dataset/face_1.png", "dataset/sub/face_2.png")
+# The published zip's layout: one top folder dataset/ of JPEGs named by Bricklink part.
+FACE_NAMES = ("dataset/3626cpb1221.jpg", "dataset/3626bpx121.jpg", "dataset/3626cpb1591_0.jpg")
+# The published set, as `git ls-tree 01c55ce dataset.zip` in a clone of that repository prints it.
+PUBLISHED = ("iechevarria/lego-face-VAE", "01c55ce88d57d8bb5674f14a8afcc9121d9b4877",
+             "153c85d6ffee22456ab015906e984038da412f08")
+GITHUB_RAW = re.compile(r"https://github\.com/(?P<repo>[^/]+/[^/]+)/raw/(?P<commit>[0-9a-f]{40})/dataset\.zip")
+
+
+def _jpeg_bytes(seed: int) -> bytes:
+    """A small, distinct JPEG: a coloured head on white, like a product photo."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full((24, 24, 3), 255, dtype=np.uint8)
+    pixels[4:20, 5:19] = rng.integers(0, 256, 3, dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def _png_bytes(seed: int) -> bytes:
@@ -49,15 +68,15 @@ def _files_under(folder: Path) -> list[Path]:
 
 @pytest.fixture
 def dataset_zip(tmp_path: Path) -> Path:
-    """A zip like the public one: PNGs in a folder, plus the macOS junk Finder adds."""
+    """A zip like the public one: a top folder dataset/ of JPEGs, plus the macOS junk Finder adds."""
     path = tmp_path / "served" / "dataset.zip"
     path.parent.mkdir()
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("dataset/", "")
         for seed, name in enumerate(FACE_NAMES):
-            archive.writestr(name, _png_bytes(seed))
-        archive.writestr("__MACOSX/dataset/._face_0.png", b"\x00\x05\x16\x07junk")
-        archive.writestr("dataset/._face_1.png", b"\x00\x05\x16\x07junk")
+            archive.writestr(name, _jpeg_bytes(seed))
+        archive.writestr("__MACOSX/dataset/._3626cpb1221.jpg", b"\x00\x05\x16\x07junk")
+        archive.writestr("dataset/._3626bpx121.jpg", b"\x00\x05\x16\x07junk")
     return path
 
 
@@ -69,8 +88,15 @@ def test_git_blob_sha1_matches_git(dataset_zip: Path, tmp_path: Path) -> None:
     assert git_blob_sha1(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391" == _git_hash_object(empty)
 
 
-def test_default_blob_is_a_git_id() -> None:
-    assert len(LEGO_FACES_BLOB) == 40 and int(LEGO_FACES_BLOB, 16) >= 0
+def test_default_pin_is_the_published_repository_commit_and_blob(make_cfg) -> None:
+    # The commit belongs to one repository and the blob to that commit's tree: a future edit of the URL,
+    # the commit or the blob id must change all three together, here, in download.py and in the config.
+    data = make_cfg("data=lego_faces").data
+    for url, blob in ((LEGO_FACES_URL, LEGO_FACES_BLOB), (data.url, data.blob)):
+        match = GITHUB_RAW.fullmatch(url)
+        assert match is not None, url
+        assert (match["repo"], match["commit"], blob) == PUBLISHED
+    assert (LEGO_FACES_REPO, LEGO_FACES_COMMIT, LEGO_FACES_BLOB) == PUBLISHED
 
 
 def test_fetch_extracts_once_and_reuses_the_cache(dataset_zip: Path, tmp_path: Path) -> None:
@@ -78,16 +104,18 @@ def test_fetch_extracts_once_and_reuses_the_cache(dataset_zip: Path, tmp_path: P
     cache = tmp_path / "cache"
     images = fetch_lego_faces(dataset_zip.as_uri(), blob, cache)
     assert images == cache / "lego_faces" / blob / "images"
-    extracted = sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png"))
-    assert extracted == sorted(FACE_NAMES)
-    assert (images / "dataset" / "face_0.png").read_bytes() == _png_bytes(0)
-    assert not (images / "__MACOSX").exists()
+    extracted = sorted(p.relative_to(images).as_posix() for p in _files_under(images) if p.name != ".complete")
+    assert extracted == sorted(FACE_NAMES)  # the JPEGs only: no macOS junk
+    assert (images / "dataset" / "3626cpb1221.jpg").read_bytes() == _jpeg_bytes(0)
     assert (cache / "lego_faces" / blob / "dataset.zip").is_file()
     # Nothing but the zip and images/ is left beside them: no .part file, no staging folder.
     assert sorted(p.name for p in (cache / "lego_faces" / blob).iterdir()) == ["dataset.zip", "images"]
 
-    dataset_zip.unlink()  # a second download would now fail
+    # A second run neither downloads (the served zip is gone) nor extracts again (the files are untouched).
+    stamps = {p: p.stat().st_mtime_ns for p in _files_under(images)}
+    dataset_zip.unlink()
     assert fetch_lego_faces(dataset_zip.as_uri(), blob, cache) == images
+    assert {p: p.stat().st_mtime_ns for p in _files_under(images)} == stamps
 
 
 def test_verified_zip_is_reused_when_images_are_incomplete(dataset_zip: Path, tmp_path: Path) -> None:
@@ -97,11 +125,11 @@ def test_verified_zip_is_reused_when_images_are_incomplete(dataset_zip: Path, tm
     # Simulate a run killed mid-extraction in an older layout: images/ without its marker.
     shutil.rmtree(images)
     (images / "dataset").mkdir(parents=True)
-    (images / "dataset" / "stale.png").write_bytes(b"half")
+    (images / "dataset" / "stale.jpg").write_bytes(b"half")
     dataset_zip.unlink()
     assert fetch_lego_faces(dataset_zip.as_uri(), blob, cache) == images
-    assert not (images / "dataset" / "stale.png").exists()
-    assert len(list(images.rglob("*.png"))) == len(FACE_NAMES)
+    assert not (images / "dataset" / "stale.jpg").exists()
+    assert len(list(images.rglob("*.jpg"))) == len(FACE_NAMES)
 
 
 def test_corrupt_cached_zip_is_downloaded_again(dataset_zip: Path, tmp_path: Path) -> None:
@@ -111,7 +139,7 @@ def test_corrupt_cached_zip_is_downloaded_again(dataset_zip: Path, tmp_path: Pat
     cached.write_bytes(dataset_zip.read_bytes()[:100])
     images = fetch_lego_faces(dataset_zip.as_uri(), blob, tmp_path / "cache")
     assert git_blob_sha1(cached) == blob
-    assert len(list(images.rglob("*.png"))) == len(FACE_NAMES)
+    assert len(list(images.rglob("*.jpg"))) == len(FACE_NAMES)
 
 
 def test_checksum_mismatch_leaves_nothing(dataset_zip: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lego_vae.evaluation.report import SORT_JS, TRIAL_COLUMNS, read_curves, write_report
+from lego_vae.evaluation.report import SORT_JS, TRIAL_COLUMNS, pixel_scale, read_curves, write_report
 
 METRICS = {
     "val_loss": 41.23456789012345,
@@ -173,8 +173,10 @@ def test_run_report(tmp_path: Path, pictures: dict[str, Path]) -> None:
     assert set(decoded) == {"samples <8x8>", "reconstructions", "morph", "loss curves"}
     assert decoded["morph"].format == "GIF" and decoded["morph"].n_frames == 4  # still animated
     assert decoded["loss curves"].format == "PNG" and decoded["loss curves"].width > 400
-    small = next(img for img in page.imgs if img["alt"] == "samples <8x8>")
-    assert int(small["width"]) >= 256 and "pixel" in small["class"]  # tiny grids are blown up
+    # Face pictures at a whole-number scale of their 16 px faces: 4x, or 3x where 4x would be wider than the page.
+    shown = {img["alt"]: (int(img["width"]), int(img["height"])) for img in page.imgs if "pixel" in img.get("class", "")}
+    assert shown == {"samples <8x8>": (128, 128), "morph": (64, 64), "reconstructions": (900, 360)}
+    assert "image-rendering:pixelated" in text
     assert "never written" in text and "nope.png" in text  # a missing picture is a note
 
     # metrics: every key present, every number exact, None as a dash with its reason
@@ -193,9 +195,27 @@ def test_run_report(tmp_path: Path, pictures: dict[str, Path]) -> None:
     assert page.metric_rows["val_loss"]["text"].strip() == "val_loss41.23"  # 4 significant digits
     assert page.metric_rows["test_kl"]["text"].strip() == "test_kl0.3333"
     assert page.metric_rows["epochs"]["text"].strip() == "epochs25"
+    # Numbers sit right beside their names under a right-aligned header; paths and reasons go to a note column.
+    metrics_table = text.split('<table class="metrics">')[1].split("</table>")[0]
+    assert '<th>metric</th><th class="num">value</th><th>note</th>' in metrics_table
+    assert '<td>best_checkpoint</td><td class="num"></td><td class="note">outputs/run/' in metrics_table
+    assert "<td>fid</td><td class=\"num\">\u2014</td><td class=\"note\"><span class=\"reason\">" in metrics_table
 
     # no study parts, no script on a run page
     assert not page.scripts and all("sortable" not in t["class"] for t in page.tables)
+
+
+@pytest.mark.parametrize(("width", "face_px", "scale"), [
+    (274, 32, 3),     # the demo's 8 x 8 grid of 32 px faces: faces at 96 CSS px
+    (32, 32, 3),      # its morph GIF, one face
+    (342, 32, 3),     # a 10-step strip still fits the page at 3x
+    (530, 64, 2),     # 64 px faces: 2x
+    (16, 16, 4),      # never more than 4x
+    (1042, 128, 1),   # big faces stay as they are
+    (36, None, 3),    # unknown face size: the picture is one face
+])
+def test_pixel_scale(width: int, face_px: int | None, scale: int) -> None:
+    assert pixel_scale(width, face_px) == scale
 
 
 def test_escaping(tmp_path: Path, pictures: dict[str, Path]) -> None:

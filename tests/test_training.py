@@ -171,6 +171,7 @@ def test_train_py_end_to_end(tmp_path) -> None:
     assert Image.open(run / "samples.png").size == (4 * 18 + 2, 4 * 18 + 2)
     # The GIF plays a -> b -> a: 2 * 5 - 2 frames of 120 ms (Pillow merges identical neighbours).
     gif = Image.open(run / "morph.gif")
+    assert gif.size == (16, 16)  # native pixels: the report blows pictures up, the files stay honest
     durations = []
     for i in range(gif.n_frames):
         gif.seek(i)

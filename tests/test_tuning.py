@@ -216,6 +216,11 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     best_row = html.split('data-metric="best_value"')[1].split("</tr>")[0]
     assert float(re.search(r'data-value="([^"]+)"', best_row)[1]) == best["value"]
     assert "http://" not in html and "https://" not in html
+    # The last lines name what a user opens: the refit's pictures, best.yaml, report.html.
+    last = proc.stdout.strip().splitlines()[-3:]
+    assert last[0] == (f"refit pictures in {study_dir / refit}: "
+                       "samples.png, reconstructions.png, morph.gif, traversal.png")
+    assert last[1:] == [f"wrote {study_dir / 'best.yaml'}", f"wrote {study_dir / 'report.html'}"]
     # The design is never pruned, and nothing is pruned inside the warm-up (1 epoch here).
     assert all(t.state == TrialState.COMPLETE for t in study.trials[:3])
     assert all(len(t.intermediate_values) > 1 for t in study.trials if t.state == TrialState.PRUNED)
@@ -232,6 +237,11 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
     assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
+    # ... and says so in one line that names the report, before anything else.
+    assert again.stdout.splitlines()[0] == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to "
+                                            f"train; its report is {study_dir / 'report.html'} (a larger "
+                                            "study.n_trials extends it)")
+    assert again.stdout.strip().splitlines()[-3:] == last
 
 
 def test_two_workers_share_one_study_and_stop_at_n_trials(tmp_path) -> None:

@@ -77,6 +77,6 @@ def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: in
         save_grid(samples, run_dir / "samples.png", nrow=grid),
         save_grid(torch.cat([inputs, recon]), run_dir / "reconstructions.png", nrow=len(inputs)),
         save_grid(morph, run_dir / "morph.png", nrow=steps),
-        save_gif(morph, run_dir / "morph.gif", scale=max(1, 128 // morph.shape[-1])),
+        save_gif(morph, run_dir / "morph.gif"),  # native pixels, like the PNGs: report.html blows them all up alike
         save_grid(rows.flatten(0, 1), run_dir / "traversal.png", nrow=steps),
     ]

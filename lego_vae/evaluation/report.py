@@ -21,25 +21,33 @@ from PIL import Image, UnidentifiedImageError
 CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
 TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")
 NUMERIC_COLUMNS = {"number", "hidden", "latent", "value", "epochs", "seconds"}
-MIN_PICTURE_WIDTH = 256  # tiny face grids are blown up to at least this many CSS pixels
+# Face pictures are blown up by a whole number (2x to 4x for small faces) so that one face is about this
+# many CSS pixels, nearest-neighbour: every face pixel is a square of the same size, none is invented.
+TARGET_FACE_PX = 96
+MAX_PIXEL_SCALE = 4
+MAX_PICTURE_WIDTH = 1100  # CSS pixels a picture may take in <main> without being squeezed
 MISSING = "\u2014"  # em dash
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
  color:#222;background:#fafafa;margin:0;line-height:1.45}
-main{max-width:1100px;margin:0 auto;padding:1.5rem}
+main{max-width:1160px;margin:0 auto;padding:1.5rem}
 h1{margin:0 0 .2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 .context{color:#666;margin:0}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:.25rem .7rem;border-bottom:1px solid #e4e4e4;text-align:left}
-td.num{text-align:right}
+td.num,th.num{text-align:right}
 .reason{color:#a05a00;font-size:.9em}
+table.metrics{font-size:.92em}
+table.metrics th,table.metrics td{padding:.15rem .6rem}
+table.metrics td:first-child,table.metrics td.num{white-space:nowrap}
+table.metrics td.note{color:#555;max-width:40rem;overflow-wrap:anywhere}
 table.sortable th{cursor:pointer;user-select:none;background:#f0f0f0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .gallery{display:flex;flex-wrap:wrap;gap:1.2rem;align-items:flex-start}
 figure{margin:0;background:#fff;border:1px solid #e4e4e4;padding:.5rem;max-width:100%}
 figure img{display:block;max-width:100%;height:auto}
-img.pixel{image-rendering:pixelated}
+img.pixel{image-rendering:crisp-edges;image-rendering:pixelated}
 figcaption{color:#555;font-size:.9em;margin-top:.3rem}
 .missing{color:#b00020}
 pre{background:#fff;border:1px solid #e4e4e4;padding:.8rem;overflow:auto;font-size:.85em}
@@ -94,13 +102,18 @@ def _data_uri(data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _figure_html(data: bytes, caption: str, pixel: bool) -> str:
+def pixel_scale(width: int, face_px: int | None) -> int:
+    """The whole-number blow-up of a picture of faces face_px wide (None: one face): 1 to 4, and within the page."""
+    k = min(MAX_PIXEL_SCALE, max(1, math.ceil(TARGET_FACE_PX / max(1, face_px or width))))
+    return max(1, min(k, MAX_PICTURE_WIDTH // max(1, width)))
+
+
+def _figure_html(data: bytes, caption: str, pixel: bool, face_px: int | None = None) -> str:
     with Image.open(io.BytesIO(data)) as im:  # also refuses a file that is not a picture
         w, h = im.size
     attrs = ""
     if pixel:
-        # Whole-number blow-up so nearest-neighbour scaling keeps every face pixel the same size.
-        k = max(1, math.ceil(MIN_PICTURE_WIDTH / w)) if w else 1
+        k = pixel_scale(w, face_px)
         attrs = f' class="pixel" width="{w * k}" height="{h * k}"'
     return (f'<figure><img alt="{_esc(caption)}"{attrs} src="{_data_uri(data)}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
@@ -117,21 +130,29 @@ def _metrics_html(metrics: Mapping) -> str:
         return None
 
     folded = {name: reason_key(name) for name, v in metrics.items() if v is None and reason_key(name)}
-    rows = []
+    # Three columns: numbers right-aligned right beside their names; a path, a string or a reason goes to the
+    # note column, where its length cannot push the numbers away from their labels.
+    rows, notes = [], False
     for name, value in metrics.items():
         if name in folded.values():
             continue  # shown beside the metric it explains
-        attrs, cell = f' data-metric="{_esc(name)}"', _esc(_fmt(value))
+        attrs, cell, note = f' data-metric="{_esc(name)}"', "", ""
         if _is_number(value):
-            cell_attrs = f' class="num" data-value="{_esc(repr(value))}"'
+            cell = f'<td class="num" data-value="{_esc(repr(value))}">{_esc(_fmt(value))}</td>'
+        elif value is None:
+            cell = f'<td class="num">{MISSING}</td>'
         else:
-            cell_attrs = ""
+            cell, note = '<td class="num"></td>', _esc(_fmt(value))
         if name in folded:
             attrs += f' data-reason="{_esc(folded[name])}"'
-            cell += f' <span class="reason">({_esc(metrics[folded[name]])})</span>'
-        rows.append(f"<tr{attrs}><td>{_esc(name)}</td><td{cell_attrs}>{cell}</td></tr>")
-    return ("<table class=\"metrics\"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+            note = f'<span class="reason">({_esc(metrics[folded[name]])})</span>'
+        notes = notes or bool(note)
+        rows.append((attrs, name, cell, note))
+    note_head = "<th>note</th>" if notes else ""
+    body = "".join(f"<tr{attrs}><td>{_esc(name)}</td>{cell}" + (f'<td class="note">{note}</td>' if notes else "")
+                   + "</tr>" for attrs, name, cell, note in rows)
+    return (f'<table class="metrics"><thead><tr><th>metric</th><th class="num">value</th>{note_head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
 
 
 def _curves_png(curves: list[dict]) -> bytes | None:
@@ -210,12 +231,12 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def _pictures_html(entries: list[tuple[str, Path]], pixel: bool) -> str:
+def _pictures_html(entries: list[tuple[str, Path]], pixel: bool, face_px: int | None = None) -> str:
     parts, missing = [], []
     for caption, file in entries:
         file = Path(file)
         try:
-            parts.append(_figure_html(file.read_bytes(), caption, pixel))
+            parts.append(_figure_html(file.read_bytes(), caption, pixel, face_px))
         except (OSError, UnidentifiedImageError) as err:  # a missing or broken picture is a note, not a crash
             what = "missing" if not file.exists() else f"unreadable ({type(err).__name__})"
             missing.append(f'<p class="missing">{_esc(caption)}: {what}: <code>{_esc(file)}</code></p>')
@@ -243,7 +264,9 @@ def write_report(
         figure = _figure_html(png, "loss curves", pixel=False)
         body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
     if images:
-        body += ["<h2>Pictures</h2>", _pictures_html(list(images.items()), pixel=True)]
+        size = (config.get("data") or {}).get("image_size") if isinstance(config, Mapping) else None
+        face_px = size if _is_number(size) and size > 0 else None
+        body += ["<h2>Pictures</h2>", _pictures_html(list(images.items()), pixel=True, face_px=face_px)]
     if trials is not None:
         body += [f"<h2>Trials ({len(trials)})</h2>", "<p class=\"context\">Click a header to sort.</p>",
                  _trials_html(trials)]

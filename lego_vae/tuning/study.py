@@ -39,6 +39,7 @@ DESIGNS = ("sobol", "lhs")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DESIGN_LABEL = "initial design"
 TUNE_ONLY_KEYS = ("study", "space", "sampler", "pruner", "refit")
+REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
 # Integer keys of a tune config and their smallest allowed value.
 TUNE_INTS = {
     "study.n_trials": 1, "study.n_initial": 0, "study.epochs": 1, "study.seed": 0, "study.heartbeat_interval": 1,
@@ -412,7 +413,7 @@ def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: 
                "best_latent": best.params["latent"], "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
                "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in refit_metrics.items()
                                                 if isinstance(v, (int, float, type(None))) or k.endswith("_reason")}}
-    pictures = {name: refit_dir / name for name in ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
+    pictures = {name: refit_dir / name for name in REFIT_PICTURES
                 if (refit_dir / name).exists()}
     return write_report(study_dir / "report.html", f"lego-vae study {study.study_name}", plain, metrics, pictures,
                         curves=read_curves(refit_tb) if refit_tb.exists() else None, trials=trials_table(study),
@@ -523,6 +524,10 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
 
     if not plain["refit"]["only"]:
         c = counts(study)
+        if c[TrialState.COMPLETE] + c[TrialState.PRUNED] >= n_trials:
+            # A rerun would otherwise only say "refit: already done", as if nothing had happened.
+            print(f"study '{study.study_name}' resumed, already finished ({n_trials} trials): nothing to train; its "
+                  f"report is {study_dir / 'report.html'} (a larger study.n_trials extends it)", flush=True)
         print(f"study '{study.study_name}': {c[TrialState.COMPLETE] + c[TrialState.PRUNED]}/{n_trials} finished trials; "
               f"sampler {s['kind']}, pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
         run_trials(study, Objective(plain, study_dir, sampler), n_trials, plain["study"]["poll_seconds"], TrialLine(),
@@ -542,7 +547,13 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
-    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots, path, report]:
+    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots]:
         if p is not None:
             print(f"wrote {p}")
+    # The last lines: what a user opens first.
+    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+    if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
+        print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
+    print(f"wrote {path}")
+    print(f"wrote {report}")
     return yaml.safe_load(path.read_text())
