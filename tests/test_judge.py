@@ -150,8 +150,10 @@ def test_judge_metrics_without_labels_keeps_the_distances(tiny_judge, faces):
     got = judge_metrics(judge, images, None, images, {"standard": images.flip(-2)})
     assert got["attr_acc_real"] is None and got["attr_acc_recon"] is None and got["attr_reason"] == NO_LABELS
     assert got["fd_judge"]["standard"] > 0 and 0 <= got["precision"]["standard"] <= 1
-    assert "feature space" in got["judge_note"]
+    assert "feature space" in got["judge_note"] and got["pr_reason"] is None
     json.dumps(got, allow_nan=False)
+    few = judge_metrics(judge, images, None, None, {"standard": images[:3]}, k=3)
+    assert few["precision"]["standard"] is None and "more than 3" in few["pr_reason"]
 
 
 def test_float_and_uint8_images_give_the_same_features(tiny_judge, faces):

@@ -10,6 +10,7 @@ returns, JSON-serialisable:
     fd_judge, kd_judge, kd_judge_std  {prior: value}: Fréchet and kernel distance, samples vs test faces
     fd_judge_reason                null, or why a distance is null
     precision, recall              {prior: value}: k-NN manifolds (Kynkäänniemi et al. 2019)
+    pr_reason                      null, or why precision/recall are null (k or fewer images in a set)
     judge_note                     what the feature space is (the same for every data source)
 
 FD/KD come from torchmetrics (via metrics.image_set_distances) with the judge as the feature extractor,
@@ -78,13 +79,16 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
     real_feats = judge_features(judge, test_images)
     for key in ("fd_judge", "kd_judge", "kd_judge_std", "precision", "recall"):
         out[key] = {}
-    out["fd_judge_reason"] = None
+    out["fd_judge_reason"] = out["pr_reason"] = None
     for prior, samples in samples_by_prior.items():
         dist = image_set_distances(test_images, samples, feature=judge, seed=seed)
         out["fd_judge"][prior], out["kd_judge"][prior], out["kd_judge_std"][prior] = (
             dist["fid"], dist["kid"], dist["kid_std"])
         if dist["fid_reason"] is not None:  # null distances always come with a reason
             out["fd_judge_reason"] = f"{prior}: {dist['fid_reason']}"
-        pr = precision_recall(real_feats, judge_features(judge, samples), k=k)
+        try:
+            pr = precision_recall(real_feats, judge_features(judge, samples), k=k)
+        except ValueError as error:  # too few images for k neighbours (a tiny test split): null, with why
+            pr, out["pr_reason"] = {"precision": None, "recall": None}, f"{prior}: {error}"
         out["precision"][prior], out["recall"][prior] = pr["precision"], pr["recall"]
     return out
