@@ -14,7 +14,10 @@ returns, JSON-serialisable:
     judge_note                     what the feature space is (the same for every data source)
 
 FD/KD come from torchmetrics (via metrics.image_set_distances) with the judge as the feature extractor,
-precision/recall from torch-fidelity's implementation on the judge's features.
+precision/recall from torch-fidelity's implementation on the judge's features. Read precision with
+recall and FD: with the 64 px judge, 100 flat grey squares or 100 noise images got precision 1.0 (and
+recall 0, FD ~3,000 against ~130 for a second set of real faces), since inputs without a face map to
+one point amid the real cloud, inside some real face's k-NN radius.
 """
 
 from __future__ import annotations
