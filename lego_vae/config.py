@@ -104,6 +104,21 @@ def validate_sample(plain: Mapping) -> None:
     check_positive(plain, "sample.reg_covar")
 
 
+def validate_judge(plain: Mapping) -> None:
+    """Check eval.judge; its seed must not be the VAE's synthetic data.seed (the judge must judge unseen faces)."""
+    seed = check_int(plain, "eval.judge.seed", 0)
+    if get_key(plain, "data.source") == "synthetic" and seed == get_key(plain, "data.seed"):
+        raise UserError(f"eval.judge.seed={seed}: must differ from data.seed, or the judge trains on the VAE's faces")
+    check_int(plain, "eval.judge.num_train", 1)
+    check_int(plain, "eval.judge.num_holdout", 1)
+    check_int(plain, "eval.judge.epochs", 1)
+    check_int(plain, "eval.judge.batch_size", 1)
+    check_positive(plain, "eval.judge.lr")
+    check_int(plain, "eval.judge.width", 1)
+    check_int(plain, "eval.judge.num_features", 1)
+    check_int(plain, "eval.judge.k", 1)
+
+
 def validate(cfg: DictConfig | Mapping) -> dict:
     """Check a composed train config before any work starts; return it as plain data."""
     try:
@@ -150,6 +165,7 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     if weights is not None and not isinstance(weights, str):
         raise UserError(f"eval.inception_weights={weights}: must be null or a file path")
     validate_sample(plain)
+    validate_judge(plain)
     check_int(plain, "pictures.grid", 1)
     check_int(plain, "pictures.morph_steps", 2)
     ckpt = plain.get("ckpt_path")

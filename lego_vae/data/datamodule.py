@@ -205,6 +205,12 @@ class LegoFacesDataModule(L.LightningDataModule):
         assert self.images is not None, "call setup() first"
         return self.images[self.split_indices[split].to(self.images.device)]
 
+    def split_labels(self, split: str) -> list[dict] | None:
+        """The factor labels of one split, in the order of split_images(split); None for photo sources."""
+        assert self.images is not None, "call setup() first"
+        labels = self.labels()
+        return None if labels is None else [labels[i] for i in self.split_indices[split].tolist()]
+
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
         # uint8 (B, 3, S, S) -> float in [0, 1], on the device, one batch at a time.
         return batch.float().div_(255) if batch.dtype == torch.uint8 else batch
