@@ -54,6 +54,8 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
         "trainer.accelerator=cpu" if args.cpu else "trainer.accelerator=auto",
         "log.progress=none", "log.images_every_n_epochs=0", f"data.cache_dir={args.cache_dir}",
     ]
+    if args.quick:  # a small judge: its metrics are real, its accuracy modest
+        budget += ["eval.judge.num_train=300", "eval.judge.num_holdout=100", "eval.judge.epochs=2", "eval.iwae_k=4"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, *budget])
     metrics = train(cfg, out / name)

@@ -106,6 +106,8 @@ def validate_sample(plain: Mapping) -> None:
 
 def validate_judge(plain: Mapping) -> None:
     """Check eval.judge; its seed must not be the VAE's synthetic data.seed (the judge must judge unseen faces)."""
+    if not isinstance(get_key(plain, "eval.judge.enabled"), bool):
+        raise UserError(f"eval.judge.enabled={get_key(plain, 'eval.judge.enabled')}: must be true or false")
     seed = check_int(plain, "eval.judge.seed", 0)
     if get_key(plain, "data.source") == "synthetic" and seed == get_key(plain, "data.seed"):
         raise UserError(f"eval.judge.seed={seed}: must differ from data.seed, or the judge trains on the VAE's faces")

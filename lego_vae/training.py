@@ -24,6 +24,7 @@ from lego_vae.evaluation.metrics import evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.prior import GaussianMixturePrior, fit_prior, store_prior
 from lego_vae.evaluation.report import read_curves, write_report
+from lego_vae.evaluation.sample_quality import run_judge_metrics
 from lego_vae.lit import LitVAE
 
 # Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
@@ -122,9 +123,15 @@ def fit_run_prior(vae: torch.nn.Module, datamodule: LegoFacesDataModule, plain: 
 def summary_line(m: dict) -> str:
     """The run's metrics in one printed line."""
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else "FID n/a (no Inception weights)"
+    judge = ""
+    if m.get("fd_judge"):
+        fd = ", ".join(f"{prior} {v:.1f}" for prior, v in m["fd_judge"].items() if v is not None)
+        acc = m.get("attr_acc_recon") or {}
+        judge = (f"judge: attributes kept in reconstructions {acc['mean']:.0%} (ceiling "
+                 f"{m['judge_ceiling']['mean']:.0%}), fd_judge {fd}  " if acc else f"judge: fd_judge {fd}  ")
     return (f"test -ELBO {m['test_loss']:.2f} (recon {m['test_recon']:.2f}, kl {m['test_kl']:.2f})  "
             f"IWAE {m['bits_per_dim']:.4f} bits/dim (k={m['iwae_k']})  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
-            f"active units {m['active_units']}/{m['latent']}  {fid}  best val/loss {m['val_loss']:.2f}  "
+            f"active units {m['active_units']}/{m['latent']}  {fid}  {judge}best val/loss {m['val_loss']:.2f}  "
             f"{m['epochs']} epochs  {m['seconds']:.0f}s")
 
 
@@ -186,6 +193,8 @@ def train(
             metrics.update(evaluate(model.vae, datamodule.split_images("test"), beta=plain["model"]["beta"],
                                     k=ev["iwae_k"], inception_weights=ev["inception_weights"], seed=plain["seed"],
                                     priors={"gmm": prior} if prior is not None else None))
+            metrics.update(run_judge_metrics(model.vae, datamodule, plain,
+                                             priors={"gmm": prior} if prior is not None else None))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if artifacts and trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

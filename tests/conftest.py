@@ -25,6 +25,10 @@ TINY = [
     "log.images_every_n_epochs=1",
     "pictures.grid=4",
     "pictures.morph_steps=5",
+    # a small judge: a few hundred rendered faces, 2 epochs (its metrics are real, its accuracy modest)
+    "eval.judge.num_train=300",
+    "eval.judge.num_holdout=100",
+    "eval.judge.epochs=2",
 ]
 
 

@@ -141,6 +141,10 @@ def test_train_py_end_to_end(tmp_path) -> None:
     for key in ["test_loss", "test_recon", "test_kl", "val_loss", "epochs", "seconds", "nll_nats", "bits_per_dim",
                 "psnr", "ssim", "active_units"]:
         assert isinstance(metrics[key], (int, float)), key
+    # The judge's metrics: attributes of the reconstructions per factor, distances of the N(0, I) samples.
+    assert set(metrics["attr_acc_recon"]) == set(metrics["judge_ceiling"]) and "mean" in metrics["attr_acc_recon"]
+    assert metrics["fd_judge"]["normal"] > 0 and 0 <= metrics["recall"]["normal"] <= 1
+    assert metrics["likelihood"] == "fixed" and metrics["priors"] == ["normal"]
     # Offline with no Inception weights: no made-up FID, and a reason instead.
     assert metrics["fid"] is None and metrics["kid"] is None and "eval.inception_weights" in metrics["fid_reason"]
     # The report shows exactly the numbers of metrics.json, and embeds every picture it references.
@@ -148,7 +152,10 @@ def test_train_py_end_to_end(tmp_path) -> None:
     rows = [re.search(r'data-metric="([^"]+)"', r) and (re.search(r'data-metric="([^"]+)"', r)[1],
                                                        re.search(r'data-value="([^"]+)"', r)) for r in html.split("<tr")]
     shown = {name: value[1] for name, value in filter(None, rows) if value}
-    numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    from lego_vae.evaluation.report import flatten_metrics
+
+    numeric = {k: v for k, v in flatten_metrics(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert "attr_acc_recon.mouth" in numeric and "fd_judge.normal" in numeric  # nested metrics: a row each
     assert shown.keys() == numeric.keys() and all(float(shown[k]) == float(v) for k, v in numeric.items())
     sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert len(sources) >= 6 and all(src.startswith("data:image/") for src in sources)

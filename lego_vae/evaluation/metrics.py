@@ -250,6 +250,13 @@ def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = 
     return {"fid": fid_value, "kid": kid_mean, "kid_std": kid_std, "fid_reason": None}
 
 
+def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Deterministic reconstructions (decoded posterior means) of images, as uint8 (N, 3, S, S) on the CPU."""
+    with _evaluating(vae) as device:
+        return torch.cat([(vae.reconstruct(x) * 255).round().to(torch.uint8).cpu()
+                          for x in _batches(images, batch_size, device)])
+
+
 def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int = 64) -> Tensor:
     """n new faces as uint8 (n, 3, S, S) on the CPU, from the fitted prior if given, else z ~ N(0, I)."""
     from lego_vae.evaluation.prior import sample_latents

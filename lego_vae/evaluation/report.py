@@ -119,10 +119,22 @@ def _figure_html(data: bytes, caption: str, pixel: bool, face_px: int | None = N
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
+def flatten_metrics(metrics: Mapping) -> dict:
+    """Nested metrics one level deep ({"fd_judge": {"gmm": 3.1}}) as rows of their own ("fd_judge.gmm": 3.1)."""
+    flat: dict = {}
+    for name, value in metrics.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
 def _metrics_html(metrics: Mapping) -> str:
+    metrics = flatten_metrics(metrics)
     # A None metric shows its "<name>_reason" (or "<prefix>_reason", e.g. kid_std -> kid_reason) beside it.
     def reason_key(name: str) -> str | None:
-        parts = name.split("_")
+        parts = name.split(".")[0].split("_")
         for n in range(len(parts), 0, -1):
             key = "_".join(parts[:n]) + "_reason"
             if key != name and key in metrics:

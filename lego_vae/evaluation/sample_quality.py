@@ -95,3 +95,20 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
             pr, out["pr_reason"] = {"precision": None, "recall": None}, f"{prior}: {error}"
         out["precision"][prior], out["recall"][prior] = pr["precision"], pr["recall"]
     return out
+
+
+def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dict | None = None) -> dict:
+    """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior."""
+    from lego_vae.evaluation.judge import load_or_train_judge
+    from lego_vae.evaluation.metrics import decoded_samples, reconstructions
+
+    cfg = plain["eval"]["judge"]
+    if not cfg["enabled"]:
+        return {}
+    settings = {key: value for key, value in cfg.items() if key not in ("k", "enabled")}
+    judge, _ = load_or_train_judge(plain["data"]["image_size"], plain["data"]["cache_dir"], **settings)
+    test = datamodule.split_images("test")
+    samples = {name: decoded_samples(vae, len(test), prior, seed=plain["seed"])
+               for name, prior in {"normal": None, **(priors or {})}.items()}
+    return judge_metrics(judge, test, datamodule.split_labels("test"), reconstructions(vae, test), samples,
+                         k=cfg["k"], seed=plain["seed"])
