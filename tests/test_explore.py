@@ -130,7 +130,7 @@ def test_the_gmm_prior_needs_a_checkpoint_that_holds_one(run_dir) -> None:
     explorer = Explorer.from_checkpoint(run_dir)
     assert explorer.prior is not None and explorer.sample(4, 0, 1.0, "gmm").shape == (4, 3, SIZE, SIZE)
     plain = Explorer(explorer.vae, explorer.config, explorer.test, prior=None)
-    with pytest.raises(UserError, match="no fitted GMM prior"):
+    with pytest.raises(UserError, match="holds no fitted prior"):
         plain.sample(4, 0, 1.0, "gmm")
 
 

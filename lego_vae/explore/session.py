@@ -15,15 +15,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from lego_vae.checkpoints import load_checkpoint, study_refit_run
+from lego_vae.checkpoints import study_refit_run
 from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_image
 from lego_vae.errors import UserError
-from lego_vae.evaluation.generate import checkpoint_file, load_vae, test_faces
+from lego_vae.evaluation.generate import checkpoint_file, chosen_prior, load_model, test_faces
 from lego_vae.evaluation.metrics import kl_per_dim
-from lego_vae.evaluation.prior import load_prior
+from lego_vae.evaluation.prior import PRIORS, sample_latents
 from lego_vae.model import VAE, interpolate_latents
 
-PRIORS = ("normal", "gmm")
 MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals of the path
 
 
@@ -96,8 +95,7 @@ class Explorer:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", max_pixels: int = 40_000_000) -> Explorer:
         """Load a checkpoint (weights_only) or a run or study folder's; a wrong path is a one-line UserError."""
         ckpt = resolve_checkpoint(path)
-        vae, config = load_vae(ckpt, device)
-        prior = load_prior(load_checkpoint(ckpt))  # None unless trained with sample.prior=gmm
+        vae, config, prior = load_model(ckpt, device)  # prior: None unless trained with sample.prior=gmm
         return cls(vae, config, test_faces(config), prior, max_pixels, label=str(ckpt))
 
     # ---- faces --------------------------------------------------------------------------------------
@@ -137,12 +135,8 @@ class Explorer:
         if temperature <= 0:
             raise UserError(f"temperature={temperature}: must be > 0")
         generator = torch.Generator().manual_seed(int(seed))
-        if prior == "gmm":
-            if self.prior is None:
-                raise UserError("prior=gmm: this checkpoint holds no fitted GMM prior; use normal")
-            z = self.prior.sample(n, temperature=temperature, generator=generator)
-            return self.vae.decode(z.to(self.device, torch.float32))
-        return self.vae.sample(n, temperature, generator=generator)
+        z = sample_latents(self.latent, n, chosen_prior(prior, self.prior, self.label), temperature, generator)
+        return self.vae.decode(z.to(self.device))
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
