@@ -20,10 +20,10 @@ from lego_vae.callbacks import PlainProgress, TensorBoardPictures
 from lego_vae.checkpoints import resolve_ckpt_path
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.lit import LitVAE
 from lego_vae.evaluation.metrics import evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
+from lego_vae.lit import LitVAE
 
 # Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -100,7 +100,7 @@ def build_trainer(
         callbacks=all_callbacks,
         enable_checkpointing=checkpoints,
         enable_progress_bar=bar,
-        enable_model_summary=bar,
+        enable_model_summary=bar and checkpoints,  # a trial (no checkpoints) prints none: N workers would print N
         num_sanity_val_steps=0,  # validation runs after every epoch anyway
         default_root_dir=str(run_dir),
     )
@@ -136,7 +136,8 @@ def train(
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     ckpt_path = resolve_ckpt_path(plain, run_dir)
     L.seed_everything(plain["seed"], verbose=False)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use, not the machine's
+    # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.
+    torch.set_num_threads(plain["trainer"].get("threads") or len(os.sched_getaffinity(0)))
 
     datamodule = LegoFacesDataModule.from_config(plain["data"])
     datamodule.prepare_data()  # data errors surface now, before a Trainer exists

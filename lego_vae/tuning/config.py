@@ -29,6 +29,9 @@ def validate_tune(cfg) -> dict:
     for key, low in TUNE_INTS.items():
         check_int(plain, key, low)
     check_choice(plain, "study.initial_design", DESIGNS)
+    workers = plain["study"].get("workers", 1)
+    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise UserError(f"study.workers={workers}: must be an integer >= 1 or auto")
     check_positive(plain, "study.poll_seconds")
     if not isinstance(plain["study"].get("name"), str) or not plain["study"]["name"] or "/" in plain["study"]["name"]:
         raise UserError(f"study.name={plain['study'].get('name')}: must be a non-empty name without '/'")

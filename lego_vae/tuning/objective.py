@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,9 +13,11 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
+from lego_vae.errors import Interrupted
 from lego_vae.training import METRIC, train
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
 from lego_vae.tuning.sampler import sampler_label
+from lego_vae.tuning.signals import STOP
 
 
 class NonFiniteLoss(Exception):
@@ -55,8 +58,11 @@ class Objective:
 
     def __init__(self, plain: dict, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
+        self.current: int | None = None  # the number of the trial this process runs or ran last
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.current = trial.number
+        trial.set_user_attr("worker_pid", os.getpid())
         space = self.plain["space"]
         hidden = trial.suggest_int("hidden", space["hidden"]["low"], space["hidden"]["high"], log=space["hidden"]["log"])
         latent = trial.suggest_int("latent", space["latent"]["low"], space["latent"]["high"], log=space["latent"]["log"])
@@ -65,6 +71,11 @@ class Objective:
         trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
         if self.plain["sampler"]["kind"] == "botorch":
             trial.set_user_attr("acquisition", self.plain["sampler"]["acquisition"])
+        try:
+            STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
+        except Interrupted as err:
+            trial.set_user_attr("fail_reason", f"{err} before training")
+            raise
 
         study, n_trials = trial.study, self.plain["study"]["n_trials"]
         ahead = [t for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
@@ -79,13 +90,19 @@ class Objective:
 
         cfg = train_overrides(self.plain, hidden, latent)
         cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
+        # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
+        cfg["log"]["images_every_n_epochs"] = 0
         if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
         callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck()]
         try:
-            metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, artifacts=False,
-                            checkpoints=False, tb_dir=self.study_dir / "tb" / name)
+            with STOP.armed():
+                metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, artifacts=False,
+                                checkpoints=False, tb_dir=self.study_dir / "tb" / name)
+        except Interrupted as err:
+            trial.set_user_attr("fail_reason", f"{err} during training")
+            raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
         except NonFiniteLoss as err:
             trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
             return float("nan")  # Optuna marks the trial FAIL; the study goes on
@@ -93,6 +110,7 @@ class Objective:
             trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
             return float("nan")
         trial.set_user_attr("epochs", metrics["epochs"])
+        trial.set_user_attr("torch_threads", torch.get_num_threads())  # as train() set them: a worker's share
         return metrics["final_val_loss"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
@@ -107,7 +125,12 @@ class Objective:
             if not same or any(t.state in FINISHED for t in same):
                 return next((t for t in same if t.state in FINISHED), None)
             optuna.storages.fail_stale_trials(trial.study)
-            time.sleep(self.plain["study"]["poll_seconds"])
+            try:
+                with STOP.armed():
+                    time.sleep(self.plain["study"]["poll_seconds"])
+            except Interrupted as err:
+                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {same[0].number}")
+                raise
 
     def _answer_from(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
         """A pair already evaluated is not trained again: the trial takes the earlier outcome."""

@@ -30,21 +30,35 @@ def describe(trial: FrozenTrial) -> str:
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
 
 
-class TrialLine:
-    """One line per finished trial: number, hidden, latent, outcome, best so far, elapsed."""
+def trial_line(trial: FrozenTrial, best: float | None, elapsed: float) -> str:
+    """The progress line of a finished trial."""
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    return (f"trial {trial.number:3d}  hidden {trial.params.get('hidden', '-'):>5}  latent {trial.params.get('latent', '-'):>3}"
+            f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
+            f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
 
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
+
+def best_value(trials: list[FrozenTrial]) -> float | None:
+    """The lowest finite value of the COMPLETE trials among these."""
+    return min((t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                and math.isfinite(t.value)), default=None)
+
+
+class TrialLine:
+    """One line per finished trial: number, hidden, latent, outcome, best so far, elapsed.
+
+    A worker started by study.workers (echo=False) prints nothing: its parent prints the lines of all.
+    """
+
+    def __init__(self, echo: bool = True) -> None:
+        self.start, self.echo = time.perf_counter(), echo
         self.last: FrozenTrial | None = None  # the latest trial this worker ran
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.last = trial
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best = min((t.value for t in complete if t.value is not None and math.isfinite(t.value)), default=None)
-        seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        print(f"trial {trial.number:3d}  hidden {trial.params.get('hidden', '-'):>5}  latent {trial.params.get('latent', '-'):>3}"
-              f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
-              f"  {seconds:.0f}s  elapsed {time.perf_counter() - self.start:.0f}s", flush=True)
+        if self.echo:
+            best = best_value(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            print(trial_line(trial, best, time.perf_counter() - self.start), flush=True)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:

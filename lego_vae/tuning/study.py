@@ -22,7 +22,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from lego_vae.errors import UserError
+from lego_vae.errors import Interrupted, UserError
 from lego_vae.tuning.config import train_overrides, validate_tune
 from lego_vae.tuning.objective import FiniteLossCheck, NonFiniteLoss, Objective, ValLossPruning
 from lego_vae.tuning.refit import refit, refit_lock
@@ -35,7 +35,9 @@ from lego_vae.tuning.results import (
     write_study_report,
 )
 from lego_vae.tuning.sampler import make_sampler
+from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import counts, initial_design, make_pruner, make_storage, open_study, shown_url
+from lego_vae.tuning.workers import resolve_workers, run_workers, settle_interrupted
 
 # Re-exported: tests and bench/ import these from here.
 __all__ = ["FiniteLossCheck", "NonFiniteLoss", "ValLossPruning", "initial_design", "train_overrides", "tune",
@@ -63,8 +65,10 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
             # The remaining trials are running elsewhere. If their worker died, its heartbeat goes
             # stale, the trial turns FAIL and a retry is queued: then this worker takes it.
             optuna.storages.fail_stale_trials(study)
-            time.sleep(poll)
+            with STOP.armed():
+                time.sleep(poll)
             continue
+        STOP.check()
         study.optimize(objective, n_trials=1, callbacks=[progress], gc_after_trial=True)
         mine = progress.last
         failures = failures + 1 if mine is not None and mine.state == TrialState.FAIL else 0
@@ -73,15 +77,15 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
             raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
 
 
-def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
-    """Run (or resume, or join) the study, then refit the best pair; return best.yaml's content."""
-    plain = validate_tune(cfg)
-    study_dir = Path(study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)
+def quiet_logs() -> None:
+    """Optuna at WARNING; no Lightning banners (GPU available, tips) repeated for every trial."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Lightning's per-Trainer banners (GPU available, tips) would repeat for every trial.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
+
+
+def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
+    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
     s = plain["sampler"]
     sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
                            s["lengthscale"], s["num_restarts"], s["raw_samples"])
@@ -94,14 +98,59 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
                             "run tune.py first") from None
     else:
         study = open_study(plain, storage, sampler, make_pruner(plain))
+    return study, sampler
+
+
+def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
+    """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
+    objective = Objective(plain, study_dir, sampler)
+    try:
+        run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
+                   plain["study"]["max_failures"])
+    except Interrupted as err:
+        if objective.current is not None:
+            settle_interrupted(study, [objective.current], str(err))
+        raise
+
+
+def run_worker(plain: dict, study_dir: Path) -> None:
+    """A worker process started by study.workers: trials only, no refit (its parent refits)."""
+    plain = validate_tune(plain)
+    quiet_logs()
+    with STOP.installed():
+        study, sampler = open_for(plain, study_dir)
+        trials_here(plain, study_dir, study, sampler, echo=False)
+
+
+def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """Run (or resume, or join) the study, then refit the best pair; return best.yaml's content.
+
+    With study.workers > 1 the trials run in that many worker processes; this one prints their
+    progress and refits. SIGINT/SIGTERM stop it (and them) with Interrupted, no trial left RUNNING.
+    """
+    plain = validate_tune(cfg)
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    quiet_logs()
+    with STOP.installed():
+        return tune_here(plain, study_dir, overrides)
+
+
+def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
+    """tune() with the signal handlers in place."""
+    study, sampler = open_for(plain, study_dir)
     n_trials = plain["study"]["n_trials"]
 
     if not plain["refit"]["only"]:
         c = counts(study)
-        print(f"study '{study.study_name}': {c[TrialState.COMPLETE] + c[TrialState.PRUNED]}/{n_trials} finished trials; "
-              f"sampler {s['kind']}, pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
-        run_trials(study, Objective(plain, study_dir, sampler), n_trials, plain["study"]["poll_seconds"], TrialLine(),
-                   plain["study"]["max_failures"])
+        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain['sampler']['kind']}, "
+              f"pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
+        workers = resolve_workers(plain)
+        if workers > 1 and finished < n_trials:
+            run_workers(plain, study, study_dir, workers)
+        else:
+            trials_here(plain, study_dir, study, sampler)
 
     best = best_trial(study)
     print(top_table(study), flush=True)
@@ -110,7 +159,8 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
         with refit_lock(study_dir) as mine:
             if mine:
                 refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
-                refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
+                with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
+                    refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
             else:
                 print("refit: another worker on this machine is refitting; skipped here")
     refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
