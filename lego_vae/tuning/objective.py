@@ -53,6 +53,21 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         super().on_validation_end(trainer, pl_module)
 
 
+def quiet_optuna() -> None:
+    """No traceback from Optuna for a trial stopped by a signal: the interrupt is reported once, as one line."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+class RecordThreads(L.Callback):
+    """Records the torch threads a trial trains with (a worker's share of the cores) in its user attrs."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
+
+
 class Objective:
     """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
 
@@ -75,6 +90,7 @@ class Objective:
             STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
         except Interrupted as err:
             trial.set_user_attr("fail_reason", f"{err} before training")
+            quiet_optuna()
             raise
 
         study, n_trials = trial.study, self.plain["study"]["n_trials"]
@@ -95,13 +111,15 @@ class Objective:
         if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
-        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck()]
+        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
+                     RecordThreads(trial)]
         try:
             with STOP.armed():
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, artifacts=False,
                                 checkpoints=False, tb_dir=self.study_dir / "tb" / name)
         except Interrupted as err:
             trial.set_user_attr("fail_reason", f"{err} during training")
+            quiet_optuna()
             raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
         except NonFiniteLoss as err:
             trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
@@ -110,7 +128,6 @@ class Objective:
             trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
             return float("nan")
         trial.set_user_attr("epochs", metrics["epochs"])
-        trial.set_user_attr("torch_threads", torch.get_num_threads())  # as train() set them: a worker's share
         return metrics["final_val_loss"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
@@ -130,6 +147,7 @@ class Objective:
                     time.sleep(self.plain["study"]["poll_seconds"])
             except Interrupted as err:
                 trial.set_user_attr("fail_reason", f"{err} while waiting for trial {same[0].number}")
+                quiet_optuna()
                 raise
 
     def _answer_from(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
