@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo tune-demo compare bench test test-all test-db lint preview dashboard clean
+.PHONY: install demo tune-demo compare bench bench-gpu test test-all test-db lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ compare: install
 BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection
 bench: install
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
+
+# The device check (bench/gpu.py): 8 min on one GPU; writes bench/results/gpu.json and gpu.md.
+bench-gpu: install
+	$(BIN)/python -m bench.gpu
 
 test: install
 	$(BIN)/python -m pytest -q
