@@ -27,7 +27,7 @@ compare: install
 	$(BIN)/python -m bench.compare
 
 # The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
-BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection
+BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection host_sync
 bench: install
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 

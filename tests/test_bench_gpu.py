@@ -19,7 +19,7 @@ def test_gpu_check_quick(tmp_path: Path) -> None:
     assert all(r["s_per_epoch"] > 0 for r in epochs)
     studies = {r["workers"]: r for r in saved["results"] if r["section"] == "study"}
     assert set(studies) == {1, 2}
-    for workers, row in studies.items():
+    for row in studies.values():
         # Each study finished its trials, every worker with its share of the (one, under --quick) core.
         assert row["trials"] == saved["settings"]["trials"] and row["note"] == "", row
         assert row["torch_threads"] == 1 and math.isfinite(row["steady_trials_per_min"])

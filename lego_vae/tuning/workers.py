@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -111,7 +112,7 @@ class Printer:
     def __call__(self) -> None:
         trials = self.study.get_trials(deepcopy=False)
         new = sorted((t for t in trials if t.state.is_finished() and t.number not in self.seen),
-                     key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
+                     key=lambda t: (t.datetime_complete or datetime.max, t.number))
         for t in new:
             self.seen.add(t.number)
             done = [u for u in trials if u.datetime_complete is not None and t.datetime_complete is not None
