@@ -20,10 +20,10 @@ from lego_vae.callbacks import PlainProgress, TensorBoardPictures
 from lego_vae.checkpoints import resolve_ckpt_path
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.lit import LitVAE
 from lego_vae.evaluation.metrics import evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
-from lego_vae.lit import LitVAE
 
 # Lightning's own use of a deprecated torch pytree API: nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -14,8 +14,8 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
 from lego_vae.errors import UserError
-from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
 from lego_vae.model import VAE, build_vae, interpolate_latents
+from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
 
 
 def checkpoint_file(path: str | Path) -> Path:
