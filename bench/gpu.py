@@ -235,8 +235,11 @@ def study_row(args: argparse.Namespace, workers: int, time_box: float, work: Pat
                 proc.wait()
     wall = time.monotonic() - started
     log.close()
-    study = optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{run_dir / 'study.db'}")
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    try:
+        study = optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{run_dir / 'study.db'}")
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    except Exception:  # stopped before the study existed
+        done = []
     threads = sorted({t.user_attrs.get("torch_threads") for t in done} - {None})
     row = {"section": "study", "workers": workers, "trials": len(done), "wall_s": wall,
            "trials_per_min": len(done) / wall * 60 if done else None, "steady_trials_per_min": None,
