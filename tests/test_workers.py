@@ -1,5 +1,6 @@
 """study.workers=N: one tune.py command, N worker processes on one storage, stopped cleanly by a signal."""
 
+import json
 import os
 import signal
 import subprocess
@@ -121,3 +122,79 @@ def test_sigint_stops_all_workers_and_a_rerun_finishes(tmp_path) -> None:
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     retried = {t.user_attrs["retry_of"]: t for t in study.trials if "retry_of" in t.user_attrs}
     assert all(retried[t.number].params == t.params and retried[t.number].state in FINISHED for t in stopped)
+
+
+@pytest.mark.slow
+def test_sigkill_of_one_worker_is_survived_by_the_other(tmp_path) -> None:
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    hb = ["study.heartbeat_interval=1", "study.grace_period=3", "refit.enabled=false"]
+    # Trial 0 is long; the others are short: the killed worker's trial is retried by the survivor.
+    parent = subprocess.Popen(_tune_cmd(study_dir, *hb, "study.workers=2", "study.n_trials=3", "study.epochs=40",
+                                        "pruner.kind=none"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    victim = None
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and victim is None and parent.poll() is None:
+            time.sleep(1)
+            try:
+                running = [t for t in optuna.load_study(study_name="lego-vae", storage=storage).trials
+                           if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
+            except Exception:
+                running = []
+            victim = running[0].user_attrs["worker_pid"] if running else None
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        out, err = parent.communicate(timeout=600)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.communicate()
+    assert parent.returncode == 1 and f"(pid {victim}) ended with status -9" in err, err[-2000:]
+    study = _load(study_dir)
+    assert sum(t.state in FINISHED for t in study.trials) == 3
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    killed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(killed) == 1 and killed[0].user_attrs["worker_pid"] == victim
+
+
+CLAIM = """
+import json, sys, time
+from pathlib import Path
+import optuna
+from lego_vae.tuning.storage import make_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+study = optuna.load_study(study_name="claims", storage=make_storage(plain, Path(sys.argv[1])))
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.01)
+got = []
+while True:
+    trial = study.ask()
+    if "fixed_params" not in study._storage.get_trial(trial._trial_id).system_attrs:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        break
+    got.append(trial.number)
+    study.tell(trial, 0.0)
+print(json.dumps(got))
+"""
+
+
+def test_two_workers_never_claim_the_same_queued_trial(tmp_path) -> None:
+    # Enqueued trials (the initial design, retries) are claimed by a read (WAITING) then a write (RUNNING):
+    # on SQLite that must be one transaction, or two workers starting together both run the same trial.
+    from lego_vae.tuning.storage import make_storage
+
+    plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+    study = optuna.create_study(study_name="claims", storage=make_storage(plain, tmp_path))
+    for i in range(40):
+        study.enqueue_trial({"x": float(i)})
+    start = time.time() + 8  # both past their imports, then claiming at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), str(start)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    claimed = [n for out, _ in outs for n in json.loads(out)]
+    assert len(claimed) == len(set(claimed)) == 40

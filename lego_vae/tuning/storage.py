@@ -24,6 +24,28 @@ def shown_url(url: str) -> str:
         return url.split("@")[-1]
 
 
+def serialize_sqlite(engine) -> None:
+    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE).
+
+    Python's sqlite3 begins a transaction only at the first write, so Optuna's claim of a queued
+    trial (read: WAITING, then write: RUNNING) is not atomic: two workers starting together both
+    claimed the same enqueued trial, and the second failed with "Cannot tell a COMPLETE trial".
+    This is SQLAlchemy's documented recipe for serializable SQLite; the busy timeout makes the other
+    workers wait their turn (milliseconds: a study does a few queries per epoch).
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, record) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 leaves BEGIN to SQLAlchemy's "begin" below
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the hooks (schema checks) are not reused
+
+
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
     study = plain["study"]
@@ -32,11 +54,14 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=engine,
                 heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study["max_retry"]),
             )
+            if url.startswith("sqlite"):
+                serialize_sqlite(storage.engine)
+            return storage
         except Exception as err:
             # Two workers starting together both create the schema of a new database; one of them
             # loses that race (IntegrityError, "already exists", "locked") and finds it there a moment later.
