@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo train-demo explore compare bench test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: install demo train-demo explore compare bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -36,9 +36,13 @@ compare: install
 	$(BIN)/python -m bench.compare
 
 # The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
-BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency
+BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency host_sync
 bench: install
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
+
+# The device check (bench/gpu.py): 8 min on one GPU; writes bench/results/gpu.json and gpu.md.
+bench-gpu: install
+	$(BIN)/python -m bench.gpu
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -153,6 +153,8 @@ def validate(cfg: DictConfig | Mapping) -> dict:
         raise UserError(f"optim.final_lr={final_lr:g}: must be <= optim.lr={lr:g} (the schedule decays)")
     check_choice(plain, "optim.schedule", SCHEDULES)
     check_int(plain, "trainer.max_epochs", 1)
+    if "threads" in plain["trainer"]:
+        check_int(plain, "trainer.threads", 1, optional=True)
     clip = get_key(plain, "trainer.gradient_clip_val")
     if clip is not None:
         check_positive(plain, "trainer.gradient_clip_val")

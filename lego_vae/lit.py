@@ -46,6 +46,7 @@ class LitVAE(L.LightningModule):
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
         object.__setattr__(self, "_net", torch.compile(self.vae) if model.get("compile", False) else self.vae)
+        self.images_seen = 0
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.
@@ -63,8 +64,7 @@ class LitVAE(L.LightningModule):
             batch = batch.contiguous(memory_format=torch.channels_last)
         if stage == "train":
             x_hat, mu, logvar = self._net(batch)
-            # Images seen this epoch, summed over ranks: under DDP it equals the train split's size.
-            self.log("train/images", float(len(batch)), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
+            self.images_seen += len(batch)  # a Python int: logged once per epoch, see on_train_epoch_end
         else:
             # Evaluation draws its eps from a fixed seed per batch, on a forked RNG: val/loss is a
             # deterministic function of the weights, and training's random stream is left untouched.
@@ -106,7 +106,14 @@ class LitVAE(L.LightningModule):
         self._step(batch, "test", batch_idx)
 
     def on_train_epoch_start(self) -> None:
+        self.images_seen = 0
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        # Images seen this epoch, summed over ranks: under DDP it equals the train split's size. Logged
+        # here, not per step: a Python number logged per step is a blocking host-to-device copy on a GPU.
+        self.log("train/images", float(self.images_seen), on_step=False, on_epoch=True, reduce_fx="sum",
+                 sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         lr = float(self.optim_cfg["lr"])

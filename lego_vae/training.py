@@ -102,7 +102,7 @@ def build_trainer(
         callbacks=all_callbacks,
         enable_checkpointing=checkpoints,
         enable_progress_bar=bar,
-        enable_model_summary=bar,
+        enable_model_summary=bar and checkpoints,  # a trial (no checkpoints) prints none: N workers would print N
         num_sanity_val_steps=0,  # validation runs after every epoch anyway
         default_root_dir=str(run_dir),
     )
@@ -156,7 +156,8 @@ def train(
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     ckpt_path = resolve_ckpt_path(plain, run_dir)
     L.seed_everything(plain["seed"], verbose=False)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use, not the machine's
+    # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.
+    torch.set_num_threads(plain["trainer"].get("threads") or len(os.sched_getaffinity(0)))
 
     datamodule = LegoFacesDataModule.from_config(plain["data"])
     datamodule.prepare_data()  # data errors surface now, before a Trainer exists

@@ -1,0 +1,400 @@
+"""The device check: the seed's full plan on one GPU, measured in one script that fits 8 minutes.
+
+    python -m bench.gpu [--quick] [--budget 450] [--out DIR] [--workers 1,4,8,2] [--only epochs,study]
+    make bench-gpu
+
+Three sections, each time-boxed (a row that would start past its section's share of --budget is
+skipped and says so); the JSON is rewritten after every row, so a run cut short leaves what it measured.
+
+1. epochs: seconds per epoch of one trial, as the study trains it (the tune config through
+   `train_overrides`, `train()` without checkpoints or artifacts), at 64 px, 2,600 faces (2,080 train),
+   batch 64, for hidden/latent 128/8, 512/32 and 2048/64: fp32 (`32-true`) and `bf16-mixed`, each
+   without and with `torch.compile` (`model.compile=true`). Each fit runs --fit-epochs epochs; the
+   last is kept (the first pays cuDNN autotuning and compilation).
+2. study: a --trials-trial study of --epochs-epoch trials (no pruning, so every trial costs the same;
+   no refit) with `python tune.py study.workers=N` for each N of --workers, one fresh study each. If a
+   run reaches its time box it is stopped with SIGINT (the workers record their trials and exit), and
+   the trials it finished count. Reported: wall time, finished trials, trials per minute over the
+   whole command (start-up included) and in the steady state (first trial start to last trial end),
+   and the GPU's utilisation sampled every 0.5 s with NVML (pynvml, if installed) or `nvidia-smi`.
+3. projection: the seed's plan (study.n_trials x study.epochs + refit.epochs of conf/tune.yaml) at
+   the best study.workers: start-up + n_trials / (steady trials per minute, scaled from --epochs to
+   the plan's epochs per trial) + the refit at 512/32 with the fastest setting of section 1. Next to
+   it, the CPU projection of bench/results/projection.json when present.
+
+--quick runs every section at smoke size on whatever device there is (16 px, 160 faces, 2 trials of
+2 epochs, workers 1 and 2, no compile unless --compile): the test suite runs it so the harness
+cannot rot. On a CPU, `--only study --workers 1,2` measures the thread split of study.workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import optuna
+import torch
+from hydra import compose, initialize_config_dir
+from optuna.trial import TrialState
+
+from bench import common
+from lego_vae.config import validate
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.training import train
+from lego_vae.tuning.study import train_overrides, validate_tune
+
+ROOT = Path(__file__).resolve().parents[1]
+POINTS = [(128, 8), (512, 32), (2048, 64)]
+REFIT_POINT = (512, 32)
+PRECISIONS = ("32-true", "bf16-mixed")
+SHARES = {"epochs": 0.35, "study": 0.6}  # of --budget; the rest is set-up and the projection
+TARGET_MINUTES = 10.0
+CPU_PLAN_HOURS = 15.1  # the README's projection of the plan on the 2-core CPU (bench.projection), when no JSON is here
+TARGET_SPEEDUP = 3.0  # workers=4 over workers=1, trials per minute
+
+
+class EpochClock(L.Callback):
+    """Seconds of each epoch: its on_train_epoch_start to the next one's (the last: to on_train_end)."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.marks.append(time.perf_counter())
+
+    def epochs(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+class Utilisation:
+    """GPU utilisation (%) and memory (MiB) sampled every `every` seconds in a thread; empty without a GPU."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every, self.samples, self._stop = every, [], threading.Event()
+        self.source = self._pick()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _pick(self) -> str | None:
+        if not torch.cuda.is_available():
+            return None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+            return "nvml"
+        except Exception:
+            return "nvidia-smi" if shutil.which("nvidia-smi") else None
+
+    def _read(self) -> tuple[float, float] | None:
+        if self.source == "nvml":
+            import pynvml
+
+            util = pynvml.nvmlDeviceGetUtilizationRates(self._handle)
+            return float(util.gpu), float(pynvml.nvmlDeviceGetMemoryInfo(self._handle).used) / 2**20
+        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
+                              "-i", str(torch.cuda.current_device())], capture_output=True, text=True, timeout=5).stdout
+        util, mem = out.strip().splitlines()[0].split(",")
+        return float(util), float(mem)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                sample = self._read()
+            except Exception:
+                continue
+            if sample is not None:
+                self.samples.append(sample)
+
+    def __enter__(self) -> Utilisation:
+        if self.source is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"gpu_util_mean": None, "gpu_util_max": None, "gpu_mem_max_mib": None}
+        util = [u for u, _ in self.samples]
+        return {"gpu_util_mean": statistics.fmean(util), "gpu_util_max": max(util),
+                "gpu_mem_max_mib": max(m for _, m in self.samples)}
+
+
+class Results:
+    """The result file, rewritten after every row so a run cut short keeps what it measured."""
+
+    def __init__(self, args: argparse.Namespace, settings: dict) -> None:
+        self.args, self.settings = args, settings
+        self.rows: list[dict] = []
+        self.machine = common.machine()
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.write([])
+
+    def write(self, targets: list[dict]) -> dict:
+        info = {"name": self.args.name, "machine": self.machine, "settings": self.settings, "results": self.rows,
+                "targets": targets}
+        self.args.out.mkdir(parents=True, exist_ok=True)
+        (self.args.out / f"{self.args.name}.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        return info
+
+
+def tune_items(args: argparse.Namespace) -> list[str]:
+    """Overrides every section shares: data size, cache, device."""
+    items = [f"data.num_images={args.images}", f"data.image_size={args.image_size}", f"data.cache_dir={args.cache_dir}",
+             "log.progress=none", "log.images_every_n_epochs=0"]
+    if args.accelerator:
+        items.append(f"trainer.accelerator={args.accelerator}")
+    return items
+
+
+def composed(items: list[str]) -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return validate_tune(compose("tune", overrides=items))
+
+
+# ---- 1. seconds per epoch ------------------------------------------------------------------------
+
+
+def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision: str, compiled: bool, work: Path) -> float:
+    """Seconds of the last epoch of a trial-like fit."""
+    plain = composed([*tune_items(args), f"trainer.precision={precision}", f"model.compile={str(compiled).lower()}"])
+    cfg = train_overrides(plain, hidden, latent)
+    cfg["trainer"]["max_epochs"] = args.fit_epochs
+    clock = EpochClock()
+    run = work / f"h{hidden}-l{latent}-{precision}-{compiled}"
+    train(validate(cfg), run, callbacks=[clock], artifacts=False, checkpoints=False, tb_dir=run / "tb")
+    return clock.epochs()[-1]
+
+
+def section_epochs(args: argparse.Namespace, results: Results, deadline: float) -> None:
+    compiles = [False, True] if (args.compile or not args.quick) else [False]
+    # Every plain row first, then the compiled ones, the refit's point first: what the time box cuts is the least needed.
+    order = [(p, prec, False) for p in args.points for prec in PRECISIONS]
+    if True in compiles:
+        points = sorted(args.points, key=lambda p: p != REFIT_POINT)
+        order += [(p, prec, True) for p in points for prec in PRECISIONS[::-1]]
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
+        for (hidden, latent), precision, compiled in order:
+            row = {"section": "epochs", "hidden": hidden, "latent": latent, "precision": precision,
+                   "compile": compiled}
+            if time.monotonic() > deadline:
+                results.add({**row, "s_per_epoch": None, "note": "skipped: the section's time box was spent"})
+                continue
+            started = time.monotonic()
+            try:
+                seconds = epoch_seconds(args, hidden, latent, precision, compiled, Path(tmp))
+            except Exception as err:  # e.g. no C++ compiler for torch.compile: say so, go on
+                results.add({**row, "s_per_epoch": None, "note": f"failed: {type(err).__name__}: {str(err)[:120]}"})
+                continue
+            results.add({**row, "s_per_epoch": seconds, "fit_seconds": time.monotonic() - started, "note": ""})
+            print(f"epochs: {hidden}/{latent} {precision} compile={compiled}: {seconds:.3f} s/epoch", flush=True)
+
+
+# ---- 2. a study with N workers -------------------------------------------------------------------
+
+
+def study_row(args: argparse.Namespace, workers: int, time_box: float, work: Path) -> dict:
+    """Run the --trials study with study.workers=workers (stopped by SIGINT at the time box); its row."""
+    run_dir = work / f"workers-{workers}"
+    cmd = [sys.executable, "tune.py", *tune_items(args), f"study.n_trials={args.trials}", f"study.epochs={args.epochs}",
+           f"study.n_initial={min(args.trials, 10)}", f"study.workers={workers}", "pruner.kind=none",
+           "refit.enabled=false", f"hydra.run.dir={run_dir}", "study.poll_seconds=0.5", *args.extra]
+    log = (work / f"workers-{workers}.log").open("w")
+    started = time.monotonic()
+    with Utilisation() as util:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        stopped = False
+        try:
+            proc.wait(timeout=time_box)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            proc.send_signal(signal.SIGINT)  # tune.py stops its workers and records their trials
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    wall = time.monotonic() - started
+    log.close()
+    try:
+        study = optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{run_dir / 'study.db'}")
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    except Exception:  # stopped before the study existed
+        done = []
+    threads = sorted({t.user_attrs.get("torch_threads") for t in done} - {None})
+    row = {"section": "study", "workers": workers, "trials": len(done), "wall_s": wall,
+           "trials_per_min": len(done) / wall * 60 if done else None, "steady_trials_per_min": None,
+           "mean_trial_s": statistics.fmean(t.duration.total_seconds() for t in done) if done else None,
+           "torch_threads": threads[0] if len(threads) == 1 else threads, **util.summary(),
+           "note": f"stopped at its {time_box:.0f}s time box" if stopped else ("" if proc.returncode == 0
+                                                                               else f"exit status {proc.returncode}")}
+    if len(done) >= 2:
+        first = min(t.datetime_start for t in done)
+        last = max(t.datetime_complete for t in done)
+        row["steady_trials_per_min"] = len(done) / (last - first).total_seconds() * 60
+    print(f"study: workers={workers}: {len(done)} trials in {wall:.0f}s ({row['note'] or 'done'})", flush=True)
+    return row
+
+
+def section_study(args: argparse.Namespace, results: Results, deadline: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-study-") as tmp:
+        for i, workers in enumerate(args.workers):
+            left = deadline - time.monotonic()
+            if left < 20:
+                results.add({"section": "study", "workers": workers, "trials": None,
+                             "note": "skipped: the section's time box was spent"})
+                continue
+            # The first run (workers=1, the baseline) may take a larger share: it is the slowest.
+            box = left / (len(args.workers) - i) * (1.3 if i == 0 and len(args.workers) > 1 else 1.0)
+            results.add(study_row(args, workers, box, Path(tmp)))
+
+
+# ---- 3. projection -------------------------------------------------------------------------------
+
+
+def plan() -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        p = validate_tune(compose("tune"))
+    return {"n_trials": p["study"]["n_trials"], "epochs": p["study"]["epochs"], "refit_epochs": p["refit"]["epochs"]}
+
+
+def projection(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
+    """The seed's plan at the best study.workers, and the CPU projection of bench.projection next to it."""
+    p = plan()
+    studies = [r for r in rows if r["section"] == "study" and r.get("steady_trials_per_min")]
+    epochs = [r for r in rows if r["section"] == "epochs" and r.get("s_per_epoch")]
+    out: list[dict] = []
+    if studies:
+        best = max(studies, key=lambda r: r["steady_trials_per_min"])
+        # Trials of the plan are plan/--epochs times longer than the measured ones (per-trial set-up aside: a bound).
+        per_min = best["steady_trials_per_min"] * args.epochs / p["epochs"]
+        refit_rows = [r for r in epochs if (r["hidden"], r["latent"]) == REFIT_POINT] or epochs
+        refit = min(refit_rows, key=lambda r: r["s_per_epoch"]) if refit_rows else None
+        search_min = p["n_trials"] / per_min
+        refit_min = p["refit_epochs"] * refit["s_per_epoch"] / 60 if refit else None
+        total = search_min + (refit_min or 0)
+        out.append({"section": "projection", "device": results_device(), "workers": best["workers"],
+                    "search_min": search_min, "refit_min": refit_min, "total_min": total,
+                    "refit_setting": f"{refit['precision']}, compile={refit['compile']}" if refit else None,
+                    "note": f"{p['n_trials']} x {p['epochs']} epochs + {p['refit_epochs']}-epoch refit; from "
+                            f"{best['steady_trials_per_min']:.3g} trials/min of {args.epochs}-epoch trials"
+                            + (" (--quick size: not the plan's)" if args.quick else "")})
+    cpu = ROOT / "bench" / "results" / "projection.json"
+    rows = [r for r in json.loads(cpu.read_text())["results"] if r.get("device") == "cpu"
+            and r.get("row") == "total, no pruning"] if cpu.exists() else []
+    if rows:
+        out.append({"section": "projection", "device": "cpu (bench/results/projection.json)",
+                    "total_min": rows[0]["hours"] * 60, "note": "one worker, measured s/epoch"})
+    else:
+        out.append({"section": "projection", "device": "cpu (README, python -m bench.projection)",
+                    "total_min": CPU_PLAN_HOURS * 60, "note": "2-core AMD EPYC, one worker, measured s/epoch"})
+    return out
+
+
+def results_device() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def targets_of(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
+    studies = {r["workers"]: r for r in rows if r["section"] == "study" and r.get("steady_trials_per_min")}
+    total = next((r["total_min"] for r in rows if r["section"] == "projection" and "workers" in r), None)
+    gpu = torch.cuda.is_available() and not args.quick
+    out = [common.target("the seed's full plan (100 x 50 + 400), best study.workers", f"<= {TARGET_MINUTES:g} min on one GPU",
+                         total, (total <= TARGET_MINUTES) if (gpu and total is not None) else None)]
+    if 1 in studies and 4 in studies:
+        ratio = studies[4]["steady_trials_per_min"] / studies[1]["steady_trials_per_min"]
+        out.append(common.target("trials/min, workers=4 / workers=1", f">= {TARGET_SPEEDUP:g} on the GPU", ratio,
+                                 ratio >= TARGET_SPEEDUP if gpu else None))
+    if 1 in studies and 2 in studies:
+        ratio = studies[2]["steady_trials_per_min"] / studies[1]["steady_trials_per_min"]
+        out.append(common.target("trials/min, workers=2 / workers=1", ">= 1 on a 2-core CPU", ratio,
+                                 ratio >= 1 if not torch.cuda.is_available() and not args.quick else None))
+    return out
+
+
+def markdown_tables(rows: list[dict]) -> str:
+    parts = []
+    for section, columns in (
+        ("epochs", ["hidden", "latent", "precision", "compile", "s_per_epoch", "note"]),
+        ("study", ["workers", "trials", "wall_s", "trials_per_min", "steady_trials_per_min", "mean_trial_s",
+                   "torch_threads", "gpu_util_mean", "gpu_util_max", "gpu_mem_max_mib", "note"]),
+        ("projection", ["device", "workers", "search_min", "refit_min", "total_min", "refit_setting", "note"]),
+    ):
+        chosen = [r for r in rows if r["section"] == section]
+        if chosen:
+            parts.append(f"### {section}\n\n" + common.markdown(chosen, columns))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the device check; print and write <out>/<name>.json and <name>.md."""
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (8 min of GPU time: 450)")
+    p.add_argument("--workers", default=None, help="study.workers values, in the order run (default 1,4,8,2)")
+    p.add_argument("--only", default="epochs,study", help="sections to run: epochs, study")
+    p.add_argument("--trials", type=int, default=None, help="trials of each study (default 12)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 50)")
+    p.add_argument("--fit-epochs", type=int, default=None, help="epochs per fit of section 1; the last is kept (default 3)")
+    p.add_argument("--images", type=int, default=None, help="faces (default 2600)")
+    p.add_argument("--image-size", type=int, default=None, help="pixels (default 64)")
+    p.add_argument("--accelerator", default=None, help="trainer.accelerator (default: auto)")
+    p.add_argument("--compile", action="store_true", help="with --quick: measure torch.compile too (slow on a CPU)")
+    p.add_argument("--name", default="gpu", help="result file name (<name>.json, <name>.md)")
+    p.add_argument("--extra", nargs="*", default=[], help="more tune.py overrides for the study section")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.workers = [int(w) for w in (args.workers or ("1,2" if q else "1,4,8,2")).split(",")]
+    args.trials = args.trials or (2 if q else 12)
+    args.epochs = args.epochs or (2 if q else 50)
+    args.fit_epochs = args.fit_epochs or (1 if q else 3)
+    args.images = args.images or (160 if q else 2600)
+    args.image_size = args.image_size or (16 if q else 64)
+    args.points = [(128, 8)] if q else POINTS
+    if q:
+        args.extra = [*args.extra, "sampler.num_restarts=2", "sampler.raw_samples=64", "data.batch_size=32"]
+    sections = set(args.only.split(","))
+    start = time.monotonic()
+    settings = {k: v for k, v in vars(args).items() if k not in ("out",)} | {"plan": plan()}
+    results = Results(args, settings)
+    # The data set is rendered (or read from its cache) once, untimed.
+    LegoFacesDataModule.from_config(composed(tune_items(args))["data"]).prepare_data()
+    with common.limit_threads(common.threads_of(args)):
+        if "epochs" in sections:
+            section_epochs(args, results, start + args.budget * SHARES["epochs"])
+        if "study" in sections:
+            section_study(args, results, time.monotonic() + args.budget * SHARES["study"]
+                          + (args.budget * SHARES["epochs"] - (time.monotonic() - start)) * ("epochs" in sections))
+    for row in projection(args, results.rows):
+        results.rows.append(row)
+    targets = targets_of(args, results.rows)
+    info = results.write(targets)
+    table = markdown_tables(results.rows)
+    (args.out / f"{args.name}.md").write_text(f"device: {results_device()}; {info['machine']}\n\n{table}\n"
+                                              + common.markdown(targets, ["what", "target", "measured", "met"]) + "\n")
+    print(f"## {args.name}\n\nmachine: {info['machine']}\n\n{table}\n"
+          + common.markdown(targets, ["what", "target", "measured", "met"]))
+    print(f"total {time.monotonic() - start:.0f}s", flush=True)
+    return info
+
+
+if __name__ == "__main__":
+    main()
