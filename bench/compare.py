@@ -3,9 +3,8 @@
     python -m bench.compare [--quick] [--epochs 30] [--images 2600] [--size 64] [--hidden 512] [--latent 32]
 
 Rows (`make compare`): the seed's `mlp` with the `fixed` decoder; `conv` with `fixed`; `conv` with
-`calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe)
-with its `gmm` prior; and, with --equal-time, `conv` + `calibrated` + `gmm` trained for as many seconds as
-the sharp row took. Every run is seeded. Prints one markdown table, writes bench/results/compare.json and
+`calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe: conv, calibrated, cosine schedule, no clipping) with its `gmm` prior.
+Every run is seeded. Prints one markdown table, writes bench/results/compare.json and
 docs/compare.png (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
 """
 
@@ -41,7 +40,6 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
 ]
-EQUAL_TIME_ROW = ("conv · calibrated + gmm, sharp's time", "conv-equal-time", "gmm")
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",
            "fd_judge gmm", "precision", "recall", "epochs", "seconds"]
 
@@ -142,8 +140,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--equal-time", action="store_true",
-                        help="also train conv + calibrated + gmm for as many seconds as the sharp row took")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is")
     parser.add_argument("--cache-dir", default=".cache/lego_vae")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -154,12 +150,6 @@ def main(argv: list[str] | None = None) -> dict:
     rows = list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:
         runs = {name: train_run(name, overrides, args, Path(tmp), args.epochs) for name, overrides in RUNS.items()}
-        if args.equal_time:
-            # Epochs that make conv's wall time match sharp's, from conv-calibrated's measured seconds per epoch.
-            per_epoch = runs["conv-calibrated"]["seconds"] / args.epochs
-            epochs = max(args.epochs, round(runs["sharp"]["seconds"] / per_epoch))
-            runs["conv-equal-time"] = train_run("conv-equal-time", RUNS["conv-calibrated"], args, Path(tmp), epochs)
-            rows.append(EQUAL_TIME_ROW)
         picture = write_picture(rows, runs, Path(args.picture), args.seed)
         for run in runs.values():
             run.pop("run_dir")
