@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning.pytorch as L
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,3 +119,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads and CPUs this process uses (default: all it may use; --quick: 1)")
     return p
+
+
+class EpochClock(L.Callback):
+    """Seconds of each epoch: its on_train_epoch_start to the next one's (the last: to on_train_end)."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.marks.append(time.perf_counter())
+
+    def epochs(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]

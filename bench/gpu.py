@@ -41,7 +41,6 @@ import threading
 import time
 from pathlib import Path
 
-import lightning.pytorch as L
 import optuna
 import torch
 from hydra import compose, initialize_config_dir
@@ -61,22 +60,6 @@ SHARES = {"epochs": 0.35, "study": 0.6}  # of --budget; the rest is set-up and t
 TARGET_MINUTES = 10.0
 CPU_PLAN_HOURS = 15.1  # the README's projection of the plan on the 2-core CPU (bench.projection), when no JSON is here
 TARGET_SPEEDUP = 3.0  # workers=4 over workers=1, trials per minute
-
-
-class EpochClock(L.Callback):
-    """Seconds of each epoch: its on_train_epoch_start to the next one's (the last: to on_train_end)."""
-
-    def __init__(self) -> None:
-        self.marks: list[float] = []
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append(time.perf_counter())
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append(time.perf_counter())
-
-    def epochs(self) -> list[float]:
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
 class Utilisation:
@@ -179,7 +162,7 @@ def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision:
     plain = composed([*tune_items(args), f"trainer.precision={precision}", f"model.compile={str(compiled).lower()}"])
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = args.fit_epochs
-    clock = EpochClock()
+    clock = common.EpochClock()
     run = work / f"h{hidden}-l{latent}-{precision}-{compiled}"
     train(validate(cfg), run, callbacks=[clock], artifacts=False, checkpoints=False, tb_dir=run / "tb")
     return clock.epochs()[-1]

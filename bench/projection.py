@@ -30,10 +30,8 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import lightning.pytorch as L
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -48,22 +46,6 @@ FULL_IMAGES = 2600  # data.num_images of the default (synthetic) data
 POINTS = [(128, 8), (128, 64), (2048, 8), (2048, 64), (512, 32)]  # corners and centre of hidden x latent
 REFIT_POINT = (512, 32)
 QUICK_POINTS = [(128, 8), (2048, 64)]
-
-
-class EpochClock(L.Callback):
-    """Seconds of each epoch: its on_train_epoch_start to the next one's (the last: to on_train_end)."""
-
-    def __init__(self) -> None:
-        self.marks: list[float] = []
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append(time.perf_counter())
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.marks.append(time.perf_counter())
-
-    def epochs(self) -> list[float]:
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
 def plan() -> dict:
@@ -91,7 +73,7 @@ def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator
 
 def measure(args: argparse.Namespace, hidden: int, latent: int, accelerator: str, work: Path) -> float:
     """Seconds of the kept epoch (the second, or the only one) of a trial-like fit."""
-    clock = EpochClock()
+    clock = common.EpochClock()
     run = work / f"{accelerator}-h{hidden}-l{latent}"
     train(trial_config(args, hidden, latent, accelerator), run, callbacks=[clock], artifacts=False,
           checkpoints=False, tb_dir=run / "tb")
