@@ -79,21 +79,23 @@ def row_values(m: dict, prior: str) -> dict:
     }
 
 
-def _cell(value) -> str:
+FORMATS = {"bits/dim": ".4f", "PSNR dB": ".2f", "SSIM": ".3f", "mouth": ".0%", "fd_judge N(0,I)": ".0f",
+           "fd_judge gmm": ".0f", "precision": ".2f", "recall": ".2f", "seconds": ".0f"}
+
+
+def _cell(column: str, value) -> str:
     if isinstance(value, tuple):
         return "—" if value[0] is None else f"{value[0]:.0%} ({value[1]:.0%})"
     if value is None:
         return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4f}" if abs(value) < 1 or abs(value) >= 1000 else f"{value:.2f}"
+    return format(value, FORMATS.get(column, "")) if not isinstance(value, int) or column in FORMATS else str(value)
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
     """The comparison as a markdown table."""
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for label, values in rows:
-        lines.append(f"| {label} | " + " | ".join(_cell(values[c]) for c in COLUMNS) + " |")
+        lines.append(f"| {label} | " + " | ".join(_cell(c, values[c]) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 

@@ -144,7 +144,7 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
 def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: FrozenTrial, plots: list[Path],
                        refit_tb: Path) -> Path:
     """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
-    from lego_vae.evaluation.report import read_curves, write_report
+    from lego_vae.evaluation.report import flatten_metrics, read_curves, write_report
     from lego_vae.tuning.plots import trials_table
 
     refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
@@ -152,8 +152,8 @@ def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: 
     c = counts(study)
     metrics = {"best_value": float(best.value), "best_trial": best.number, "best_hidden": best.params["hidden"],
                "best_latent": best.params["latent"], "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
-               "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in refit_metrics.items()
-                                                if isinstance(v, (int, float, type(None))) or k.endswith("_reason")}}
+               "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in flatten_metrics(refit_metrics).items()
+                                                if isinstance(v, (int, float, type(None))) or k.endswith(("_reason", "likelihood"))}}
     pictures = {name: refit_dir / name for name in REFIT_PICTURES
                 if (refit_dir / name).exists()}
     return write_report(study_dir / "report.html", f"lego-vae study {study.study_name}", plain, metrics, pictures,
