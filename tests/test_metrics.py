@@ -232,10 +232,17 @@ def test_fid_with_a_missing_or_broken_weights_file_names_it(trained: VAE, faces:
 # ---- everything -----------------------------------------------------------------------------------
 
 def test_evaluate_is_flat_and_json_serialisable(trained: VAE, faces: torch.Tensor) -> None:
-    got = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures())
-    assert set(got) == {"test_loss", "test_recon", "test_kl", "iwae_k", "nll_nats", "bits_per_dim", "psnr", "ssim",
-                        "active_units", "latent", "fid", "kid", "kid_std", "fid_reason"}
+    from lego_vae.evaluation.prior import fit_prior
+
+    prior = fit_prior(trained, faces[:64], faces[64:96], {"gmm_components": [1], "reg_covar": 1e-4})
+    got = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior})
+    sample_keys = {"fid", "kid", "kid_std", "fid_reason"}
+    assert set(got) == {"likelihood", "decoder_sigma", "test_loss", "test_recon", "test_kl", "iwae_k", "nll_nats",
+                        "bits_per_dim", "psnr", "ssim", "active_units", "latent", "priors", *sample_keys,
+                        *{f"{key}_gmm" for key in sample_keys}}
     json.dumps(got, allow_nan=False)
-    assert all(type(v) in (float, int, str, type(None)) for v in got.values())
+    assert got["priors"] == ["normal", "gmm"] and got["likelihood"] == "fixed"
+    assert all(type(v) in (float, int, str, type(None)) for k, v in got.items() if k != "priors")
+    assert got["fid_gmm"] != got["fid"]  # the mixture's samples are other faces than N(0, I)'s
     assert got["iwae_k"] == 4 and got["latent"] == 4 and got["fid_reason"] is None
     assert got["test_loss"] == pytest.approx(got["test_recon"] + got["test_kl"])
