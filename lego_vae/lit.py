@@ -89,11 +89,11 @@ class LitVAE(L.LightningModule):
         # The running sigma^2 is an exponential moving average of the batches' optimal sigma^2 (their MSE):
         # evaluation then scores every image against one fixed variance, not the test batch's own error.
         with torch.no_grad():
-            running = self.vae.log_sigma
-            if torch.isnan(running):  # not trained yet (a resumed run loads its value from the checkpoint)
-                running.copy_(log_sigma)
+            # NaN: not trained yet (a resumed run loads its value from the checkpoint). torch.where, not a
+            # Python `if`, so the step never waits for the device to answer.
+            running = torch.where(torch.isnan(self.vae.log_sigma), log_sigma, self.vae.log_sigma)
             mixed = (1 - self.sigma_momentum) * (2 * running).exp() + self.sigma_momentum * (2 * log_sigma).exp()
-            running.copy_(0.5 * mixed.log())
+            self.vae.log_sigma.copy_(0.5 * mixed.log())
         return calibrated_vae_loss(x_hat, x, mu, logvar, log_sigma, self.beta)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
