@@ -20,7 +20,7 @@ from lego_vae.callbacks import PlainProgress, TensorBoardPictures
 from lego_vae.checkpoints import resolve_ckpt_path
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.evaluation.metrics import evaluate
+from lego_vae.evaluation.metrics import decoded_samples, evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.prior import GaussianMixturePrior, fit_prior, store_prior
 from lego_vae.evaluation.report import read_curves, write_report
@@ -147,7 +147,7 @@ def train(
     """Train the VAE of cfg into run_dir; with artifacts, also test it and write pictures and metrics.json.
 
     Returns the metrics: val_loss (the best epoch's), final_val_loss (the last epoch's), epochs,
-    seconds, and with artifacts test_loss, test_recon, test_kl.
+    fit_seconds (trainer.fit alone), seconds (everything), and with artifacts test_loss, test_recon, test_kl.
     """
     started = time.perf_counter()
     plain = validate(cfg)
@@ -167,7 +167,9 @@ def train(
     model = LitVAE(plain)
     trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints or artifacts, tb_dir=tb_dir,
                             train_batches=len(datamodule.train_dataloader()))
+    fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    fit_seconds = round(time.perf_counter() - fit_started, 2)
 
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_score", None)
@@ -178,6 +180,7 @@ def train(
         "epochs": trainer.current_epoch,
         "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
         "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "fit_seconds": fit_seconds,  # training and validation only: the wall time two models are compared at
     }
     if artifacts:
         tested = trainer.test(model, datamodule=datamodule, ckpt_path="best" if metrics["best_checkpoint"] else None,
@@ -190,12 +193,15 @@ def train(
                 model.vae, datamodule, run_dir, grid=plain["pictures"]["grid"],
                 steps=plain["pictures"]["morph_steps"], seed=plain["seed"], prior=prior,
             )
-            ev = plain["eval"]
-            metrics.update(evaluate(model.vae, datamodule.split_images("test"), beta=plain["model"]["beta"],
-                                    k=ev["iwae_k"], inception_weights=ev["inception_weights"], seed=plain["seed"],
-                                    priors={"gmm": prior} if prior is not None else None))
-            metrics.update(run_judge_metrics(model.vae, datamodule, plain,
-                                             priors={"gmm": prior} if prior is not None else None))
+            ev, test = plain["eval"], datamodule.split_images("test")
+            priors = {"gmm": prior} if prior is not None else None
+            # One set of samples per prior, decoded once, for FID/KID and for the judge.
+            samples = {name: decoded_samples(model.vae, len(test), p, seed=plain["seed"])
+                       for name, p in {"normal": None, **(priors or {})}.items()}
+            metrics.update(evaluate(model.vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],
+                                    inception_weights=ev["inception_weights"], seed=plain["seed"], priors=priors,
+                                    samples=samples))
+            metrics.update(run_judge_metrics(model.vae, datamodule, plain, priors=priors, samples=samples))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if artifacts and trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

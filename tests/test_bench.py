@@ -2,9 +2,10 @@
 
 import json
 
+import pytest
 from PIL import Image
 
-from bench.compare import COLUMNS, ROWS, RUNS, main
+from bench.compare import COLUMNS, ROWS, RUNS, equal_time_epochs, main
 
 
 def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> None:
@@ -25,3 +26,35 @@ def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> Non
     # One labelled strip per row: 2 face rows of 16 px tiles (+2 px padding) under an 18 px label, 6 px apart.
     width, height = Image.open(picture).size
     assert height == len(ROWS) * (2 * 18 + 18 + 6) and width == 2 * 8 * 18 + 3 * 18 // 2
+
+
+def test_compare_arch_trains_resconv_at_equal_epochs_and_equal_time(tmp_path, capsys) -> None:
+    result = main(["--quick", "--cpu", "--runs", "sharp", "--arch", "resconv", "--name", "arch",
+                   "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
+                   "--picture", str(tmp_path / "arch.png")])
+    runs = result["runs"]
+    assert list(runs) == ["sharp", "resconv", "resconv-time"]
+    assert runs["resconv"]["epochs"] == runs["sharp"]["epochs"] == 2
+    expected = equal_time_epochs(2, runs["sharp"]["fit_seconds"], runs["resconv"]["fit_seconds"])
+    assert runs["resconv-time"]["epochs"] == expected
+    assert all(r["likelihood"] == "calibrated" for r in runs.values())
+    saved = json.loads((tmp_path / "arch.json").read_text())
+    assert [r["row"] for r in saved["rows"]] == ["sharp · calibrated + gmm", "resconv · sharp + gmm, equal epochs",
+                                                  "resconv · sharp + gmm, equal time"]
+    assert Image.open(tmp_path / "arch.png").size[1] == 3 * (2 * 18 + 18 + 6)
+    assert "| resconv · sharp + gmm, equal time |" in capsys.readouterr().out
+
+
+def test_equal_time_epochs_scales_by_the_measured_ratio() -> None:
+    assert equal_time_epochs(30, 400.0, 1600.0) == 8  # 4x slower per epoch: a quarter of the epochs (7.5 rounds up)
+    assert equal_time_epochs(30, 400.0, 400.0) == 30
+    assert equal_time_epochs(2, 1.0, 100.0) == 1  # never zero epochs
+
+
+def test_compare_rejects_unknown_runs_and_arch_without_sharp(capsys) -> None:
+    with pytest.raises(SystemExit) as bad:
+        main(["--quick", "--runs", "sharp,cnn"])
+    assert bad.value.code == 2 and "--runs: choose from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--quick", "--runs", "mlp", "--arch", "resconv"])
+    assert "include sharp" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lego_vae.data.synthetic import render_faces
-from lego_vae.evaluation import metrics
+from lego_vae.evaluation import distances, metrics
 from lego_vae.losses import vae_loss
 from lego_vae.model import VAE
 
@@ -191,8 +191,8 @@ def test_active_units_counts_the_dims_whose_mean_varies(faces: torch.Tensor) -> 
 def test_fid_kid_of_a_set_with_itself_is_zero_and_grows_with_a_shift(faces: torch.Tensor) -> None:
     images = faces[:128]
     darker = (images.float() * 0.6).to(torch.uint8)
-    same = metrics.image_set_distances(images, images.clone(), feature=TinyFeatures())
-    other = metrics.image_set_distances(images, darker, feature=TinyFeatures())
+    same = distances.image_set_distances(images, images.clone(), feature=TinyFeatures())
+    other = distances.image_set_distances(images, darker, feature=TinyFeatures())
     assert same["fid_reason"] is None and other["fid_reason"] is None
     assert other["fid"] > 1e-2 and other["kid"] > 1e-3
     assert abs(same["fid"]) < 1e-4 * other["fid"]
@@ -246,3 +246,17 @@ def test_evaluate_is_flat_and_json_serialisable(trained: VAE, faces: torch.Tenso
     assert got["fid_gmm"] != got["fid"]  # the mixture's samples are other faces than N(0, I)'s
     assert got["iwae_k"] == 4 and got["latent"] == 4 and got["fid_reason"] is None
     assert got["test_loss"] == pytest.approx(got["test_recon"] + got["test_kl"])
+
+
+def test_evaluate_with_the_samples_already_decoded_gives_the_same_numbers(trained: VAE, faces: torch.Tensor) -> None:
+    from lego_vae.evaluation.prior import fit_prior
+
+    prior = fit_prior(trained, faces[:64], faces[64:96], {"gmm_components": [1], "reg_covar": 1e-4})
+    samples = {name: metrics.decoded_samples(trained, 64, p, seed=3) for name, p in (("normal", None), ("gmm", prior))}
+    shared = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior}, seed=3,
+                              samples=samples)
+    assert shared == metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior}, seed=3)
+    # The given samples are the ones measured: other samples give another distance.
+    other = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior}, seed=3,
+                             samples={"normal": samples["gmm"], "gmm": samples["normal"]})
+    assert other["fid"] == shared["fid_gmm"] and other["fid_gmm"] == shared["fid"]

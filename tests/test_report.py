@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lego_vae.evaluation.report import SORT_JS, TRIAL_COLUMNS, pixel_scale, read_curves, write_report
+from lego_vae.evaluation.page import SORT_JS, pixel_scale
+from lego_vae.evaluation.report import TRIAL_COLUMNS, read_curves, write_report
 
 METRICS = {
     "val_loss": 41.23456789012345,

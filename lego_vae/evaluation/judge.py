@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lego_vae.data.synthetic import FACTORS, render_faces
+from lego_vae.evaluation.batching import evaluating, float_batches
 
 JUDGE_SEED = 1_000_003  # the renderer set the judge trains on: never a VAE's data.seed
 JUDGE_VERSION = 1  # bump when the network or its training changes, so old caches are not reused
@@ -87,24 +88,13 @@ def encode_labels(labels: list[dict]) -> dict[str, Tensor]:
     return out
 
 
-def _float_batches(images: Tensor, batch_size: int):
-    """Float batches in [0, 1] on the judge's device (uint8 images are scaled)."""
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
-
-
 def _predict_indices(judge: AttributeJudge, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
     """Predicted class index per categorical factor and a 0/1 extras matrix, for every image."""
-    was_training = judge.training
-    judge.eval()
-    device = next(judge.parameters()).device
     parts: dict[str, list[Tensor]] = {f: [] for f in FACTORS}
-    with torch.no_grad():
-        for x in _float_batches(images, batch_size):
-            for f, z in judge.logits(x.to(device)).items():
+    with evaluating(judge) as device:
+        for x in float_batches(images, batch_size, device):
+            for f, z in judge.logits(x).items():
                 parts[f].append((z > 0).float().cpu() if f == "extras" else z.argmax(1).cpu())
-    judge.train(was_training)
     return {f: torch.cat(p) for f, p in parts.items()}
 
 

@@ -1,5 +1,8 @@
 """Held-out metrics of a trained VAE: -ELBO, IWAE likelihood in bits/dim, PSNR/SSIM, latent usage, FID/KID.
 
+FID/KID of two image sets (Inception or a custom feature extractor) are in distances.py, the judge's
+metrics in sample_quality.py.
+
 Images come in as uint8 tensors (N, 3, S, S) (float tensors are taken to be in [0, 1] already). Every
 metric runs the VAE in eval mode under no_grad on the VAE's own device and restores its previous mode.
 """
@@ -7,48 +10,24 @@ metric runs the VAE in eval mode under no_grad on the VAE's own device and resto
 from __future__ import annotations
 
 import math
-import socket
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from lego_vae.evaluation.batching import evaluating, float_batches
+from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
 from lego_vae.model import VAE
 
 PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
 MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
-DOWNLOAD_TIMEOUT_S = 10.0  # bound on each socket operation of the Inception download, so offline fails fast
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's Inception, as FID defines it
-INCEPTION_HINT = f"pass eval.inception_weights=/path/to/{INCEPTION_FILE}"
-
-
-@contextmanager
-def _evaluating(vae: VAE) -> Iterator[torch.device]:
-    """Eval mode and no_grad for the block, yielding the VAE's device; the previous mode comes back after."""
-    was_training = vae.training
-    vae.eval()
-    try:
-        with torch.no_grad():
-            yield next(vae.parameters()).device
-    finally:
-        vae.train(was_training)
-
-
-def _batches(images: Tensor, batch_size: int, device: torch.device) -> Iterator[Tensor]:
-    """Float batches in [0, 1] on device."""
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
-        yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 def posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
     """(mu, logvar) of every image, each (N, latent), float64 on the CPU."""
-    with _evaluating(vae) as device:
-        parts = [vae.encode(x) for x in _batches(images, batch_size, device)]
+    with evaluating(vae) as device:
+        parts = [vae.encode(x) for x in float_batches(images, batch_size, device)]
     return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()
 
 
@@ -61,8 +40,8 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
     # Gaussian NLL in nats, at the running sigma kept from training (never the test batch's own error).
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-    with _evaluating(vae) as device:
-        for x in _batches(images, batch_size, device):
+    with evaluating(vae) as device:
+        for x in float_batches(images, batch_size, device):
             mu, logvar = vae.encode(x)
             eps = torch.randn(mu.shape, generator=generator).to(device)
             x_hat = vae.decode(mu + torch.exp(0.5 * logvar) * eps)
@@ -93,8 +72,8 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
     generator = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
     total = 0.0
-    with _evaluating(vae) as device:
-        for x in _batches(images, batch_size, device):
+    with evaluating(vae) as device:
+        for x in float_batches(images, batch_size, device):
             mu, logvar = vae.encode(x)  # (B, L)
             std = torch.exp(0.5 * logvar)
             chunk = max(1, MAX_DECODE // len(x))  # importance samples per decoder call, to bound memory
@@ -142,9 +121,9 @@ def image_quality(preds: Tensor, target: Tensor) -> dict:
 
 def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
     """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1."""
-    with _evaluating(vae) as device:
+    with evaluating(vae) as device:
         psnr, ssim = _quality_metrics(images.shape[-1], device)
-        for x in _batches(images, batch_size, device):
+        for x in float_batches(images, batch_size, device):
             x_hat = vae.reconstruct(x)
             psnr.update(x_hat, x)
             ssim.update(x_hat, x)
@@ -166,95 +145,11 @@ def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: 
     return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1]}
 
 
-class _FloatInception(nn.Module):
-    """torch-fidelity's Inception-v3 pool features (2048) taking float images in [0, 1], like a custom feature."""
-
-    num_features = 2048  # so torchmetrics need not push a dummy 299 px image through to find it
-
-    def __init__(self, weights_path: str | None) -> None:
-        super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
-
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                      feature_extractor_weights_path=weights_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        # The network wants uint8 (it resizes to 299 px and scales to [-1, 1] itself): nearest 8-bit level.
-        return self.net((x * 255).round().to(torch.uint8))
-
-
-def _inception(weights_path: str | Path | None) -> _FloatInception:
-    """The Inception extractor from a local weights file, else from torch-fidelity's download (bounded in time)."""
-    # One network serves FID and KID: torchmetrics' KID has no weights-path argument of its own.
-    if weights_path is not None:
-        if not Path(weights_path).is_file():
-            raise FileNotFoundError(f"Inception weights file {weights_path} does not exist; {INCEPTION_HINT}")
-        try:
-            return _FloatInception(str(weights_path))
-        except Exception as error:
-            raise RuntimeError(f"could not load Inception weights {weights_path} ({type(error).__name__}: "
-                               f"{error}); expected torch-fidelity's {INCEPTION_FILE}") from error
-    previous = socket.getdefaulttimeout()  # process-wide, so restored at once
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        return _FloatInception(None)
-    except Exception as error:
-        raise RuntimeError(f"no Inception weights: download failed ({type(error).__name__}: {error}); "
-                           f"offline, {INCEPTION_HINT}") from error
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _no_fid(reason: str) -> dict:
-    return {"fid": None, "kid": None, "kid_std": None, "fid_reason": " ".join(reason.split())}  # one line
-
-
-def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = None,
-                        weights_path: str | Path | None = None, seed: int = 0, batch_size: int = 64,
-                        device: torch.device | str = "cpu") -> dict:
-    """FID and KID between two image sets via torchmetrics: {"fid", "kid", "kid_std", "fid_reason"}, None with a reason on failure."""
-    # feature: an nn.Module mapping float images (B, 3, S, S) in [0, 1] to (B, F) features, with a
-    # `num_features` attribute (else torchmetrics probes it with a 299 px image); it is put in eval mode.
-    # Without it, Inception-v3 (torch-fidelity's FID weights: weights_path, else a download).
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    if min(len(real), len(fake)) < 2:
-        return _no_fid(f"FID/KID need at least 2 images per set, got {len(real)} real and {len(fake)} generated")
-    try:
-        extractor = (feature if feature is not None else _inception(weights_path)).eval()
-    except Exception as error:
-        return _no_fid(str(error))
-    # FID = |m_r - m_f|^2 + Tr(C_r + C_f - 2 (C_r C_f)^(1/2)) of Gaussians fitted to the features (Heusel
-    # et al. 2017); KID = unbiased MMD^2 with the kernel (f.g / F + 1)^3, mean and std over 100 random
-    # subsets (Binkowski et al. 2018), which must not be larger than either set.
-    fid = FrechetInceptionDistance(feature=extractor, normalize=True, sync_on_compute=False).to(device)
-    with warnings.catch_warnings():  # "KID keeps every feature in memory": N x F floats, fine here
-        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        kid = KernelInceptionDistance(feature=extractor, sync_on_compute=False, subset_size=min(1000, len(real), len(fake)),
-                                      normalize=True).to(device)
-    try:
-        with torch.no_grad():
-            for images, is_real in ((real, True), (fake, False)):
-                for x in _batches(images, batch_size, torch.device(device)):
-                    fid.update(x, real=is_real)
-                    kid.update(x, real=is_real)
-            fid_value = float(fid.compute())
-            with torch.random.fork_rng(devices=[]):  # KID draws its subsets from the global CPU RNG
-                torch.manual_seed(seed)
-                kid_mean, kid_std = (float(v) for v in kid.compute())
-    except Exception as error:
-        return _no_fid(f"FID/KID computation failed ({type(error).__name__}: {error})")
-    if not all(math.isfinite(v) for v in (fid_value, kid_mean, kid_std)):
-        return _no_fid(f"FID/KID not finite (fid={fid_value}, kid={kid_mean}, kid_std={kid_std})")
-    return {"fid": fid_value, "kid": kid_mean, "kid_std": kid_std, "fid_reason": None}
-
-
 def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
     """Deterministic reconstructions (decoded posterior means) of images, as uint8 (N, 3, S, S) on the CPU."""
-    with _evaluating(vae) as device:
+    with evaluating(vae) as device:
         return torch.cat([(vae.reconstruct(x) * 255).round().to(torch.uint8).cpu()
-                          for x in _batches(images, batch_size, device)])
+                          for x in float_batches(images, batch_size, device)])
 
 
 def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int = 64) -> Tensor:
@@ -263,7 +158,7 @@ def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int
 
     generator = torch.Generator().manual_seed(seed)
     samples = []
-    with _evaluating(vae) as device:
+    with evaluating(vae) as device:
         for start in range(0, n, batch_size):
             z = sample_latents(vae.latent, min(batch_size, n - start), prior, generator=generator)
             # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
@@ -272,21 +167,28 @@ def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int
 
 
 def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
-            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None) -> dict:
-    """FID and KID between decoded samples (z ~ N(0, I), or the fitted prior) and the images; null with a reason when impossible."""
-    n = len(images) if n_samples is None else n_samples
-    fakes = decoded_samples(vae, n, prior, seed, batch_size)
+            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None,
+            fakes: Tensor | None = None) -> dict:
+    """FID and KID between decoded samples (z ~ N(0, I), or the fitted prior) and the images; null with a reason when impossible.
+
+    fakes: those samples already decoded (decoded_samples with the same n, prior and seed), so they are not decoded twice.
+    """
+    if fakes is None:
+        fakes = decoded_samples(vae, len(images) if n_samples is None else n_samples, prior, seed, batch_size)
     return image_set_distances(images, fakes, feature=feature, weights_path=weights_path, seed=seed,
                                batch_size=batch_size, device=next(vae.parameters()).device)
 
 
 def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception_weights: str | Path | None = None,
-             seed: int = 0, feature: nn.Module | None = None, priors: dict | None = None) -> dict:
+             seed: int = 0, feature: nn.Module | None = None, priors: dict | None = None,
+             samples: dict[str, Tensor] | None = None) -> dict:
     """Every metric above in one JSON-serialisable dict (floats, ints, None, str).
 
     Sample metrics are for z ~ N(0, I) (fid, kid, ...) and, for each fitted prior in `priors` (name -> prior),
-    again with the name as suffix (fid_gmm, ...).
+    again with the name as suffix (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae,
+    len(images), that prior, seed)} where the caller has them already.
     """
+    samples = samples or {}
     # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
     # fid_reason saying why, when FID cannot be computed.
     elbo = negative_elbo(vae, images, beta=beta, seed=seed)
@@ -297,10 +199,11 @@ def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception
         **iwae_nll(vae, images, k=k, seed=seed),
         **reconstruction_quality(vae, images),
         **active_units(vae, images),
-        **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed),
+        **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, fakes=samples.get("normal")),
         "priors": ["normal", *(priors or {})],
     }
     for name, prior in (priors or {}).items():
-        distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior)
+        distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior,
+                            fakes=samples.get(name))
         result.update({f"{key}_{name}": value for key, value in distances.items()})
     return result

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import logging
 import math
@@ -16,107 +14,13 @@ from pathlib import Path
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
+
+from lego_vae.evaluation.page import CSS, MISSING, SORT_JS, esc, figure_html, fmt, is_number
 
 CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
 TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")
 NUMERIC_COLUMNS = {"number", "hidden", "latent", "value", "epochs", "seconds"}
-# Face pictures are blown up by a whole number (2x to 4x for small faces) so that one face is about this
-# many CSS pixels, nearest-neighbour: every face pixel is a square of the same size, none is invented.
-TARGET_FACE_PX = 96
-MAX_PIXEL_SCALE = 4
-MAX_PICTURE_WIDTH = 1100  # CSS pixels a picture may take in <main> without being squeezed
-MISSING = "\u2014"  # em dash
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
- color:#222;background:#fafafa;margin:0;line-height:1.45}
-main{max-width:1160px;margin:0 auto;padding:1.5rem}
-h1{margin:0 0 .2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.context{color:#666;margin:0}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-th,td{padding:.25rem .7rem;border-bottom:1px solid #e4e4e4;text-align:left}
-td.num,th.num{text-align:right}
-.reason{color:#a05a00;font-size:.9em}
-table.metrics{font-size:.92em}
-table.metrics th,table.metrics td{padding:.15rem .6rem}
-table.metrics td:first-child,table.metrics td.num{white-space:nowrap}
-table.metrics td.note{color:#555;max-width:40rem;overflow-wrap:anywhere}
-table.sortable th{cursor:pointer;user-select:none;background:#f0f0f0}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-.gallery{display:flex;flex-wrap:wrap;gap:1.2rem;align-items:flex-start}
-figure{margin:0;background:#fff;border:1px solid #e4e4e4;padding:.5rem;max-width:100%}
-figure img{display:block;max-width:100%;height:auto}
-img.pixel{image-rendering:crisp-edges;image-rendering:pixelated}
-figcaption{color:#555;font-size:.9em;margin-top:.3rem}
-.missing{color:#b00020}
-pre{background:#fff;border:1px solid #e4e4e4;padding:.8rem;overflow:auto;font-size:.85em}
-"""
-
-# Sorts by a cell's data-sort (numbers for num columns, text otherwise); empty keys sort last both ways.
-SORT_JS = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  var heads = table.tHead.rows[0].cells;
-  Array.prototype.forEach.call(heads, function (th, col) {
-    th.addEventListener("click", function () {
-      var asc = th.getAttribute("aria-sort") !== "ascending";
-      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-      var num = th.dataset.type === "num", body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      var key = function (r) { return r.cells[col].dataset.sort; };
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        if (x === "" || y === "") { return (x === "") - (y === ""); }
-        var d = num ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
-        return asc ? d : -d;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _fmt(value: object) -> str:
-    """Ints as they are, floats to 4 significant digits (no exponent for large ones), None as a dash."""
-    if value is None:
-        return MISSING
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-        # 12345.6 s as "1.235e+04" is harder to read than "12346"
-        return f"{value:.0f}" if "e+" in text and abs(value) < 1e15 else text
-    return str(value)
-
-
-def _data_uri(data: bytes) -> str:
-    mime = "image/gif" if data[:4] == b"GIF8" else "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def pixel_scale(width: int, face_px: int | None) -> int:
-    """The whole-number blow-up of a picture of faces face_px wide (None: one face): 1 to 4, and within the page."""
-    k = min(MAX_PIXEL_SCALE, max(1, math.ceil(TARGET_FACE_PX / max(1, face_px or width))))
-    return max(1, min(k, MAX_PICTURE_WIDTH // max(1, width)))
-
-
-def _figure_html(data: bytes, caption: str, pixel: bool, face_px: int | None = None) -> str:
-    with Image.open(io.BytesIO(data)) as im:  # also refuses a file that is not a picture
-        w, h = im.size
-    attrs = ""
-    if pixel:
-        k = pixel_scale(w, face_px)
-        attrs = f' class="pixel" width="{w * k}" height="{h * k}"'
-    return (f'<figure><img alt="{_esc(caption)}"{attrs} src="{_data_uri(data)}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def flatten_metrics(metrics: Mapping) -> dict:
@@ -148,20 +52,20 @@ def _metrics_html(metrics: Mapping) -> str:
     for name, value in metrics.items():
         if name in folded.values():
             continue  # shown beside the metric it explains
-        attrs, cell, note = f' data-metric="{_esc(name)}"', "", ""
-        if _is_number(value):
-            cell = f'<td class="num" data-value="{_esc(repr(value))}">{_esc(_fmt(value))}</td>'
+        attrs, cell, note = f' data-metric="{esc(name)}"', "", ""
+        if is_number(value):
+            cell = f'<td class="num" data-value="{esc(repr(value))}">{esc(fmt(value))}</td>'
         elif value is None:
             cell = f'<td class="num">{MISSING}</td>'
         else:
-            cell, note = '<td class="num"></td>', _esc(_fmt(value))
+            cell, note = '<td class="num"></td>', esc(fmt(value))
         if name in folded:
-            attrs += f' data-reason="{_esc(folded[name])}"'
-            note = f'<span class="reason">({_esc(metrics[folded[name]])})</span>'
+            attrs += f' data-reason="{esc(folded[name])}"'
+            note = f'<span class="reason">({esc(metrics[folded[name]])})</span>'
         notes = notes or bool(note)
         rows.append((attrs, name, cell, note))
     note_head = "<th>note</th>" if notes else ""
-    body = "".join(f"<tr{attrs}><td>{_esc(name)}</td>{cell}" + (f'<td class="note">{note}</td>' if notes else "")
+    body = "".join(f"<tr{attrs}><td>{esc(name)}</td>{cell}" + (f'<td class="note">{note}</td>' if notes else "")
                    + "</tr>" for attrs, name, cell, note in rows)
     return (f'<table class="metrics"><thead><tr><th>metric</th><th class="num">value</th>{note_head}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
@@ -173,10 +77,10 @@ def _curves_png(curves: list[dict]) -> bytes | None:
     for i, row in enumerate(curves):
         for tag in CURVE_TAGS:
             v = row.get(tag)
-            if _is_number(v) and math.isfinite(v):
+            if is_number(v) and math.isfinite(v):
                 xs, ys = series.setdefault(tag, ([], []))
                 epoch = row.get("epoch")
-                xs.append(epoch if _is_number(epoch) else i)
+                xs.append(epoch if is_number(epoch) else i)
                 ys.append(float(v))
     losses = [t for t in CURVE_TAGS[:2] if t in series]
     terms = [t for t in CURVE_TAGS[2:] if t in series]
@@ -221,12 +125,12 @@ def _trials_html(trials: list[dict]) -> str:
         cells = []
         for c in TRIAL_COLUMNS:
             v = trial.get(c)
-            if _is_number(v) and math.isfinite(v):
-                cells.append(f'<td class="num" data-sort="{_esc(repr(v))}">{_esc(_fmt(v))}</td>')
-            elif v is None or _is_number(v):  # missing or nan: sorted last
-                cells.append(f'<td data-sort="">{_esc(_fmt(v))}</td>')
+            if is_number(v) and math.isfinite(v):
+                cells.append(f'<td class="num" data-sort="{esc(repr(v))}">{esc(fmt(v))}</td>')
+            elif v is None or is_number(v):  # missing or nan: sorted last
+                cells.append(f'<td data-sort="">{esc(fmt(v))}</td>')
             else:
-                cells.append(f'<td data-sort="{_esc(v)}">{_esc(v)}</td>')
+                cells.append(f'<td data-sort="{esc(v)}">{esc(v)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="sortable trials"><thead><tr>{heads}</tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
@@ -248,10 +152,10 @@ def _pictures_html(entries: list[tuple[str, Path]], pixel: bool, face_px: int | 
     for caption, file in entries:
         file = Path(file)
         try:
-            parts.append(_figure_html(file.read_bytes(), caption, pixel, face_px))
+            parts.append(figure_html(file.read_bytes(), caption, pixel, face_px))
         except (OSError, UnidentifiedImageError) as err:  # a missing or broken picture is a note, not a crash
             what = "missing" if not file.exists() else f"unreadable ({type(err).__name__})"
-            missing.append(f'<p class="missing">{_esc(caption)}: {what}: <code>{_esc(file)}</code></p>')
+            missing.append(f'<p class="missing">{esc(caption)}: {what}: <code>{esc(file)}</code></p>')
     return '<div class="gallery">' + "".join(parts) + "</div>" + "".join(missing)
 
 
@@ -269,15 +173,15 @@ def write_report(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     context = f"{path.parent.resolve().name} \u00b7 written {time.strftime('%Y-%m-%d %H:%M')}"
-    body = [f"<h1>{_esc(title)}</h1>", f'<p class="context">{_esc(context)}</p>',
+    body = [f"<h1>{esc(title)}</h1>", f'<p class="context">{esc(context)}</p>',
             "<h2>Metrics</h2>", _metrics_html(metrics) if metrics else "<p>No metrics.</p>"]
     png = _curves_png(curves) if curves else None
     if png is not None:
-        figure = _figure_html(png, "loss curves", pixel=False)
+        figure = figure_html(png, "loss curves", pixel=False)
         body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
     if images:
         size = (config.get("data") or {}).get("image_size") if isinstance(config, Mapping) else None
-        face_px = size if _is_number(size) and size > 0 else None
+        face_px = size if is_number(size) and size > 0 else None
         body += ["<h2>Pictures</h2>", _pictures_html(list(images.items()), pixel=True, face_px=face_px)]
     if trials is not None:
         body += [f"<h2>Trials ({len(trials)})</h2>", "<p class=\"context\">Click a header to sort.</p>",
@@ -286,12 +190,12 @@ def write_report(
         named = [(Path(p).stem, Path(p)) for p in plots]
         body += ["<h2>Tuning plots</h2>", _pictures_html(named, pixel=False)]
     dumped = yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    body += ["<h2>Config</h2>", f"<pre>{_esc(dumped)}</pre>"]
+    body += ["<h2>Config</h2>", f"<pre>{esc(dumped)}</pre>"]
     if trials is not None:
         body.append(f"<script>{SORT_JS}</script>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
             + "\n".join(body) + "\n</main></body></html>\n")
     # Temporary name in the same folder, then an atomic rename: a reader never sees half a page. Opened with
     # "x" rather than mkstemp so the file gets the umask's usual mode, not owner-only: reports are shared.

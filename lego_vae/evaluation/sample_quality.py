@@ -13,7 +13,7 @@ returns, JSON-serialisable:
     pr_reason                      null, or why precision/recall are null (k or fewer images in a set)
     judge_note                     what the feature space is (the same for every data source)
 
-FD/KD come from torchmetrics (via metrics.image_set_distances) with the judge as the feature extractor,
+FD/KD come from torchmetrics (via distances.image_set_distances) with the judge as the feature extractor,
 precision/recall from torch-fidelity's implementation on the judge's features. Read precision with
 recall and FD: with the 64 px judge, 100 flat grey squares or 100 noise images got precision 1.0 (and
 recall 0, FD ~3,000 against ~130 for a second set of real faces), since inputs without a face map to
@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy
-from lego_vae.evaluation.metrics import image_set_distances
 
 NO_LABELS = "this data source has no factor labels (only synthetic faces do)"
 
@@ -97,8 +97,13 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
     return out
 
 
-def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dict | None = None) -> dict:
-    """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior."""
+def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dict | None = None,
+                      samples: dict[str, Tensor] | None = None) -> dict:
+    """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior.
+
+    samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=plain["seed"])} where the
+    caller decoded them already (training.py shares them with evaluate()); decoded here otherwise.
+    """
     from lego_vae.evaluation.judge import load_or_train_judge
     from lego_vae.evaluation.metrics import decoded_samples, reconstructions
 
@@ -108,7 +113,8 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dic
     settings = {key: value for key, value in cfg.items() if key not in ("k", "enabled")}
     judge, _ = load_or_train_judge(plain["data"]["image_size"], plain["data"]["cache_dir"], **settings)
     test = datamodule.split_images("test")
-    samples = {name: decoded_samples(vae, len(test), prior, seed=plain["seed"])
+    given = samples or {}
+    samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=plain["seed"])
                for name, prior in {"normal": None, **(priors or {})}.items()}
     return judge_metrics(judge, test, datamodule.split_labels("test"), reconstructions(vae, test), samples,
                          k=cfg["k"], seed=plain["seed"])

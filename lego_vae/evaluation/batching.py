@@ -1,0 +1,28 @@
+"""Running a network for evaluation: eval mode under no_grad, and float image batches in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[torch.device]:
+    """Eval mode and no_grad for the block, yielding the VAE's device; the previous mode comes back after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield next(module.parameters()).device
+    finally:
+        module.train(was_training)
+
+
+def float_batches(images: Tensor, batch_size: int, device: torch.device | str = "cpu") -> Iterator[Tensor]:
+    """Float batches in [0, 1] on device."""
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
