@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo train-demo explore compare bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: install demo train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ train-demo: install
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install
 	$(BIN)/python -m bench.compare
+
+# resconv beside the sharp run, at equal epochs and at equal wall time (README, "A residual conv net").
+compare-arch: install
+	$(BIN)/python -m bench.compare --runs sharp --arch resconv --name compare-arch --picture docs/compare-arch.png
 
 # The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
 BENCHES := trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency host_sync

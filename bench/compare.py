@@ -1,11 +1,15 @@
 """Quality side by side: the seed's model and the better options, on the same faces, split and budget.
 
     python -m bench.compare [--quick] [--epochs 30] [--images 2600] [--size 64] [--hidden 512] [--latent 32]
+                            [--runs mlp,conv,conv-calibrated,sharp] [--arch resconv]
 
 Rows (`make compare`): the seed's `mlp` with the `fixed` decoder; `conv` with `fixed`; `conv` with
 `calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe: conv, calibrated, cosine schedule, no clipping) with its `gmm` prior.
-Every run is seeded. Prints one markdown table, writes bench/results/compare.json and
-docs/compare.png (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
+`--arch resconv` adds that architecture with the sharp recipe twice: at the same epochs, and at the
+same wall time as the sharp run (its epochs scaled by the two runs' measured trainer.fit seconds);
+`--runs sharp --arch resconv` (`make compare-arch`) trains only what that comparison needs.
+Every run is seeded. Prints one markdown table, writes bench/results/NAME.json and
+the picture (docs/compare.png) (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
 ]
+ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",
-           "fd_judge gmm", "precision", "recall", "epochs", "seconds"]
+           "fd_judge gmm", "precision", "recall", "epochs", "fit seconds", "seconds"]
 
 
 def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Path, epochs: int) -> dict:
@@ -60,6 +65,22 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
     return {**metrics, "run_dir": str(out / name)}
 
 
+def arch_runs(arch: str) -> dict[str, list[str]]:
+    """The --arch runs: the sharp recipe with model=arch, at equal epochs and at equal wall time."""
+    overrides = ["experiment=sharp", f"model={arch}", "sample.prior=gmm"]
+    return {arch: overrides, f"{arch}-time": overrides}
+
+
+def arch_rows(arch: str) -> list[tuple[str, str, str]]:
+    return [(f"{arch} · sharp + gmm, equal epochs", arch, "gmm"),
+            (f"{arch} · sharp + gmm, equal time", f"{arch}-time", "gmm")]
+
+
+def equal_time_epochs(epochs: int, reference_seconds: float, arch_seconds: float) -> int:
+    """Epochs of the arch run that take the reference run's trainer.fit time (at least one)."""
+    return max(1, round(epochs * reference_seconds / arch_seconds))
+
+
 def _per_prior(m: dict, key: str, prior: str):
     value = m.get(key)
     return value.get(prior) if isinstance(value, dict) else None
@@ -75,12 +96,13 @@ def row_values(m: dict, prior: str) -> dict:
         "mouth": recon.get("mouth"),
         "fd_judge N(0,I)": _per_prior(m, "fd_judge", "normal"), "fd_judge gmm": _per_prior(m, "fd_judge", "gmm"),
         "precision": _per_prior(m, "precision", prior), "recall": _per_prior(m, "recall", prior),
-        "epochs": m.get("epochs"), "seconds": m.get("seconds"),
+        "epochs": m.get("epochs"), "fit seconds": m.get("fit_seconds"), "seconds": m.get("seconds"),
     }
 
 
 FORMATS = {"bits/dim": ".4f", "PSNR dB": ".2f", "SSIM": ".3f", "mouth": ".0%", "fd_judge N(0,I)": ".0f",
-           "fd_judge gmm": ".0f", "precision": ".2f", "recall": ".2f", "seconds": ".0f"}
+           "fd_judge gmm": ".0f", "precision": ".2f", "recall": ".2f", "fit seconds": ".0f",
+           "seconds": ".0f"}
 
 
 def _cell(column: str, value) -> str:
@@ -142,31 +164,45 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", default=",".join(RUNS), help="which of the base runs to train (comma-separated)")
+    parser.add_argument("--arch", choices=ARCHES, help="add this model= with the sharp recipe, equal epochs and time")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is")
     parser.add_argument("--cache-dir", default=".cache/lego_vae")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--picture", default=str(ROOT / "docs" / "compare.png"))
+    parser.add_argument("--name", default="compare", help="the result is written to OUT/NAME.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.images, args.size, args.hidden, args.latent = 2, 256, 16, 64, 8
-    rows = list(ROWS)
+    chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in RUNS]
+    if unknown or not chosen:
+        parser.error(f"--runs: choose from {', '.join(RUNS)} (got {args.runs!r})")
+    if args.arch and "sharp" not in chosen:
+        parser.error("--arch compares against the sharp run: include sharp in --runs")
+    rows = [row for row in ROWS if row[1] in chosen] + (arch_rows(args.arch) if args.arch else [])
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {name: train_run(name, overrides, args, Path(tmp), args.epochs) for name, overrides in RUNS.items()}
+        runs = {name: train_run(name, RUNS[name], args, Path(tmp), args.epochs) for name in chosen}
+        if args.arch:
+            (same, timed), overrides = arch_runs(args.arch), arch_runs(args.arch)[args.arch]
+            runs[same] = train_run(same, overrides, args, Path(tmp), args.epochs)
+            epochs = equal_time_epochs(args.epochs, runs["sharp"]["fit_seconds"], runs[same]["fit_seconds"])
+            runs[timed] = train_run(timed, overrides, args, Path(tmp), epochs)
         picture = write_picture(rows, runs, Path(args.picture), args.seed)
         for run in runs.values():
             run.pop("run_dir")
     values = [(label, row_values(runs[run], prior)) for label, run, prior in rows]
-    settings = {k: getattr(args, k) for k in ("epochs", "images", "size", "hidden", "latent", "seed")}
+    settings = {k: getattr(args, k) for k in ("epochs", "images", "size", "hidden", "latent", "seed", "arch")}
     machine = {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
                "torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"}
     print(f"budget: {settings}; machine: {machine}")
     print(table(values))
     print(f"wrote {picture}")
-    result = {"name": "compare", "machine": machine, "settings": settings, "runs": runs,
+    result = {"name": args.name, "machine": machine, "settings": settings, "runs": runs,
               "rows": [{"row": label, "run": run, "prior": prior} for label, run, prior in rows]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
