@@ -76,12 +76,15 @@ def build_trainer(
         *callbacks,
     ]
     if checkpoints:
-        all_callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", filename="best", monitor=METRIC, mode="min",
-                save_top_k=1, save_last=True, auto_insert_metric_name=False,
-            )
-        )
+        all_callbacks += [
+            # The first is trainer.checkpoint_callback: best.ckpt, by val/loss.
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=METRIC, mode="min",
+                            save_top_k=1, auto_insert_metric_name=False),
+            # last.ckpt, every epoch. Not save_last=True: Lightning 2.6 writes that copy only in epochs that
+            # improve best.ckpt, so a run resumed after val/loss stopped improving would lose every epoch since.
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            every_n_epochs=1, enable_version_counter=False, auto_insert_metric_name=False),
+        ]
     return L.Trainer(
         max_epochs=t["max_epochs"],
         gradient_clip_val=t["gradient_clip_val"],

@@ -105,6 +105,24 @@ def test_resume_from_last_continues_exactly(make_cfg, tmp_path) -> None:
     assert resumed["val_loss"] == pytest.approx(full["val_loss"])
 
 
+class WorseLastEpoch(L.Callback):
+    """Makes the last epoch's val/loss the worst so far, as when a long run starts to overfit."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:  # runs before the checkpoint callbacks read it
+        if trainer.current_epoch == trainer.max_epochs - 1:
+            trainer.callback_metrics["val/loss"] = torch.tensor(1e12)
+
+
+def test_last_ckpt_is_the_last_epoch_even_when_val_loss_got_worse(make_cfg, tmp_path) -> None:
+    got = train(make_cfg("trainer.max_epochs=2"), tmp_path / "run", callbacks=[WorseLastEpoch()], artifacts=False)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best, last = load_checkpoint(checkpoints / "best.ckpt"), load_checkpoint(checkpoints / "last.ckpt")
+    assert best["epoch"] == 0 and got["best_checkpoint"] == str(checkpoints / "best.ckpt")
+    assert last["epoch"] == 1 and last["global_step"] == 2 * best["global_step"]  # resuming loses nothing
+    assert not all(torch.equal(v, last["state_dict"][k]) for k, v in best["state_dict"].items())
+
+
 def test_ckpt_path_last_finds_the_newest_matching_run(make_cfg, tmp_path) -> None:
     out = tmp_path / "outputs"
     cfg = make_cfg("trainer.max_epochs=1")
