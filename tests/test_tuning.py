@@ -340,3 +340,59 @@ def test_only_lightning_pytorch_is_imported() -> None:
     # pytorch_lightning and lightning.pytorch are two packages whose callbacks do not mix.
     sources = [p.read_text() for p in (ROOT / "lego_vae").rglob("*.py")]
     assert not [s for s in sources if re.search(r"^\s*(import|from) pytorch_lightning", s, re.M)]
+
+
+def _twins(tmp_path, pair: dict) -> tuple:
+    """A study with two running trials of the same pair (numbers 0 and 1), as two workers would leave it."""
+    import optuna
+
+    from lego_vae.tuning.objective import Objective
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'twins.db'}")
+    trials = []
+    for _ in range(2):
+        study.enqueue_trial(pair)
+        trial = study.ask()
+        trial.suggest_int("hidden", 16, 64, log=True)
+        trial.suggest_int("latent", 2, 8, log=True)
+        trials.append(trial)
+    return study, trials, Objective({"study": {"poll_seconds": 0.05}}, tmp_path, sampler=None)
+
+
+def _twin_in_thread(objective, trial, pair: dict) -> tuple:
+    import threading
+
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(twin=objective._twin(trial, pair)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_an_earlier_twin_waits_for_a_later_one_that_claimed_the_pair(tmp_path) -> None:
+    # The later trial read the study before the earlier one's parameters were in it, and started training.
+    pair = {"hidden": 32, "latent": 4}
+    study, (first, second), objective = _twins(tmp_path, pair)
+    second.set_user_attr("claim", "train")
+    thread, result = _twin_in_thread(objective, first, pair)
+    thread.join(0.5)
+    assert thread.is_alive()  # it does not train the pair a second time
+    study.tell(second, 1.5)
+    thread.join(10)
+    assert not thread.is_alive() and result["twin"].number == second.number
+    assert study.trials[first.number].user_attrs["claim"] == "wait"
+
+
+def test_an_earlier_twin_trains_once_the_later_one_decided_to_wait(tmp_path) -> None:
+    pair = {"hidden": 32, "latent": 4}
+    study, (first, second), objective = _twins(tmp_path, pair)
+    thread, result = _twin_in_thread(objective, first, pair)
+    thread.join(0.5)
+    assert thread.is_alive()  # the later trial has not decided yet: it may be training already
+    # The later trial sees the earlier one and waits (its own _twin, which returns only once the first finishes).
+    second.set_user_attr("claim", "wait")
+    thread.join(10)
+    assert not thread.is_alive() and result["twin"] is None
+    assert study.trials[first.number].user_attrs["claim"] == "train"
+    # ... and the later trial, with the earlier one finished, takes its outcome instead of training.
+    study.tell(first, 2.5)
+    assert objective._twin(second, pair).number == first.number

@@ -19,6 +19,8 @@ from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
 from lego_vae.tuning.sampler import sampler_label
 from lego_vae.tuning.signals import STOP
 
+CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "wait" (for a twin)
+
 
 class NonFiniteLoss(Exception):
     """The training or validation loss became NaN or infinite."""
@@ -131,22 +133,39 @@ class Objective:
         return metrics["final_val_loss"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
-        """A finished trial with the same parameters, waiting for an earlier running one if need be.
+        """A finished trial with the same parameters, waiting for a running one if need be; None: train them.
 
-        Two workers proposing at the same moment can both pick a pair; the later trial then waits for
-        the earlier one instead of training the same pair again.
+        Two workers proposing at the same moment can both pick a pair, and either may read the study before
+        the other's parameters are in it. So every trial records its decision (user attr "claim": "train" or
+        "wait") as soon as it makes it: a trial waits for any earlier running twin, and for a later twin that
+        claimed the pair; a later twin that has not decided yet is waited for until it has (it decides at once,
+        and always defers to an earlier twin it can see). One of them trains; the others take its outcome.
         """
+        claimed = False
         while True:
             same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-                    if t.params == params and t.number < trial.number]
-            if not same or any(t.state in FINISHED for t in same):
-                return next((t for t in same if t.state in FINISHED), None)
+                    if t.params == params and t.number != trial.number]
+            finished = next((t for t in same if t.state in FINISHED), None)
+            if finished is not None:
+                return finished
+            earlier = [t for t in same if t.number < trial.number]
+            later = [t.user_attrs.get(CLAIM) for t in same if t.number > trial.number]
+            if not earlier and not later:
+                trial.set_user_attr(CLAIM, "train")
+                return None
+            if not earlier and "train" not in later and None not in later:
+                trial.set_user_attr(CLAIM, "train")  # every later twin waits for this one
+                return None
+            if (earlier or "train" in later) and not claimed:
+                trial.set_user_attr(CLAIM, "wait")
+                claimed = True
             optuna.storages.fail_stale_trials(trial.study)
             try:
                 with STOP.armed():
                     time.sleep(self.plain["study"]["poll_seconds"])
             except Interrupted as err:
-                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {same[0].number}")
+                waited = (earlier or same)[0].number
+                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {waited}")
                 quiet_optuna()
                 raise
 
