@@ -186,8 +186,10 @@ def train(
         "fit_seconds": fit_seconds,  # training and validation only: the wall time two models are compared at
     }
     if artifacts:
-        tested = trainer.test(model, datamodule=datamodule, ckpt_path="best" if metrics["best_checkpoint"] else None,
-                              verbose=False)[0]
+        with warnings.catch_warnings():  # "best" is the first checkpoint callback's, best.ckpt: as intended
+            warnings.filterwarnings("ignore", message=r".*multiple `ModelCheckpoint` callbacks.*")
+            tested = trainer.test(model, datamodule=datamodule,
+                                  ckpt_path="best" if metrics["best_checkpoint"] else None, verbose=False)[0]
         metrics.update({f"test_{k.split('/')[1]}": float(v) for k, v in tested.items() if k.startswith("test/")})
         if trainer.is_global_zero:
             # trainer.test left the best weights in the model: a fitted prior belongs to them and goes into best.ckpt.
