@@ -129,6 +129,14 @@ class Objective:
         except torch.OutOfMemoryError as err:
             trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
             return float("nan")
+        except Exception as err:
+            if STOP.signum is None:
+                raise
+            # The signal's Interrupted was raised inside library code that caught it and raised something else
+            # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
+            trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
+            quiet_optuna()
+            raise Interrupted(STOP.signum) from err
         trial.set_user_attr("epochs", metrics["epochs"])
         return metrics["final_val_loss"]
 
