@@ -24,10 +24,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 
-from lego_vae.evaluation.generate import load_model
+from lego_vae.conf import CONF_DIR
+from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.metrics import decoded_samples
 from lego_vae.evaluation.pictures import to_pil
-from lego_vae.training import train
+from lego_vae.model.checkpoints import load_model
+from lego_vae.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # One training per run; a row is a run read with one prior.
@@ -59,7 +61,7 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
     ]
     if args.quick:  # a small judge: its metrics are real, its accuracy modest
         budget += ["eval.judge.num_train=300", "eval.judge.num_holdout=100", "eval.judge.epochs=2", "eval.iwae_k=4"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, *budget])
     metrics = train(cfg, out / name)
     return {**metrics, "run_dir": str(out / name)}
@@ -123,10 +125,9 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def picture_row(run_dir: str, prior_name: str, seed: int, n: int = 8) -> Image.Image:
     """8 test faces above their reconstructions, beside 16 samples (two rows of 8) from the prior."""
-    from lego_vae.evaluation.generate import test_faces
 
     vae, config, prior = load_model(run_dir)
-    faces = test_faces(config)[:n]
+    faces = LegoFacesDataModule.ready(config["data"]).split_images("test")[:n]
     recon = (vae.reconstruct(faces.float() / 255) * 255).round().to(torch.uint8)
     samples = decoded_samples(vae, 2 * n, prior if prior_name == "gmm" else None, seed=seed)
     size, pad = faces.shape[-1], 2

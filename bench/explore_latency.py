@@ -32,8 +32,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
-from lego_vae.model import build_vae
+from lego_vae.model.vae import build_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "explore_latency"
@@ -54,7 +55,7 @@ def write_checkpoint(args, folder: Path) -> Path:
                  f"data.cache_dir={folder / 'cache'}", "trainer.accelerator=cpu"]
     if args.quick:
         overrides += ["model.hidden=32", "model.latent=4", "model.channels=8"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate(compose("train", overrides=overrides))
     torch.manual_seed(0)
     vae = build_vae(plain)
@@ -89,7 +90,7 @@ def browser_times(url: str, executable: str, repeats: int) -> dict[str, list[flo
 
     from playwright.sync_api import sync_playwright
 
-    from tests.explore_helpers import CHROMIUM_FLAGS
+    from tests.explorer.helpers import CHROMIUM_FLAGS
 
     changed = """([sel, old]) => { const i = document.querySelector(sel + ' img');
                    return i && i.src !== old && i.complete && i.naturalWidth > 0; }"""
@@ -136,13 +137,13 @@ def main(argv: list[str] | None = None) -> dict:
 def run(args) -> dict:
     """The benchmark itself, for parsed arguments."""
     from lego_vae.evaluation.pictures import to_pil
-    from lego_vae.explore.app import build_app, launch
-    from lego_vae.explore.command import validate_explore
-    from lego_vae.explore.session import Explorer
+    from lego_vae.explorer.app import build_app, launch
+    from lego_vae.explorer.serve import validate_explore
+    from lego_vae.explorer.session import Explorer
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             settings = validate_explore(compose("explore", overrides=[f"checkpoint={tmp}/model.ckpt",
                                                                       f"server.port={free_port()}"]))
         explorer = Explorer.from_checkpoint(write_checkpoint(args, Path(tmp)), "cpu")

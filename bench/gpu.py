@@ -47,10 +47,11 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.training import train
-from lego_vae.tuning.study import train_overrides, validate_tune
+from lego_vae.training.run import train
+from lego_vae.tuning.config import train_overrides, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = [(128, 8), (512, 32), (2048, 64)]
@@ -150,7 +151,7 @@ def tune_items(args: argparse.Namespace) -> list[str]:
 
 
 def composed(items: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return validate_tune(compose("tune", overrides=items))
 
 
@@ -164,7 +165,7 @@ def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision:
     cfg["trainer"]["max_epochs"] = args.fit_epochs
     clock = common.EpochClock()
     run = work / f"h{hidden}-l{latent}-{precision}-{compiled}"
-    train(validate(cfg), run, callbacks=[clock], artifacts=False, checkpoints=False, tb_dir=run / "tb")
+    train(validate(cfg), run, callbacks=[clock], checkpoints=False, tb_dir=run / "tb")
     return clock.epochs()[-1]
 
 
@@ -255,7 +256,7 @@ def section_study(args: argparse.Namespace, results: Results, deadline: float) -
 
 
 def plan() -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         p = validate_tune(compose("tune"))
     return {"n_trials": p["study"]["n_trials"], "epochs": p["study"]["epochs"], "refit_epochs": p["refit"]["epochs"]}
 

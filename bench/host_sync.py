@@ -31,9 +31,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
-from lego_vae.training import train
-from lego_vae.tuning.study import FiniteLossCheck, train_overrides, validate_tune
+from lego_vae.training.run import train
+from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.objective import FiniteLossCheck
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "host_sync"
@@ -104,7 +106,7 @@ def trial_config(args: argparse.Namespace, accelerator: str) -> dict:
              "log.progress=none", "log.images_every_n_epochs=0", "study.epochs=2"]
     if args.quick:
         items.append("data.image_size=16")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate_tune(compose("tune", overrides=items))
     cfg = train_overrides(plain, 512, 32)
     cfg["trainer"]["max_epochs"] = 2
@@ -115,7 +117,7 @@ def measure(args: argparse.Namespace, accelerator: str) -> dict:
     """Profile a trial's second epoch on one device; return the counts per step and per epoch."""
     probe = ProfileEpoch()
     with tempfile.TemporaryDirectory(prefix="host-sync-") as tmp:
-        train(trial_config(args, accelerator), Path(tmp), callbacks=[probe, FiniteLossCheck()], artifacts=False,
+        train(trial_config(args, accelerator), Path(tmp), callbacks=[probe, FiniteLossCheck()],
               checkpoints=False, tb_dir=Path(tmp) / "tb")
     counts = classify(probe.result.events())
     kinds = ["read: other", "tensor from a Python number", "read: optimizer step counter (CPU)", "CUDA sync call"]

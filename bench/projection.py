@@ -36,9 +36,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
-from lego_vae.training import train
-from lego_vae.tuning.study import train_overrides, validate_tune
+from lego_vae.training.run import train
+from lego_vae.tuning.config import train_overrides, validate_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "projection"
@@ -50,7 +51,7 @@ QUICK_POINTS = [(128, 8), (2048, 64)]
 
 def plan() -> dict:
     """The seed's full plan, from the default tune config."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate_tune(compose("tune"))
     return {"n_trials": plain["study"]["n_trials"], "epochs": plain["study"]["epochs"],
             "refit_epochs": plain["refit"]["epochs"], "image_size": plain["data"]["image_size"],
@@ -64,7 +65,7 @@ def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator
              f"trainer.accelerator={accelerator}", "log.progress=none", "log.images_every_n_epochs=0"]
     if args.quick:
         items.append("data.image_size=16")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate_tune(compose("tune", overrides=items))
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
@@ -75,7 +76,7 @@ def measure(args: argparse.Namespace, hidden: int, latent: int, accelerator: str
     """Seconds of the kept epoch (the second, or the only one) of a trial-like fit."""
     clock = common.EpochClock()
     run = work / f"{accelerator}-h{hidden}-l{latent}"
-    train(trial_config(args, hidden, latent, accelerator), run, callbacks=[clock], artifacts=False,
+    train(trial_config(args, hidden, latent, accelerator), run, callbacks=[clock],
           checkpoints=False, tb_dir=run / "tb")
     epochs = clock.epochs()
     return epochs[1] if len(epochs) > 1 else epochs[0]

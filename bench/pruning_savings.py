@@ -38,7 +38,9 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import FrozenTrial, TrialState
 
 from bench import common
-from lego_vae.tuning.study import tune, validate_tune
+from lego_vae.conf import CONF_DIR
+from lego_vae.tuning.config import validate_tune
+from lego_vae.tuning.study import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "pruning_savings"
@@ -64,7 +66,7 @@ def overrides(args: argparse.Namespace, pruner: str) -> list[str]:
 
 def compose_tune(items: list[str]):
     """The composed tune config, as tune.py would get it."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("tune", overrides=items)
 
 

@@ -50,10 +50,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
-from lego_vae.training import train
+from lego_vae.training.run import train
+from lego_vae.tuning.config import train_overrides, validate_tune
 from lego_vae.tuning.sampler import make_sampler
-from lego_vae.tuning.study import initial_design, train_overrides, validate_tune
+from lego_vae.tuning.storage import initial_design
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "sample_efficiency"
@@ -84,7 +86,7 @@ def trial_config(s: dict, hidden: int, latent: int, cache_dir: str) -> dict:
     items = ["experiment=quick", f"data.image_size={s['image_size']}", f"data.num_images={s['num_images']}",
              f"data.batch_size={s['batch_size']}", f"model.channels={s['channels']}", f"study.epochs={s['epochs']}",
              f"seed={s['seed']}", f"data.cache_dir={cache_dir}", "log.progress=none", "log.images_every_n_epochs=0"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate_tune(compose("tune", overrides=items))
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
@@ -114,7 +116,7 @@ def tabulate(s: dict, path: Path, cache_dir: str) -> tuple[np.ndarray, float]:
         for i, h in enumerate(s["hidden"]):
             for j, l_ in enumerate(s["latent"]):
                 run = Path(tmp) / f"h{h}-l{l_}"
-                m = train(trial_config(s, h, l_, cache_dir), run, artifacts=False, checkpoints=False, tb_dir=run / "tb")
+                m = train(trial_config(s, h, l_, cache_dir), run, checkpoints=False, tb_dir=run / "tb")
                 table[i, j] = m["final_val_loss"]
                 rows.append({"hidden_idx": i, "latent_idx": j, "hidden": h, "latent": l_,
                              "final_val_loss": m["final_val_loss"], "seconds": m["seconds"]})

@@ -45,13 +45,15 @@ from hydra import compose, initialize_config_dir
 from torch.nn.utils import clip_grad_value_
 
 from bench import common
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.lit import LitVAE, LRFactor
-from lego_vae.losses import vae_loss
-from lego_vae.model import build_vae
-from lego_vae.training import METRIC, build_trainer
-from lego_vae.tuning.study import FiniteLossCheck, train_overrides, validate_tune
+from lego_vae.model.losses import vae_loss
+from lego_vae.model.vae import build_vae
+from lego_vae.training.lit import LitVAE, LRFactor
+from lego_vae.training.trainer import METRIC, build_trainer
+from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.objective import FiniteLossCheck
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "trainer_overhead"
@@ -97,7 +99,7 @@ def trial_config(arch: str, args: argparse.Namespace, cache_dir: str) -> dict:
     ]
     if args.channels is not None:
         overrides.append(f"model.channels={args.channels}")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         plain = validate_tune(compose("tune", overrides=overrides))
     cfg = train_overrides(plain, args.hidden, args.latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it

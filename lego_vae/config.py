@@ -9,8 +9,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.errors import UserError
-from lego_vae.evaluation.prior import PRIORS
-from lego_vae.losses import LIKELIHOODS
+from lego_vae.model.losses import LIKELIHOODS
+from lego_vae.model.prior import PRIORS
 
 SOURCES = ("synthetic", "folder", "lego_faces")
 ARCHS = ("conv", "mlp", "resconv")

@@ -8,8 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from lego_vae.conf import CONF_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = CONF_DIR
 
 # Tiny and fast: 16 px faces, a couple of hundred images, a few epochs.
 TINY = [

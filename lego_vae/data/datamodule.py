@@ -98,6 +98,14 @@ class LegoFacesDataModule(L.LightningDataModule):
         """Build from the `data` section of the config."""
         return cls(**{k: v for k, v in data.items() if k in cls.__init__.__code__.co_varnames})
 
+    @classmethod
+    def ready(cls, data: dict) -> LegoFacesDataModule:
+        """Built from the `data` section, decoded (cached) and split: split_images() works at once."""
+        dm = cls.from_config(data)
+        dm.prepare_data()  # data errors surface now, before a Trainer or a model exists
+        dm.setup("fit")
+        return dm
+
     # ---- the cache ---------------------------------------------------------------------------
 
     def _key(self) -> dict:
@@ -199,6 +207,12 @@ class LegoFacesDataModule(L.LightningDataModule):
         self.images = self.images.to(device)
         for loader in self.loaders.values():
             loader.images = self.images
+
+    def describe(self) -> str:
+        """One line: the source, the number of images, the split and the image size."""
+        assert self.images is not None, "call setup() first"
+        sizes = " / ".join(f"{name} {len(self.split_indices[name]):,}" for name in SPLITS)
+        return f"{self.source} faces, {len(self.images):,} images ({sizes}), {self.image_size} px"
 
     def split_images(self, split: str) -> Tensor:
         """All uint8 images of one split, in order."""

@@ -7,6 +7,8 @@ values are None with a one-line reason, never an exception.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import socket
 import warnings
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lego_vae.evaluation.batching import float_batches
+from lego_vae.model.inference import float_batches
 
 DOWNLOAD_TIMEOUT_S = 10.0  # bound on each socket operation of the Inception download, so offline fails fast
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's Inception, as FID defines it
@@ -53,7 +55,10 @@ def _inception(weights_path: str | Path | None) -> _FloatInception:
     previous = socket.getdefaulttimeout()  # process-wide, so restored at once
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return _FloatInception(None)
+        # torch.hub announces "Downloading: ..." before it knows whether the download can succeed: offline that
+        # line is untrue, so it is held back; a failure is reported once, as fid_reason.
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return _FloatInception(None)
     except Exception as error:
         raise RuntimeError(f"no Inception weights: download failed ({type(error).__name__}: {error}); "
                            f"offline, {INCEPTION_HINT}") from error

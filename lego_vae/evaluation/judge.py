@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lego_vae.data.synthetic import FACTORS, render_faces
-from lego_vae.evaluation.batching import evaluating, float_batches
+from lego_vae.model.inference import evaluating, float_batches
 
 JUDGE_SEED = 1_000_003  # the renderer set the judge trains on: never a VAE's data.seed
 JUDGE_VERSION = 1  # bump when the network or its training changes, so old caches are not reused

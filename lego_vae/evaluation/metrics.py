@@ -15,20 +15,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lego_vae.evaluation.batching import evaluating, float_batches
 from lego_vae.evaluation.distances import image_set_distances
-from lego_vae.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
-from lego_vae.model import VAE
+from lego_vae.model.inference import evaluating, float_batches, posterior
+from lego_vae.model.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
+from lego_vae.model.prior import sample_latents
+from lego_vae.model.vae import VAE
 
 PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
 MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
-
-
-def posterior(vae: VAE, images: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
-    """(mu, logvar) of every image, each (N, latent), float64 on the CPU."""
-    with evaluating(vae) as device:
-        parts = [vae.encode(x) for x in float_batches(images, batch_size, device)]
-    return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()
 
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
@@ -154,8 +148,6 @@ def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
 
 def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int = 64) -> Tensor:
     """n new faces as uint8 (n, 3, S, S) on the CPU, from the fitted prior if given, else z ~ N(0, I)."""
-    from lego_vae.evaluation.prior import sample_latents
-
     generator = torch.Generator().manual_seed(seed)
     samples = []
     with evaluating(vae) as device:

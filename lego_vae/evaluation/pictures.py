@@ -9,6 +9,9 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from lego_vae.evaluation.metrics import kl_per_dim
+from lego_vae.model.prior import sample_latents
+
 
 def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
     """Save images (N, 3, S, S) in [0, 1] as a PNG grid with nrow images per row."""
@@ -57,9 +60,6 @@ def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: in
                        seed: int = 0, prior=None) -> list[Path]:
     """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
     morph.png, morph.gif, traversal.png."""
-    from lego_vae.evaluation.metrics import kl_per_dim
-    from lego_vae.evaluation.prior import sample_latents
-
     was_training = vae.training
     vae.eval()
     device = next(vae.parameters()).device

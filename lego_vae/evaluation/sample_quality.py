@@ -27,7 +27,8 @@ from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from lego_vae.evaluation.distances import image_set_distances
-from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy
+from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, load_or_train_judge
+from lego_vae.evaluation.metrics import decoded_samples, reconstructions
 
 NO_LABELS = "this data source has no factor labels (only synthetic faces do)"
 
@@ -104,9 +105,6 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dic
     samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=plain["seed"])} where the
     caller decoded them already (training.py shares them with evaluate()); decoded here otherwise.
     """
-    from lego_vae.evaluation.judge import load_or_train_judge
-    from lego_vae.evaluation.metrics import decoded_samples, reconstructions
-
     cfg = plain["eval"]["judge"]
     if not cfg["enabled"]:
         return {}

@@ -14,10 +14,12 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from lego_vae.errors import Interrupted
-from lego_vae.training import METRIC, train
+from lego_vae.training.run import train
+from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
 from lego_vae.tuning.sampler import sampler_label
 from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.storage import fail_stale
 
 CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "wait" (for a twin)
 
@@ -117,8 +119,8 @@ class Objective:
                      RecordThreads(trial)]
         try:
             with STOP.armed():
-                metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, artifacts=False,
-                                checkpoints=False, tb_dir=self.study_dir / "tb" / name)
+                metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
+                                tb_dir=self.study_dir / "tb" / name, announce=False)
         except Interrupted as err:
             trial.set_user_attr("fail_reason", f"{err} during training")
             quiet_optuna()
@@ -167,7 +169,7 @@ class Objective:
             if (earlier or "train" in later) and not claimed:
                 trial.set_user_attr(CLAIM, "wait")
                 claimed = True
-            optuna.storages.fail_stale_trials(trial.study)
+            fail_stale(trial.study)
             try:
                 with STOP.armed():
                     time.sleep(self.plain["study"]["poll_seconds"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
-from lego_vae.training import train
+from lego_vae.training.run import train_and_evaluate
 from lego_vae.tuning.config import train_overrides
 
 
@@ -58,5 +58,5 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
         cfg["ckpt_path"] = str(last) if last.exists() else None
         print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
               f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
-        metrics = train(cfg, run_dir, tb_dir=tb_dir)
+        metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

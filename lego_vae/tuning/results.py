@@ -15,7 +15,9 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
+from lego_vae.evaluation.report import flatten_metrics, read_curves, write_report
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
+from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.sampler import last_value, surrogate_predictor
 from lego_vae.tuning.storage import counts
 
@@ -123,8 +125,6 @@ def top_table(study: optuna.Study, k: int = 5) -> str:
 
 def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
-    from lego_vae.evaluation.report import read_curves
-    from lego_vae.tuning.plots import write_tuning_plots
 
     history = read_curves(refit_tb) if refit_tb is not None else None
     predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"))
@@ -144,8 +144,6 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
 def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: FrozenTrial, plots: list[Path],
                        refit_tb: Path) -> Path:
     """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
-    from lego_vae.evaluation.report import flatten_metrics, read_curves, write_report
-    from lego_vae.tuning.plots import trials_table
 
     refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}

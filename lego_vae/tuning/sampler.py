@@ -13,29 +13,43 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-# gpytorch still calls torch.jit.script at import time; nothing of ours to fix.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated.*")
+import numpy as np
+import optuna
+import torch
+from optuna.distributions import BaseDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
 
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import torch  # noqa: E402
-from botorch.acquisition.analytic import ExpectedImprovement, LogExpectedImprovement  # noqa: E402
-from botorch.fit import fit_gpytorch_mll  # noqa: E402
-from botorch.models import SingleTaskGP  # noqa: E402
-from botorch.optim import optimize_acqf  # noqa: E402
-from botorch.utils.transforms import normalize, unnormalize  # noqa: E402
-from gpytorch.kernels import MaternKernel, ScaleKernel  # noqa: E402
-from gpytorch.likelihoods import GaussianLikelihood  # noqa: E402
-from gpytorch.means import ConstantMean  # noqa: E402
-from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
-from gpytorch.priors import GammaPrior  # noqa: E402
-from optuna._transform import _SearchSpaceTransform  # noqa: E402
-from optuna.distributions import BaseDistribution, IntDistribution  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna_integration import BoTorchSampler  # noqa: E402
+with warnings.catch_warnings():  # gpytorch still calls torch.jit.script as it is imported: nothing of ours to fix
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated.*")
+    from botorch.acquisition.analytic import ExpectedImprovement, LogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.optim import optimize_acqf
+    from botorch.utils.transforms import normalize, unnormalize
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.means import ConstantMean
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.priors import GammaPrior
+    from optuna_integration import BoTorchSampler
 
 ACQUISITIONS = {"ei": ExpectedImprovement, "logei": LogExpectedImprovement}
 GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
+
+
+def encoded_bounds(space: dict[str, IntDistribution]) -> np.ndarray:
+    """(P, 2) bounds of each integer parameter as the GP sees it: log-scaled where the distribution is, widened
+    by half a step on each side so the end values get a fair share (how Optuna's BoTorchSampler encodes them)."""
+    rows = []
+    for d in space.values():
+        low, high = d.low - 0.5 * d.step, d.high + 0.5 * d.step
+        rows.append((math.log(low), math.log(high)) if d.log else (low, high))
+    return np.array(rows, dtype=np.float64)
+
+
+def encode(params: dict, space: dict[str, IntDistribution]) -> np.ndarray:
+    """(P,) one trial's parameters in that encoding: log of a log-scaled parameter, the value itself otherwise."""
+    return np.array([math.log(params[name]) if d.log else float(params[name]) for name, d in space.items()])
 
 
 def last_value(trial: FrozenTrial) -> float | None:
@@ -167,7 +181,11 @@ class GPEISampler(BoTorchSampler):
             model = model.condition_on_observations(pending, believed)
         self.last_fit = {"x": train_x.clone(), "loss": -train_obj.clone(), "pending": pending_x, "model": model,
                          "bounds": bounds.clone(), "trial": self._trial_number}
-        acq = ACQUISITIONS[self.acquisition](model, best_f=y.max())
+        with warnings.catch_warnings():
+            # Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy
+            # botorch suggests.
+            warnings.filterwarnings("ignore", message=".*ExpectedImprovement has known numerical issues.*")
+            acq = ACQUISITIONS[self.acquisition](model, best_f=y.max())
         unit = torch.stack([torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])]).to(x)
         candidate, _ = optimize_acqf(acq, bounds=unit, q=1, num_restarts=self.num_restarts, raw_samples=self.raw_samples)
         candidate = unnormalize(candidate.detach(), bounds)  # (1, d)
@@ -234,9 +252,8 @@ def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None) -
     if len(trials) < 2:
         return None
     space = {name: trials[0].distributions[name] for name in ("hidden", "latent")}
-    trans = _SearchSpaceTransform(space)
-    bounds = torch.from_numpy(trans.bounds).T.double()
-    x = torch.from_numpy(np.stack([trans.transform(t.params) for t in trials])).double()
+    bounds = torch.from_numpy(encoded_bounds(space)).T.double()
+    x = torch.from_numpy(np.stack([encode(t.params, space) for t in trials])).double()
     loss = torch.tensor([[t.value] for t in trials], dtype=torch.float64)
     model = fit_gp(normalize(x, bounds), standardize(loss), lengthscale)
     mean, std = loss.mean(), (loss.std() if loss.std() > 0 else torch.tensor(1.0, dtype=torch.float64))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -46,6 +49,20 @@ def serialize_sqlite(engine) -> None:
     engine.dispose()  # connections opened before the hooks (schema checks) are not reused
 
 
+@contextlib.contextmanager
+def heartbeats() -> Iterator[None]:
+    """Optuna marks heartbeats experimental and warns at each use; we rely on them on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the trials whose worker's heartbeat went stale (a retry of each is queued by the storage's callback)."""
+    with heartbeats():
+        optuna.storages.fail_stale_trials(study)
+
+
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
     study = plain["study"]
@@ -54,11 +71,13 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
         try:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine,
-                heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study["max_retry"]),
-            )
+            with heartbeats():
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine,
+                    heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=study["max_retry"]),
+                )
             if url.startswith("sqlite"):
                 serialize_sqlite(storage.engine)
             return storage

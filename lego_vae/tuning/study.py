@@ -12,23 +12,17 @@ refit.py (the refit and its lock), workers.py (several worker processes, signals
 
 from __future__ import annotations
 
-import logging
-import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import optuna
 import yaml
 from optuna.trial import TrialState
 
-from lego_vae.errors import Interrupted, UserError
-from lego_vae.tuning.config import train_overrides, validate_tune
-from lego_vae.tuning.objective import FiniteLossCheck, NonFiniteLoss, Objective, ValLossPruning
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.refit import refit, refit_lock
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
-    TrialLine,
     best_trial,
     bound_note,
     top_table,
@@ -36,92 +30,19 @@ from lego_vae.tuning.results import (
     write_plots,
     write_study_report,
 )
-from lego_vae.tuning.sampler import make_sampler
 from lego_vae.tuning.signals import STOP
-from lego_vae.tuning.storage import counts, initial_design, make_pruner, make_storage, open_study, shown_url
-from lego_vae.tuning.workers import resolve_workers, run_workers, settle_interrupted
-
-# Re-exported: tests and bench/ import these from here.
-__all__ = ["FiniteLossCheck", "NonFiniteLoss", "ValLossPruning", "initial_design", "train_overrides", "tune",
-           "validate_tune", "run_trials"]
-
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy botorch suggests.
-warnings.filterwarnings("ignore", message=".*ExpectedImprovement has known numerical issues.*")
+from lego_vae.tuning.storage import counts
+from lego_vae.tuning.trials import open_for, quiet_logs, trials_here
+from lego_vae.tuning.workers import resolve_workers, run_workers
 
 
-def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
-               max_failures: int = 10) -> None:
-    """Run trials until the study holds n_trials finished ones, sharing the work with other workers.
-
-    Failed trials (NaN loss, out of memory) do not count; max_failures of them in a row in this worker
-    stop it, so a setting that can never train does not loop forever.
-    """
-    failures = 0
-    while True:
-        c = counts(study)
-        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
-        if finished >= n_trials:
-            return
-        if finished + c[TrialState.RUNNING] >= n_trials and not c[TrialState.WAITING]:
-            # The remaining trials are running elsewhere. If their worker died, its heartbeat goes
-            # stale, the trial turns FAIL and a retry is queued: then this worker takes it.
-            optuna.storages.fail_stale_trials(study)
-            with STOP.armed():
-                time.sleep(poll)
-            continue
-        STOP.check()
-        study.optimize(objective, n_trials=1, callbacks=[progress], gc_after_trial=True)
-        mine = progress.last
-        failures = failures + 1 if mine is not None and mine.state == TrialState.FAIL else 0
-        if failures >= max_failures:
-            reason = mine.user_attrs.get("fail_reason", "see the log") if mine is not None else "unknown"
-            raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
-
-
-def quiet_logs() -> None:
-    """Optuna at WARNING; no Lightning banners (GPU available, tips) repeated for every trial."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
-
-
-def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
-    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
-    s = plain["sampler"]
-    sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
-                           s["lengthscale"], s["num_restarts"], s["raw_samples"])
-    storage = make_storage(plain, study_dir)
-    if plain["refit"]["only"]:
-        try:  # refit an existing study; never create (and enqueue a design into) a new one
-            study = optuna.load_study(study_name=plain["study"]["name"], storage=storage, sampler=sampler)
-        except KeyError:
-            raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
-                            "run tune.py first") from None
-    else:
-        study = open_study(plain, storage, sampler, make_pruner(plain))
-    return study, sampler
-
-
-def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
-    """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
-    objective = Objective(plain, study_dir, sampler)
-    try:
-        run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
-                   plain["study"]["max_failures"])
-    except Interrupted as err:
-        if objective.current is not None:
-            settle_interrupted(study, [objective.current], str(err))
-        raise
-
-
-def run_worker(plain: dict, study_dir: Path) -> None:
-    """A worker process started by study.workers: trials only, no refit (its parent refits)."""
-    plain = validate_tune(plain)
-    quiet_logs()
-    with STOP.installed():
-        study, sampler = open_for(plain, study_dir)
-        trials_here(plain, study_dir, study, sampler, echo=False)
+def describe_space(plain: dict) -> str:
+    """One phrase: the model, the search space, the trials and the refit."""
+    m, space, study = plain["model"], plain["space"], plain["study"]
+    refit = f"refit {plain['refit']['epochs']} epochs" if plain["refit"]["enabled"] else "no refit"
+    return (f"model {m['arch']}, hidden {space['hidden']['low']}-{space['hidden']['high']} x latent "
+            f"{space['latent']['low']}-{space['latent']['high']}, likelihood {m['likelihood']}; "
+            f"{study['n_trials']} trials x {study['epochs']} epochs, {refit}")
 
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -133,6 +54,9 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     plain = validate_tune(cfg)
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
+    # Decoded (rendered, downloaded) once, here: every trial and worker then reads the cache.
+    datamodule = LegoFacesDataModule.ready(plain["data"])
+    print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
     quiet_logs()
     with STOP.installed():
         return tune_here(plain, study_dir, overrides)

@@ -26,9 +26,10 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from lego_vae.errors import Interrupted, WorkersFailed
+from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.tuning.results import best_value, trial_line
 from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.trials import run_worker, settle_interrupted
 
 AUTO_GPU_WORKERS = 4  # study.workers=auto on a GPU: at most this many (bench/gpu.py measures 1, 2, 4 and 8)
 STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial before it is killed
@@ -61,31 +62,6 @@ def worker_config(plain: dict, threads: int) -> dict:
     cfg["log"]["progress"] = "none"  # N live bars on one terminal would garble it; the parent prints lines
     cfg["refit"]["enabled"] = False
     return cfg
-
-
-def settle_interrupted(study: optuna.Study, numbers: list[int], reason: str) -> None:
-    """Leave none of these trials RUNNING, and queue each interrupted one's parameters again.
-
-    A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first is
-    failed here. Its parameters go back into the queue (with what proposed them, so a design point
-    stays unpruned), and the next run trains them first; a trial that failed for its own reasons (NaN)
-    is not queued again.
-    """
-    storage = study._storage
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for number in numbers:
-        t = trials.get(number)
-        if t is None:
-            continue
-        if t.state == TrialState.RUNNING:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            study.tell(t.number, state=TrialState.FAIL)
-            t = study._storage.get_trial(t._trial_id)
-        retried = any(u.user_attrs.get("retry_of") == number for u in trials.values())
-        if t.state == TrialState.FAIL and str(t.user_attrs.get("fail_reason", "")).startswith("interrupted") \
-                and not retried and len(t.params) == len(t.distributions) and t.params:
-            attrs = {k: v for k, v in t.user_attrs.items() if k == "proposed_by"}
-            study.enqueue_trial(dict(t.params), user_attrs={**attrs, "retry_of": number})
 
 
 def stop_workers(procs: list[subprocess.Popen], signum: int) -> None:
@@ -171,9 +147,6 @@ def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int)
 
 def main() -> None:
     """A worker: the config on stdin; run trials until the study is done; exit 128+signal if stopped."""
-    from lego_vae.errors import UserError
-    from lego_vae.tuning.study import run_worker
-
     job = json.loads(sys.stdin.read())
     try:
         run_worker(job["plain"], Path(job["study_dir"]))

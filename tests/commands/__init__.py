@@ -1,0 +1,1 @@
+"""Tests of the commands (train, tune, evaluate, generate, explore) and the package as installed."""

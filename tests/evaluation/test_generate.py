@@ -1,0 +1,141 @@
+"""python -m lego_vae.generate: pictures from a checkpoint, and clear errors for a wrong one."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lego_vae.errors import UserError
+from lego_vae.evaluation.generating import generate
+from lego_vae.model.checkpoints import load_vae
+from lego_vae.model.vae import interpolate_latents
+from lego_vae.training.run import train
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One tiny trained run shared by the tests of this file."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF, TINY
+
+    tmp = tmp_path_factory.mktemp("gen")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, f"data.cache_dir={tmp / 'cache'}", f"paths.output_root={tmp}"])
+    train(cfg, tmp / "run")
+    return tmp / "run"
+
+
+def _cfg(checkpoint, **kw) -> dict:
+    cfg = {"checkpoint": str(checkpoint), "n": 3, "temperature": 1.0, "seed": 0, "steps": 5, "pairs": 2, "a": None,
+           "b": None, "prior": "normal", "morph": {"mode": "linear"}, "traversal": {"dims": 3, "steps": 4, "range": 3.0}, "inputs": None}
+    for key, value in kw.items():
+        if "." in key:
+            outer, inner = key.split(".")
+            cfg[outer] = {**cfg[outer], inner: value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def _size(path) -> tuple[int, int]:
+    return Image.open(path).size
+
+
+def test_generate_writes_every_picture(run_dir, tmp_path) -> None:
+    faces = tmp_path / "mine"
+    faces.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)).save(faces / f"{i}.png")
+    out = tmp_path / "out"
+    written = generate(_cfg(run_dir, inputs=str(faces)), out)
+    names = [p.name for p in written]
+    assert names == ["samples.png", "morph.png", "morph.gif", "traversal.png", "reconstructions.png"]
+    cell = 16 + 2  # 16 px faces, 2 px padding
+    assert _size(out / "samples.png") == (3 * cell + 2, 3 * cell + 2)
+    assert _size(out / "morph.png") == (5 * cell + 2, 2 * cell + 2)  # 2 pairs x 5 steps
+    assert _size(out / "traversal.png") == (4 * cell + 2, 3 * cell + 2)  # 3 dims x 4 steps
+    assert _size(out / "reconstructions.png") == (3 * cell + 2, 4 * cell + 2)  # 5 inputs: 2 rows of pairs
+    gif = Image.open(out / "morph.gif")
+    assert gif.n_frames >= 2
+
+
+def test_checkpoint_may_be_a_run_folder_or_a_file(run_dir) -> None:
+    vae_a, cfg_a = load_vae(run_dir)
+    vae_b, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    assert cfg_a["data"]["image_size"] == 16
+    for (k, a), (_, b) in zip(vae_a.state_dict().items(), vae_b.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_morph_between_two_given_images(run_dir, tmp_path) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.new("RGBA", (20, 20), (255, 200, 0, 255)).save(a)
+    Image.new("RGB", (25, 20), (90, 50, 30)).save(b)
+    generate(_cfg(run_dir, a=str(a), b=str(b), **{"morph.mode": "slerp"}), tmp_path / "out")
+    assert _size(tmp_path / "out" / "morph.png") == (5 * 18 + 2, 18 + 2)
+
+
+def test_slerp_keeps_the_ends_and_the_norm() -> None:
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    path = interpolate_latents(a, b, 5, "slerp")
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b, atol=1e-6)
+    assert torch.allclose(path.norm(dim=1), torch.full((5,), 3.0), atol=1e-5)  # the linear path dips to 2.12
+    assert interpolate_latents(a, b, 5, "linear")[2].norm() < 2.2
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "expected"),
+    [("/no/such/model.ckpt", "error: checkpoint: no such file '/no/such/model.ckpt'"),
+     ("README.md", "error: checkpoint: 'README.md' is not a lego-vae checkpoint")],
+)
+def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, expected: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lego_vae.generate", f"checkpoint={checkpoint}",
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected)
+
+
+@pytest.fixture(scope="module")
+def gmm_run(tmp_path_factory):
+    """A tiny calibrated run with a fitted mixture prior, trained with every artifact."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF, TINY
+
+    tmp = tmp_path_factory.mktemp("gmm")
+    overrides = [*TINY, f"data.cache_dir={tmp / 'cache'}", f"paths.output_root={tmp}", "model.likelihood=calibrated",
+                 "sample.prior=gmm", "sample.gmm_components=[1,2]", "eval.iwae_k=4"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    metrics = train(cfg, tmp / "run")
+    return tmp / "run", metrics
+
+
+def test_a_gmm_run_stores_its_prior_and_reports_both_priors(gmm_run) -> None:
+    from lego_vae.model.checkpoints import load_model
+
+    run, metrics = gmm_run
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["prior"]["kind"] == "gmm" and ckpt["prior"]["components"] in (1, 2)
+    vae, _, prior = load_model(run)
+    assert prior is not None and prior.latent == vae.latent == 4
+    assert metrics["likelihood"] == "calibrated" and metrics["priors"] == ["normal", "gmm"]
+    assert 0 < metrics["decoder_sigma"] < 1 and metrics["decoder_sigma"] == pytest.approx(float(vae.log_sigma.exp()))
+    assert "fid_reason_gmm" in metrics
+
+
+def test_generate_samples_from_the_fitted_prior(gmm_run, run_dir, tmp_path) -> None:
+    run, _ = gmm_run
+    normal = generate(_cfg(run), tmp_path / "normal")[0]
+    gmm = generate(_cfg(run, prior="gmm"), tmp_path / "gmm")[0]
+    assert _size(gmm) == _size(normal) and Image.open(gmm).tobytes() != Image.open(normal).tobytes()
+    with pytest.raises(UserError, match="holds no fitted prior; train with sample.prior=gmm"):
+        generate(_cfg(run_dir, prior="gmm"), tmp_path / "none")
+    with pytest.raises(UserError, match="prior=flow: must be one of normal, gmm"):
+        generate(_cfg(run, prior="flow"), tmp_path / "bad")

@@ -1,0 +1,76 @@
+"""The plain VAE: shapes, reparameterisation and the loss against hand computations."""
+
+import math
+
+import pytest
+import torch
+
+from lego_vae.model.losses import vae_loss
+from lego_vae.model.vae import VAE
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp", "resconv"])
+@pytest.mark.parametrize("size", [8, 16, 32, 36, 64])
+def test_shapes(arch: str, size: int) -> None:
+    vae = VAE(size, hidden=24, latent=5, arch=arch, channels=4)
+    x = torch.rand(3, 3, size, size)
+    x_hat, mu, logvar = vae(x)
+    assert x_hat.shape == x.shape
+    assert mu.shape == logvar.shape == (3, 5)
+    assert 0 <= x_hat.min() and x_hat.max() <= 1
+    assert vae.sample(7).shape == (7, 3, size, size)
+    assert vae.reconstruct(x).shape == x.shape
+    assert vae.interpolate(x[0], x[1], steps=6).shape == (6, 3, size, size)
+
+
+def test_hidden_is_the_fully_connected_width() -> None:
+    for arch in ("conv", "mlp", "resconv"):
+        vae = VAE(32, hidden=77, latent=9, arch=arch)
+        assert vae.mu.in_features == vae.logvar.in_features == 77
+        assert vae.decoder_fc[0].in_features == 9 and vae.decoder_fc[0].out_features == 77
+
+
+def test_reparameterisation_statistics() -> None:
+    torch.manual_seed(0)
+    mu = torch.full((200_000, 2), 1.5)
+    logvar = torch.log(torch.tensor([0.25, 4.0])).expand(200_000, 2)
+    z = VAE.reparameterize(mu, logvar)
+    assert torch.allclose(z.mean(0), torch.tensor([1.5, 1.5]), atol=0.02)
+    assert torch.allclose(z.std(0), torch.tensor([0.5, 2.0]), atol=0.02)
+
+
+def test_reparameterisation_passes_gradients() -> None:
+    mu = torch.zeros(4, 3, requires_grad=True)
+    logvar = torch.zeros(4, 3, requires_grad=True)
+    VAE.reparameterize(mu, logvar).sum().backward()
+    assert torch.all(mu.grad == 1) and logvar.grad is not None and logvar.grad.abs().sum() > 0
+
+
+def test_loss_against_hand_computation() -> None:
+    x = torch.tensor([[[[0.0, 1.0]]], [[[0.5, 0.5]]]])  # (2, 1, 1, 2)
+    x_hat = torch.tensor([[[[0.5, 1.0]]], [[[0.5, 0.0]]]])
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+    terms = vae_loss(x_hat, x, mu, logvar, beta=0.5)
+    # recon: per image sums 0.25 and 0.25 -> batch mean 0.25
+    assert terms["recon"].item() == pytest.approx(0.25)
+    # kl image 1: -0.5*[(1+0-1-1) + (1+ln2-0-2)] = -0.5*(-1 + ln2 - 1); image 2: -0.5*[(0) + (1-4-1)] = 2
+    kl1 = -0.5 * ((1 + 0 - 1 - 1) + (1 + math.log(2) - 0 - 2))
+    kl2 = -0.5 * ((1 + 0 - 0 - 1) + (1 + 0 - 4 - 1))
+    assert terms["kl"].item() == pytest.approx((kl1 + kl2) / 2)
+    assert terms["loss"].item() == pytest.approx(0.25 + 0.5 * (kl1 + kl2) / 2)
+
+
+def test_kl_is_zero_at_the_prior() -> None:
+    x = torch.rand(5, 3, 8, 8)
+    terms = vae_loss(x, x, torch.zeros(5, 6), torch.zeros(5, 6))
+    assert terms["kl"].item() == 0 and terms["recon"].item() == 0 and terms["loss"].item() == 0
+
+
+def test_interpolation_ends_at_the_two_reconstructions() -> None:
+    torch.manual_seed(0)
+    vae = VAE(16, hidden=16, latent=4, arch="conv", channels=4).eval()
+    a, b = torch.rand(3, 16, 16), torch.rand(3, 16, 16)
+    path = vae.interpolate(a, b, steps=5)
+    assert torch.allclose(path[0], vae.reconstruct(a[None])[0], atol=1e-6)
+    assert torch.allclose(path[-1], vae.reconstruct(b[None])[0], atol=1e-6)

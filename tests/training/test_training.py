@@ -1,0 +1,219 @@
+"""Training: the schedule, clipping, checkpoints, resume, TensorBoard, and python train.py end to end."""
+
+import json
+import re
+import subprocess
+import sys
+
+import lightning.pytorch as L
+import pytest
+import torch
+
+from lego_vae.config import validate
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.errors import UserError
+from lego_vae.model.checkpoints import load_checkpoint
+from lego_vae.training.lit import LitVAE, LRFactor
+from lego_vae.training.run import train
+from lego_vae.training.trainer import build_trainer
+from tests.conftest import ROOT, TINY
+
+
+class RecordLR(L.Callback):
+    """The learning rate each training epoch actually runs at."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_lr_factor_ends_at_final_lr(schedule: str) -> None:
+    f = LRFactor(1e-3, 5e-7, epochs=400, schedule=schedule)
+    assert f(0) == 1.0
+    assert 1e-3 * f(399) == pytest.approx(5e-7, rel=1e-9)
+    values = [f(e) for e in range(400)]
+    assert all(a > b for a, b in zip(values, values[1:]))  # strictly decaying
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_the_last_epoch_runs_at_final_lr(make_cfg, tmp_path, schedule: str) -> None:
+    record = RecordLR()
+    train(make_cfg("trainer.max_epochs=3", f"optim.schedule={schedule}"), tmp_path / "run",
+          callbacks=[record])
+    assert len(record.lrs) == 3
+    assert record.lrs[0] == pytest.approx(1e-3)
+    assert record.lrs[-1] == pytest.approx(5e-7, rel=1e-6)
+
+
+class RecordGradients(L.Callback):
+    """The largest |gradient| the optimizer stepped with, seen from the optimizer's own post-step hook.
+
+    (Lightning calls step(closure): the gradients exist only once the closure inside step has run.)
+    """
+
+    def __init__(self) -> None:
+        self.max_grad = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def hook(optimizer, args, kwargs):
+            grads = [p.grad.abs().max() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            self.max_grad = max(self.max_grad, float(torch.stack(grads).max()))
+
+        trainer.optimizers[0].register_step_post_hook(hook)
+
+
+def _max_grad(make_cfg, tmp_path, clip: str) -> float:
+    plain = validate(make_cfg("trainer.max_epochs=1", f"trainer.gradient_clip_val={clip}"))
+    dm = LegoFacesDataModule.from_config(plain["data"])
+    record = RecordGradients()
+    trainer = build_trainer(plain, tmp_path / f"clip{clip}", [record], checkpoints=False, train_batches=4)
+    trainer.fit(LitVAE(plain), datamodule=dm)
+    return record.max_grad
+
+
+def test_clipping_by_value_bounds_every_gradient(make_cfg, tmp_path) -> None:
+    unclipped = _max_grad(make_cfg, tmp_path, "null")
+    assert unclipped > 0.05  # the bound below would be vacuous otherwise
+    assert _max_grad(make_cfg, tmp_path, "0.01") <= 0.01 + 1e-7
+
+
+class KillAfterFirstEpoch(L.Callback):
+    """Dies as the second epoch starts: the first epoch's last.ckpt is on disk, as after a kill."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("killed")
+
+
+def test_resume_from_last_continues_exactly(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("trainer.max_epochs=2")
+    full = train(cfg, tmp_path / "full")
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg, tmp_path / "killed", callbacks=[KillAfterFirstEpoch()])
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(last)["epoch"] == 0
+    resumed = train(make_cfg("trainer.max_epochs=2", f"ckpt_path={last}"), tmp_path / "resumed")
+    assert resumed["epochs"] == full["epochs"] == 2
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert a["optimizer_states"][0]["state"][0]["step"] == b["optimizer_states"][0]["state"][0]["step"]
+    assert resumed["val_loss"] == pytest.approx(full["val_loss"])
+
+
+class WorseLastEpoch(L.Callback):
+    """Makes the last epoch's val/loss the worst so far, as when a long run starts to overfit."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:  # runs before the checkpoint callbacks read it
+        if trainer.current_epoch == trainer.max_epochs - 1:
+            trainer.callback_metrics["val/loss"] = torch.tensor(1e12)
+
+
+def test_last_ckpt_is_the_last_epoch_even_when_val_loss_got_worse(make_cfg, tmp_path) -> None:
+    got = train(make_cfg("trainer.max_epochs=2"), tmp_path / "run", callbacks=[WorseLastEpoch()])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best, last = load_checkpoint(checkpoints / "best.ckpt"), load_checkpoint(checkpoints / "last.ckpt")
+    assert best["epoch"] == 0 and got["best_checkpoint"] == str(checkpoints / "best.ckpt")
+    assert last["epoch"] == 1 and last["global_step"] == 2 * best["global_step"]  # resuming loses nothing
+    assert not all(torch.equal(v, last["state_dict"][k]) for k, v in best["state_dict"].items())
+
+
+def test_ckpt_path_last_finds_the_newest_matching_run(make_cfg, tmp_path) -> None:
+    out = tmp_path / "outputs"
+    cfg = make_cfg("trainer.max_epochs=1")
+    train(cfg, out / "train" / "first")
+    resumed = train(make_cfg("trainer.max_epochs=2", "ckpt_path=last"), out / "train" / "second")
+    assert resumed["resumed_from"] == str((out / "train" / "first" / "checkpoints" / "last.ckpt").resolve())
+    assert resumed["epochs"] == 2
+    with pytest.raises(UserError, match="ckpt_path=last: no last.ckpt of a run with this data and model"):
+        train(make_cfg("model.latent=5", "ckpt_path=last"), out / "train" / "third")
+
+
+def test_ckpt_path_of_a_foreign_file_is_one_line(make_cfg, tmp_path) -> None:
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="is not a lego-vae checkpoint"):
+        train(make_cfg(f"ckpt_path={junk}"), tmp_path / "run")
+    with pytest.raises(UserError, match="no such file"):
+        train(make_cfg(f"ckpt_path={tmp_path / 'missing.ckpt'}"), tmp_path / "run")
+
+
+def test_train_py_end_to_end(tmp_path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "train.py", *TINY, "trainer.max_epochs=3", f"hydra.run.dir={run}",
+         f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ["checkpoints/best.ckpt", "checkpoints/last.ckpt", "samples.png", "reconstructions.png",
+                 "morph.png", "morph.gif", "traversal.png", "metrics.json", "report.html", "config.yaml",
+                 ".hydra/config.yaml"]:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ["test_loss", "test_recon", "test_kl", "val_loss", "epochs", "seconds", "nll_nats", "bits_per_dim",
+                "psnr", "ssim", "active_units"]:
+        assert isinstance(metrics[key], (int, float)), key
+    # The judge's metrics: attributes of the reconstructions per factor, distances of the N(0, I) samples.
+    assert set(metrics["attr_acc_recon"]) == set(metrics["judge_ceiling"]) and "mean" in metrics["attr_acc_recon"]
+    assert metrics["fd_judge"]["normal"] > 0 and 0 <= metrics["recall"]["normal"] <= 1
+    assert metrics["likelihood"] == "fixed" and metrics["priors"] == ["normal"]
+    # Offline with no Inception weights: no made-up FID, and a reason instead.
+    assert metrics["fid"] is None and metrics["kid"] is None and "eval.inception_weights" in metrics["fid_reason"]
+    # The report shows exactly the numbers of metrics.json, and embeds every picture it references.
+    html = (run / "report.html").read_text()
+    rows = [re.search(r'data-metric="([^"]+)"', r) and (re.search(r'data-metric="([^"]+)"', r)[1],
+                                                       re.search(r'data-value="([^"]+)"', r)) for r in html.split("<tr")]
+    shown = {name: value[1] for name, value in filter(None, rows) if value}
+    from lego_vae.evaluation.report import flatten_metrics
+
+    numeric = {k: v for k, v in flatten_metrics(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert "attr_acc_recon.mouth" in numeric and "fd_judge.normal" in numeric  # nested metrics: a row each
+    assert shown.keys() == numeric.keys() and all(float(shown[k]) == float(v) for k, v in numeric.items())
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(sources) >= 6 and all(src.startswith("data:image/") for src in sources)
+    assert "http://" not in html and "https://" not in html
+    assert metrics["epochs"] == 3
+    assert metrics["test_loss"] == pytest.approx(metrics["test_recon"] + metrics["test_kl"], rel=1e-4)
+    # One plain line per epoch; validation loss went down.
+    val = [float(v) for v in re.findall(r"^epoch .* val/loss (\d+\.\d+)", proc.stdout, re.M)]
+    assert len(val) == 3 and val[-1] < val[0]
+    # The last lines name what was written.
+    assert proc.stdout.strip().splitlines()[-1].startswith("wrote ")
+    assert f"wrote {run / 'samples.png'}" in proc.stdout
+    # Checkpoints load without unpickling arbitrary objects, and carry the config as plain data.
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert type(ckpt["hyper_parameters"]["config"]) is dict
+    assert ckpt["hyper_parameters"]["config"]["data"]["image_size"] == 16
+    # Picture sizes follow the grid settings: 4x4 samples of 16 px with 2 px padding.
+    from PIL import Image
+
+    assert Image.open(run / "samples.png").size == (4 * 18 + 2, 4 * 18 + 2)
+    # The GIF plays a -> b -> a: 2 * 5 - 2 frames of 120 ms (Pillow merges identical neighbours).
+    gif = Image.open(run / "morph.gif")
+    assert gif.size == (16, 16)  # native pixels: the report blows pictures up, the files stay honest
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == (2 * 5 - 2) * 120
+
+
+def test_tensorboard_gets_scalars_images_and_hparams(make_cfg, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_cfg(), tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    tags = events.Tags()
+    for tag in ["train/loss", "train/recon", "train/kl", "val/loss", "val/recon", "val/kl", "lr"]:
+        assert tag in tags["scalars"], tag
+    assert {"samples", "reconstructions", "morph"} <= set(tags["images"])
+    assert "hp_metric" not in tags["scalars"]
+    plugin = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugin and b"val/loss" in plugin["_hparams_/experiment"]

@@ -1,0 +1,200 @@
+"""study.workers=N: one tune.py command, N worker processes on one storage, stopped cleanly by a signal."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lego_vae.errors import UserError
+from lego_vae.tuning.config import validate_tune
+from lego_vae.tuning.workers import thread_share
+from tests.conftest import ROOT
+from tests.tuning.test_tuning import _load, _tune_cmd
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_thread_share() -> None:
+    assert [thread_share(16, n) for n in (1, 2, 4, 8, 32)] == [16, 8, 4, 2, 1]
+    assert thread_share(2, 2) == 1 and thread_share(1, 2) == 1 and thread_share(3, 2) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5", "true"])
+def test_bad_workers_value_is_one_line(make_cfg, value: str) -> None:
+    with pytest.raises(UserError) as err:
+        validate_tune(make_cfg(f"study.workers={value}", config_name="tune"))
+    assert str(err.value).startswith("study.workers=") and "must be an integer >= 1 or auto" in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_tune_py_bad_workers_exits_2(tmp_path, value: str) -> None:
+    proc = subprocess.run([sys.executable, "tune.py", f"study.workers={value}", f"hydra.run.dir={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        f"error: study.workers={value}: must be an integer >= 1 or auto"]
+
+
+def test_two_workers_from_one_command(tmp_path) -> None:
+    study_dir = tmp_path / "study"
+    proc = subprocess.Popen(_tune_cmd(study_dir, "study.workers=2", "study.n_trials=6", "refit.epochs=1"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout, proc.stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"study.workers=2: 2 worker processes, {threads} torch thread(s) each" in proc.stdout
+    study = _load(study_dir)
+    finished = [t for t in study.trials if t.state in FINISHED]
+    assert len(finished) == 6 and not [t for t in study.trials if t.state == TrialState.RUNNING]
+    trained = [t for t in finished if "duplicate_of" not in t.user_attrs]
+    assert len({(t.params["hidden"], t.params["latent"]) for t in trained}) == len(trained)
+    # Two worker processes, neither of them the parent, each with its share of the cores.
+    pids = {t.user_attrs["worker_pid"] for t in study.trials}
+    assert 1 <= len(pids) <= 2 and proc.pid not in pids  # usually 2; a slow start can leave one worker idle
+    assert {t.user_attrs["torch_threads"] for t in trained} == {threads}
+    # The parent printed one line per trial, whichever worker ran it, then the table, then refitted once.
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("trial ")]
+    assert sorted(int(line.split()[1]) for line in lines) == [t.number for t in study.trials]
+    assert "rank  trial  hidden" in proc.stdout and proc.stdout.count("refit: hidden") == 1
+    assert (study_dir / "best.yaml").exists()
+
+
+def test_sigint_stops_all_workers_and_a_rerun_finishes(tmp_path) -> None:
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    budget = ["study.workers=2", "study.n_trials=2", "study.n_initial=2", "refit.enabled=false"]
+    parent = subprocess.Popen(_tune_cmd(study_dir, *budget, "study.epochs=2000", "pruner.kind=none"), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    running: list = []
+    try:
+        deadline = time.monotonic() + 400  # two workers start torch and Lightning: slow on a busy 2-core machine
+        while time.monotonic() < deadline and len(running) < 2 and parent.poll() is None:
+            time.sleep(1)
+            try:
+                study = optuna.load_study(study_name="lego-vae", storage=storage)
+                running = [t for t in study.trials if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
+            except Exception:  # not created yet
+                running = []
+        assert len(running) == 2, "two trials never ran at once"
+        time.sleep(3)  # well inside the trials: 2000 epochs take far longer
+        pids = {t.user_attrs["worker_pid"] for t in running}
+        sent = time.monotonic()
+        os.kill(parent.pid, signal.SIGINT)
+        out, err = parent.communicate(timeout=90)
+        stop_seconds = time.monotonic() - sent
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.communicate()
+    assert parent.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert [line for line in err.splitlines() if line.strip()] == ["stopped: interrupted by SIGINT"], err[-2000:]
+    assert not [pid for pid in pids if alive(pid)]  # the parent waits for its workers (or kills them)
+    assert stop_seconds < 60, stop_seconds
+    study = _load(study_dir)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(stopped) == 2 and all(t.user_attrs["fail_reason"].startswith("interrupted by SIGINT") for t in stopped)
+    assert len([line for line in out.splitlines() if "failed: interrupted by SIGINT" in line]) == 2
+    # Their parameters are queued again, with what proposed them (design points stay design points).
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in queued) == sorted(t.number for t in stopped)
+    assert all(t.user_attrs["proposed_by"].startswith("initial design") for t in queued)
+    # A rerun trains exactly the budget: the interrupted pairs.
+    proc = subprocess.run(_tune_cmd(study_dir, *budget), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = _load(study_dir)
+    assert sum(t.state in FINISHED for t in study.trials) == 2
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    retried = {t.user_attrs["retry_of"]: t for t in study.trials if "retry_of" in t.user_attrs}
+    assert all(retried[t.number].params == t.params and retried[t.number].state in FINISHED for t in stopped)
+
+
+@pytest.mark.slow
+def test_sigkill_of_one_worker_is_survived_by_the_other(tmp_path) -> None:
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    hb = ["study.heartbeat_interval=1", "study.grace_period=3", "refit.enabled=false"]
+    # Trial 0 is long; the others are short: the killed worker's trial is retried by the survivor.
+    parent = subprocess.Popen(_tune_cmd(study_dir, *hb, "study.workers=2", "study.n_trials=3", "study.epochs=40",
+                                        "pruner.kind=none"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    victim = None
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and victim is None and parent.poll() is None:
+            time.sleep(1)
+            try:
+                running = [t for t in optuna.load_study(study_name="lego-vae", storage=storage).trials
+                           if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
+            except Exception:
+                running = []
+            victim = running[0].user_attrs["worker_pid"] if running else None
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        out, err = parent.communicate(timeout=600)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.communicate()
+    assert parent.returncode == 1 and f"(pid {victim}) ended with status -9" in err, err[-2000:]
+    study = _load(study_dir)
+    assert sum(t.state in FINISHED for t in study.trials) == 3
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    killed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(killed) == 1 and killed[0].user_attrs["worker_pid"] == victim
+
+
+CLAIM = """
+import json, sys, time
+from pathlib import Path
+import optuna
+from lego_vae.tuning.storage import make_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+study = optuna.load_study(study_name="claims", storage=make_storage(plain, Path(sys.argv[1])))
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.01)
+got = []
+while True:
+    trial = study.ask()
+    if "fixed_params" not in study._storage.get_trial(trial._trial_id).system_attrs:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        break
+    got.append(trial.number)
+    study.tell(trial, 0.0)
+print(json.dumps(got))
+"""
+
+
+def test_two_workers_never_claim_the_same_queued_trial(tmp_path) -> None:
+    # Enqueued trials (the initial design, retries) are claimed by a read (WAITING) then a write (RUNNING):
+    # on SQLite that must be one transaction, or two workers starting together both run the same trial.
+    from lego_vae.tuning.storage import make_storage
+
+    plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+    study = optuna.create_study(study_name="claims", storage=make_storage(plain, tmp_path))
+    for i in range(40):
+        study.enqueue_trial({"x": float(i)})
+    start = time.time() + 8  # both past their imports, then claiming at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), str(start)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    claimed = [n for out, _ in outs for n in json.loads(out)]
+    assert len(claimed) == len(set(claimed)) == 40
