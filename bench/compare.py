@@ -29,7 +29,7 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.metrics import decoded_samples
 from lego_vae.evaluation.pictures import to_pil
 from lego_vae.model.checkpoints import load_model
-from lego_vae.training.run import train
+from lego_vae.training.run import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 # One training per run; a row is a run read with one prior.
@@ -63,7 +63,7 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
         budget += ["eval.judge.num_train=300", "eval.judge.num_holdout=100", "eval.judge.epochs=2", "eval.iwae_k=4"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, *budget])
-    metrics = train(cfg, out / name)
+    metrics = train_and_evaluate(cfg, out / name)
     return {**metrics, "run_dir": str(out / name)}
 
 

@@ -48,10 +48,10 @@ from optuna.trial import TrialState
 
 from bench import common
 from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate
+from lego_vae.config import validate, validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.config import train_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = [(128, 8), (512, 32), (2048, 64)]

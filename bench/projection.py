@@ -37,9 +37,9 @@ from hydra import compose, initialize_config_dir
 
 from bench import common
 from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate
+from lego_vae.config import validate, validate_tune
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.config import train_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "projection"

@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench import common
 from lego_vae.conf import CONF_DIR
-from lego_vae.tuning.config import validate_tune
+from lego_vae.config import validate_tune
 from lego_vae.tuning.study import tune
 
 ROOT = Path(__file__).resolve().parents[1]

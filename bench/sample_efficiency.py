@@ -51,9 +51,9 @@ from matplotlib.figure import Figure
 
 from bench import common
 from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate
+from lego_vae.config import validate, validate_tune
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.config import train_overrides
 from lego_vae.tuning.sampler import make_sampler
 from lego_vae.tuning.storage import initial_design
 

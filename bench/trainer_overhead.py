@@ -46,13 +46,13 @@ from torch.nn.utils import clip_grad_value_
 
 from bench import common
 from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate
+from lego_vae.config import validate, validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.losses import vae_loss
 from lego_vae.model.vae import build_vae
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.trainer import METRIC, build_trainer
-from lego_vae.tuning.config import train_overrides, validate_tune
+from lego_vae.tuning.config import train_overrides
 from lego_vae.tuning.objective import FiniteLossCheck
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from lego_vae.config import check_choice, check_int, check_positive
+from lego_vae.config import validated
+from lego_vae.config.schema import GenerateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
-from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
 from lego_vae.model.checkpoints import chosen_prior, load_model
-from lego_vae.model.prior import PRIORS, sample_latents
+from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE, interpolate_latents
 
 
@@ -35,19 +34,8 @@ def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: 
 
 
 def validate_generate(cfg) -> dict:
-    """Check a generate config; return it as plain data."""
-    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
-    if plain.get("checkpoint") in (None, "???"):
-        raise UserError("checkpoint: required (checkpoint=/path/to/run or /path/to/model.ckpt)")
-    for key, low in {"n": 1, "steps": 2, "pairs": 1, "seed": 0, "traversal.dims": 1, "traversal.steps": 2}.items():
-        check_int(plain, key, low)
-    check_positive(plain, "temperature")
-    check_positive(plain, "traversal.range")
-    check_choice(plain, "morph.mode", ("linear", "slerp"))
-    check_choice(plain, "prior", PRIORS)
-    if (plain.get("a") is None) != (plain.get("b") is None):
-        raise UserError("a, b: give both images to morph between, or neither (random test faces)")
-    return plain
+    """Check a generate config (conf/generate.yaml); return it as plain data."""
+    return validated(cfg, GenerateConfig)
 
 
 def generate(cfg, out_dir: str | Path) -> list[Path]:

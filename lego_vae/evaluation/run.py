@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lego_vae.config import validate
+from lego_vae.config import validate, validated, with_defaults
+from lego_vae.config.schema import EvaluateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import decoded_samples, evaluate
@@ -109,7 +110,7 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(ckpt_path)
-    plain = validate(config if config is not None else checkpoint["hyper_parameters"]["config"])
+    plain = validate(config if config is not None else with_defaults(checkpoint["hyper_parameters"]["config"]))
     vae, _, stored_prior = load_model(ckpt_path, device if device is not None else eval_device(plain))
     fitted = fitted if fitted is not None else fit_metrics(run_dir, checkpoint)
     seed = plain["seed"]
@@ -155,10 +156,9 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
 
     Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
     """
-    if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint is None:
-        raise UserError("checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)")
+    validated(cfg, EvaluateConfig)
     ckpt_path = checkpoint_file(cfg.checkpoint)
-    config = OmegaConf.create(load_checkpoint(ckpt_path)["hyper_parameters"]["config"])
+    config = OmegaConf.create(with_defaults(load_checkpoint(ckpt_path)["hyper_parameters"]["config"]))
     for key in (override_key(o) for o in overrides):
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
             continue

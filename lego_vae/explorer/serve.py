@@ -6,31 +6,16 @@ import logging
 import os
 
 import torch
-from omegaconf import OmegaConf
 
-from lego_vae.config import check_choice, check_int, check_positive
+from lego_vae.config import validated
+from lego_vae.config.schema import ExploreConfig
 from lego_vae.errors import UserError
 from lego_vae.explorer.session import Explorer
 
 
 def validate_explore(cfg) -> dict:
-    """Check an explore config; return it as plain data."""
-    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
-    if plain.get("checkpoint") in (None, "???"):
-        raise UserError("checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)")
-    for key, low in {"seed": 0, "grid": 1, "gallery": 1, "morph.steps": 2, "steer.dims": 1, "max_pixels": 1,
-                     "max_files": 1, "max_upload_mb": 1}.items():
-        check_int(plain, key, low)
-    check_int(plain, "server.port", 1, 65535)
-    check_positive(plain, "temperature")
-    check_positive(plain, "steer.range")
-    check_choice(plain, "morph.mode", ("linear", "slerp"))
-    check_choice(plain, "device", ("auto", "cpu", "cuda"))
-    if not isinstance(plain["server"].get("host"), str) or not plain["server"]["host"]:
-        raise UserError("server.host: must be a host name or address, e.g. 127.0.0.1")
-    if not isinstance(plain["server"].get("share"), bool):
-        raise UserError(f"server.share={plain['server'].get('share')!r}: must be true or false")
-    return plain
+    """Check an explore config (conf/explore.yaml); return it as plain data."""
+    return validated(cfg, ExploreConfig)
 
 
 OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}

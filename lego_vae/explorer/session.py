@@ -15,12 +15,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from lego_vae.config.schema import PRIORS
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_image
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.model.checkpoints import checkpoint_file, chosen_prior, load_model
-from lego_vae.model.prior import PRIORS, sample_latents
+from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE, interpolate_latents
 
 MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals of the path

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.model.prior import GaussianMixturePrior, load_prior
 from lego_vae.model.vae import VAE, build_vae
@@ -78,7 +79,7 @@ def checkpoint_file(path: str | Path) -> Path:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
     """The VAE of a checkpoint, run or study folder (weights_only), in eval mode on device; its config; its prior or None."""
     ckpt = load_checkpoint(checkpoint_file(path))
-    config = ckpt["hyper_parameters"]["config"]
+    config = with_defaults(ckpt["hyper_parameters"]["config"])
     vae = build_vae(config)
     state = {k.removeprefix("vae."): v for k, v in ckpt["state_dict"].items() if k.startswith("vae.")}
     vae.load_state_dict(state)

@@ -16,7 +16,6 @@ import math
 
 from torch import Tensor
 
-LIKELIHOODS = ("fixed", "calibrated")
 FIXED_LOG_SIGMA = 0.5 * math.log(0.5)  # the seed's MSE is a Gaussian with sigma^2 = 1/2
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 

@@ -21,7 +21,6 @@ from torch import Tensor
 from lego_vae.errors import UserError
 from lego_vae.model.inference import posterior
 
-PRIORS = ("normal", "gmm")
 CHECKPOINT_KEY = "prior"
 
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lego_vae.model.losses import LIKELIHOODS
+from lego_vae.config.schema import LIKELIHOODS
 
 IMAGE_CHANNELS = 3
 MIN_FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd)
@@ -180,15 +180,15 @@ def interpolate_latents(a: Tensor, b: Tensor, steps: int, mode: str = "linear") 
 
 
 def build_vae(config: dict) -> VAE:
-    """The VAE that a run's config describes (its model section and data.image_size)."""
+    """The VAE that a run's (validated) config describes: its model section and data.image_size."""
     model = config["model"]
     return VAE(
         image_size=config["data"]["image_size"],
         hidden=model["hidden"],
         latent=model["latent"],
         arch=model["arch"],
-        channels=model.get("channels", 32),
-        max_channels=model.get("max_channels", 256),
-        blocks=model.get("blocks", 1),
-        likelihood=model.get("likelihood", "fixed"),
+        channels=model["channels"],
+        max_channels=model["max_channels"],
+        blocks=model["blocks"],
+        likelihood=model["likelihood"],
     )

@@ -38,14 +38,14 @@ class LitVAE(L.LightningModule):
         model, self.optim_cfg = config["model"], config["optim"]
         self.max_epochs = config["trainer"]["max_epochs"]
         self.beta = float(model["beta"])
-        self.likelihood = model.get("likelihood", "fixed")
-        self.log_sigma_min = float(model.get("log_sigma_min", -6.0))
-        self.sigma_momentum = float(model.get("sigma_momentum", 0.05))
+        self.likelihood = model["likelihood"]
+        self.log_sigma_min = float(model["log_sigma_min"])
+        self.sigma_momentum = float(model["sigma_momentum"])
         self.vae = build_vae(config)
-        self.channels_last = bool(model.get("channels_last", False)) and model["arch"] == "conv"
+        self.channels_last = bool(model["channels_last"]) and model["arch"] == "conv"
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
-        object.__setattr__(self, "_net", torch.compile(self.vae) if model.get("compile", False) else self.vae)
+        object.__setattr__(self, "_net", torch.compile(self.vae) if model["compile"] else self.vae)
         self.images_seen = 0
 
     def on_fit_start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import load_checkpoint
 
@@ -24,7 +25,7 @@ def find_last_checkpoint(plain: dict, run_dir: Path) -> Path:
     found = {p.resolve() for root in roots if root.exists() for p in root.glob("**/checkpoints/last.ckpt")}
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            stored = load_checkpoint(path)["hyper_parameters"]["config"]
+            stored = with_defaults(load_checkpoint(path)["hyper_parameters"]["config"])
         except UserError:
             continue
         if same_run_setup(stored, plain):
@@ -41,7 +42,7 @@ def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
         return None
     if ckpt == "last":
         return find_last_checkpoint(plain, run_dir)
-    stored = load_checkpoint(ckpt)["hyper_parameters"]["config"]
+    stored = with_defaults(load_checkpoint(ckpt)["hyper_parameters"]["config"])
     if not same_run_setup(stored, plain):
         raise UserError(f"ckpt_path={ckpt}: that run had model {stored['model']} and data source "
                         f"{stored['data']['source']} at {stored['data']['image_size']} px; override the same values to resume")

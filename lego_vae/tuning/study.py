@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
+from lego_vae.config import validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.refit import refit, refit_lock
 from lego_vae.tuning.results import (
     REFIT_PICTURES,

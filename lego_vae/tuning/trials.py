@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from lego_vae.config import validate_tune
 from lego_vae.errors import Interrupted, UserError
-from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.objective import Objective
 from lego_vae.tuning.results import TrialLine
 from lego_vae.tuning.sampler import make_sampler
@@ -86,8 +87,10 @@ def quiet_logs() -> None:
 def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
     """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
     s = plain["sampler"]
-    sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
-                           s["lengthscale"], s["num_restarts"], s["raw_samples"])
+    with warnings.catch_warnings():  # Optuna marks BoTorchSampler and GPSampler experimental; chosen on purpose
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
+                               s["lengthscale"], s["num_restarts"], s["raw_samples"])
     storage = make_storage(plain, study_dir)
     if plain["refit"]["only"]:
         try:  # refit an existing study; never create (and enqueue a design into) a new one

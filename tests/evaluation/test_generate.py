@@ -12,7 +12,7 @@ from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
 from lego_vae.model.checkpoints import load_vae
 from lego_vae.model.vae import interpolate_latents
-from lego_vae.training.run import train
+from lego_vae.training.run import train, train_and_evaluate
 from tests.conftest import ROOT
 
 
@@ -113,7 +113,7 @@ def gmm_run(tmp_path_factory):
                  "sample.prior=gmm", "sample.gmm_components=[1,2]", "eval.iwae_k=4"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    metrics = train(cfg, tmp / "run")
+    metrics = train_and_evaluate(cfg, tmp / "run")
     return tmp / "run", metrics
 
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.training.run import train
-from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.objective import ValLossPruning
 from lego_vae.tuning.sampler import GPEISampler, integer_grid
 from lego_vae.tuning.storage import initial_design
@@ -240,8 +240,9 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
     assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
-    # ... and says so in one line that names the report, before anything else.
-    assert again.stdout.splitlines()[0] == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to "
+    # ... and says so in one line that names the report, right after the line saying what the command does.
+    assert again.stdout.splitlines()[0].startswith("tune: synthetic faces, 160 images (train ")
+    assert again.stdout.splitlines()[1] == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to "
                                             f"train; its report is {study_dir / 'report.html'} (a larger "
                                             "study.n_trials extends it)")
     assert again.stdout.strip().splitlines()[-3:] == last

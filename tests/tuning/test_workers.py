@@ -11,8 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
-from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.workers import thread_share
 from tests.conftest import ROOT
 from tests.tuning.test_tuning import _load, _tune_cmd
