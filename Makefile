@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: check-install install demo train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -64,6 +64,10 @@ test-browser-deps:
 
 lint: install
 	$(BIN)/ruff check .
+
+# A non-editable `pip install .` in a fresh venv, every command run from outside the checkout (CI runs it).
+check-install:
+	bash scripts/check-install.sh $(PYTHON)
 
 preview: install
 	$(BIN)/python -m lego_vae.data.synthetic --preview docs/faces.png

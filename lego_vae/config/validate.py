@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from lego_vae.conf import CONF_DIR
+from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
 from lego_vae.config.fields import check_value, field_meta, refuse
-from lego_vae.config.schema import CHECKPOINT_HINT, TrainConfig, TuneConfig
+from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
 

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lego_vae.data.download import fetch_lego_faces
+from lego_vae.data.folder import find_images, load_folder
+from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -113,8 +116,6 @@ class LegoFacesDataModule(L.LightningDataModule):
         if self.source == "synthetic":
             key["seed"] = self.seed
         elif self.source == "folder":
-            from lego_vae.data.folder import find_images
-
             root = Path(str(self.root)).expanduser().resolve()
             files = find_images(root)
             # The listing with sizes and mtimes: a changed folder gets a new cache.
@@ -134,17 +135,11 @@ class LegoFacesDataModule(L.LightningDataModule):
     def _decode(self) -> tuple[np.ndarray, list[str], list[dict] | None]:
         """(N, S, S, 3) uint8 pixels, a name per image and, for synthetic faces, their factor labels."""
         if self.source == "synthetic":
-            from lego_vae.data.synthetic import render_faces
-
             n = self.num_images or 2600
             pixels, labels = render_faces(n, size=self.image_size, seed=self.seed)
             return pixels, [f"{i:06d}" for i in range(n)], labels
-        from lego_vae.data.folder import load_folder
-
         root = self.root
         if self.source == "lego_faces":
-            from lego_vae.data.download import fetch_lego_faces
-
             root = fetch_lego_faces(str(self.url), str(self.blob), self.cache_dir)
         if root is None:
             raise UserError("data.root: the folder source needs a path (data.root=/path/to/images)")

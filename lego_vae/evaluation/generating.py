@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from lego_vae.config import validated
-from lego_vae.config.schema import GenerateConfig
+from lego_vae.config.commands import GenerateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.config import validate, validated, with_defaults
-from lego_vae.config.schema import EvaluateConfig
+from lego_vae.config.commands import EvaluateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import decoded_samples, evaluate

@@ -8,7 +8,7 @@ import os
 import torch
 
 from lego_vae.config import validated
-from lego_vae.config.schema import ExploreConfig
+from lego_vae.config.commands import ExploreConfig
 from lego_vae.errors import UserError
 from lego_vae.explorer.session import Explorer
 

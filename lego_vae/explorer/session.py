@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from lego_vae.config.schema import PRIORS
+from lego_vae.config.choices import PRIORS
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_image
 from lego_vae.errors import UserError

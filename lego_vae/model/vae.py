@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lego_vae.config.schema import LIKELIHOODS
+from lego_vae.config.choices import LIKELIHOODS
 
 IMAGE_CHANNELS = 3
 MIN_FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd)

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lego_vae.config import validate, validate_tune, validated, with_defaults
-from lego_vae.config.schema import EvaluateConfig, ExploreConfig, GenerateConfig
+from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig
 from lego_vae.errors import UserError
 from tests.conftest import CONF, ROOT
 

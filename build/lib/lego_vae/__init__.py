@@ -1,0 +1,1 @@
+"""lego-vae: variational autoencoders for Lego minifigure faces."""

@@ -1,0 +1,17 @@
+"""The choices a config key may take: the names the schema checks and the code branches on."""
+
+SOURCES = ("synthetic", "folder", "lego_faces")
+ARCHS = ("conv", "mlp", "resconv")
+LIKELIHOODS = ("fixed", "calibrated")
+PRIORS = ("normal", "gmm")
+SCHEDULES = ("exponential", "cosine")
+CLIP_ALGORITHMS = ("value", "norm")
+PRECISIONS = ("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
+PROGRESS = ("auto", "rich", "plain", "none")
+MORPH_MODES = ("linear", "slerp")
+SAMPLERS = ("botorch", "gp", "tpe", "random")
+ACQUISITIONS = ("ei", "logei")
+PRUNERS = ("median", "hyperband", "none")
+DESIGNS = ("sobol", "lhs")
+DEVICES = ("auto", "cpu", "cuda")
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024

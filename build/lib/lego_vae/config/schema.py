@@ -1,0 +1,169 @@
+"""The typed schema of train.yaml (common.yaml and its groups): one dataclass per section.
+
+Each field has a type (checked by OmegaConf when a composed config is merged into its schema) and its
+allowed range beside it (lego_vae.config.fields). Defaults are not here: they live once, commented,
+in the YAML files of lego_vae/conf. Checks that tie several fields together are each class's
+`check(section, root)`. The other commands' schemas are in commands.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lego_vae.config.choices import (
+    ARCHS,
+    CLIP_ALGORITHMS,
+    LIKELIHOODS,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    PRECISIONS,
+    PRIORS,
+    PROGRESS,
+    SCHEDULES,
+    SOURCES,
+)
+from lego_vae.config.fields import anything, choice, flag, integer, integers, number, text
+from lego_vae.errors import UserError
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    source: str = choice(SOURCES)
+    root: str | None = text(optional=True)
+    image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    num_images: int | None = integer(3, optional=True)
+    batch_size: int = integer(1)
+    val_fraction: float = number(0, 1, low_open=True, high_open=True)
+    test_fraction: float = number(0, 1, low_open=True, high_open=True)
+    seed: int = integer(0)
+    cache_dir: str = text(nonempty=True)
+    url: str | None = text(optional=True)
+    blob: str | None = text(optional=True)
+
+    @staticmethod
+    def check(data: dict, root: dict, prefix: str = "data") -> None:
+        if data["source"] == "folder" and not data["root"]:
+            raise UserError(f"{prefix}.root: the folder source needs a path (data.root=/path/to/images)")
+        if data["val_fraction"] + data["test_fraction"] >= 1:
+            total = data["val_fraction"] + data["test_fraction"]
+            raise UserError(f"{prefix}.val_fraction + {prefix}.test_fraction = {total:g}: must be < 1")
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    arch: str = choice(ARCHS)
+    hidden: int = integer(1)
+    latent: int = integer(1)
+    beta: float = number(0)
+    likelihood: str = choice(LIKELIHOODS)
+    log_sigma_min: float = number(note="log of the smallest decoder sigma")
+    sigma_momentum: float = number(0, 1, low_open=True)
+    channels: int = integer(1)
+    max_channels: int = integer(1)
+    blocks: int = integer(0)
+    compile: bool = flag()
+    channels_last: bool = flag()
+
+    @staticmethod
+    def check(model: dict, root: dict) -> None:
+        size = root.get("data", {}).get("image_size")
+        if model["arch"] == "resconv" and isinstance(size, int) and size % 2:
+            raise UserError(f"model.arch=resconv: needs an even data.image_size (got {size})")
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    lr: float = number(0, low_open=True)
+    final_lr: float = number(0, low_open=True)
+    schedule: str = choice(SCHEDULES)
+
+    @staticmethod
+    def check(optim: dict, root: dict) -> None:
+        if optim["final_lr"] > optim["lr"]:
+            raise UserError(f"optim.final_lr={optim['final_lr']:g}: must be <= optim.lr={optim['lr']:g} "
+                            "(the schedule decays)")
+
+
+@dataclass(kw_only=True)
+class TrainerConfig:
+    max_epochs: int = integer(1)
+    gradient_clip_val: float | None = number(0, low_open=True, optional=True)
+    gradient_clip_algorithm: str = choice(CLIP_ALGORITHMS)
+    accelerator: str = text(nonempty=True)
+    devices: Any = anything("auto or a number of devices")
+    precision: Any = choice(PRECISIONS, as_text=True)
+    benchmark: bool = flag()
+    strategy: str = text(nonempty=True)
+    num_nodes: int = integer(1)
+    log_every_n_steps: int = integer(1)
+    threads: int | None = integer(1, optional=True)
+
+
+@dataclass(kw_only=True)
+class LogConfig:
+    images_every_n_epochs: int = integer(0)
+    progress: str = choice(PROGRESS)
+
+
+@dataclass(kw_only=True)
+class JudgeConfig:
+    enabled: bool = flag()
+    seed: int = integer(0)
+    num_train: int = integer(1)
+    num_holdout: int = integer(1)
+    epochs: int = integer(1)
+    batch_size: int = integer(1)
+    lr: float = number(0, low_open=True)
+    width: int = integer(1)
+    num_features: int = integer(1)
+    k: int = integer(1)
+
+    @staticmethod
+    def check(judge: dict, root: dict) -> None:
+        data = root.get("data", {})
+        if data.get("source") == "synthetic" and judge["seed"] == data.get("seed"):
+            raise UserError(f"eval.judge.seed={judge['seed']}: must differ from data.seed, or the judge trains on "
+                            "the VAE's faces")
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    iwae_k: int = integer(1)
+    inception_weights: str | None = text(optional=True)
+    judge: JudgeConfig
+
+
+@dataclass(kw_only=True)
+class SampleConfig:
+    prior: str = choice(PRIORS)
+    gmm_components: list[int] = integers(1)
+    reg_covar: float = number(0, low_open=True)
+
+
+@dataclass(kw_only=True)
+class PicturesConfig:
+    grid: int = integer(1)
+    morph_steps: int = integer(2)
+
+
+@dataclass(kw_only=True)
+class PathsConfig:
+    output_root: str = text(nonempty=True)
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """conf/train.yaml: one training run."""
+
+    seed: int = integer(0)
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig
+    trainer: TrainerConfig
+    log: LogConfig
+    eval: EvalConfig
+    sample: SampleConfig
+    pictures: PicturesConfig
+    ckpt_path: str | None = text(optional=True)
+    paths: PathsConfig

@@ -1,0 +1,145 @@
+"""The one validator every command uses: a composed config checked against its schema, as plain data.
+
+    plain = validated(cfg, TrainConfig)   # UserError (one line) for a wrong type, an unknown or missing
+                                          # key, a value out of range, or fields that disagree
+
+Hydra composes the YAML files; OmegaConf then merges the result into the schema's dataclasses, which
+checks every key and type, and each field's range (lego_vae.config.fields) and each section's
+`check` run on the merged, plain result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+from lego_vae.conf import CONF_DIR
+from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
+from lego_vae.config.fields import check_value, field_meta, refuse
+from lego_vae.config.schema import TrainConfig
+from lego_vae.errors import UserError
+
+
+def to_plain(cfg: DictConfig | Mapping) -> dict:
+    """The config as plain, resolved Python containers (what checkpoints and hparams store)."""
+    try:
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+        return OmegaConf.to_container(OmegaConf.create(dict(cfg)), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:  # an unresolvable interpolation
+        raise UserError(f"config: {str(err).splitlines()[0]}") from None
+
+
+def get_key(plain: Mapping, key: str) -> Any:
+    """plain["a"]["b"] for key "a.b"; None where the path does not exist."""
+    node: Any = plain
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _hints(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)
+
+
+def _field(schema: type, key: str) -> dataclasses.Field | None:
+    """The schema's field at a dotted key, or None."""
+    cls: Any = schema
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return None
+        if i == len(parts) - 1:
+            return fields[part]
+        cls = _hints(cls)[part]
+        if not dataclasses.is_dataclass(cls):
+            return None
+    return None
+
+
+def _walk(schema: type, section: dict, root: dict, given: Mapping, prefix: str) -> None:
+    """Every field's range, then the section's own check, depth first; errors quote the value as given."""
+    hints = _hints(schema)
+    for f in dataclasses.fields(schema):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            _walk(hints[f.name], section[f.name], root, given, f"{key}.")
+            continue
+        try:
+            check_value(key, section[f.name], field_meta(f))
+        except UserError:
+            raise refuse(key, get_key(given, key), field_meta(f)) from None
+    if hasattr(schema, "check"):
+        schema.check(section, root)
+
+
+def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
+    """cfg checked against schema; the plain, resolved config. Raises UserError with one line naming the key."""
+    plain = to_plain(cfg)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
+    except ConfigKeyError as err:
+        raise UserError(f"{err.full_key}: not a key of this config (its keys are in lego_vae/conf/)") from None
+    except ValidationError as err:
+        f = _field(schema, err.full_key)
+        value = get_key(plain, err.full_key)
+        if f is not None:
+            raise refuse(err.full_key, value, field_meta(f)) from None
+        raise UserError(f"{err.full_key}={value}: {str(err).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        if "checkpoint" in missing:
+            raise UserError(CHECKPOINT_HINT)
+        raise UserError(f"{missing[0]}: missing from the config")
+    try:
+        out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise UserError(f"{err.full_key}: missing from the config") from None
+    _walk(schema, out, out, plain, "")
+    return out  # type: ignore[return-value]
+
+
+def train_defaults(overrides: list[str]) -> DictConfig:
+    """conf/train.yaml composed with overrides (e.g. model=mlp), inside a running Hydra app or not."""
+    if GlobalHydra.instance().is_initialized():  # a command's own Hydra: the same config folder
+        return compose("train", overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def with_defaults(stored: Mapping) -> dict:
+    """A checkpoint's train config with any key added since it was written, at today's default (the stored values win).
+
+    Runs written before a key existed trained with what is now its default (e.g. model.channels), so an
+    old checkpoint loads, evaluates and resumes like a new one.
+    """
+    groups = []
+    arch, source = get_key(stored, "model.arch"), get_key(stored, "data.source")
+    if isinstance(arch, str) and (CONF_DIR / "model" / f"{arch}.yaml").is_file():
+        groups.append(f"model={arch}")
+    if isinstance(source, str) and (CONF_DIR / "data" / f"{source}.yaml").is_file():
+        groups.append(f"data={source}")
+    defaults = train_defaults(groups)
+    with open_dict(defaults):
+        merged = OmegaConf.merge(defaults, OmegaConf.create(dict(stored)))
+    return to_plain(merged)
+
+
+def validate(cfg: DictConfig | Mapping) -> dict:
+    """Check a composed train config before any work starts; return it as plain data."""
+    return validated(cfg, TrainConfig)
+
+
+def validate_tune(cfg: DictConfig | Mapping) -> dict:
+    """Check a composed tune config (the train part too); return it as plain data."""
+    return validated(cfg, TuneConfig)

@@ -1,0 +1,234 @@
+"""LegoFacesDataModule: every source decoded once into one cached uint8 tensor, batched by indexing it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from lego_vae.data.download import fetch_lego_faces
+from lego_vae.data.folder import find_images, load_folder
+from lego_vae.data.synthetic import render_faces
+from lego_vae.errors import UserError
+
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1  # bump when the decoding pipeline changes, so old caches are not reused
+
+
+def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) of each image, from a hash of (seed, name).
+
+    An image's split depends on nothing but its own name, so it never moves when images are added.
+    """
+    u = np.array(
+        [int.from_bytes(hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=8).digest(), "big") / 2**64 for n in names]
+    )
+    return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
+
+
+class TensorBatches:
+    """Batches of uint8 images drawn by indexing one tensor; shuffled per epoch from (seed, epoch).
+
+    Lightning calls `sampler.set_epoch(epoch)` before each epoch, which makes the order of a resumed
+    run the same as that of an uninterrupted one. Under DDP each rank takes its own disjoint shard
+    of the epoch's permutation.
+    """
+
+    def __init__(self, images: Tensor, indices: Tensor, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.images, self.indices = images, indices
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch, self.rank, self.world_size = 0, 0, 1
+        self.sampler = self  # where Lightning looks for set_epoch
+        self.batch_sampler = None  # Lightning inspects it; batching is ours
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the permutation of this epoch."""
+        self.epoch = epoch
+
+    def shard(self) -> Tensor:
+        """The indices this rank sees this epoch, in order."""
+        order = self.indices
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = order[torch.randperm(len(order), generator=gen)]
+        return order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return -(-len(range(self.rank, len(self.indices), self.world_size)) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        # A generator: the permutation is drawn at the first batch, after Lightning's set_epoch.
+        order = self.shard().to(self.images.device)
+        for start in range(0, len(order), self.batch_size):
+            yield self.images[order[start : start + self.batch_size]]  # (B, 3, S, S) uint8
+
+
+class LegoFacesDataModule(L.LightningDataModule):
+    """Lego faces from one of three sources (synthetic | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
+
+    def __init__(
+        self,
+        source: str = "synthetic",
+        root: str | None = None,
+        image_size: int = 64,
+        num_images: int | None = 2600,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        cache_dir: str = ".cache/lego_vae",
+        url: str | None = None,
+        blob: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source, self.root, self.image_size, self.num_images = source, root, image_size, num_images
+        self.batch_size, self.val_fraction, self.test_fraction = batch_size, val_fraction, test_fraction
+        self.seed, self.cache_dir, self.url, self.blob = seed, Path(cache_dir), url, blob
+        self.images: Tensor | None = None
+        self.names: list[str] = []
+        self.split_indices: dict[str, Tensor] = {}
+        self.loaders: dict[str, TensorBatches] = {}
+
+    @classmethod
+    def from_config(cls, data: dict) -> LegoFacesDataModule:
+        """Build from the `data` section of the config."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__init__.__code__.co_varnames})
+
+    @classmethod
+    def ready(cls, data: dict) -> LegoFacesDataModule:
+        """Built from the `data` section, decoded (cached) and split: split_images() works at once."""
+        dm = cls.from_config(data)
+        dm.prepare_data()  # data errors surface now, before a Trainer or a model exists
+        dm.setup("fit")
+        return dm
+
+    # ---- the cache ---------------------------------------------------------------------------
+
+    def _key(self) -> dict:
+        key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
+        if self.source == "synthetic":
+            key["seed"] = self.seed
+        elif self.source == "folder":
+            root = Path(str(self.root)).expanduser().resolve()
+            files = find_images(root)
+            # The listing with sizes and mtimes: a changed folder gets a new cache.
+            listing = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+            key["root"] = str(root)
+            key["files"] = hashlib.sha1(json.dumps(listing).encode()).hexdigest()
+        else:
+            key["blob"] = self.blob
+        return key
+
+    @property
+    def cache_path(self) -> Path:
+        """Where the decoded tensor of this source, its parameters and image size lives."""
+        digest = hashlib.sha1(json.dumps(self._key(), sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / f"{self.source}-{self.image_size}px-{digest}.pt"
+
+    def _decode(self) -> tuple[np.ndarray, list[str], list[dict] | None]:
+        """(N, S, S, 3) uint8 pixels, a name per image and, for synthetic faces, their factor labels."""
+        if self.source == "synthetic":
+            n = self.num_images or 2600
+            pixels, labels = render_faces(n, size=self.image_size, seed=self.seed)
+            return pixels, [f"{i:06d}" for i in range(n)], labels
+        root = self.root
+        if self.source == "lego_faces":
+            root = fetch_lego_faces(str(self.url), str(self.blob), self.cache_dir)
+        if root is None:
+            raise UserError("data.root: the folder source needs a path (data.root=/path/to/images)")
+        pixels, names = load_folder(Path(str(root)).expanduser(), self.image_size, limit=self.num_images)
+        return pixels, names, None
+
+    def prepare_data(self) -> None:
+        """Decode the source once and cache it on disk; a later run finds the cache and skips this."""
+        path = self.cache_path
+        if path.exists():
+            return
+        pixels, names, labels = self._decode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save({"images": images, "names": names}, tmp)
+        if labels is not None:
+            labels_tmp = tmp.with_suffix(".labels.tmp")
+            labels_tmp.write_text(json.dumps(labels))
+            os.replace(labels_tmp, path.with_suffix(".labels.json"))
+        os.replace(tmp, path)  # atomic: a killed run never leaves a half cache behind
+
+    def labels(self) -> list[dict] | None:
+        """The factor labels of the synthetic faces (None for photo sources)."""
+        path = self.cache_path.with_suffix(".labels.json")
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # ---- splits and batches ------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the cached tensor and split it (once); make this rank's loaders (each call)."""
+        if self.images is None:
+            if not self.cache_path.exists():
+                self.prepare_data()
+            cached = torch.load(self.cache_path, weights_only=True)
+            self.images, self.names = cached["images"], cached["names"]
+            split = torch.from_numpy(split_of(self.names, self.seed, self.val_fraction, self.test_fraction))
+            for i, name in enumerate(SPLITS):
+                idx = torch.nonzero(split == i).flatten()
+                if len(idx) == 0:
+                    raise UserError(
+                        f"data: the {name} split of {len(self.names)} images is empty; "
+                        "use more images (data.num_images) or larger data.val_fraction/data.test_fraction"
+                    )
+                self.split_indices[name] = idx
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world = self.trainer.world_size if self.trainer is not None else 1
+        for name in SPLITS:
+            loader = TensorBatches(self.images, self.split_indices[name], self.batch_size, name == "train", self.seed)
+            loader.rank, loader.world_size = rank, world
+            self.loaders[name] = loader
+
+    def to_device(self, device: torch.device) -> None:
+        """Move the whole uint8 tensor to the training device when it fits, so no step waits on the host."""
+        assert self.images is not None, "call setup() first"
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.images.numel() > free // 4:  # leave most of the memory to the model
+                return
+        self.images = self.images.to(device)
+        for loader in self.loaders.values():
+            loader.images = self.images
+
+    def describe(self) -> str:
+        """One line: the source, the number of images, the split and the image size."""
+        assert self.images is not None, "call setup() first"
+        sizes = " / ".join(f"{name} {len(self.split_indices[name]):,}" for name in SPLITS)
+        return f"{self.source} faces, {len(self.images):,} images ({sizes}), {self.image_size} px"
+
+    def split_images(self, split: str) -> Tensor:
+        """All uint8 images of one split, in order."""
+        assert self.images is not None, "call setup() first"
+        return self.images[self.split_indices[split].to(self.images.device)]
+
+    def split_labels(self, split: str) -> list[dict] | None:
+        """The factor labels of one split, in the order of split_images(split); None for photo sources."""
+        assert self.images is not None, "call setup() first"
+        labels = self.labels()
+        return None if labels is None else [labels[i] for i in self.split_indices[split].tolist()]
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
+        # uint8 (B, 3, S, S) -> float in [0, 1], on the device, one batch at a time.
+        return batch.float().div_(255) if batch.dtype == torch.uint8 else batch
+
+    def train_dataloader(self) -> TensorBatches:
+        return self.loaders["train"]
+
+    def val_dataloader(self) -> TensorBatches:
+        return self.loaders["val"]
+
+    def test_dataloader(self) -> TensorBatches:
+        return self.loaders["test"]

@@ -1,0 +1,201 @@
+"""Held-out metrics of a trained VAE: -ELBO, IWAE likelihood in bits/dim, PSNR/SSIM, latent usage, FID/KID.
+
+FID/KID of two image sets (Inception or a custom feature extractor) are in distances.py, the judge's
+metrics in sample_quality.py.
+
+Images come in as uint8 tensors (N, 3, S, S) (float tensors are taken to be in [0, 1] already). Every
+metric runs the VAE in eval mode under no_grad on the VAE's own device and restores its previous mode.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from lego_vae.evaluation.distances import image_set_distances
+from lego_vae.model.inference import evaluating, float_batches, posterior
+from lego_vae.model.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
+from lego_vae.model.prior import sample_latents
+from lego_vae.model.vae import VAE
+
+PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
+MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x importance samples)
+
+
+def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
+    """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
+    # loss = recon + beta * kl exactly as in training, averaged over all images; eps ~ N(0, I) comes from
+    # a CPU generator seeded with `seed`, so it is deterministic on any device. The fixed decoder's recon
+    # is sum (x - x_hat)^2: for beta = 1, -ELBO in nats of its Gaussian (variance 1/2 per pixel, see
+    # iwae_nll) is recon + kl + (D/2) log(pi), D = 3 S^2. The calibrated decoder's recon is already the
+    # Gaussian NLL in nats, at the running sigma kept from training (never the test batch's own error).
+    generator = torch.Generator().manual_seed(seed)
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    with evaluating(vae) as device:
+        for x in float_batches(images, batch_size, device):
+            mu, logvar = vae.encode(x)
+            eps = torch.randn(mu.shape, generator=generator).to(device)
+            x_hat = vae.decode(mu + torch.exp(0.5 * logvar) * eps)
+            if vae.likelihood == "calibrated":
+                parts = calibrated_vae_loss(x_hat, x, mu, logvar, vae.log_sigma, beta)
+            else:
+                parts = vae_loss(x_hat, x, mu, logvar, beta)
+            for key in totals:  # the losses average over their batch: weight by batch size for the set mean
+                totals[key] += parts[key].item() * len(x)
+    return {key: total / len(images) for key, total in totals.items()}
+
+
+def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
+    """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
+
+    The decoder is Gaussian: the seed's MSE loss is the log-likelihood with variance 1/2 per pixel,
+        log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi),   D = 3 S^2, x in [0, 1]^D,
+    and a calibrated decoder's is the same density at its running sigma from training,
+        log p(x|z) = -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
+    and with z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
+        log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
+    a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
+    over images of the bound on -log p(x), a continuous density on [0, 1]^D, "bits_per_dim":
+    (nll_nats + D ln 256) / (D ln 2)}. The D ln 256 term turns the density into the probability of the
+    8-bit image (each of the 256 levels is 1/256 wide), so models of any latent size or architecture
+    compare on one scale; being a bound, it overestimates the true NLL.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dims = images[0].numel()
+    total = 0.0
+    with evaluating(vae) as device:
+        for x in float_batches(images, batch_size, device):
+            mu, logvar = vae.encode(x)  # (B, L)
+            std = torch.exp(0.5 * logvar)
+            chunk = max(1, MAX_DECODE // len(x))  # importance samples per decoder call, to bound memory
+            log_w = []
+            for start in range(0, k, chunk):
+                m = min(chunk, k - start)
+                eps = torch.randn(len(x), m, mu.shape[1], generator=generator).to(device)  # (B, m, L)
+                z = mu[:, None] + std[:, None] * eps
+                x_hat = vae.decode(z.flatten(0, 1)).view(len(x), m, *x.shape[1:])
+                log_px_z = decoder_log_prob(x_hat.flatten(0, 1), x.repeat_interleave(m, dim=0), vae.likelihood,
+                                            getattr(vae, "log_sigma", None)).view(len(x), m).double()  # (B, m)
+                # log N(z; 0, I) - log N(z; mu, sigma^2) = -1/2 |z|^2 + 1/2 sum(eps^2 + logvar): the
+                # (L/2) log(2 pi) terms cancel.
+                log_pz_qz = 0.5 * (eps.pow(2) + logvar[:, None] - z.pow(2)).sum(-1).double()
+                log_w.append(log_px_z + log_pz_qz)
+            bound = torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(k)  # (B,) lower bound of log p(x)
+            total -= bound.sum().item()
+    nll = total / len(images)
+    return {"iwae_k": k, "nll_nats": nll, "bits_per_dim": (nll + dims * math.log(256)) / (dims * math.log(2))}
+
+
+# Metrics run on one process (rank 0 under DDP, the others do not call them): never sync across ranks.
+def _quality_metrics(size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+    # SSIM's Gaussian window must fit the image: the default 11 px, or the largest odd size below S.
+    kernel = min(11, size if size % 2 else size - 1)
+    return (PeakSignalNoiseRatio(data_range=1.0, sync_on_compute=False).to(device),
+            StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel, sync_on_compute=False).to(device))
+
+
+def _quality_result(psnr: nn.Module, ssim: nn.Module) -> dict:
+    # PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image
+    # PSNRs), capped at PSNR_CAP_DB; SSIM is the mean over images.
+    return {"psnr": min(float(psnr.compute()), PSNR_CAP_DB), "ssim": float(ssim.compute())}
+
+
+def image_quality(preds: Tensor, target: Tensor) -> dict:
+    """PSNR (dB, pooled MSE, capped at PSNR_CAP_DB) and mean SSIM of float images in [0, 1], (N, 3, S, S)."""
+    psnr, ssim = _quality_metrics(target.shape[-1], target.device)
+    psnr.update(preds, target)
+    ssim.update(preds, target)
+    return _quality_result(psnr, ssim)
+
+
+def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
+    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1."""
+    with evaluating(vae) as device:
+        psnr, ssim = _quality_metrics(images.shape[-1], device)
+        for x in float_batches(images, batch_size, device):
+            x_hat = vae.reconstruct(x)
+            psnr.update(x_hat, x)
+            ssim.update(x_hat, x)
+        return _quality_result(psnr, ssim)
+
+
+def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Mean KL of each latent dimension over the images, shape (latent,): ranks dimensions by how much they are used."""
+    mu, logvar = posterior(vae, images, batch_size)
+    # KL(N(mu_d, sigma_d^2) || N(0, 1)) = -1/2 (1 + logvar_d - mu_d^2 - exp(logvar_d)), per dimension
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0).float()
+
+
+def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
+    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.)."""
+    mu, _ = posterior(vae, images, batch_size)
+    # A_d = Var_x(E_q(z|x)[z_d]) (Burda et al. 2016, sec. 5.2): a dimension the encoder ignores has constant mu.
+    variance = mu.var(dim=0, correction=0)
+    return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1]}
+
+
+def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Deterministic reconstructions (decoded posterior means) of images, as uint8 (N, 3, S, S) on the CPU."""
+    with evaluating(vae) as device:
+        return torch.cat([(vae.reconstruct(x) * 255).round().to(torch.uint8).cpu()
+                          for x in float_batches(images, batch_size, device)])
+
+
+def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int = 64) -> Tensor:
+    """n new faces as uint8 (n, 3, S, S) on the CPU, from the fitted prior if given, else z ~ N(0, I)."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    with evaluating(vae) as device:
+        for start in range(0, n, batch_size):
+            z = sample_latents(vae.latent, min(batch_size, n - start), prior, generator=generator)
+            # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
+            samples.append((vae.decode(z.to(device)) * 255).round().to(torch.uint8).cpu())
+    return torch.cat(samples) if samples else torch.zeros(0, 3, vae.image_size, vae.image_size, dtype=torch.uint8)
+
+
+def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
+            feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None,
+            fakes: Tensor | None = None) -> dict:
+    """FID and KID between decoded samples (z ~ N(0, I), or the fitted prior) and the images; null with a reason when impossible.
+
+    fakes: those samples already decoded (decoded_samples with the same n, prior and seed), so they are not decoded twice.
+    """
+    if fakes is None:
+        fakes = decoded_samples(vae, len(images) if n_samples is None else n_samples, prior, seed, batch_size)
+    return image_set_distances(images, fakes, feature=feature, weights_path=weights_path, seed=seed,
+                               batch_size=batch_size, device=next(vae.parameters()).device)
+
+
+def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception_weights: str | Path | None = None,
+             seed: int = 0, feature: nn.Module | None = None, priors: dict | None = None,
+             samples: dict[str, Tensor] | None = None) -> dict:
+    """Every metric above in one JSON-serialisable dict (floats, ints, None, str).
+
+    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and, for each fitted prior in `priors` (name -> prior),
+    again with the name as suffix (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae,
+    len(images), that prior, seed)} where the caller has them already.
+    """
+    samples = samples or {}
+    # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
+    # fid_reason saying why, when FID cannot be computed.
+    elbo = negative_elbo(vae, images, beta=beta, seed=seed)
+    result = {
+        "likelihood": vae.likelihood,
+        "decoder_sigma": math.exp(float(vae.log_sigma)) if vae.likelihood == "calibrated" else math.sqrt(0.5),
+        **{f"test_{key}": value for key, value in elbo.items()},
+        **iwae_nll(vae, images, k=k, seed=seed),
+        **reconstruction_quality(vae, images),
+        **active_units(vae, images),
+        **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, fakes=samples.get("normal")),
+        "priors": ["normal", *(priors or {})],
+    }
+    for name, prior in (priors or {}).items():
+        distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior,
+                            fakes=samples.get(name))
+        result.update({f"{key}_{name}": value for key, value in distances.items()})
+    return result

@@ -1,0 +1,172 @@
+"""evaluate_run(run): a trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html.
+
+`python train.py` calls it after training; `python -m lego_vae.evaluate checkpoint=RUN` calls it on
+a run that exists already (with other eval.*, sample.* or pictures.* settings, or into another folder).
+For the same checkpoint, config and seed it gives the same numbers whichever way it is called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lego_vae.config import validate, validated, with_defaults
+from lego_vae.config.commands import EvaluateConfig
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.errors import UserError
+from lego_vae.evaluation.metrics import decoded_samples, evaluate
+from lego_vae.evaluation.pictures import write_run_pictures
+from lego_vae.evaluation.report import read_curves, write_report
+from lego_vae.evaluation.sample_quality import run_judge_metrics
+from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, load_model
+from lego_vae.model.prior import GaussianMixturePrior, fit_prior, store_prior
+from lego_vae.model.vae import VAE
+
+# What training measured (train() returns them); an evaluation of an existing run reads them back.
+FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "best_checkpoint", "resumed_from", "fit_seconds")
+
+
+def eval_device(plain: dict) -> str:
+    """The device a run is evaluated on: the GPU where its trainer.accelerator allows one and one exists."""
+    gpu = plain["trainer"]["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "cuda" if gpu else "cpu"
+
+
+def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: GaussianMixturePrior | None,
+              checkpoint: Path) -> GaussianMixturePrior | None:
+    """With sample.prior=gmm: the checkpoint's mixture if it was fitted with these settings, else one fitted now.
+
+    A mixture fitted now is added to the checkpoint when it holds none; one it holds is never replaced.
+    """
+    sample = plain["sample"]
+    if sample["prior"] != "gmm":
+        return None
+    n_train = len(datamodule.split_images("train"))
+    wanted = [int(k) for k in sample["gmm_components"] if k <= n_train]
+    if stored is not None and stored.info.get("candidates") == wanted \
+            and stored.info.get("reg_covar", sample["reg_covar"]) == sample["reg_covar"]:
+        return stored
+    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample, seed=plain["seed"])
+    if stored is None:
+        store_prior(checkpoint, prior)
+    return prior
+
+
+def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
+    """What training measured, for a run evaluated again: from its metrics.json, else from the checkpoint."""
+    try:
+        old = json.loads((run_dir / "metrics.json").read_text())
+        return {key: old[key] for key in FIT_KEYS if key in old}
+    except (OSError, ValueError):
+        pass
+    best = next((state.get("best_model_score") for key, state in checkpoint.get("callbacks", {}).items()
+                 if "ModelCheckpoint" in key and state.get("best_model_score") is not None), None)
+    return {"val_loss": float(best) if best is not None else None, "epochs": int(checkpoint.get("epoch", -1)) + 1}
+
+
+def summary_line(m: dict) -> str:
+    """The run's metrics in one printed line."""
+    fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else f"FID null: {m.get('fid_reason') or 'not computed'}"
+    judge = ""
+    if m.get("fd_judge"):
+        fd = ", ".join(f"{prior} {v:.1f}" for prior, v in m["fd_judge"].items() if v is not None)
+        acc = m.get("attr_acc_recon") or {}
+        judge = (f"judge: attributes kept in reconstructions {acc['mean']:.0%} (ceiling "
+                 f"{m['judge_ceiling']['mean']:.0%}), fd_judge {fd}  " if acc else f"judge: fd_judge {fd}  ")
+    best = m.get("val_loss")
+    best = f"best val/loss {best:.2f}  " if isinstance(best, float) and math.isfinite(best) else ""
+    epochs = f"{m['epochs']} epochs  " if m.get("epochs") is not None else ""
+    return (f"test -ELBO {m['test_loss']:.2f} (recon {m['test_recon']:.2f}, kl {m['test_kl']:.2f})  "
+            f"IWAE {m['bits_per_dim']:.4f} bits/dim (k={m['iwae_k']})  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
+            f"active units {m['active_units']}/{m['latent']}  {judge}{best}{epochs}{m['seconds']:.0f}s\n{fid}")
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    config: dict | None = None,
+    out_dir: str | Path | None = None,
+    fitted: dict | None = None,
+    tb_dir: str | Path | None = None,
+    started: float | None = None,
+    device: str | torch.device | None = None,
+) -> dict:
+    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt: test metrics, prior, pictures, judge, report.
+
+    config: the checkpoint's own config with other eval/sample/pictures settings (default: the stored one).
+    out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
+    fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
+    Returns the metrics written to metrics.json. Raises UserError for a missing or foreign checkpoint.
+    """
+    started = time.perf_counter() if started is None else started
+    ckpt_path = checkpoint_file(run)
+    run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = load_checkpoint(ckpt_path)
+    plain = validate(config if config is not None else with_defaults(checkpoint["hyper_parameters"]["config"]))
+    vae, _, stored_prior = load_model(ckpt_path, device if device is not None else eval_device(plain))
+    fitted = fitted if fitted is not None else fit_metrics(run_dir, checkpoint)
+    seed = plain["seed"]
+
+    datamodule = LegoFacesDataModule.ready(plain["data"])
+    prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)
+    paths = write_run_pictures(vae, datamodule, out_dir, grid=plain["pictures"]["grid"],
+                               steps=plain["pictures"]["morph_steps"], seed=seed, prior=prior)
+    ev, test = plain["eval"], datamodule.split_images("test")
+    priors = {"gmm": prior} if prior is not None else None
+    # One set of samples per prior, decoded once, for FID/KID and for the judge.
+    samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **(priors or {})}.items()}
+    metrics: dict = dict(fitted)
+    if vae.likelihood == "calibrated":
+        metrics["test_log_sigma"] = float(vae.log_sigma)  # the running sigma every test image is scored at
+    metrics.update(evaluate(vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],
+                            inception_weights=ev["inception_weights"], seed=seed, priors=priors, samples=samples))
+    metrics.update(run_judge_metrics(vae, datamodule, plain, priors=priors, samples=samples))
+    metrics["checkpoint"] = str(ckpt_path.resolve())
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
+    report = write_report(out_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
+                          images={p.name: p for p in paths}, curves=read_curves(tb_dir))
+    print(summary_line(metrics))
+    for path in [*paths, out_dir / "metrics.json", report]:
+        print(f"wrote {path}")
+    return metrics
+
+
+# The keys `python -m lego_vae.evaluate` may change in a checkpoint's config: how it is judged, never what was trained.
+EVALUATE_KEYS = ("eval.", "sample.", "pictures.", "data.cache_dir", "seed")
+
+
+def override_key(override: str) -> str:
+    """The dotted key of a Hydra override: 'eval.iwae_k=8' -> 'eval.iwae_k', '+a.b=1' -> 'a.b'."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
+    """The evaluate command: evaluate_run on cfg.checkpoint with the overridden eval/sample/pictures keys.
+
+    Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
+    """
+    validated(cfg, EvaluateConfig)
+    ckpt_path = checkpoint_file(cfg.checkpoint)
+    config = OmegaConf.create(with_defaults(load_checkpoint(ckpt_path)["hyper_parameters"]["config"]))
+    for key in (override_key(o) for o in overrides):
+        if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
+            continue
+        if not any(key == k or key.startswith(k) for k in EVALUATE_KEYS):
+            raise UserError(f"{key}: evaluate keeps the checkpoint's model, data and training settings; it can "
+                            "change eval.*, sample.*, pictures.*, seed and data.cache_dir")
+        OmegaConf.update(config, key, OmegaConf.select(cfg, key), force_add=True)
+    out_dir = cfg.get("out_dir")
+    where = out_dir or ckpt_path.parent.parent
+    print(f"evaluate {ckpt_path} -> {where}", flush=True)
+    return evaluate_run(ckpt_path, config=OmegaConf.to_container(config, resolve=True), out_dir=out_dir)

@@ -1,0 +1,38 @@
+"""Running a network over many images: eval mode under no_grad, float batches in [0, 1], the posterior of each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[torch.device]:
+    """Eval mode and no_grad for the block, yielding the VAE's device; the previous mode comes back after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield next(module.parameters()).device
+    finally:
+        module.train(was_training)
+
+
+def float_batches(images: Tensor, batch_size: int, device: torch.device | str = "cpu") -> Iterator[Tensor]:
+    """Float batches in [0, 1] on device."""
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        yield x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+
+def posterior(vae: nn.Module, images: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """(mu, logvar) of q(z|x) for every image, each (N, latent), float64 on the CPU; raises nothing of its own."""
+    with evaluating(vae) as device:
+        parts = [vae.encode(x) for x in float_batches(images, batch_size, device)]
+    if not parts:
+        empty = torch.zeros(0, vae.latent, dtype=torch.float64)
+        return empty, empty.clone()
+    return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()

@@ -1,0 +1,76 @@
+"""The VAE's loss: a Gaussian decoder's reconstruction term plus the KL divergence, per image, batch-averaged.
+
+Two decoders (`model.likelihood`):
+- `fixed` (the seed's): recon = sum over pixels of (x_hat - x)^2. This is the Gaussian negative
+  log-likelihood with variance 1/2 per pixel, less its constant (D/2) log(pi).
+- `calibrated` (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated
+  Decoders"): recon = D/2 log(2 pi sigma^2) + sum (x - x_hat)^2 / (2 sigma^2), one sigma shared by all
+  pixels. In training sigma^2 takes its closed-form optimum, the batch's mean squared error (the
+  sigma-VAE), with log sigma floored; at evaluation it is a fixed number, the running value from training.
+  recon is then a true negative log-likelihood in nats.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+FIXED_LOG_SIGMA = 0.5 * math.log(0.5)  # the seed's MSE is a Gaussian with sigma^2 = 1/2
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per image, (B,): -1/2 sum(1 + logvar - mu^2 - exp(logvar)) (Kingma & Welling, App. B)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+
+
+def squared_error(x_hat: Tensor, x: Tensor) -> Tensor:
+    """Sum of squared pixel errors per image, (B,)."""
+    return (x_hat - x).pow(2).flatten(1).sum(dim=1)
+
+
+def optimal_log_sigma(x_hat: Tensor, x: Tensor, floor: float) -> Tensor:
+    """log sigma of the shared variance that maximises the batch's likelihood: sigma^2 = MSE, log sigma >= floor."""
+    return 0.5 * (x_hat - x).pow(2).mean().log().clamp(min=2 * floor)
+
+
+def gaussian_nll(x_hat: Tensor, x: Tensor, log_sigma: Tensor | float) -> Tensor:
+    """-log N(x; x_hat, sigma^2 I) per image, (B,): D (log sigma + 1/2 log 2 pi) + sum (x - x_hat)^2 / (2 sigma^2)."""
+    dims = x[0].numel()
+    log_sigma = log_sigma if isinstance(log_sigma, Tensor) else x.new_tensor(log_sigma)
+    return dims * (log_sigma + HALF_LOG_2PI) + squared_error(x_hat, x) * 0.5 * (-2 * log_sigma).exp()
+
+
+def vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
+    """The seed's loss = MSE + beta * KLD, both summed per image and averaged over the batch.
+
+    recon = sum over pixels of (x_hat - x)^2, with pixel values in [0, 1];
+    kl    = KL(N(mu, sigma^2) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))
+            (Kingma & Welling 2014, Appendix B), summed over latent dimensions.
+    """
+    recon = squared_error(x_hat, x).mean()
+    kl = kl_divergence(mu, logvar).mean()
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def calibrated_vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, log_sigma: Tensor,
+                        beta: float = 1.0) -> dict[str, Tensor]:
+    """loss = Gaussian NLL at the shared log_sigma + beta * KLD (per image, batch mean), with log_sigma among the terms."""
+    recon = gaussian_nll(x_hat, x, log_sigma).mean()
+    kl = kl_divergence(mu, logvar).mean()
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "log_sigma": log_sigma.detach()}
+
+
+def decoder_log_prob(x_hat: Tensor, x: Tensor, likelihood: str, log_sigma: Tensor | float | None = None) -> Tensor:
+    """log p(x | z) per image, (B,) float64, of the decoder a run trained: fixed sigma^2 = 1/2, or the calibrated sigma."""
+    if likelihood == "fixed":
+        log_sigma = FIXED_LOG_SIGMA
+    elif likelihood != "calibrated":
+        raise ValueError(f"unknown likelihood {likelihood!r}")
+    elif log_sigma is None:
+        raise ValueError("the calibrated decoder needs its log_sigma")
+    # In float64: the constant D (log sigma + 1/2 log 2 pi) is thousands of nats, the differences that matter small.
+    log_sigma = float(log_sigma)
+    sse = squared_error(x_hat, x).double()
+    return -(x[0].numel() * (log_sigma + HALF_LOG_2PI) + sse * 0.5 * math.exp(-2 * log_sigma))

@@ -1,0 +1,125 @@
+"""A fitted prior for sampling: a Gaussian mixture on the training faces' posterior means.
+
+A VAE whose KL term is light (a calibrated decoder) leaves "holes" in N(0, I): regions no face was
+encoded to, which decode to smeared textures. Sampling from a mixture fitted to where the faces
+actually are (the ex-post density estimation of Ghosh et al. 2020, "From Variational to Deterministic
+Autoencoders") gives faces. The mixture is scikit-learn's `GaussianMixture` with full covariances;
+its number of components is the one, of a small set, with the best log-likelihood of the validation
+split's posterior means. It is stored in the checkpoint as plain tensors (key "prior"), so the
+checkpoint still loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lego_vae.errors import UserError
+from lego_vae.model.inference import posterior
+
+CHECKPOINT_KEY = "prior"
+
+
+class GaussianMixturePrior:
+    """p(z) = sum_k w_k N(z; m_k, C_k), sampled with z = m_k + temperature * L_k eps, C_k = L_k L_k^T."""
+
+    def __init__(self, weights: Tensor, means: Tensor, covariances: Tensor, info: dict | None = None) -> None:
+        self.weights = weights.double()  # (K,)
+        self.means = means.double()  # (K, L)
+        self.covariances = covariances.double()  # (K, L, L)
+        self.scale_tril = torch.linalg.cholesky(self.covariances)
+        self.info = dict(info or {})
+
+    @property
+    def latent(self) -> int:
+        """Dimension of z."""
+        return self.means.shape[1]
+
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """n latents (n, L), float32 on the CPU: a component by its weight, then its Gaussian (spread scaled by temperature)."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        eps = torch.randn(n, self.latent, generator=generator, dtype=torch.float64)
+        z = self.means[k] + temperature * torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
+        return z.float()
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) per row of z (n, L)."""
+        mixture = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(probs=self.weights),
+            torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril),
+        )
+        return mixture.log_prob(z.double())
+
+    def state(self) -> dict:
+        """Plain tensors and numbers, for a checkpoint loaded with weights_only=True."""
+        return {"kind": "gmm", "weights": self.weights, "means": self.means, "covariances": self.covariances,
+                **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, list))}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> GaussianMixturePrior:
+        """The prior a checkpoint's "prior" entry describes."""
+        info = {k: v for k, v in state.items() if k not in ("kind", "weights", "means", "covariances")}
+        return cls(state["weights"], state["means"], state["covariances"], info)
+
+
+def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int] = (1, 5, 10, 20),
+            reg_covar: float = 1e-4, seed: int = 0) -> GaussianMixturePrior:
+    """The full-covariance mixture, over the given numbers of components, that best explains val_means."""
+    from sklearn.mixture import GaussianMixture  # a second of import time, paid only when a mixture is fitted
+
+    x_train = train_means.double().cpu().numpy()
+    x_val = val_means.double().cpu().numpy()
+    scores: dict[int, float] = {}
+    best: tuple[float, GaussianMixture] | None = None
+    for k in components:
+        if k > len(x_train):  # more components than points: a degenerate fit
+            continue
+        gmm = GaussianMixture(n_components=k, covariance_type="full", reg_covar=reg_covar, random_state=seed,
+                              n_init=1, max_iter=200)
+        gmm.fit(x_train)
+        scores[k] = float(gmm.score(x_val))  # mean log-likelihood per validation point
+        if best is None or scores[k] > best[0]:
+            best = (scores[k], gmm)
+    if best is None:
+        raise UserError(f"sample.prior=gmm: {len(x_train)} training faces are too few for a mixture of "
+                        f"{min(components)} components")
+    gmm = best[1]
+    info = {"components": int(gmm.n_components), "val_log_likelihood": best[0], "reg_covar": float(reg_covar),
+            "candidates": [int(k) for k in scores], "candidate_scores": [scores[k] for k in scores]}
+    return GaussianMixturePrior(torch.from_numpy(gmm.weights_), torch.from_numpy(gmm.means_),
+                                torch.from_numpy(np.asarray(gmm.covariances_)), info)
+
+
+def fit_prior(vae: torch.nn.Module, train_images: Tensor, val_images: Tensor, sample_cfg: dict,
+              seed: int = 0) -> GaussianMixturePrior:
+    """The mixture of sample_cfg (gmm_components, reg_covar) fitted to the posterior means of a trained VAE."""
+    return fit_gmm(posterior(vae, train_images, 256)[0], posterior(vae, val_images, 256)[0],
+                   components=sample_cfg["gmm_components"], reg_covar=sample_cfg["reg_covar"], seed=seed)
+
+
+def load_prior(checkpoint: dict) -> GaussianMixturePrior | None:
+    """The fitted prior stored in a loaded checkpoint, or None if it has none."""
+    state = checkpoint.get(CHECKPOINT_KEY)
+    return GaussianMixturePrior.from_state(state) if isinstance(state, dict) else None
+
+
+def store_prior(path: str | Path, prior: GaussianMixturePrior) -> None:
+    """Add the prior to a checkpoint file in place (written to a temporary file, then renamed)."""
+    path = Path(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint[CHECKPOINT_KEY] = prior.state()
+    tmp = path.with_suffix(".ckpt.tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(path)
+
+
+def sample_latents(latent: int, n: int, prior: GaussianMixturePrior | None = None, temperature: float = 1.0,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """n latents (n, latent) on the CPU: from the fitted prior if given, else from N(0, temperature^2 I)."""
+    if prior is not None:
+        return prior.sample(n, temperature, generator)
+    return torch.randn(n, latent, generator=generator) * temperature

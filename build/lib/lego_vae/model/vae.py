@@ -1,0 +1,194 @@
+"""The plain-torch VAE (no Lightning here): mlp, conv and resconv encoders/decoders around one Gaussian latent."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lego_vae.config.choices import LIKELIHOODS
+
+IMAGE_CHANNELS = 3
+MIN_FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd)
+
+
+def conv_stages(image_size: int) -> int:
+    """How many stride-2 stages take image_size down to about MIN_FEATURE_SIZE."""
+    stages, size = 0, image_size
+    while size > MIN_FEATURE_SIZE and size % 2 == 0:
+        size //= 2
+        stages += 1
+    return stages
+
+
+def conv_widths(image_size: int, channels: int, max_channels: int) -> list[int]:
+    """Channels after each stride-2 stage: `channels`, doubled each stage, capped at `max_channels`."""
+    return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size))]
+
+
+class ResBlock(nn.Module):
+    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        groups = math.gcd(channels, 8)  # GroupNorm, not BatchNorm: the same function in training and evaluation
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def conv_nets(image_size: int, channels: int, max_channels: int) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """The seed-era conv stacks: 4x4 stride-2 convs + BatchNorm down, transposed convs up; and the feature shape."""
+    widths = conv_widths(image_size, channels, max_channels)
+    size = image_size // 2 ** len(widths)
+    down: list[nn.Module] = []
+    for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):
+        down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+    up: list[nn.Module] = []
+    for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], widths[0] if widths else IMAGE_CHANNELS]):
+        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+    # A final 3x3 conv maps features to RGB at full resolution.
+    up.append(nn.Conv2d(widths[0] if widths else IMAGE_CHANNELS, IMAGE_CHANNELS, 3, padding=1))
+    return nn.Sequential(*down), nn.Sequential(*up), (widths[-1] if widths else IMAGE_CHANNELS, size, size)
+
+
+def resconv_nets(image_size: int, channels: int, max_channels: int, blocks: int) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """Residual stacks: `blocks` ResBlocks at every scale, stride-2 convs down, nearest upsampling + 3x3 conv up."""
+    widths = conv_widths(image_size, channels, max_channels)  # (stages,): channels at each scale, fine to coarse
+    size = image_size // 2 ** len(widths)
+    down: list[nn.Module] = [nn.Conv2d(IMAGE_CHANNELS, widths[0], 3, padding=1)]  # (B, w0, S, S)
+    for i, width in enumerate(widths):
+        down += [ResBlock(width) for _ in range(blocks)]
+        down.append(nn.Conv2d(width, widths[min(i + 1, len(widths) - 1)], 4, stride=2, padding=1))
+    down += [nn.GroupNorm(math.gcd(widths[-1], 8), widths[-1]), nn.SiLU()]
+    up: list[nn.Module] = []
+    for i in reversed(range(len(widths))):
+        # Upsample, then a 3x3 conv: no checkerboard patterns of transposed convs (Odena et al. 2016).
+        up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(widths[min(i + 1, len(widths) - 1)], widths[i], 3, padding=1)]
+        up += [ResBlock(widths[i]) for _ in range(blocks)]
+    up += [nn.GroupNorm(math.gcd(widths[0], 8), widths[0]), nn.SiLU(), nn.Conv2d(widths[0], IMAGE_CHANNELS, 3, padding=1)]
+    return nn.Sequential(*down), nn.Sequential(*up), (widths[-1], size, size)
+
+
+class VAE(nn.Module):
+    """A VAE for square RGB images in [0, 1]: encoder -> (mu, logvar) -> z = mu + sigma * eps -> decoder.
+
+    arch="mlp" is the seed's fully connected model; arch="conv" puts strided convolutions before
+    and transposed convolutions after the same fully connected `hidden` layer; arch="resconv" puts
+    residual blocks at every scale around it. likelihood="calibrated" adds the decoder's shared log
+    sigma as a buffer (the running value from training), so it is saved in the checkpoint.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        hidden: int = 512,
+        latent: int = 32,
+        arch: str = "conv",
+        channels: int = 32,
+        max_channels: int = 256,
+        blocks: int = 1,
+        likelihood: str = "fixed",
+    ) -> None:
+        super().__init__()
+        self.image_size, self.hidden, self.latent, self.arch = image_size, hidden, latent, arch
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}")
+        self.likelihood = likelihood
+        if likelihood == "calibrated":
+            # NaN until the first training batch sets it (LitVAE keeps it as a running value from then on).
+            self.register_buffer("log_sigma", torch.full((), math.nan))
+        if arch == "mlp":
+            self.feature_shape: tuple[int, ...] = (IMAGE_CHANNELS, image_size, image_size)
+            self.features: nn.Module = nn.Identity()
+            self.unfeatures: nn.Module = nn.Identity()
+        elif arch == "conv":
+            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels)
+        elif arch == "resconv":
+            self.features, self.unfeatures, self.feature_shape = resconv_nets(image_size, channels, max_channels, blocks)
+        else:
+            raise ValueError(f"unknown arch {arch!r}")
+        flat = int(torch.tensor(self.feature_shape).prod())
+        self.encoder_fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU())
+        self.mu = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+        self.decoder_fc = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, flat))
+        # mlp: the fully connected output is the image; conv: features for the transposed convs.
+        self.decoder_fc.append(nn.Sigmoid() if arch == "mlp" else nn.LeakyReLU(0.2))
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior parameters (mu, logvar), each (B, latent), of images x (B, 3, S, S)."""
+        h = self.encoder_fc(self.features(x))  # (B, hidden)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Images (B, 3, S, S) in [0, 1] from latents z (B, latent)."""
+        h = self.decoder_fc(z).view(z.shape[0], *self.feature_shape)
+        out = self.unfeatures(h)
+        return out if self.arch == "mlp" else torch.sigmoid(out)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow through mu and sigma."""
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(reconstruction, mu, logvar) of images x, decoding one posterior sample per image."""
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """n new faces decoded from z ~ N(0, temperature^2 I)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent, generator=generator, device="cpu").to(device) * temperature
+        return self.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Deterministic reconstructions: decode the posterior means of x."""
+        return self.decode(self.encode(x)[0])
+
+    @torch.no_grad()
+    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10, mode: str = "linear") -> Tensor:
+        """Faces (steps, 3, S, S) between the posterior means of images x_a and x_b (linear or slerp)."""
+        mu_a = self.encode(x_a.reshape(1, *x_a.shape[-3:]))[0][0]
+        mu_b = self.encode(x_b.reshape(1, *x_b.shape[-3:]))[0][0]
+        return self.decode(interpolate_latents(mu_a, mu_b, steps, mode))
+
+
+def interpolate_latents(a: Tensor, b: Tensor, steps: int, mode: str = "linear") -> Tensor:
+    """steps latents (steps, latent) from a to b: straight (linear) or along the great circle (slerp).
+
+    slerp(t) = sin((1-t)w)/sin(w) a + sin(t w)/sin(w) b, w the angle between a and b (White 2016,
+    "Sampling generative networks"); it keeps the norm typical of N(0, I) samples along the path.
+    """
+    t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype).unsqueeze(1)  # (steps, 1)
+    if mode == "slerp":
+        cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1)
+        omega = torch.arccos(cos)
+        if omega.abs() > 1e-4:  # (nearly) parallel vectors: slerp is the straight line
+            return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    elif mode != "linear":
+        raise ValueError(f"unknown interpolation mode {mode!r}")
+    return (1 - t) * a + t * b
+
+
+def build_vae(config: dict) -> VAE:
+    """The VAE that a run's (validated) config describes: its model section and data.image_size."""
+    model = config["model"]
+    return VAE(
+        image_size=config["data"]["image_size"],
+        hidden=model["hidden"],
+        latent=model["latent"],
+        arch=model["arch"],
+        channels=model["channels"],
+        max_channels=model["max_channels"],
+        blocks=model["blocks"],
+        likelihood=model["likelihood"],
+    )

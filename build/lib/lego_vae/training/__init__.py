@@ -1,0 +1,1 @@
+"""Training: the LightningModule, its callbacks, the Trainer, resuming, and train()."""

@@ -1,0 +1,135 @@
+"""The LightningModule around the VAE: loss weighting, logging, optimizer and schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch import Tensor
+
+from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma, vae_loss
+from lego_vae.model.vae import build_vae
+
+EVAL_SEED = 12345
+
+
+class LRFactor:
+    """Multiplier of the base lr at each epoch: lr at epoch 0, exactly final_lr at the last epoch."""
+
+    def __init__(self, lr: float, final_lr: float, epochs: int, schedule: str = "exponential") -> None:
+        self.ratio, self.last, self.schedule = final_lr / lr, max(epochs - 1, 1), schedule
+
+    def __call__(self, epoch: int) -> float:
+        t = min(epoch / self.last, 1.0)
+        if self.schedule == "cosine":
+            return self.ratio + (1 - self.ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return self.ratio**t  # exponential: lr * gamma^epoch with gamma = (final/lr)^(1/(epochs-1))
+
+
+class LitVAE(L.LightningModule):
+    """Trains a VAE with loss = reconstruction NLL (fixed or calibrated decoder) + beta * KLD, Adam, a decaying lr."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters({"config": config}, logger=False)
+        model, self.optim_cfg = config["model"], config["optim"]
+        self.max_epochs = config["trainer"]["max_epochs"]
+        self.beta = float(model["beta"])
+        self.likelihood = model["likelihood"]
+        self.log_sigma_min = float(model["log_sigma_min"])
+        self.sigma_momentum = float(model["sigma_momentum"])
+        self.vae = build_vae(config)
+        self.channels_last = bool(model["channels_last"]) and model["arch"] == "conv"
+        # The compiled module shares the VAE's parameters but is kept out of the module tree, so
+        # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
+        object.__setattr__(self, "_net", torch.compile(self.vae) if model["compile"] else self.vae)
+        self.images_seen = 0
+
+    def on_fit_start(self) -> None:
+        # The dataset lives on the training device; batches are then views of it, not copies.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "to_device"):
+            datamodule.to_device(self.device)
+        if self.channels_last and self.device.type == "cuda":
+            self.vae.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.vae(x)
+
+    def _step(self, batch: Tensor, stage: str, batch_idx: int = 0) -> Tensor:
+        if self.channels_last and batch.is_cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        if stage == "train":
+            x_hat, mu, logvar = self._net(batch)
+            self.images_seen += len(batch)  # a Python int: logged once per epoch, see on_train_epoch_end
+        else:
+            # Evaluation draws its eps from a fixed seed per batch, on a forked RNG: val/loss is a
+            # deterministic function of the weights, and training's random stream is left untouched.
+            devices = [batch.device] if batch.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(EVAL_SEED + batch_idx)
+                x_hat, mu, logvar = self._net(batch)
+        terms = self.loss(x_hat, batch, mu, logvar, training=(stage == "train"))
+        # Accumulated on the device and logged once per epoch: no host sync per step.
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
+                     prog_bar=(name == "loss"), sync_dist=True)  # reduced across ranks once per epoch
+        return terms["loss"]
+
+    def loss(self, x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, training: bool) -> dict[str, Tensor]:
+        """The configured loss; a calibrated decoder uses the batch's optimal sigma in training, the running one else."""
+        if self.likelihood == "fixed":
+            return vae_loss(x_hat, x, mu, logvar, self.beta)
+        if not training:
+            return calibrated_vae_loss(x_hat, x, mu, logvar, self.vae.log_sigma, self.beta)
+        log_sigma = optimal_log_sigma(x_hat, x, self.log_sigma_min)
+        # The running sigma^2 is an exponential moving average of the batches' optimal sigma^2 (their MSE):
+        # evaluation then scores every image against one fixed variance, not the test batch's own error.
+        with torch.no_grad():
+            # NaN: not trained yet (a resumed run loads its value from the checkpoint). torch.where, not a
+            # Python `if`, so the step never waits for the device to answer.
+            running = torch.where(torch.isnan(self.vae.log_sigma), log_sigma, self.vae.log_sigma)
+            mixed = (1 - self.sigma_momentum) * (2 * running).exp() + self.sigma_momentum * (2 * log_sigma).exp()
+            self.vae.log_sigma.copy_(0.5 * mixed.log())
+        return calibrated_vae_loss(x_hat, x, mu, logvar, log_sigma, self.beta)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._step(batch, "test", batch_idx)
+
+    def on_train_epoch_start(self) -> None:
+        self.images_seen = 0
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        # Images seen this epoch, summed over ranks: under DDP it equals the train split's size. Logged
+        # here, not per step: a Python number logged per step is a blocking host-to-device copy on a GPU.
+        self.log("train/images", float(self.images_seen), on_step=False, on_epoch=True, reduce_fx="sum",
+                 sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        lr = float(self.optim_cfg["lr"])
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        factor = LRFactor(lr, float(self.optim_cfg["final_lr"]), self.max_epochs, self.optim_cfg["schedule"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The RNG state too, so a resumed run draws the same eps as an uninterrupted one.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"])

@@ -1,0 +1,103 @@
+"""train(cfg, run_dir): one training run, from a composed config to best.ckpt and last.ckpt.
+
+`train_and_evaluate` is what `python train.py` and tune.py's refit run: train(), then the run's
+evaluation (lego_vae.evaluation.run.evaluate_run) over the checkpoint it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import OmegaConf
+
+from lego_vae.config import validate
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.evaluation.run import evaluate_run
+from lego_vae.training.lit import LitVAE
+from lego_vae.training.resume import resolve_ckpt_path
+from lego_vae.training.trainer import METRIC, build_trainer
+
+
+def describe_model(plain: dict) -> str:
+    """One phrase: the network, its sizes and the decoder's likelihood."""
+    m = plain["model"]
+    return f"model {m['arch']} (hidden {m['hidden']}, latent {m['latent']}), likelihood {m['likelihood']}"
+
+
+def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
+                ckpt_path: Path | None) -> None:
+    """trainer.fit without the warnings nobody can act on."""
+    with warnings.catch_warnings():
+        # Lightning's own use of a deprecated torch pytree API.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+
+
+def train(
+    cfg: Mapping,
+    run_dir: str | Path,
+    *,
+    callbacks: Sequence[L.Callback] = (),
+    checkpoints: bool = True,
+    tb_dir: Path | None = None,
+    announce: bool = True,
+) -> dict:
+    """Train the VAE of cfg into run_dir: config.yaml, checkpoints/best.ckpt and last.ckpt, TensorBoard in tb_dir.
+
+    Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs",
+    "best_checkpoint": its path or None, "resumed_from", "fit_seconds": trainer.fit alone, "seconds": all of it}.
+    Raises UserError for a bad config, data or checkpoint.
+    """
+    started = time.perf_counter()
+    plain = validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
+    ckpt_path = resolve_ckpt_path(plain, run_dir)
+    L.seed_everything(plain["seed"], verbose=False)
+    # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.
+    torch.set_num_threads(plain["trainer"]["threads"] or len(os.sched_getaffinity(0)))
+
+    datamodule = LegoFacesDataModule.ready(plain["data"])
+    if announce:  # the first line a user reads: what is about to happen, and where it goes
+        print(f"train: {datamodule.describe()}; {describe_model(plain)}; {plain['trainer']['max_epochs']} epochs "
+              f"-> {run_dir}", flush=True)
+    OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
+
+    model = LitVAE(plain)
+    trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints, tb_dir=tb_dir,
+                            train_batches=len(datamodule.train_dataloader()))
+    fit_started = time.perf_counter()
+    fit_quietly(trainer, model, datamodule, ckpt_path)
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_score", None)
+    final = float(trainer.callback_metrics[METRIC])
+    return {
+        "val_loss": float(best) if best is not None else final,
+        "final_val_loss": final,
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "fit_seconds": round(time.perf_counter() - fit_started, 2),  # the wall time two models are compared at
+        "seconds": round(time.perf_counter() - started, 2),  # everything; train_and_evaluate adds the evaluation
+    }
+
+
+def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
+    """train(), then evaluate_run() on its best checkpoint: metrics.json, pictures, report.html; returns the metrics."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
+    fitted = train(cfg, run_dir, tb_dir=tb_dir)
+    if rank_zero_only.rank != 0:  # under DDP, one process evaluates
+        return fitted
+    for path in (run_dir / "checkpoints", run_dir / "config.yaml", tb_dir):
+        print(f"wrote {path}")
+    return evaluate_run(run_dir, fitted=fitted, tb_dir=tb_dir, started=started)

@@ -1,0 +1,110 @@
+"""Building the Trainer a run uses: precision, clipping, TensorBoard, best/last checkpoints and progress."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from lego_vae.training.callbacks import PlainProgress, TensorBoardPictures
+
+METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
+
+
+class NoAdverts(logging.Filter):
+    """Drops Lightning's advert for a cloud logger (printed by every Trainer): a line nobody asked for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_adverts() -> None:
+    """Install NoAdverts on Lightning's rank-zero logger, once."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, NoAdverts) for f in log.filters):
+        log.addFilter(NoAdverts())
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """'auto': bf16-mixed where a GPU supports bf16 (faster, same fp32 weights), else 32-true."""
+    if str(precision) != "auto":
+        return str(precision)
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
+    """Callbacks for the chosen progress display and whether Lightning's bar is on."""
+    if mode == "auto":
+        mode = "rich" if sys.stdout.isatty() else "plain"
+    if mode == "rich":
+        return [RichProgressBar()], True
+    if mode == "plain":
+        return [PlainProgress()], False
+    return [], False
+
+
+def build_trainer(
+    plain: dict,
+    run_dir: Path,
+    callbacks: Sequence[L.Callback] = (),
+    checkpoints: bool = True,
+    tb_dir: Path | None = None,
+    train_batches: int | None = None,
+) -> L.Trainer:
+    """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress."""
+    t = plain["trainer"]
+    tb = tb_dir if tb_dir is not None else run_dir / "tb"
+    logger = TensorBoardLogger(save_dir=str(tb), name="", version="", default_hp_metric=False)
+    progress, bar = progress_callbacks(plain["log"]["progress"])
+    all_callbacks: list[L.Callback] = [
+        *progress,
+        TensorBoardPictures(
+            every_n_epochs=plain["log"]["images_every_n_epochs"],
+            n=plain["pictures"]["grid"],
+            morph_steps=plain["pictures"]["morph_steps"],
+            seed=plain["seed"],
+        ),
+        *callbacks,
+    ]
+    if checkpoints:
+        all_callbacks += [
+            # The first is trainer.checkpoint_callback: best.ckpt, by val/loss.
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=METRIC, mode="min",
+                            save_top_k=1, auto_insert_metric_name=False),
+            # last.ckpt, every epoch. Not save_last=True: Lightning 2.6 writes that copy only in epochs that
+            # improve best.ckpt, so a run resumed after val/loss stopped improving would lose every epoch since.
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            every_n_epochs=1, enable_version_counter=False, auto_insert_metric_name=False),
+        ]
+    quiet_adverts()
+    return L.Trainer(
+        max_epochs=t["max_epochs"],
+        gradient_clip_val=t["gradient_clip_val"],
+        gradient_clip_algorithm=t["gradient_clip_algorithm"],
+        accelerator=t["accelerator"],
+        devices=t["devices"],
+        precision=resolve_precision(t["precision"], t["accelerator"]),
+        benchmark=t["benchmark"],
+        strategy=t["strategy"],
+        num_nodes=t["num_nodes"],
+        # BatchNorm statistics over the global batch when several GPU processes train one model
+        # (torch's SyncBatchNorm is GPU-only; on the CPU each rank keeps its own statistics).
+        sync_batchnorm=str(t["strategy"]).startswith("ddp") and t["accelerator"] != "cpu"
+        and torch.cuda.is_available(),
+        # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
+        log_every_n_steps=max(1, min(t["log_every_n_steps"], train_batches or t["log_every_n_steps"])),
+        logger=logger,
+        callbacks=all_callbacks,
+        enable_checkpointing=checkpoints,
+        enable_progress_bar=bar,
+        enable_model_summary=bar and checkpoints,  # a trial (no checkpoints) prints none: N workers would print N
+        num_sanity_val_steps=0,  # validation runs after every epoch anyway
+        default_root_dir=str(run_dir),
+    )

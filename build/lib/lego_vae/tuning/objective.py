@@ -1,0 +1,189 @@
+"""One trial: the callbacks a trial's Trainer carries, and the objective that trains a pair."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+
+from lego_vae.errors import Interrupted
+from lego_vae.training.run import train
+from lego_vae.training.trainer import METRIC
+from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
+from lego_vae.tuning.sampler import sampler_label
+from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.storage import fail_stale
+
+CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "wait" (for a twin)
+
+
+class NonFiniteLoss(Exception):
+    """The training or validation loss became NaN or infinite."""
+
+
+class FiniteLossCheck(L.Callback):
+    """Stops a trial whose loss is no longer finite (one host sync per epoch, not per step)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for key in ("train/loss", METRIC):
+            value = trainer.callback_metrics.get(key)
+            if value is not None and not torch.isfinite(value).all():
+                raise NonFiniteLoss(f"{key} became {float(value)} at epoch {trainer.current_epoch}")
+
+
+class ValLossPruning(PyTorchLightningPruningCallback):
+    """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design."""
+
+    def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
+        super().__init__(trial, monitor=METRIC)
+        self.can_prune = can_prune
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        if self.monitor not in trainer.callback_metrics:
+            # Optuna's callback only warns here, and then silently never prunes.
+            raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
+        if not self.can_prune:
+            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
+            return
+        super().on_validation_end(trainer, pl_module)
+
+
+def quiet_optuna() -> None:
+    """No traceback from Optuna for a trial stopped by a signal: the interrupt is reported once, as one line."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+class RecordThreads(L.Callback):
+    """Records the torch threads a trial trains with (a worker's share of the cores) in its user attrs."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
+
+
+class Objective:
+    """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
+
+    def __init__(self, plain: dict, study_dir: Path, sampler) -> None:
+        self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
+        self.current: int | None = None  # the number of the trial this process runs or ran last
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.current = trial.number
+        trial.set_user_attr("worker_pid", os.getpid())
+        space = self.plain["space"]
+        hidden = trial.suggest_int("hidden", space["hidden"]["low"], space["hidden"]["high"], log=space["hidden"]["log"])
+        latent = trial.suggest_int("latent", space["latent"]["low"], space["latent"]["high"], log=space["latent"]["log"])
+        proposed_by = trial.user_attrs.get("proposed_by") or sampler_label(self.sampler, trial.number)
+        trial.set_user_attr("proposed_by", proposed_by)
+        trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
+        if self.plain["sampler"]["kind"] == "botorch":
+            trial.set_user_attr("acquisition", self.plain["sampler"]["acquisition"])
+        try:
+            STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
+        except Interrupted as err:
+            trial.set_user_attr("fail_reason", f"{err} before training")
+            quiet_optuna()
+            raise
+
+        study, n_trials = trial.study, self.plain["study"]["n_trials"]
+        ahead = [t for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+                 if t.number < trial.number]
+        if len(ahead) >= n_trials:
+            # Another worker started the last trial a moment before this one: do not train a surplus.
+            trial.set_user_attr("fail_reason", "surplus: the study already had n_trials finished or running")
+            return float("nan")
+        twin = self._twin(trial, {"hidden": hidden, "latent": latent})
+        if twin is not None:
+            return self._answer_from(trial, twin)
+
+        cfg = train_overrides(self.plain, hidden, latent)
+        cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
+        # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
+        cfg["log"]["images_every_n_epochs"] = 0
+        if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
+            cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
+        name = f"trial_{trial.number:04d}"
+        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
+                     RecordThreads(trial)]
+        try:
+            with STOP.armed():
+                metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
+                                tb_dir=self.study_dir / "tb" / name, announce=False)
+        except Interrupted as err:
+            trial.set_user_attr("fail_reason", f"{err} during training")
+            quiet_optuna()
+            raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
+        except NonFiniteLoss as err:
+            trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
+            return float("nan")  # Optuna marks the trial FAIL; the study goes on
+        except torch.OutOfMemoryError as err:
+            trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
+            return float("nan")
+        except Exception as err:
+            if STOP.signum is None:
+                raise
+            # The signal's Interrupted was raised inside library code that caught it and raised something else
+            # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
+            trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
+            quiet_optuna()
+            raise Interrupted(STOP.signum) from err
+        trial.set_user_attr("epochs", metrics["epochs"])
+        return metrics["final_val_loss"]
+
+    def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
+        """A finished trial with the same parameters, waiting for a running one if need be; None: train them.
+
+        Two workers proposing at the same moment can both pick a pair, and either may read the study before
+        the other's parameters are in it. So every trial records its decision (user attr "claim": "train" or
+        "wait") as soon as it makes it: a trial waits for any earlier running twin, and for a later twin that
+        claimed the pair; a later twin that has not decided yet is waited for until it has (it decides at once,
+        and always defers to an earlier twin it can see). One of them trains; the others take its outcome.
+        """
+        claimed = False
+        while True:
+            same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+                    if t.params == params and t.number != trial.number]
+            finished = next((t for t in same if t.state in FINISHED), None)
+            if finished is not None:
+                return finished
+            earlier = [t for t in same if t.number < trial.number]
+            later = [t.user_attrs.get(CLAIM) for t in same if t.number > trial.number]
+            if not earlier and not later:
+                trial.set_user_attr(CLAIM, "train")
+                return None
+            if not earlier and "train" not in later and None not in later:
+                trial.set_user_attr(CLAIM, "train")  # every later twin waits for this one
+                return None
+            if (earlier or "train" in later) and not claimed:
+                trial.set_user_attr(CLAIM, "wait")
+                claimed = True
+            fail_stale(trial.study)
+            try:
+                with STOP.armed():
+                    time.sleep(self.plain["study"]["poll_seconds"])
+            except Interrupted as err:
+                waited = (earlier or same)[0].number
+                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {waited}")
+                quiet_optuna()
+                raise
+
+    def _answer_from(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
+        """A pair already evaluated is not trained again: the trial takes the earlier outcome."""
+        trial.set_user_attr("duplicate_of", twin.number)
+        if twin.state == TrialState.PRUNED:
+            for step, value in twin.intermediate_values.items():
+                trial.report(value, step)
+            raise optuna.TrialPruned(f"same parameters as pruned trial {twin.number}")
+        return float(twin.value)

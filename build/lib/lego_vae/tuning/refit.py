@@ -1,0 +1,62 @@
+"""The refit of the best pair, and the lock that lets one worker on a machine run it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from optuna.trial import FrozenTrial
+
+from lego_vae.training.run import train_and_evaluate
+from lego_vae.tuning.config import train_overrides
+
+
+@contextlib.contextmanager
+def refit_lock(study_dir: Path):
+    """Yields True for the one worker on this machine that may refit (a lock file; a dead owner's lock is taken over)."""
+    lock = study_dir / "refit.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)  # raises if that process is gone
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                pass
+            yield False
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
+    """Train the best pair for refit.epochs exactly as train.py would; return its run folder and test metrics.
+
+    A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
+    from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial.
+    """
+    cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
+    cfg["trainer"]["max_epochs"] = plain["refit"]["epochs"]
+    cfg["trainer"]["devices"] = plain["trainer"]["devices"]
+    done, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
+    if done.exists():
+        print(f"refit: already done in {run_dir}", flush=True)
+        metrics = json.loads(done.read_text())
+    else:
+        cfg["ckpt_path"] = str(last) if last.exists() else None
+        print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
+              f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+        metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
+    return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

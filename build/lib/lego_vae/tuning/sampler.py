@@ -1,0 +1,268 @@
+"""The seed's surrogate for Optuna: a GP (Matérn 5/2) + Expected Improvement, as a BoTorchSampler.
+
+Two things BoTorchSampler does not do out of the box, and this module adds:
+- pruned trials inform the GP, with their last reported validation loss (pessimistic, as it should be);
+- integer parameters are proposed in a relaxed space and rounded, so the rounded optimum can be a pair
+  that was already evaluated (or is running): then the best pair by EI that is not yet evaluated wins.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.distributions import BaseDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+with warnings.catch_warnings():  # gpytorch still calls torch.jit.script as it is imported: nothing of ours to fix
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated.*")
+    from botorch.acquisition.analytic import ExpectedImprovement, LogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.optim import optimize_acqf
+    from botorch.utils.transforms import normalize, unnormalize
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.means import ConstantMean
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.priors import GammaPrior
+    from optuna_integration import BoTorchSampler
+
+ACQUISITIONS = {"ei": ExpectedImprovement, "logei": LogExpectedImprovement}
+GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
+
+
+def encoded_bounds(space: dict[str, IntDistribution]) -> np.ndarray:
+    """(P, 2) bounds of each integer parameter as the GP sees it: log-scaled where the distribution is, widened
+    by half a step on each side so the end values get a fair share (how Optuna's BoTorchSampler encodes them)."""
+    rows = []
+    for d in space.values():
+        low, high = d.low - 0.5 * d.step, d.high + 0.5 * d.step
+        rows.append((math.log(low), math.log(high)) if d.log else (low, high))
+    return np.array(rows, dtype=np.float64)
+
+
+def encode(params: dict, space: dict[str, IntDistribution]) -> np.ndarray:
+    """(P,) one trial's parameters in that encoding: log of a log-scaled parameter, the value itself otherwise."""
+    return np.array([math.log(params[name]) if d.log else float(params[name]) for name, d in space.items()])
+
+
+def last_value(trial: FrozenTrial) -> float | None:
+    """A pruned trial's last reported value (its intermediate value at the highest step)."""
+    if not trial.intermediate_values:
+        return None
+    return trial.intermediate_values[max(trial.intermediate_values)]
+
+
+def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
+    """A COMPLETE copy of a pruned trial whose value is its last reported value (None if it reported none)."""
+    value = last_value(trial)
+    if value is None or not math.isfinite(value):
+        return None
+    return optuna.trial.create_trial(
+        params=trial.params, distributions=trial.distributions, value=value,
+        user_attrs={"pruned_trial": trial.number},
+    )
+
+
+class _StudyWithPrunedAsComplete:
+    """The study as the GP should see it: pruned trials count as finished, at their last value."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        trials = list(self._study.get_trials(deepcopy=deepcopy, states=states))
+        if states is not None and TrialState.COMPLETE in states and TrialState.PRUNED not in states:
+            pruned = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+            trials += [t for t in map(pruned_as_complete, pruned) if t is not None]
+        return trials
+
+
+def fit_gp(x: torch.Tensor, y: torch.Tensor, lengthscale: float | None = None) -> SingleTaskGP:
+    """GP on inputs x in [0, 1]^d and standardised outcomes y (n, 1): constant mean, Matérn nu=2.5.
+
+    The lengthscale is fitted by marginal likelihood, or fixed when given (the seed fixed it at 1.0).
+    """
+    d = x.shape[-1]
+    kernel = ScaleKernel(
+        MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0)),
+        outputscale_prior=GammaPrior(2.0, 0.15),
+    )
+    if lengthscale is not None:
+        kernel.base_kernel.lengthscale = torch.full((1, d), float(lengthscale), dtype=x.dtype)
+        kernel.base_kernel.raw_lengthscale.requires_grad_(False)
+    model = SingleTaskGP(x, y, likelihood=GaussianLikelihood(), covar_module=kernel, mean_module=ConstantMean())
+    model.to(x)
+    try:
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    except Exception:  # a failed fit keeps the priors' hyperparameters: a worse model, not a dead study
+        pass
+    return model.eval()
+
+
+def standardize(y: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance (just centred when all values are equal)."""
+    std = y.std() if len(y) > 1 else torch.tensor(0.0, dtype=y.dtype)
+    return (y - y.mean()) / (std if std > 0 else 1.0)
+
+
+def integer_grid(search_space: dict[str, BaseDistribution]) -> np.ndarray | None:
+    """Every point of an all-integer search space in Optuna's transformed space (None if not all-integer)."""
+    axes = []
+    for dist in search_space.values():
+        if not isinstance(dist, IntDistribution):
+            return None
+        values = np.arange(dist.low, dist.high + 1, dist.step, dtype=np.float64)
+        axes.append(np.log(values) if dist.log else values)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+class GPEISampler(BoTorchSampler):
+    """BoTorchSampler with our candidates function; pruned trials reach the GP; no pair proposed twice."""
+
+    def __init__(
+        self,
+        acquisition: str = "ei",
+        lengthscale: float | None = None,
+        num_restarts: int = 10,
+        raw_samples: int = 512,
+        n_startup_trials: int = 10,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            candidates_func=self._candidates, n_startup_trials=n_startup_trials,
+            consider_running_trials=True, seed=seed,
+        )
+        self.acquisition, self.lengthscale = acquisition, lengthscale
+        self.num_restarts, self.raw_samples = num_restarts, raw_samples
+        self.last_fit: dict[str, Any] = {}  # the GP's training data of the latest proposal, for tests and plots
+        self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
+        self._space: dict[str, BaseDistribution] = {}
+        self._trial_number: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"botorch GP Matern-5/2 + {self.acquisition.upper()}"
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        self._space, self._trial_number = search_space, trial.number
+        params = super().sample_relative(_StudyWithPrunedAsComplete(study), trial, search_space)
+        self.proposed[trial.number] = self.label if params else "random (too few finished trials for the GP)"
+        return params
+
+    def _candidates(
+        self,
+        train_x: torch.Tensor,
+        train_obj: torch.Tensor,
+        train_con: torch.Tensor | None,
+        bounds: torch.Tensor,
+        pending_x: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Fit the GP to the finished (and pruned) trials and return the EI-best pair not yet evaluated."""
+        x = normalize(train_x, bounds)  # (n, d) in [0, 1]
+        y = standardize(train_obj)  # (n, 1), maximisation: BoTorchSampler negates losses
+        model = fit_gp(x, y, self.lengthscale)
+        pending = normalize(pending_x, bounds) if pending_x is not None and len(pending_x) else None
+        if pending is not None:
+            # Kriging believer: running trials are pending points observed at the GP's own mean, so
+            # the variance there collapses and EI looks elsewhere; the acquisition stays analytic.
+            with torch.no_grad():
+                believed = model.posterior(pending).mean
+            model = model.condition_on_observations(pending, believed)
+        self.last_fit = {"x": train_x.clone(), "loss": -train_obj.clone(), "pending": pending_x, "model": model,
+                         "bounds": bounds.clone(), "trial": self._trial_number}
+        with warnings.catch_warnings():
+            # Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy
+            # botorch suggests.
+            warnings.filterwarnings("ignore", message=".*ExpectedImprovement has known numerical issues.*")
+            acq = ACQUISITIONS[self.acquisition](model, best_f=y.max())
+        unit = torch.stack([torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])]).to(x)
+        candidate, _ = optimize_acqf(acq, bounds=unit, q=1, num_restarts=self.num_restarts, raw_samples=self.raw_samples)
+        candidate = unnormalize(candidate.detach(), bounds)  # (1, d)
+        return self._not_yet_evaluated(candidate, acq, bounds, train_x, pending_x)
+
+    def _not_yet_evaluated(self, candidate, acq, bounds, train_x, pending_x) -> torch.Tensor:
+        """The candidate if its rounded pair is new, else the best new pair of the integer grid by EI."""
+        seen = {self._as_ints(r) for r in train_x.cpu().numpy()}
+        if pending_x is not None:
+            seen |= {self._as_ints(r) for r in pending_x.cpu().numpy() if not np.isnan(r).any()}
+        if self._as_ints(candidate[0].cpu().numpy()) not in seen:
+            return candidate
+        grid = integer_grid(self._space)
+        if grid is None:  # a float parameter: rounding cannot collide
+            return candidate
+        fresh = np.array([row not in seen for row in map(tuple, self._ints_of(grid))])
+        if not fresh.any():  # every pair has been tried: nothing new to propose
+            return candidate
+        points = torch.from_numpy(grid[fresh]).to(train_x)
+        scores = torch.cat([acq(normalize(chunk, bounds).unsqueeze(1)).detach() for chunk in points.split(GRID_CHUNK)])
+        return points[scores.argmax()].unsqueeze(0)
+
+    def _ints_of(self, x: np.ndarray) -> np.ndarray:
+        """Rows of the transformed space -> the integer parameters Optuna would round them to."""
+        cols = []
+        for i, dist in enumerate(self._space.values()):
+            value = np.exp(x[:, i]) if dist.log else x[:, i]
+            cols.append(np.clip(np.rint(value), dist.low, dist.high))
+        return np.stack(cols, axis=1).astype(np.int64)
+
+    def _as_ints(self, row: np.ndarray) -> tuple:
+        return tuple(self._ints_of(row[None])[0])
+
+
+def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", lengthscale: float | None = None,
+                 num_restarts: int = 10, raw_samples: int = 512) -> optuna.samplers.BaseSampler:
+    """The proposer of sampler.kind: botorch (ours), gp (Optuna's GPSampler), tpe or random."""
+    if kind == "botorch":
+        return GPEISampler(acquisition, lengthscale, num_restarts, raw_samples, n_startup_trials=n_initial, seed=seed)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_initial)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"unknown sampler kind {kind!r}")
+
+
+def sampler_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
+    """What proposed a trial's parameters, for its user attrs."""
+    if isinstance(sampler, GPEISampler):
+        return sampler.proposed.get(trial_number, "random (too few finished trials for the GP)")
+    return {
+        optuna.samplers.GPSampler: "optuna GPSampler",
+        optuna.samplers.TPESampler: "optuna TPESampler",
+        optuna.samplers.RandomSampler: "random",
+    }.get(type(sampler), type(sampler).__name__)
+
+
+def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials."""
+    trials = _StudyWithPrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = [t for t in trials if t.value is not None and math.isfinite(t.value) and {"hidden", "latent"} <= set(t.params)]
+    if len(trials) < 2:
+        return None
+    space = {name: trials[0].distributions[name] for name in ("hidden", "latent")}
+    bounds = torch.from_numpy(encoded_bounds(space)).T.double()
+    x = torch.from_numpy(np.stack([encode(t.params, space) for t in trials])).double()
+    loss = torch.tensor([[t.value] for t in trials], dtype=torch.float64)
+    model = fit_gp(normalize(x, bounds), standardize(loss), lengthscale)
+    mean, std = loss.mean(), (loss.std() if loss.std() > 0 else torch.tensor(1.0, dtype=torch.float64))
+
+    def predict(hidden: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        columns = [np.asarray(v, dtype=np.float64).ravel() for v in (hidden, latent)]
+        points = np.stack([np.log(c) if space[n].log else c for n, c in zip(space, columns)], axis=1)
+        with torch.no_grad():
+            z = model.posterior(normalize(torch.from_numpy(points), bounds)).mean.squeeze(-1)
+        return (z * std + mean).numpy().reshape(hidden.shape)
+
+    return predict

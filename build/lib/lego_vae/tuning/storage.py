@@ -1,0 +1,159 @@
+"""The study's storage, initial design, pruner, and opening (creating, resuming, joining) it."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from scipy.stats import qmc
+
+from lego_vae.errors import UserError
+from lego_vae.tuning.config import DESIGN_LABEL
+
+
+def shown_url(url: str) -> str:
+    """A storage URL fit for printing: the password hidden."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def serialize_sqlite(engine) -> None:
+    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE).
+
+    Python's sqlite3 begins a transaction only at the first write, so Optuna's claim of a queued
+    trial (read: WAITING, then write: RUNNING) is not atomic: two workers starting together both
+    claimed the same enqueued trial, and the second failed with "Cannot tell a COMPLETE trial".
+    This is SQLAlchemy's documented recipe for serializable SQLite; the busy timeout makes the other
+    workers wait their turn (milliseconds: a study does a few queries per epoch).
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, record) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 leaves BEGIN to SQLAlchemy's "begin" below
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the hooks (schema checks) are not reused
+
+
+@contextlib.contextmanager
+def heartbeats() -> Iterator[None]:
+    """Optuna marks heartbeats experimental and warns at each use; we rely on them on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the trials whose worker's heartbeat went stale (a retry of each is queued by the storage's callback)."""
+    with heartbeats():
+        optuna.storages.fail_stale_trials(study)
+
+
+def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
+    study = plain["study"]
+    url = study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file.
+    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(5):
+        try:
+            with heartbeats():
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine,
+                    heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=study["max_retry"]),
+                )
+            if url.startswith("sqlite"):
+                serialize_sqlite(storage.engine)
+            return storage
+        except Exception as err:
+            # Two workers starting together both create the schema of a new database; one of them
+            # loses that race (IntegrityError, "already exists", "locked") and finds it there a moment later.
+            if attempt < 4 and not isinstance(err, ImportError):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise UserError(f"study.storage={shown_url(url)}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    raise AssertionError("unreachable")
+
+
+def initial_design(plain: dict) -> list[dict]:
+    """The space-filling initial design: scrambled Sobol or Latin hypercube points, rounded, no duplicates."""
+    n, space, seed = plain["study"]["n_initial"], plain["space"], plain["study"]["seed"]
+    n = min(n, plain["study"]["n_trials"])
+    if n == 0:
+        return []
+    names = list(space)
+    engine = qmc.Sobol(len(names), scramble=True, seed=seed) if plain["study"]["initial_design"] == "sobol" \
+        else qmc.LatinHypercube(len(names), seed=seed)
+    points: list[dict] = []
+    # More points than needed (rounding can merge two); a power of 2 keeps Sobol's balance.
+    u = engine.random_base2(math.ceil(math.log2(4 * n))) if isinstance(engine, qmc.Sobol) else engine.random(4 * n)
+    for row in u:
+        params = {}
+        for name, value in zip(names, row):
+            low, high, log = space[name]["low"], space[name]["high"], space[name]["log"]
+            # Each integer gets an equal share of the (log-)interval, as Optuna's own transform does.
+            lo, hi = (math.log(low - 0.5), math.log(high + 0.5)) if log else (low - 0.5, high + 0.5)
+            x = lo + value * (hi - lo)
+            params[name] = int(min(max(round(math.exp(x) if log else x), low), high))
+        if params not in points:
+            points.append(params)
+        if len(points) == n:
+            break
+    return points
+
+
+def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
+    """The pruner of pruner.kind; its steps are epochs (the pruning callback reports current_epoch)."""
+    p, epochs = plain["pruner"], plain["study"]["epochs"]
+    if p["kind"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p["startup_trials"], n_warmup_steps=p["warmup_epochs"])
+    if p["kind"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, p["warmup_epochs"]), max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(plain: dict, storage, sampler, pruner) -> optuna.Study:
+    """Create the study (and enqueue the initial design, once) or load it to resume or join it."""
+    name = plain["study"]["name"]
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction="minimize", load_if_exists=False)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        if study.direction != optuna.study.StudyDirection.MINIMIZE:
+            raise UserError(f"study.name={name}: that study exists and does not minimise val/loss") from None
+        # The worker that created it enqueues the design; wait for it rather than race ahead.
+        deadline = time.monotonic() + 60
+        while "design_enqueued" not in study.user_attrs and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return study
+    # Only the creator gets here: the database's unique study name makes this happen once.
+    for params in initial_design(plain):
+        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({plain['study']['initial_design']})"})
+    study.set_user_attr("design_enqueued", True)
+    study.set_user_attr("space", plain["space"])
+    return study
+
+
+def counts(study: optuna.Study) -> dict[TrialState, int]:
+    """How many trials the study holds in each state."""
+    result = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        result[t.state] += 1
+    return result

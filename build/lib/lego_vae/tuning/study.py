@@ -1,0 +1,111 @@
+"""tune(cfg, study_dir): the Optuna study over hidden/latent size, then the refit of the best pair.
+
+A trial is a short train() run; the refit is a long one, exactly as `python train.py` would run it.
+Any number of workers (processes, machines) may run tune() on one storage: they share the study
+through Optuna's own distributed mode and together end with exactly study.n_trials finished trials.
+`study.workers=N` starts N such workers from one command (lego_vae/tuning/workers.py).
+
+The parts live in their own modules: config.py (checks, a trial's train config), storage.py (storage,
+initial design, pruner), objective.py (one trial), results.py (progress, best.yaml, plots, report),
+refit.py (the refit and its lock), workers.py (several worker processes, signals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from optuna.trial import TrialState
+
+from lego_vae.config import validate_tune
+from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.tuning.refit import refit, refit_lock
+from lego_vae.tuning.results import (
+    REFIT_PICTURES,
+    best_trial,
+    bound_note,
+    top_table,
+    write_best,
+    write_plots,
+    write_study_report,
+)
+from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.storage import counts
+from lego_vae.tuning.trials import open_for, quiet_logs, trials_here
+from lego_vae.tuning.workers import resolve_workers, run_workers
+
+
+def describe_space(plain: dict) -> str:
+    """One phrase: the model, the search space, the trials and the refit."""
+    m, space, study = plain["model"], plain["space"], plain["study"]
+    refit = f"refit {plain['refit']['epochs']} epochs" if plain["refit"]["enabled"] else "no refit"
+    return (f"model {m['arch']}, hidden {space['hidden']['low']}-{space['hidden']['high']} x latent "
+            f"{space['latent']['low']}-{space['latent']['high']}, likelihood {m['likelihood']}; "
+            f"{study['n_trials']} trials x {study['epochs']} epochs, {refit}")
+
+
+def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """Run (or resume, or join) the study, then refit the best pair; return best.yaml's content.
+
+    With study.workers > 1 the trials run in that many worker processes; this one prints their
+    progress and refits. SIGINT/SIGTERM stop it (and them) with Interrupted, no trial left RUNNING.
+    """
+    plain = validate_tune(cfg)
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    # Decoded (rendered, downloaded) once, here: every trial and worker then reads the cache.
+    datamodule = LegoFacesDataModule.ready(plain["data"])
+    print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
+    quiet_logs()
+    with STOP.installed():
+        return tune_here(plain, study_dir, overrides)
+
+
+def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
+    """tune() with the signal handlers in place."""
+    study, sampler = open_for(plain, study_dir)
+    n_trials = plain["study"]["n_trials"]
+
+    if not plain["refit"]["only"]:
+        c = counts(study)
+        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        if finished >= n_trials:
+            # A rerun would otherwise only say "refit: already done", as if nothing had happened.
+            print(f"study '{study.study_name}' resumed, already finished ({n_trials} trials): nothing to train; its "
+                  f"report is {study_dir / 'report.html'} (a larger study.n_trials extends it)", flush=True)
+        print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain['sampler']['kind']}, "
+              f"pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
+        workers = resolve_workers(plain)
+        if workers > 1 and finished < n_trials:
+            run_workers(plain, study, study_dir, workers)
+        else:
+            trials_here(plain, study_dir, study, sampler)
+
+    best = best_trial(study)
+    print(top_table(study), flush=True)
+    if where := bound_note(plain, best.params):
+        print(where, flush=True)
+    refit_info = None
+    if plain["refit"]["enabled"] or plain["refit"]["only"]:
+        with refit_lock(study_dir) as mine:
+            if mine:
+                refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+                with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
+                    refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
+            else:
+                print("refit: another worker on this machine is refitting; skipped here")
+    refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
+    plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
+    path = write_best(study, plain, study_dir, overrides, refit_info)
+    report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
+    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots]:
+        if p is not None:
+            print(f"wrote {p}")
+    # The last lines: what a user opens first.
+    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+    if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
+        print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
+    print(f"wrote {path}")
+    print(f"wrote {report}")
+    return yaml.safe_load(path.read_text())

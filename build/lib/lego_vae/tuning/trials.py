@@ -1,0 +1,124 @@
+"""One worker of a study: open (or join) it, run trials until it holds study.n_trials finished ones.
+
+`python tune.py` is one such worker (and its refit); study.workers=N starts N of them as processes
+(workers.py), each running `run_worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from lego_vae.config import validate_tune
+from lego_vae.errors import Interrupted, UserError
+from lego_vae.tuning.objective import Objective
+from lego_vae.tuning.results import TrialLine
+from lego_vae.tuning.sampler import make_sampler
+from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.storage import counts, fail_stale, make_pruner, make_storage, open_study, shown_url
+
+
+def settle_interrupted(study: optuna.Study, numbers: list[int], reason: str) -> None:
+    """Leave none of these trials RUNNING, and queue each interrupted one's parameters again.
+
+    A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first is
+    failed here. Its parameters go back into the queue (with what proposed them, so a design point
+    stays unpruned), and the next run trains them first; a trial that failed for its own reasons (NaN)
+    is not queued again.
+    """
+    storage = study._storage
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in numbers:
+        t = trials.get(number)
+        if t is None:
+            continue
+        if t.state == TrialState.RUNNING:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            study.tell(t.number, state=TrialState.FAIL)
+            t = study._storage.get_trial(t._trial_id)
+        retried = any(u.user_attrs.get("retry_of") == number for u in trials.values())
+        if t.state == TrialState.FAIL and str(t.user_attrs.get("fail_reason", "")).startswith("interrupted") \
+                and not retried and len(t.params) == len(t.distributions) and t.params:
+            attrs = {k: v for k, v in t.user_attrs.items() if k == "proposed_by"}
+            study.enqueue_trial(dict(t.params), user_attrs={**attrs, "retry_of": number})
+
+
+def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
+               max_failures: int = 10) -> None:
+    """Run trials until the study holds n_trials finished ones, sharing the work with other workers.
+
+    Failed trials (NaN loss, out of memory) do not count; max_failures of them in a row in this worker
+    stop it, so a setting that can never train does not loop forever.
+    """
+    failures = 0
+    while True:
+        c = counts(study)
+        finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
+        if finished >= n_trials:
+            return
+        if finished + c[TrialState.RUNNING] >= n_trials and not c[TrialState.WAITING]:
+            # The remaining trials are running elsewhere. If their worker died, its heartbeat goes
+            # stale, the trial turns FAIL and a retry is queued: then this worker takes it.
+            fail_stale(study)
+            with STOP.armed():
+                time.sleep(poll)
+            continue
+        STOP.check()
+        study.optimize(objective, n_trials=1, callbacks=[progress], gc_after_trial=True)
+        mine = progress.last
+        failures = failures + 1 if mine is not None and mine.state == TrialState.FAIL else 0
+        if failures >= max_failures:
+            reason = mine.user_attrs.get("fail_reason", "see the log") if mine is not None else "unknown"
+            raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
+
+
+def quiet_logs() -> None:
+    """Optuna at WARNING; no Lightning banners (GPU available, tips) repeated for every trial."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
+
+
+def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
+    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
+    s = plain["sampler"]
+    with warnings.catch_warnings():  # Optuna marks BoTorchSampler and GPSampler experimental; chosen on purpose
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
+                               s["lengthscale"], s["num_restarts"], s["raw_samples"])
+    storage = make_storage(plain, study_dir)
+    if plain["refit"]["only"]:
+        try:  # refit an existing study; never create (and enqueue a design into) a new one
+            study = optuna.load_study(study_name=plain["study"]["name"], storage=storage, sampler=sampler)
+        except KeyError:
+            raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
+                            "run tune.py first") from None
+    else:
+        study = open_study(plain, storage, sampler, make_pruner(plain))
+    return study, sampler
+
+
+def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
+    """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
+    objective = Objective(plain, study_dir, sampler)
+    try:
+        run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
+                   plain["study"]["max_failures"])
+    except Interrupted as err:
+        if objective.current is not None:
+            settle_interrupted(study, [objective.current], str(err))
+        raise
+
+
+def run_worker(plain: dict, study_dir: Path) -> None:
+    """A worker process started by study.workers: trials only, no refit (its parent refits)."""
+    plain = validate_tune(plain)
+    quiet_logs()
+    with STOP.installed():
+        study, sampler = open_for(plain, study_dir)
+        trials_here(plain, study_dir, study, sampler, echo=False)

@@ -1,0 +1,161 @@
+"""study.workers=N: N worker processes of one study on this machine, started and watched by tune.py.
+
+Each worker is `python -m lego_vae.tuning.workers` running exactly what one `python tune.py` in its
+own terminal runs (the same storage, the same exactly-n_trials logic), without the refit; the parent
+prints one line per finished trial, whichever worker ran it, and then refits. Each worker gets its
+share of the cores for its torch threads (cores // N, at least 1), so N workers do not oversubscribe
+the CPU; on a GPU they all train on the same device, where one small trial alone leaves it mostly idle.
+
+SIGINT or SIGTERM to the parent is passed on to the workers; each ends its trial in flight as FAIL
+(with the reason) and queues its parameters again, so a rerun finishes the budget exactly. A worker
+that does not stop within STOP_GRACE seconds is killed, and its trial is failed by the parent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.errors import Interrupted, UserError, WorkersFailed
+from lego_vae.tuning.results import best_value, trial_line
+from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.trials import run_worker, settle_interrupted
+
+AUTO_GPU_WORKERS = 4  # study.workers=auto on a GPU: at most this many (bench/gpu.py measures 1, 2, 4 and 8)
+STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial before it is killed
+
+
+def on_gpu(plain: dict) -> bool:
+    """Whether trials of this config train on a CUDA GPU."""
+    return plain["trainer"]["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def resolve_workers(plain: dict) -> int:
+    """study.workers as a number: auto is 1 on a CPU (the cores are better spent on one trial's threads),
+    several on a GPU (one per core, at most AUTO_GPU_WORKERS)."""
+    workers = plain["study"]["workers"]
+    if workers != "auto":
+        return int(workers)
+    return max(1, min(AUTO_GPU_WORKERS, len(os.sched_getaffinity(0)))) if on_gpu(plain) else 1
+
+
+def thread_share(cores: int, workers: int) -> int:
+    """Torch threads of each of `workers` processes on `cores` cores."""
+    return max(1, cores // workers)
+
+
+def worker_config(plain: dict, threads: int) -> dict:
+    """What a worker runs: the study's config, one worker's thread share, no refit, no progress bar."""
+    cfg = copy.deepcopy(plain)
+    cfg["study"]["workers"] = 1
+    cfg["trainer"]["threads"] = threads
+    cfg["log"]["progress"] = "none"  # N live bars on one terminal would garble it; the parent prints lines
+    cfg["refit"]["enabled"] = False
+    return cfg
+
+
+def stop_workers(procs: list[subprocess.Popen], signum: int) -> None:
+    """Pass the signal on, wait up to STOP_GRACE seconds, then kill what is left."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signum)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class Printer:
+    """Prints each trial the study finishes from now on, once, in the order they finished."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study, self.start = study, time.perf_counter()
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def __call__(self) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        new = sorted((t for t in trials if t.state.is_finished() and t.number not in self.seen),
+                     key=lambda t: (t.datetime_complete or datetime.max, t.number))
+        for t in new:
+            self.seen.add(t.number)
+            done = [u for u in trials if u.datetime_complete is not None and t.datetime_complete is not None
+                    and u.datetime_complete <= t.datetime_complete]
+            print(trial_line(t, best_value(done), time.perf_counter() - self.start), flush=True)
+
+
+def running_of(study: optuna.Study, pids: set[int]) -> list[FrozenTrial]:
+    """The trials these processes left RUNNING."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get("worker_pid") in pids]
+
+
+def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int) -> None:
+    """Start the workers on the study, print its trials as they finish, and return when all have ended.
+
+    Raises Interrupted on SIGINT/SIGTERM (after stopping the workers) and WorkersFailed when a worker
+    ended with a non-zero status (the others carry on until then: a SIGKILLed worker's trial is
+    retried through its stale heartbeat).
+    """
+    threads = thread_share(len(os.sched_getaffinity(0)), workers)
+    device = "one GPU (shared)" if on_gpu(plain) else "the CPU"
+    print(f"study.workers={workers}: {workers} worker processes, {threads} torch thread(s) each, on {device}",
+          flush=True)
+    # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    payload = json.dumps({"plain": worker_config(plain, threads), "study_dir": str(study_dir)})
+    printer = Printer(study)
+    procs: list[subprocess.Popen] = []
+    try:
+        for _ in range(workers):
+            # The config goes through stdin, not a file: it may hold a database password.
+            p = subprocess.Popen([sys.executable, "-m", "lego_vae.tuning.workers"], stdin=subprocess.PIPE, env=env,
+                                 text=True)
+            procs.append(p)
+            p.stdin.write(payload)
+            p.stdin.close()
+        STOP.check()
+        poll = min(1.0, plain["study"]["poll_seconds"])
+        while any(p.poll() is None for p in procs):
+            with STOP.armed():
+                time.sleep(poll)
+            printer()
+    except Interrupted as err:
+        stop_workers(procs, err.signum)
+        pids = {p.pid for p in procs}
+        settle_interrupted(study, [t.number for t in running_of(study, pids)], f"{err}: worker stopped")
+        printer()
+        raise
+    printer()
+    failed = [f"worker {i + 1} (pid {p.pid}) ended with status {p.returncode}" for i, p in enumerate(procs)
+              if p.returncode != 0]
+    if failed:
+        raise WorkersFailed("; ".join(failed) + "; no refit: rerun the same command to finish the study")
+
+
+def main() -> None:
+    """A worker: the config on stdin; run trials until the study is done; exit 128+signal if stopped."""
+    job = json.loads(sys.stdin.read())
+    try:
+        run_worker(job["plain"], Path(job["study_dir"]))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as err:
+        sys.exit(128 + err.signum)  # the parent says what happened, once
+
+
+if __name__ == "__main__":
+    main()

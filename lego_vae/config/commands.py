@@ -1,0 +1,186 @@
+"""The typed schemas of tune.yaml, evaluate.yaml, generate.yaml and explore.yaml (see schema.py for the pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
+from lego_vae.config.fields import anything, choice, flag, integer, number, text
+from lego_vae.config.schema import TrainConfig
+from lego_vae.errors import UserError
+
+CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)"
+
+# ---- tune.yaml --------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class StudyConfig:
+    name: str = text(nonempty=True)
+    storage: str | None = text(optional=True)
+    n_trials: int = integer(1)
+    n_initial: int = integer(0)
+    initial_design: str = choice(DESIGNS)
+    epochs: int = integer(1)
+    seed: int = integer(0)
+    heartbeat_interval: int = integer(1)
+    grace_period: int = integer(1)
+    max_retry: int = integer(0)
+    max_failures: int = integer(1)
+    poll_seconds: float = number(0, low_open=True)
+    workers: Any = anything("an integer >= 1 or auto")
+
+    @staticmethod
+    def check(study: dict, root: dict) -> None:
+        workers = study["workers"]
+        if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+            raise UserError(f"study.workers={workers}: must be an integer >= 1 or auto")
+        if "/" in study["name"]:
+            raise UserError(f"study.name={study['name']}: must be a non-empty name without '/'")
+        if study["storage"] is not None and "://" not in study["storage"]:
+            raise UserError(f"study.storage={study['storage']}: must be null (sqlite in the study folder) or a "
+                            "database URL")
+
+
+@dataclass(kw_only=True)
+class RangeConfig:
+    low: int = integer(1)
+    high: int = integer(1)
+    log: bool = flag()
+
+
+@dataclass(kw_only=True)
+class SpaceConfig:
+    hidden: RangeConfig
+    latent: RangeConfig
+
+    @staticmethod
+    def check(space: dict, root: dict) -> None:
+        for name, r in space.items():
+            if r["low"] >= r["high"]:
+                raise UserError(f"space.{name}: low={r['low']} must be < high={r['high']}")
+
+
+@dataclass(kw_only=True)
+class SamplerConfig:
+    kind: str = choice(SAMPLERS)
+    acquisition: str = choice(ACQUISITIONS)
+    lengthscale: float | None = number(0, low_open=True, optional=True)
+    num_restarts: int = integer(1)
+    raw_samples: int = integer(1)
+
+
+@dataclass(kw_only=True)
+class PrunerConfig:
+    kind: str = choice(PRUNERS)
+    warmup_epochs: int = integer(0)
+    startup_trials: int = integer(0)
+
+
+@dataclass(kw_only=True)
+class RefitConfig:
+    enabled: bool = flag()
+    only: bool = flag()
+    epochs: int = integer(1)
+
+
+@dataclass(kw_only=True)
+class TuneConfig(TrainConfig):
+    """conf/tune.yaml: the study, its space, sampler and pruner, and the refit; the rest as train.yaml."""
+
+    study: StudyConfig
+    space: SpaceConfig
+    sampler: SamplerConfig
+    pruner: PrunerConfig
+    refit: RefitConfig
+
+    @staticmethod
+    def check(plain: dict, root: dict) -> None:
+        devices, strategy = plain["trainer"]["devices"], plain["trainer"]["strategy"]
+        if devices not in ("auto", 1, "1") or strategy not in ("auto", "single_device"):
+            raise UserError(f"trainer.devices={devices}: a trial runs in one process on one device; "
+                            "scale a study with more tune.py workers on one storage")
+
+
+# ---- evaluate.yaml, generate.yaml, explore.yaml -----------------------------------------------
+
+
+@dataclass(kw_only=True)
+class EvaluateConfig(TrainConfig):
+    """conf/evaluate.yaml: a checkpoint to evaluate again, and where to write."""
+
+    checkpoint: str = text(nonempty=True)
+    out_dir: str | None = text(optional=True)
+
+
+@dataclass(kw_only=True)
+class MorphConfig:
+    mode: str = choice(MORPH_MODES)
+
+
+@dataclass(kw_only=True)
+class TraversalConfig:
+    dims: int = integer(1)
+    steps: int = integer(2)
+    range: float = number(0, low_open=True)
+
+
+@dataclass(kw_only=True)
+class GenerateConfig:
+    """conf/generate.yaml: faces from a checkpoint."""
+
+    checkpoint: str = text(nonempty=True)
+    n: int = integer(1)
+    temperature: float = number(0, low_open=True)
+    prior: str = choice(PRIORS)
+    seed: int = integer(0)
+    steps: int = integer(2)
+    pairs: int = integer(1)
+    a: str | None = text(optional=True)
+    b: str | None = text(optional=True)
+    morph: MorphConfig
+    traversal: TraversalConfig
+    inputs: str | None = text(optional=True)
+
+    @staticmethod
+    def check(plain: dict, root: dict) -> None:
+        if (plain["a"] is None) != (plain["b"] is None):
+            raise UserError("a, b: give both images to morph between, or neither (random test faces)")
+
+
+@dataclass(kw_only=True)
+class ServerConfig:
+    host: str = text(nonempty=True)
+    port: int = integer(1, 65535)
+    share: bool = flag()
+
+
+@dataclass(kw_only=True)
+class ExploreMorphConfig:
+    steps: int = integer(2)
+    mode: str = choice(MORPH_MODES)
+
+
+@dataclass(kw_only=True)
+class SteerConfig:
+    dims: int = integer(1)
+    range: float = number(0, low_open=True)
+
+
+@dataclass(kw_only=True)
+class ExploreConfig:
+    """conf/explore.yaml: the face explorer."""
+
+    checkpoint: str = text(nonempty=True)
+    server: ServerConfig
+    device: str = choice(DEVICES)
+    seed: int = integer(0)
+    temperature: float = number(0, low_open=True)
+    grid: int = integer(1)
+    gallery: int = integer(1)
+    morph: ExploreMorphConfig
+    steer: SteerConfig
+    max_pixels: int = integer(1)
+    max_upload_mb: int = integer(1)
+    max_files: int = integer(1)
