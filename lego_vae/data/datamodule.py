@@ -109,15 +109,19 @@ class LegoFacesDataModule(L.LightningDataModule):
     # ---- the cache ---------------------------------------------------------------------------
 
     def _key(self) -> dict:
+        """What the cached tensor depends on: the source and its parameters, the size, and for photo sources
+        the rules of which files are read and kept (folder.READING_VERSION)."""
         key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
         if self.source == "synthetic":
             key["seed"] = self.seed
-        elif self.source == "folder":
-            from lego_vae.data.folder import find_images
+            return key
+        from lego_vae.data.folder import READING_VERSION, find_images
 
+        key["reading"] = READING_VERSION
+        if self.source == "folder":
             root = Path(str(self.root)).expanduser().resolve()
             files = find_images(root)
-            # The listing with sizes and mtimes: a changed folder gets a new cache.
+            # The listing (hidden and tool folders left out) with sizes and mtimes: a changed folder gets a new cache.
             listing = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
             key["root"] = str(root)
             key["files"] = hashlib.sha1(json.dumps(listing).encode()).hexdigest()
