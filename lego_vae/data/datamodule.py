@@ -223,6 +223,20 @@ class LegoFacesDataModule(L.LightningDataModule):
         assert self.images is not None, "call setup() first"
         return self.images[self.split_indices[split].to(self.images.device)]
 
+    def held_out(self, first: str = "test", at_least: int = 2) -> tuple[Tensor, list[str]]:
+        """Faces no training step saw, for pictures that need at_least of them (a morph needs two).
+
+        Returns the uint8 images (N, 3, S, S) of split `first` ("test" or "val"), followed by the other
+        held-out split's when `first` has fewer than at_least (the smallest data sets have one test face),
+        and a label per image: "test face 0", ..., "val face 0", ... Raises ValueError for another split.
+        """
+        if first not in ("test", "val"):
+            raise ValueError(f"held_out: first must be 'test' or 'val', got {first!r}")
+        order = [first] if len(self.split_indices[first]) >= at_least else [first, "val" if first == "test" else "test"]
+        images = torch.cat([self.split_images(split) for split in order])
+        labels = [f"{split} face {i}" for split in order for i in range(len(self.split_indices[split]))]
+        return images, labels
+
     def split_labels(self, split: str) -> list[dict] | None:
         """The factor labels of one split, in the order of split_images(split); None for photo sources."""
         assert self.images is not None, "call setup() first"
