@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lego_vae.data.download import fetch_lego_faces
-from lego_vae.data.folder import find_images, load_folder
+from lego_vae.data.folder import READING_VERSION, find_images, load_folder
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 
@@ -112,13 +112,17 @@ class LegoFacesDataModule(L.LightningDataModule):
     # ---- the cache ---------------------------------------------------------------------------
 
     def _key(self) -> dict:
+        """What the cached tensor depends on: the source and its parameters, the size, and for photo sources
+        the rules of which files are read and kept (folder.READING_VERSION)."""
         key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
         if self.source == "synthetic":
             key["seed"] = self.seed
-        elif self.source == "folder":
+            return key
+        key["reading"] = READING_VERSION
+        if self.source == "folder":
             root = Path(str(self.root)).expanduser().resolve()
             files = find_images(root)
-            # The listing with sizes and mtimes: a changed folder gets a new cache.
+            # The listing (hidden and tool folders left out) with sizes and mtimes: a changed folder gets a new cache.
             listing = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
             key["root"] = str(root)
             key["files"] = hashlib.sha1(json.dumps(listing).encode()).hexdigest()
@@ -213,6 +217,20 @@ class LegoFacesDataModule(L.LightningDataModule):
         """All uint8 images of one split, in order."""
         assert self.images is not None, "call setup() first"
         return self.images[self.split_indices[split].to(self.images.device)]
+
+    def held_out(self, first: str = "test", at_least: int = 2) -> tuple[Tensor, list[str]]:
+        """Faces no training step saw, for pictures that need at_least of them (a morph needs two).
+
+        Returns the uint8 images (N, 3, S, S) of split `first` ("test" or "val"), followed by the other
+        held-out split's when `first` has fewer than at_least (the smallest data sets have one test face),
+        and a label per image: "test face 0", ..., "val face 0", ... Raises ValueError for another split.
+        """
+        if first not in ("test", "val"):
+            raise ValueError(f"held_out: first must be 'test' or 'val', got {first!r}")
+        order = [first] if len(self.split_indices[first]) >= at_least else [first, "val" if first == "test" else "test"]
+        images = torch.cat([self.split_images(split) for split in order])
+        labels = [f"{split} face {i}" for split in order for i in range(len(self.split_indices[split]))]
+        return images, labels
 
     def split_labels(self, split: str) -> list[dict] | None:
         """The factor labels of one split, in the order of split_images(split); None for photo sources."""

@@ -13,6 +13,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from lego_vae.data.folder import is_skipped
 from lego_vae.errors import UserError
 
 # The published set: dataset.zip (a folder dataset/ of Bricklink head photos, JPEG) in this repository,
@@ -118,8 +119,10 @@ def _relative_name(info: zipfile.ZipInfo) -> PurePosixPath:
 
 
 def _is_junk(rel: PurePosixPath) -> bool:
-    """macOS resource forks and AppleDouble files that Finder adds to zips; they are not images."""
-    return "__MACOSX" in rel.parts or rel.name.startswith("._")
+    """An entry the folder source would skip (folder.is_skipped on any part): hidden files and folders
+    (AppleDouble "._*" files, .ipynb_checkpoints, ...), macOS resource forks (__MACOSX), thumbnail and
+    recycle-bin folders of NAS boxes and Windows. They hold no faces, so they are not extracted."""
+    return any(is_skipped(part) for part in rel.parts)
 
 
 def safe_extract(zip_path: Path, target: Path) -> list[Path]:

@@ -25,12 +25,41 @@ def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:
 
 @torch.no_grad()
 def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: int, mode: str) -> torch.Tensor:
-    """(rows, steps, 3, S, S): faces between the posterior means of each pair of images in [0, 1]."""
+    """(rows, steps, 3, S, S): faces between the posterior means of each pair of images (3, S, S) in [0, 1].
+
+    Raises ValueError for no pairs (a morph needs at least one).
+    """
+    if not pairs:
+        raise ValueError("morph_rows: no pairs to morph")
     rows = []
     for a, b in pairs:
         mu = vae.encode(torch.stack([a, b]))[0]  # (2, latent)
         rows.append(vae.decode(interpolate_latents(mu[0], mu[1], steps, mode)))
     return torch.stack(rows)
+
+
+def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
+                 vae: VAE) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Up to n pairs of distinct held-out faces (3, S, S) in [0, 1], drawn without replacement with gen.
+
+    Test faces; where the test split has only one, the validation faces join it (held_out), so there is
+    always at least one pair. Fewer pairs than asked, or validation faces, are said in one printed line.
+    """
+    faces, labels = datamodule.held_out("test", at_least=2)
+    idx = torch.randperm(len(faces), generator=gen)[: 2 * n].tolist()
+    picked = to_float(faces[idx], vae)
+    pairs = [(picked[i], picked[i + 1]) for i in range(0, len(picked) - 1, 2)]
+    n_test = len(datamodule.split_indices["test"])
+    notes = []
+    if len(faces) > n_test:
+        n_val = len(faces) - n_test
+        notes.append(f"the test split has {n_test} face{'s' if n_test != 1 else ''}, so the "
+                     f"{n_val} validation face{'s are' if n_val != 1 else ' is'} drawn from too")
+    if len(pairs) < n:
+        notes.append(f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of {len(faces)} faces, not pairs={n}")
+    if notes:
+        print(f"morph: {'; '.join(notes)}", flush=True)
+    return pairs
 
 
 def validate_generate(cfg) -> dict:
@@ -49,14 +78,13 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     z = sample_latents(vae.latent, plain["n"] ** 2, prior, plain["temperature"], generator=gen)
     written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain["n"])]
 
-    test = LegoFacesDataModule.ready(config["data"]).split_images("test")
+    datamodule = LegoFacesDataModule.ready(config["data"])
+    test = datamodule.split_images("test")
     if plain.get("a") is not None:
         a, b = (to_float(torch.from_numpy(load_image(plain[k], size)).permute(2, 0, 1), vae) for k in ("a", "b"))
         pairs = [(a, b)]
     else:
-        idx = torch.randperm(len(test), generator=gen)[: 2 * plain["pairs"]].tolist()
-        faces = to_float(test[idx], vae)
-        pairs = [(faces[i], faces[i + 1]) for i in range(0, len(faces) - 1, 2)]
+        pairs = random_pairs(datamodule, plain["pairs"], gen, vae)
     morph = morph_rows(vae, pairs, steps, plain["morph"]["mode"])  # (rows, steps, 3, S, S)
     written.append(save_grid(morph.flatten(0, 1), out_dir / "morph.png", nrow=steps))
     # One GIF frame per step, the rows of all pairs stacked: every morph plays at once.

@@ -132,11 +132,18 @@ def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
 
 
 def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
-    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.)."""
+    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.).
+
+    Returns {"active_units": the count, or None for fewer than 2 images (one image varies in nothing, so
+    every dimension would look collapsed), "active_units_reason": None or why, "latent": the latent size}.
+    """
+    if len(images) < 2:
+        return {"active_units": None, "latent": vae.latent,
+                "active_units_reason": f"active units need at least 2 images, got {len(images)}"}
     mu, _ = posterior(vae, images, batch_size)
     # A_d = Var_x(E_q(z|x)[z_d]) (Burda et al. 2016, sec. 5.2): a dimension the encoder ignores has constant mu.
     variance = mu.var(dim=0, correction=0)
-    return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1]}
+    return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1], "active_units_reason": None}
 
 
 def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
@@ -182,7 +189,7 @@ def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception
     """
     samples = samples or {}
     # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
-    # fid_reason saying why, when FID cannot be computed.
+    # fid_reason saying why, when FID cannot be computed; active_units likewise (active_units_reason).
     elbo = negative_elbo(vae, images, beta=beta, seed=seed)
     result = {
         "likelihood": vae.likelihood,

@@ -59,7 +59,7 @@ def traversal(vae: torch.nn.Module, face: Tensor, dims: list[int], steps: int, s
 def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: int = 8, steps: int = 10,
                        seed: int = 0, prior=None) -> list[Path]:
     """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
-    morph.png, morph.gif, traversal.png."""
+    morph.png, morph.gif (between two held-out faces: datamodule.held_out("test")), traversal.png."""
     was_training = vae.training
     vae.eval()
     device = next(vae.parameters()).device
@@ -68,7 +68,9 @@ def write_run_pictures(vae: torch.nn.Module, datamodule, run_dir: Path, grid: in
     samples = vae.decode(z.to(device))
     inputs = test[:grid]
     recon = vae.reconstruct(inputs)
-    morph = vae.interpolate(test[0], test[min(1, len(test) - 1)], steps)
+    # Two test faces; with one (the smallest data sets), the test face and a validation face.
+    ends = datamodule.held_out("test", at_least=2)[0][:2].to(device).float() / 255
+    morph = vae.interpolate(ends[0], ends[-1], steps)
     # The most used latent dimensions (by mean KL over the test faces), one row each.
     dims = kl_per_dim(vae, datamodule.split_images("test")).argsort(descending=True)[:grid].tolist()
     rows = traversal(vae, test[0], dims, steps, span=3.0)

@@ -25,7 +25,7 @@ from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
 from lego_vae.evaluation.sample_quality import run_judge_metrics
 from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, load_model
-from lego_vae.model.prior import GaussianMixturePrior, fit_prior, store_prior
+from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, store_prior
 from lego_vae.model.vae import VAE
 
 # What training measured (train() returns them); an evaluation of an existing run reads them back.
@@ -47,7 +47,8 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: Ga
     sample = plain["sample"]
     if sample["prior"] != "gmm":
         return None
-    n_train = len(datamodule.split_images("train"))
+    n_train = len(datamodule.split_indices["train"])
+    check_gmm_data(sample["gmm_components"], n_train)  # before any picture or metric is written
     wanted = [int(k) for k in sample["gmm_components"] if k <= n_train]
     if stored is not None and stored.info.get("candidates") == wanted \
             and stored.info.get("reg_covar", sample["reg_covar"]) == sample["reg_covar"]:
@@ -75,16 +76,17 @@ def summary_line(m: dict) -> str:
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else f"FID null: {m.get('fid_reason') or 'not computed'}"
     judge = ""
     if m.get("fd_judge"):
-        fd = ", ".join(f"{prior} {v:.1f}" for prior, v in m["fd_judge"].items() if v is not None)
+        fd = ", ".join(f"{prior} {v:.1f}" if v is not None else f"{prior} null" for prior, v in m["fd_judge"].items())
         acc = m.get("attr_acc_recon") or {}
         judge = (f"judge: attributes kept in reconstructions {acc['mean']:.0%} (ceiling "
                  f"{m['judge_ceiling']['mean']:.0%}), fd_judge {fd}  " if acc else f"judge: fd_judge {fd}  ")
     best = m.get("val_loss")
     best = f"best val/loss {best:.2f}  " if isinstance(best, float) and math.isfinite(best) else ""
     epochs = f"{m['epochs']} epochs  " if m.get("epochs") is not None else ""
+    units = m["active_units"] if m.get("active_units") is not None else "null"  # null: fewer than 2 test faces
     return (f"test -ELBO {m['test_loss']:.2f} (recon {m['test_recon']:.2f}, kl {m['test_kl']:.2f})  "
             f"IWAE {m['bits_per_dim']:.4f} bits/dim (k={m['iwae_k']})  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
-            f"active units {m['active_units']}/{m['latent']}  {judge}{best}{epochs}{m['seconds']:.0f}s\n{fid}")
+            f"active units {units}/{m['latent']}  {judge}{best}{epochs}{m['seconds']:.0f}s\n{fid}")
 
 
 def evaluate_run(
@@ -108,7 +110,6 @@ def evaluate_run(
     ckpt_path = checkpoint_file(run)
     run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(ckpt_path)
     plain = validate(config if config is not None else with_defaults(checkpoint["hyper_parameters"]["config"]))
     vae, _, stored_prior = load_model(ckpt_path, device if device is not None else eval_device(plain))
@@ -116,7 +117,8 @@ def evaluate_run(
     seed = plain["seed"]
 
     datamodule = LegoFacesDataModule.ready(plain["data"])
-    prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)
+    prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)  # a UserError here leaves out_dir as it was
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_run_pictures(vae, datamodule, out_dir, grid=plain["pictures"]["grid"],
                                steps=plain["pictures"]["morph_steps"], seed=seed, prior=prior)
     ev, test = plain["eval"], datamodule.split_images("test")

@@ -47,6 +47,7 @@ def build_app(explorer: Explorer, settings: dict):
     dims = explorer.steer_dims(settings["steer"]["dims"])
     gif_dir = Path(tempfile.mkdtemp(prefix="lego-vae-explore-"))
     gallery = [to_pil(x) for x in explorer.gallery(settings["gallery"])]
+    offered = "test faces" if len(explorer.faces) == len(explorer.test) else "test and validation faces"
     has_gmm = explorer.prior is not None
 
     # ---- handlers: each returns what its outputs show; a UserError becomes a message in the page ----
@@ -150,7 +151,7 @@ def build_app(explorer: Explorer, settings: dict):
                 generate, args, [faces, gen_note], api_visibility="private")
 
         with gr.Tab("Morph"):
-            a0, b0 = (explorer.test_face(i) for i in (0, 1)) if len(explorer.test) else (None, None)
+            a0, b0 = (explorer.test_face(i) for i in (0, 1)) if len(explorer.faces) else (None, None)
             face_a, face_b = gr.State(a0), gr.State(b0)
             frame0, strip0, gif0, note0 = morph_views(a0, b0, 0.5, settings["morph"]["mode"])
             with gr.Row():
@@ -165,7 +166,7 @@ def build_app(explorer: Explorer, settings: dict):
                 gif = gr.File(gif0, label="GIF (there and back)", scale=1)
             morph_note = gr.Markdown(note0)
             with gr.Row():
-                pick = gr.Gallery(gallery, label="test faces: click one", columns=12, height=FACE_PX // 2 + 40,
+                pick = gr.Gallery(gallery, label=f"{offered}: click one", columns=12, height=FACE_PX // 2 + 40,
                                   allow_preview=False, scale=3)
                 with gr.Column(scale=1):
                     target = gr.Radio(["A", "B"], value="A", label="the face you click becomes")
@@ -185,7 +186,7 @@ def build_app(explorer: Explorer, settings: dict):
             mode.change(morph_views, state_in, views, api_name="morph_path")
 
         with gr.Tab("Steer"):
-            steered = explorer.test_face(0) if len(explorer.test) else None
+            steered = explorer.test_face(0) if len(explorer.faces) else None
             face_s = gr.State(steered)
             with gr.Row():
                 with gr.Column(scale=2):
@@ -195,7 +196,7 @@ def build_app(explorer: Explorer, settings: dict):
                 show_s = face_image(to_pil(steered.image) if steered else None, "the face", FACE_PX // 2)
                 out_s = face_image(steer(steered, *[0.0] * len(dims)), "steered", FACE_PX, elem_id="steer-out")
             with gr.Row():
-                pick_s = gr.Gallery(gallery, label="test faces: click one to steer", columns=12,
+                pick_s = gr.Gallery(gallery, label=f"{offered}: click one to steer", columns=12,
                                     height=FACE_PX // 2 + 40, allow_preview=False, scale=3)
                 up_s = gr.File(label="or upload a face", type="filepath", scale=1)
             steer_note = gr.Markdown("Each slider adds to the face's posterior mean in one of its most used "

@@ -69,15 +69,23 @@ class Face:
 
 
 class Explorer:
-    """A checkpoint's VAE with its test faces, latent dimensions ranked by KL, and optional GMM prior."""
+    """A checkpoint's VAE with its test faces, latent dimensions ranked by KL, and optional GMM prior.
+
+    The faces to pick from (gallery, test_face) are the test faces, then `more` held-out faces if given:
+    from_checkpoint adds the validation faces where the test split has fewer than two, so Morph has two
+    different faces to start from on the smallest data sets.
+    """
 
     def __init__(self, vae: VAE, config: dict, test: Tensor, prior=None, max_pixels: int = 40_000_000,
-                 label: str = "") -> None:
+                 label: str = "", more: Tensor | None = None) -> None:
         self.vae, self.config, self.prior, self.max_pixels, self.label = vae, config, prior, max_pixels, label
         self.device = next(vae.parameters()).device
         self.size = int(config["data"]["image_size"])
         self.latent = int(config["model"]["latent"])
         self.test = test  # (N, 3, S, S) uint8 on the CPU
+        more = more if more is not None else test[:0]
+        self.faces = torch.cat([test, more])  # (N + M, 3, S, S) uint8: the faces offered to pick from
+        self.face_labels = [f"test face {i}" for i in range(len(test))] + [f"val face {i}" for i in range(len(more))]
         kl = kl_per_dim(vae, test) if len(test) else torch.zeros(self.latent)
         self.kl = kl  # (latent,) mean KL per dimension over the test faces
         self.ranked = kl.argsort(descending=True).tolist()  # most used first, as traversal.png orders them
@@ -87,8 +95,10 @@ class Explorer:
         """Load a checkpoint (weights_only) or a run or study folder's; a wrong path is a one-line UserError."""
         ckpt = checkpoint_file(path)
         vae, config, prior = load_model(ckpt, device)  # prior: None unless trained with sample.prior=gmm
-        test = LegoFacesDataModule.ready(config["data"]).split_images("test")
-        return cls(vae, config, test, prior, max_pixels, label=str(ckpt))
+        datamodule = LegoFacesDataModule.ready(config["data"])
+        test = datamodule.split_images("test")
+        more = datamodule.held_out("test", at_least=2)[0][len(test):]  # validation faces where test has one
+        return cls(vae, config, test, prior, max_pixels, label=str(ckpt), more=more)
 
     # ---- faces --------------------------------------------------------------------------------------
 
@@ -99,11 +109,11 @@ class Explorer:
         return Face(image=image.cpu(), mu=mu, label=label)
 
     def test_face(self, index: int) -> Face:
-        """Test face number index (wrapped into range)."""
-        if not len(self.test):
+        """Face number index of those offered (self.faces: the test faces, then any others; wrapped into range)."""
+        if not len(self.faces):
             raise UserError("this checkpoint's data has no test faces; upload an image instead")
-        index = int(index) % len(self.test)
-        return self.face(self.test[index].float() / 255, f"test face {index}")
+        index = int(index) % len(self.faces)
+        return self.face(self.faces[index].float() / 255, self.face_labels[index])
 
     def upload_face(self, path: str | Path) -> Face:
         """The Face of an uploaded file (a UserError says why one cannot be read)."""
@@ -114,8 +124,8 @@ class Explorer:
         return read_upload(path, self.size, self.max_pixels)
 
     def gallery(self, n: int) -> list[Tensor]:
-        """The first n test faces (3, S, S) in [0, 1], to pick from."""
-        return [x.float() / 255 for x in self.test[:n]]
+        """The first n faces offered (3, S, S) in [0, 1], to pick from: test faces, then any others."""
+        return [x.float() / 255 for x in self.faces[:n]]
 
     # ---- the four views -----------------------------------------------------------------------------
 

@@ -66,9 +66,29 @@ class GaussianMixturePrior:
         return cls(state["weights"], state["means"], state["covariances"], info)
 
 
+MIN_GMM_FACES = 2  # scikit-learn fits a mixture to no fewer points
+
+
+def check_gmm_data(components: Sequence[int], n_train: int) -> None:
+    """Raise UserError unless a mixture of one of `components` can be fitted to n_train training faces.
+
+    A mixture needs at least MIN_GMM_FACES points and no more components than points. train.py and
+    tune.py call this before training, so a too small training split stops the run before any work.
+    """
+    if n_train < MIN_GMM_FACES or not any(k <= n_train for k in components):
+        raise UserError(f"sample.prior=gmm: the train split has {n_train} face{'s' if n_train != 1 else ''}, too few for "
+                        f"a mixture of {min(components)} component{'s' if min(components) != 1 else ''} (it needs at "
+                        f"least {max(MIN_GMM_FACES, min(components))}); use more images or sample.prior=normal")
+
+
 def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int] = (1, 5, 10, 20),
             reg_covar: float = 1e-4, seed: int = 0) -> GaussianMixturePrior:
-    """The full-covariance mixture, over the given numbers of components, that best explains val_means."""
+    """The full-covariance mixture, over the given numbers of components, that best explains val_means.
+
+    train_means (N, L), val_means (M, L); candidates with more components than N are left out. Raises
+    UserError (check_gmm_data) for N < 2 or no candidate that fits.
+    """
+    check_gmm_data(components, len(train_means))
     from sklearn.mixture import GaussianMixture  # a second of import time, paid only when a mixture is fitted
 
     x_train = train_means.double().cpu().numpy()
@@ -84,9 +104,7 @@ def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int] = 
         scores[k] = float(gmm.score(x_val))  # mean log-likelihood per validation point
         if best is None or scores[k] > best[0]:
             best = (scores[k], gmm)
-    if best is None:
-        raise UserError(f"sample.prior=gmm: {len(x_train)} training faces are too few for a mixture of "
-                        f"{min(components)} components")
+    assert best is not None  # check_gmm_data: some candidate fits
     gmm = best[1]
     info = {"components": int(gmm.n_components), "val_log_likelihood": best[0], "reg_covar": float(reg_covar),
             "candidates": [int(k) for k in scores], "candidate_scores": [scores[k] for k in scores]}

@@ -57,12 +57,14 @@ class TensorBoardPictures(L.Callback):
             return
         vae, dm = pl_module.vae, trainer.datamodule
         val = dm.split_images("val")[: self.n].to(pl_module.device).float() / 255
+        # The morph's ends: the first and the n-th validation face; with one, that face and a test face.
+        ends = dm.held_out("val", at_least=2)[0][: max(2, len(val))].to(pl_module.device).float() / 255
         gen = torch.Generator().manual_seed(self.seed)  # the same z every time: watch faces form
         was_training = vae.training
         vae.eval()
         samples = vae.sample(self.n * self.n, generator=gen)
         recon = vae.reconstruct(val)
-        morph = vae.interpolate(val[0], val[-1], self.morph_steps)
+        morph = vae.interpolate(ends[0], ends[-1], self.morph_steps)
         vae.train(was_training)
         step = trainer.global_step
         logger.experiment.add_image("samples", grid_tensor(samples, self.n), step)

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.run import evaluate_run
+from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.lit import LitVAE
 from lego_vae.training.resume import resolve_ckpt_path
 from lego_vae.training.trainer import METRIC, build_trainer
@@ -66,6 +67,8 @@ def train(
     torch.set_num_threads(plain["trainer"]["threads"] or len(os.sched_getaffinity(0)))
 
     datamodule = LegoFacesDataModule.ready(plain["data"])
+    if plain["sample"]["prior"] == "gmm":  # the mixture is fitted after training: refuse now, not then
+        check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     if announce:  # the first line a user reads: what is about to happen, and where it goes
         print(f"train: {datamodule.describe()}; {describe_model(plain)}; {plain['trainer']['max_epochs']} epochs "
               f"-> {run_dir}", flush=True)

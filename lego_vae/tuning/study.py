@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.model.prior import check_gmm_data
 from lego_vae.tuning.refit import refit, refit_lock
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
@@ -56,6 +57,9 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     study_dir.mkdir(parents=True, exist_ok=True)
     # Decoded (rendered, downloaded) once, here: every trial and worker then reads the cache.
     datamodule = LegoFacesDataModule.ready(plain["data"])
+    refits = plain["refit"]["enabled"] or plain["refit"]["only"]
+    if refits and plain["sample"]["prior"] == "gmm":  # the refit fits a mixture: refuse before the trials, not after
+        check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
     quiet_logs()
     with STOP.installed():

@@ -114,6 +114,8 @@ def test_lego_faces_source_from_a_verified_zip(tmp_path) -> None:
             path = tmp_path / f"3626cpb{1200 + i}.jpg"
             photo = Image.new("RGB", (30, 24), (255, 255, 255))
             photo.paste((250, 200, 0), (8, 4, 22, 20))  # a yellow head on white
+            x, y = 16 + i % 5, 4 + 2 * (i // 5)  # right of the first 16 px JPEG block, so the corner stays white
+            photo.paste((20, 20, 20), (x, y, x + 2, y + 2))  # an eye in a place of its own: 40 different photos
             photo.save(path, quality=90)
             zf.write(path, f"dataset/{path.name}")
     blob = git_blob_sha1(archive)

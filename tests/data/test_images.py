@@ -232,9 +232,13 @@ def test_bad_size_is_a_programming_error(tmp_path: Path) -> None:
 
 
 def _save(path: Path, mode: str = "RGB") -> None:
-    """Write a small image at path, creating its folder."""
+    """Write a small image at path, creating its folder; a mark drawn at a place of its own (from the path)
+    makes every file a different picture (the folder source keeps byte-identical files once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _gradient(mode).save(path)
+    image = _gradient(mode)
+    spot = sum(path.name.encode()) % (WIDTH - 2)
+    image.paste(0, (spot, 1, spot + 2, 3))
+    image.save(path)
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_active_units_counts_the_dims_whose_mean_varies(faces: torch.Tensor) -> 
     with torch.no_grad():
         vae.mu.weight[:2] = 0  # constant mu: inactive
         vae.mu.weight[2:] = 5 * torch.randn(4, 32, generator=torch.Generator().manual_seed(0))
-    assert metrics.active_units(vae, faces[:100]) == {"active_units": 4, "latent": 6}
+    assert metrics.active_units(vae, faces[:100]) == {"active_units": 4, "latent": 6, "active_units_reason": None}
     assert metrics.active_units(vae, faces[:100], threshold=1e9)["active_units"] == 0
 
 
@@ -238,7 +238,8 @@ def test_evaluate_is_flat_and_json_serialisable(trained: VAE, faces: torch.Tenso
     got = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior})
     sample_keys = {"fid", "kid", "kid_std", "fid_reason"}
     assert set(got) == {"likelihood", "decoder_sigma", "test_loss", "test_recon", "test_kl", "iwae_k", "nll_nats",
-                        "bits_per_dim", "psnr", "ssim", "active_units", "latent", "priors", *sample_keys,
+                        "bits_per_dim", "psnr", "ssim", "active_units", "active_units_reason", "latent", "priors",
+                        *sample_keys,
                         *{f"{key}_gmm" for key in sample_keys}}
     json.dumps(got, allow_nan=False)
     assert got["priors"] == ["normal", "gmm"] and got["likelihood"] == "fixed"
