@@ -123,6 +123,40 @@ def attribute_accuracy(judge: AttributeJudge, images: Tensor, labels: list[dict]
     return _with_mean({f: float(h.mean()) for f, h in hits.items()})
 
 
+def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, dict]:
+    """Per categorical factor, how the judge reads images against their true labels.
+
+    {factor: {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}.
+    Extras (0 or more items per face) have no single class and are left out.
+    """
+    pred, target = _predict_indices(judge, images), encode_labels(labels)
+    out = {}
+    for f in CATEGORICAL:
+        k = len(FACTORS[f])
+        counts = torch.bincount(target[f] * k + pred[f], minlength=k * k).view(k, k)
+        out[f] = {"classes": list(FACTORS[f]), "counts": counts.tolist()}
+    return out
+
+
+def confusion_losses(table: dict[str, dict], min_share: float = 0.5) -> list[str]:
+    """Lines such as "mouth: lipstick -> smile 80 %": each true class read as another class most of the time.
+
+    A class is listed when its most frequent reading is another class, taking at least min_share of its faces;
+    the largest losses first.
+    """
+    found = []
+    for factor, entry in table.items():
+        for i, row in enumerate(entry["counts"]):
+            total = sum(row)
+            if not total:
+                continue
+            j = max(range(len(row)), key=row.__getitem__)
+            if j != i and row[j] / total >= min_share:
+                found.append((row[j] / total, f"{factor}: {entry['classes'][i]} -> {entry['classes'][j]} "
+                                              f"{row[j] / total:.0%} (of {total})"))
+    return [line for _, line in sorted(found, key=lambda item: -item[0])]
+
+
 def chance_accuracy(labels: list[dict]) -> dict[str, float]:
     """Most-frequent-class rate per factor (extras: the most frequent whole set) and their mean."""
     rates = {}

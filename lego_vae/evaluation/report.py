@@ -16,8 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import UnidentifiedImageError
 
+from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.page import CSS, MISSING, SORT_JS, esc, figure_html, fmt, is_number
 
+CONFUSION_KEY = "attr_confusion_recon"  # shown as its own section, not as rows of the metrics table
 CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
 TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")
 NUMERIC_COLUMNS = {"number", "hidden", "latent", "value", "epochs", "seconds"}
@@ -117,6 +119,27 @@ def _curves_png(curves: list[dict]) -> bytes | None:
     return buf.getvalue()
 
 
+def _confusion_html(table: Mapping) -> str:
+    """The judge's reading of the test reconstructions per factor: the classes lost, then one table per factor."""
+    lost = confusion_losses(dict(table))
+    summary = ("<p>Read as another class most of the time: " + "; ".join(esc(line) for line in lost) + ".</p>"
+               if lost else "<p>Every class is read as itself most of the time.</p>")
+    parts = []
+    for factor, entry in table.items():
+        classes, counts = entry["classes"], entry["counts"]
+        head = "".join(f'<th class="num">{esc(c)}</th>' for c in classes)
+        rows = []
+        for name, row in zip(classes, counts):
+            total = sum(row)
+            cells = "".join(f'<td class="num">{row[j] / total:.0%}</td>' if total else '<td class="num"></td>'
+                            for j in range(len(row)))
+            rows.append(f"<tr><td>{esc(name)}</td>{cells}<td class=\"num\">{total}</td></tr>")
+        parts.append(f'<table class="metrics" data-factor="{esc(factor)}"><caption>{esc(factor)}: true class '
+                     f'(rows) read as (columns)</caption><thead><tr><th></th>{head}<th class="num">faces</th>'
+                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return summary + '<div class="gallery">' + "".join(parts) + "</div>"
+
+
 def _trials_html(trials: list[dict]) -> str:
     kinds = {c: "num" if c in NUMERIC_COLUMNS else "text" for c in TRIAL_COLUMNS}
     heads = "".join(f'<th data-type="{kind}">{c}</th>' for c, kind in kinds.items())
@@ -173,8 +196,11 @@ def write_report(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     context = f"{path.parent.resolve().name} \u00b7 written {time.strftime('%Y-%m-%d %H:%M')}"
+    table = {k: v for k, v in metrics.items() if k != CONFUSION_KEY}
     body = [f"<h1>{esc(title)}</h1>", f'<p class="context">{esc(context)}</p>',
-            "<h2>Metrics</h2>", _metrics_html(metrics) if metrics else "<p>No metrics.</p>"]
+            "<h2>Metrics</h2>", _metrics_html(table) if table else "<p>No metrics.</p>"]
+    if metrics.get(CONFUSION_KEY):
+        body += ["<h2>What reconstructions lose</h2>", _confusion_html(metrics[CONFUSION_KEY])]
     png = _curves_png(curves) if curves else None
     if png is not None:
         figure = figure_html(png, "loss curves", pixel=False)

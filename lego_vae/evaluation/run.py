@@ -20,6 +20,7 @@ from lego_vae.config import validate, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
+from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.metrics import decoded_samples, evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
@@ -139,6 +140,8 @@ def evaluate_run(
     report = write_report(out_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
                           images={p.name: p for p in paths}, curves=read_curves(tb_dir))
     print(summary_line(metrics))
+    if lost := confusion_losses(metrics.get("attr_confusion_recon") or {}):
+        print("reconstructions lose: " + "; ".join(lost[:4]))
     for path in [*paths, out_dir / "metrics.json", report]:
         print(f"wrote {path}")
     return metrics

@@ -5,6 +5,8 @@
 returns, JSON-serialisable:
     attr_acc_real, attr_acc_recon  {factor: accuracy, "mean": ...} of the judge on the test faces and on
                                    their reconstructions, against the true labels; null without labels
+    attr_confusion_recon           {factor: {"classes", "counts"}}: which true class the judge reads as which on
+                                   the reconstructions (judge.confusion); null without labels
     attr_reason                    null, or why the accuracies are null (a source without factor labels)
     attr_chance, judge_ceiling     most-frequent-class rate and the judge's clean held-out accuracy
     fd_judge, kd_judge, kd_judge_std  {prior: value}: Fréchet and kernel distance, samples vs test faces
@@ -27,7 +29,7 @@ from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from lego_vae.evaluation.distances import image_set_distances
-from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, load_or_train_judge
+from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, confusion, load_or_train_judge
 from lego_vae.evaluation.metrics import decoded_samples, reconstructions
 
 NO_LABELS = "this data source has no factor labels (only synthetic faces do)"
@@ -72,13 +74,15 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
                        "for every data source"),
     }
     if test_labels is None:
-        out.update(attr_acc_real=None, attr_acc_recon=None, attr_reason=NO_LABELS)
+        out.update(attr_acc_real=None, attr_acc_recon=None, attr_confusion_recon=None, attr_reason=NO_LABELS)
     else:
         if len(test_labels) != len(test_images):
             raise ValueError(f"{len(test_labels)} labels for {len(test_images)} test images")
         out["attr_acc_real"] = attribute_accuracy(judge, test_images, test_labels)
         out["attr_acc_recon"] = (None if reconstructions is None
                                  else attribute_accuracy(judge, reconstructions, test_labels))
+        out["attr_confusion_recon"] = (None if reconstructions is None
+                                       else confusion(judge, reconstructions, test_labels))
         out["attr_reason"] = None if reconstructions is not None else "no reconstructions were given"
     real_feats = judge_features(judge, test_images)
     for key in ("fd_judge", "kd_judge", "kd_judge_std", "precision", "recall"):

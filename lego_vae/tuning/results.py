@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.evaluation.report import flatten_metrics, read_curves, write_report
+from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.sampler import last_value, surrogate_predictor
@@ -152,6 +152,8 @@ def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: 
                "best_latent": best.params["latent"], "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
                "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in flatten_metrics(refit_metrics).items()
                                                 if isinstance(v, (int, float, type(None))) or k.endswith(("_reason", "likelihood"))}}
+    if refit_metrics.get(CONFUSION_KEY):  # the refit's "what reconstructions lose" section
+        metrics[CONFUSION_KEY] = refit_metrics[CONFUSION_KEY]
     pictures = {name: refit_dir / name for name in REFIT_PICTURES
                 if (refit_dir / name).exists()}
     return write_report(study_dir / "report.html", f"lego-vae study {study.study_name}", plain, metrics, pictures,

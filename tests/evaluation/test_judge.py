@@ -19,6 +19,8 @@ from lego_vae.evaluation.judge import (
     AttributeJudge,
     attribute_accuracy,
     chance_accuracy,
+    confusion,
+    confusion_losses,
     load_or_train_judge,
     predict,
 )
@@ -142,6 +144,31 @@ def test_judge_metrics_on_identical_and_disjoint_sets(tiny_judge, faces):
     assert got["attr_acc_recon"] == got["attr_acc_real"] == attribute_accuracy(judge, images, labels)
     assert got["judge_ceiling"] == info["ceiling"] and got["attr_chance"] == info["chance"]
     assert got["attr_reason"] is None
+
+
+def test_the_confusion_matrix_counts_every_face_once_and_its_diagonal_is_the_accuracy(tiny_judge, faces):
+    judge, _ = tiny_judge
+    images, labels = faces
+    table = confusion(judge, images, labels)
+    accuracy = attribute_accuracy(judge, images, labels)
+    assert set(table) == set(FACTORS) - {"extras"}
+    for factor, entry in table.items():
+        counts = np.array(entry["counts"])
+        assert entry["classes"] == list(FACTORS[factor]) and counts.shape == (len(FACTORS[factor]),) * 2
+        assert counts.sum() == len(images)
+        truth = [FACTORS[factor].index(lab[factor]) for lab in labels]
+        assert list(counts.sum(axis=1)) == [truth.count(i) for i in range(len(FACTORS[factor]))]
+        assert np.trace(counts) / len(images) == pytest.approx(accuracy[factor])
+    # In metrics.json, for reconstructions; the originals themselves give the same table.
+    got = judge_metrics(judge, images, labels, images.clone(), {"standard": images.clone()})
+    assert got["attr_confusion_recon"] == table
+
+
+def test_confusion_losses_name_each_class_read_as_another():
+    table = {"mouth": {"classes": ["smile", "lipstick", "grin"], "counts": [[9, 0, 1], [8, 2, 0], [0, 0, 0]]},
+             "eyes": {"classes": ["dots", "glasses"], "counts": [[5, 0], [3, 3]]}}
+    assert confusion_losses(table) == ["mouth: lipstick -> smile 80% (of 10)", "eyes: glasses -> dots 50% (of 6)"]
+    assert confusion_losses(table, min_share=0.6) == ["mouth: lipstick -> smile 80% (of 10)"]
 
 
 def test_judge_metrics_without_labels_keeps_the_distances(tiny_judge, faces):

@@ -345,3 +345,13 @@ def test_sort_script(tmp_path: Path) -> None:
     assert by_hidden_desc == [1, 0, 2, 3]
     assert by_value == [0, 1, 2, 3] and by_value_desc == [1, 0, 2, 3]  # missing values last both ways
     assert by_state == [0, 2, 1, 3]  # COMPLETE, FAIL, PRUNED, RUNNING
+
+
+def test_the_confusion_table_is_its_own_section_not_metric_rows(tmp_path: Path) -> None:
+    table = {"mouth": {"classes": ["smile", "lipstick"], "counts": [[10, 0], [8, 2]]}}
+    path = write_report(tmp_path / "report.html", "run", {}, {"psnr": 25.0, "attr_confusion_recon": table}, {})
+    page = path.read_text()
+    assert "<h2>What reconstructions lose</h2>" in page
+    assert "mouth: lipstick -&gt; smile 80% (of 10)" in page
+    assert '<table class="metrics" data-factor="mouth">' in page and "<td>lipstick</td>" in page
+    assert 'data-metric="attr_confusion_recon' not in page  # not flattened into the metrics table
