@@ -40,11 +40,15 @@ class DataConfig:
     cache_dir: str = text(nonempty=True)
     url: str | None = text(optional=True)
     blob: str | None = text(optional=True)
+    extra_train_faces: int = integer(0)
 
     @staticmethod
     def check(data: dict, root: dict, prefix: str = "data") -> None:
         if data["source"] == "folder" and not data["root"]:
             raise UserError(f"{prefix}.root: the folder source needs a path (data.root=/path/to/images)")
+        if data["extra_train_faces"] and data["source"] != "synthetic":
+            raise UserError(f"{prefix}.extra_train_faces={data['extra_train_faces']}: only the synthetic source "
+                            "renders more faces (use 0)")
         if data["val_fraction"] + data["test_fraction"] >= 1:
             total = data["val_fraction"] + data["test_fraction"]
             raise UserError(f"{prefix}.val_fraction + {prefix}.test_fraction = {total:g}: must be < 1")

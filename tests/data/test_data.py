@@ -8,8 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-from lego_vae.data.datamodule import LegoFacesDataModule, TensorBatches, split_of
+from lego_vae.config import validate
+from lego_vae.data.datamodule import (
+    RENDER_CHUNK,
+    LegoFacesDataModule,
+    TensorBatches,
+    render_in_parallel,
+    split_of,
+)
 from lego_vae.data.download import git_blob_sha1
+from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 
 
@@ -130,3 +138,33 @@ def test_lego_faces_source_from_a_verified_zip(tmp_path) -> None:
         served = tmp_path / "other.zip"
         served.write_bytes(b"not the pinned zip")
         _dm(tmp_path / "other", source="lego_faces", url=served.as_uri(), blob="0" * 40)
+
+
+def test_extra_train_faces_only_grow_the_train_split(tmp_path) -> None:
+    base = LegoFacesDataModule(image_size=16, num_images=60, cache_dir=str(tmp_path))
+    more = LegoFacesDataModule(image_size=16, num_images=60, cache_dir=str(tmp_path), extra_train_faces=50)
+    for dm in (base, more):
+        dm.setup("fit")
+    assert base.cache_path != more.cache_path
+    for split in ("val", "test"):  # the same held-out faces, pixel for pixel: runs with and without compare
+        assert torch.equal(base.split_images(split), more.split_images(split))
+    assert len(more.split_indices["train"]) == len(base.split_indices["train"]) + 50
+    extra = more.split_images("train")[-50:]
+    rendered, labels = render_faces(50, size=16, seed=0, start=60)  # renderer faces 60..109
+    assert torch.equal(extra, torch.from_numpy(rendered).permute(0, 3, 1, 2))
+    assert more.split_labels("train")[-50:] == labels
+    # No extra face is a copy of a held-out one.
+    held = {bytes(x.numpy()) for x in torch.cat([more.split_images("val"), more.split_images("test")])}
+    assert not any(bytes(x.numpy()) in held for x in extra)
+
+
+def test_many_faces_render_in_parallel_exactly_as_in_one_process() -> None:
+    n = RENDER_CHUNK + 7
+    parallel, labels = render_in_parallel(n, 8, seed=3)
+    serial, serial_labels = render_faces(n, size=8, seed=3)
+    assert np.array_equal(parallel, serial) and labels == serial_labels
+
+
+def test_extra_train_faces_need_the_synthetic_source(make_cfg) -> None:
+    with pytest.raises(UserError, match="data.extra_train_faces=5: only the synthetic source renders more faces"):
+        validate(make_cfg("data=folder", "data.root=/tmp", "data.extra_train_faces=5"))
