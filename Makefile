@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: check-install install demo train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: check-install install demo demo-seed train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The main job at demo size: the study (design, GP + EI, pruning), then the refit of the best pair.
-# Its folder is outputs/tune/quick: a second run resumes the finished study and says where its report is.
+# The main job at demo size with the best recipe measured (experiment=demo = quick + sharp): the study
+# (design, GP + EI, pruning), then the refit of the best pair. Its folder is outputs/tune/demo: a second run
+# resumes the finished study and says where its report is.
 demo: install
+	$(BIN)/python tune.py experiment=demo
+
+# The same study with the seed's recipe (fixed decoder, exponential lr, clipping): outputs/tune/quick.
+demo-seed: install
 	$(BIN)/python tune.py experiment=quick
 
 # The face explorer in the browser: make explore RUN=outputs/train/<run> (a run, a .ckpt or a study folder).

@@ -25,11 +25,26 @@ from lego_vae.training.lit import LitVAE
 from lego_vae.training.resume import resolve_ckpt_path
 from lego_vae.training.trainer import METRIC, build_trainer
 
+# The loss and optimisation settings that name a recipe: the seed's, and experiment=sharp's.
+RECIPES = {
+    "the seed's": {"likelihood": "fixed", "schedule": "exponential", "clip": 1.0, "prior": "normal"},
+    "sharp": {"likelihood": "calibrated", "schedule": "cosine", "clip": None, "prior": "gmm"},
+}
+
+
+def describe_recipe(plain: dict) -> str:
+    """One phrase: the likelihood, lr schedule, clipping and sampling prior, and the recipe's name if they are one's."""
+    got = {"likelihood": plain["model"]["likelihood"], "schedule": plain["optim"]["schedule"],
+           "clip": plain["trainer"]["gradient_clip_val"], "prior": plain["sample"]["prior"]}
+    clip = "no clipping" if got["clip"] is None else f"clip {plain['trainer']['gradient_clip_algorithm']} {got['clip']:g}"
+    name = next((f"{n} recipe: " for n, recipe in RECIPES.items() if recipe == got), "recipe: ")
+    return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
+
 
 def describe_model(plain: dict) -> str:
-    """One phrase: the network, its sizes and the decoder's likelihood."""
+    """One phrase: the network and its sizes, and the recipe it trains with."""
     m = plain["model"]
-    return f"model {m['arch']} (hidden {m['hidden']}, latent {m['latent']}), likelihood {m['likelihood']}"
+    return f"model {m['arch']} (hidden {m['hidden']}, latent {m['latent']}); {describe_recipe(plain)}"
 
 
 def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,

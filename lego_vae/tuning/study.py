@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from lego_vae.config import validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
+from lego_vae.training.run import describe_recipe
 from lego_vae.tuning.refit import refit, refit_lock
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
@@ -42,7 +43,7 @@ def describe_space(plain: dict) -> str:
     m, space, study = plain["model"], plain["space"], plain["study"]
     refit = f"refit {plain['refit']['epochs']} epochs" if plain["refit"]["enabled"] else "no refit"
     return (f"model {m['arch']}, hidden {space['hidden']['low']}-{space['hidden']['high']} x latent "
-            f"{space['latent']['low']}-{space['latent']['high']}, likelihood {m['likelihood']}; "
+            f"{space['latent']['low']}-{space['latent']['high']}; {describe_recipe(plain)}; "
             f"{study['n_trials']} trials x {study['epochs']} epochs, {refit}")
 
 
