@@ -1,4 +1,5 @@
-"""Resuming a run: which checkpoint `ckpt_path` means, and whether it trained the same model on the same data."""
+"""Resuming a run: which checkpoint `ckpt_path` means, whether it trained the same model on the same data, and
+which training settings the resume changes (the lr schedule is rebuilt for them: LitVAE.on_train_start)."""
 
 from __future__ import annotations
 

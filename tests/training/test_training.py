@@ -13,6 +13,7 @@ from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import NonFiniteLoss, UserError
 from lego_vae.model.checkpoints import load_checkpoint
+from lego_vae.training.callbacks import StopOnNonFiniteLoss
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.run import train
 from lego_vae.training.trainer import build_trainer
@@ -245,19 +246,38 @@ def _finite(state_dict: dict) -> bool:
     return all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())
 
 
-def test_a_run_that_goes_nan_keeps_its_last_finite_checkpoint(make_cfg, tmp_path) -> None:
-    # A finite first epoch, then the same run folder resumed at lr 100: the loss goes NaN in epoch 2.
+class StepsRun(L.Callback):
+    """The optimizer steps a run started before it stopped (the last one counted from 1, as global_step does)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.steps = trainer.global_step + 1
+
+
+@pytest.mark.parametrize("every_step", [None, False], ids=["the CPU's check after every step", "a GPU's per epoch"])
+def test_a_run_that_goes_nan_keeps_its_last_finite_checkpoint(make_cfg, tmp_path, every_step) -> None:
+    # A finite first epoch, then the same run folder resumed at lr 100: the loss goes NaN in epoch 2. The guard
+    # reads its record after every step on the CPU, once per epoch on a GPU (read_every_step=False does that here).
     run = tmp_path / "run"
     train(make_cfg("trainer.max_epochs=1"), run)
     checkpoints = run / "checkpoints"
     before = {p.name: p.read_bytes() for p in checkpoints.iterdir()}
     assert set(before) == {"best.ckpt", "last.ckpt"}
+    steps = StepsRun()
     with pytest.raises(NonFiniteLoss) as stopped:
         train(make_cfg("trainer.max_epochs=3", "optim.lr=100", "optim.final_lr=100",
-                       f"ckpt_path={checkpoints / 'last.ckpt'}"), run)
+                       f"ckpt_path={checkpoints / 'last.ckpt'}"), run,
+              callbacks=[StopOnNonFiniteLoss(read_every_step=every_step), steps])
     message = str(stopped.value)
-    assert re.match(r"train/loss became (nan|inf|-inf) at epoch 2, step \d+ \(batch \d+ of 4\); the last finite "
-                    rf"checkpoint is {re.escape(str(checkpoints / 'last.ckpt'))} \(epoch 1\)", message), message
+    match = re.match(r"train/loss became (nan|inf|-inf) at epoch 2, step (\d+) \(batch (\d+) of 4\); the last finite "
+                     rf"checkpoint is {re.escape(str(checkpoints / 'last.ckpt'))} \(epoch 1\)", message)
+    assert match, message
+    step, batch = int(match[2]), int(match[3])
+    assert step == 4 + batch
+    # Stopped at that step on the CPU; at the end of the epoch's training batches, before validation, on a GPU.
+    assert steps.steps == (step if every_step is None else 8)
     # Neither checkpoint was overwritten with the weights the NaN left behind: both are still epoch 1's.
     assert {p.name: p.read_bytes() for p in checkpoints.iterdir()} == before
     for name in before:

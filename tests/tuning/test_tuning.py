@@ -285,10 +285,11 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
     assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
-    # ... and says so in one line that names the report, before anything else.
-    assert again.stdout.splitlines()[0] == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to "
-                                            f"train; its report is {study_dir / 'report.html'} (a larger "
-                                            "study.n_trials extends it)")
+    # ... and says so in one line that names the report, right after the command's announcement of what it runs.
+    first, second = again.stdout.splitlines()[:2]
+    assert first.startswith("tune: ") and first.endswith(f" -> {study_dir}")
+    assert second == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to train; its report is "
+                      f"{study_dir / 'report.html'} (a larger study.n_trials extends it)")
     assert again.stdout.strip().splitlines()[-3:] == last
 
 
