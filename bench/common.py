@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
+
+from lego_vae.strict_json import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,7 +82,7 @@ def report(name: str, settings: dict, results: list[dict], targets: list[dict], 
         print(markdown(targets, ["what", "target", "measured", "met"]) + "\n")
     out = out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    write_json(out / f"{name}.json", info, default=str)  # strict: a NaN result is null, with a reason
     return info
 
 

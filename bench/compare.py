@@ -15,7 +15,6 @@ the picture (docs/compare.png) (per row: 8 test faces above their reconstruction
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.metrics import decoded_samples
 from lego_vae.evaluation.pictures import to_pil
 from lego_vae.model.checkpoints import load_model
+from lego_vae.strict_json import write_json
 from lego_vae.training.run import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
               "rows": [{"row": label, "run": run, "prior": prior} for label, run, prior in rows]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / f"{args.name}.json", result)
     return result
 
 

@@ -50,6 +50,7 @@ from bench import common
 from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate, validate_tune
 from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.strict_json import write_json
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
 
@@ -137,7 +138,7 @@ class Results:
         info = {"name": self.args.name, "machine": self.machine, "settings": self.settings, "results": self.rows,
                 "targets": targets}
         self.args.out.mkdir(parents=True, exist_ok=True)
-        (self.args.out / f"{self.args.name}.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        write_json(self.args.out / f"{self.args.name}.json", info, default=str)
         return info
 
 

@@ -124,7 +124,7 @@ def tabulate(s: dict, path: Path, cache_dir: str) -> tuple[np.ndarray, float]:
                       f"{m['seconds']:.0f}s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        f.write(f"# settings: {json.dumps(s)}\n")
+        f.write(f"# settings: {json.dumps(s, allow_nan=False)}\n")
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -1,28 +1,106 @@
-"""Running a package function from an entry point: a user's mistake is one line and exit code 2."""
+"""Running a package function from an entry point: a user's mistake is one line and exit code 2.
+
+In a Hydra multirun (`python train.py -m key=a,b`) a job's mistake must not end the process: Hydra runs
+the jobs one after another in this process, and an exit would skip every job after it. There the job's
+line names the job, the other jobs run, and `finish` (called by each command's main() once Hydra has
+returned) exits with the worst status of the jobs that failed, after one line listing them.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
+
+
+@dataclass
+class FailedJob:
+    """A multirun job that ended with a one-line error: its number, swept overrides and exit status."""
+
+    num: int
+    overrides: list[str]
+    status: int
+
+    def name(self) -> str:
+        return f"job {self.num} ({' '.join(self.overrides)})" if self.overrides else f"job {self.num}"
+
+
+FAILED_JOBS: list[FailedJob] = []  # the jobs of this process's multirun that failed, in order
+
+
+def current_job() -> FailedJob | None:
+    """This job's number and swept overrides, with status 0, when Hydra runs it in a multirun; None otherwise.
+
+    The swept overrides are this job's values of the command line's sweeps (`model.latent=0` of
+    `-m model.latent=0,4`): what tells this job from the others.
+    """
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    keys = swept_keys(sys.argv[1:])
+    swept = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0] in keys]
+    return FailedJob(int(hydra_cfg.job.num), swept, 0)
+
+
+def swept_keys(argv: list[str]) -> set[str]:
+    """The keys a command line sweeps (`model.latent` of `model.latent=0,4`), by Hydra's own override parser."""
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+    except Exception:  # a line Hydra itself refused would not have started a job: nothing to name
+        return set()
+    return {o.input_line.split("=", 1)[0] for o in parsed if o.is_sweep_override()}
+
+
+def _fail(message: str, status: int) -> None:
+    """Print message as one line; exit with status, or in a multirun record the job and let Hydra go on."""
+    job = current_job()
+    if job is None:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(status)
+    job.status = status
+    FAILED_JOBS.append(job)
+    print(f"error: {job.name()}: {message}", file=sys.stderr, flush=True)
 
 
 def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call fn; a UserError becomes `error: <message>` on stderr and exit status 2, with no traceback.
 
-    An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it; a
-    failed worker of tune.py with status 1.
+    An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, and ends a
+    multirun too; a failed worker of tune.py exits with status 1. In a multirun, a UserError or failed worker
+    is `error: job N (overrides): <message>`, and returns None so that Hydra runs the next job; `finish`
+    exits non-zero at the end.
     """
     try:
         return fn(*args, **kwargs)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err), 2)
     except Interrupted as err:
         print(f"stopped: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)
     except WorkersFailed as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(err), 1)
+    return None
+
+
+def finish() -> None:
+    """After a command's Hydra app returned: exit non-zero if a multirun job failed (2, or 1 for failed workers).
+
+    Does nothing after a single run (its errors have exited already) or a multirun whose jobs all succeeded.
+    """
+    if not FAILED_JOBS:
+        return
+    failed, status = list(FAILED_JOBS), max(job.status for job in FAILED_JOBS)
+    FAILED_JOBS.clear()
+    print(f"error: {len(failed)} multirun job{'s' if len(failed) > 1 else ''} failed: "
+          f"{', '.join(job.name() for job in failed)}", file=sys.stderr)
+    sys.exit(status)

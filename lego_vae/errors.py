@@ -7,6 +7,10 @@ class UserError(Exception):
     """A mistake the user can fix; entry points print its message as one line and exit non-zero."""
 
 
+class NonFiniteLoss(UserError):
+    """A training or validation loss became NaN or infinite: the run stops, its last finite checkpoint kept."""
+
+
 class Interrupted(Exception):
     """SIGINT or SIGTERM asked this process to stop (an Exception, so Optuna marks a trial in flight FAIL)."""
 

@@ -3,13 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
-from lego_vae.cli import run_app
+from lego_vae.cli import finish, run_app
 from lego_vae.explorer.serve import explore
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="explore")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     run_app(explore, cfg)
+
+
+def main() -> None:
+    """The command: Hydra runs app once, or once per job with -m; then a non-zero exit if a multirun job failed."""
+    app()
+    finish()
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ class LegoFacesDataModule(L.LightningDataModule):
             # The listing (hidden and tool folders left out) with sizes and mtimes: a changed folder gets a new cache.
             listing = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
             key["root"] = str(root)
-            key["files"] = hashlib.sha1(json.dumps(listing).encode()).hexdigest()
+            key["files"] = hashlib.sha1(json.dumps(listing, allow_nan=False).encode()).hexdigest()
         else:
             key["blob"] = self.blob
         return key
@@ -155,7 +155,7 @@ class LegoFacesDataModule(L.LightningDataModule):
     @property
     def cache_path(self) -> Path:
         """Where the decoded tensor of this source, its parameters and image size lives."""
-        digest = hashlib.sha1(json.dumps(self._key(), sort_keys=True).encode()).hexdigest()[:16]
+        digest = hashlib.sha1(json.dumps(self._key(), sort_keys=True, allow_nan=False).encode()).hexdigest()[:16]
         return self.cache_dir / f"{self.source}-{self.image_size}px-{digest}.pt"
 
     def _decode(self) -> tuple[np.ndarray, list[str], list[dict] | None]:
@@ -185,7 +185,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         torch.save({"images": images, "names": names}, tmp)
         if labels is not None:
             labels_tmp = tmp.with_suffix(".labels.tmp")
-            labels_tmp.write_text(json.dumps(labels))
+            labels_tmp.write_text(json.dumps(labels, allow_nan=False))
             os.replace(labels_tmp, path.with_suffix(".labels.json"))
         os.replace(tmp, path)  # atomic: a killed run never leaves a half cache behind
 

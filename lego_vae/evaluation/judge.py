@@ -162,7 +162,7 @@ def chance_accuracy(labels: list[dict]) -> dict[str, float]:
     rates = {}
     for f in FACTORS:
         values = [tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels]
-        _, counts = np.unique(np.array([json.dumps(v) for v in values]), return_counts=True)
+        _, counts = np.unique(np.array([json.dumps(v, allow_nan=False) for v in values]), return_counts=True)
         rates[f] = float(counts.max() / len(values))
     return _with_mean(rates)
 
@@ -202,7 +202,7 @@ def train_judge(images: Tensor, labels: list[dict], epochs: int, batch_size: int
 def judge_cache_path(cache_dir: str | Path, settings: dict) -> Path:
     """Where the judge of these settings (image size included) is cached."""
     key = {"version": JUDGE_VERSION, **settings}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, allow_nan=False).encode()).hexdigest()[:12]
     return Path(cache_dir) / f"judge-{settings['image_size']}px-{digest}.pt"
 
 

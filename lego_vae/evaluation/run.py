@@ -28,6 +28,7 @@ from lego_vae.evaluation.sample_quality import run_judge_metrics
 from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, load_model
 from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, store_prior
 from lego_vae.model.vae import VAE
+from lego_vae.strict_json import finite_or_null, write_json
 
 # What training measured (train() returns them); an evaluation of an existing run reads them back.
 FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "best_checkpoint", "resumed_from", "fit_seconds")
@@ -64,7 +65,7 @@ def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
     """What training measured, for a run evaluated again: from its metrics.json, else from the checkpoint."""
     try:
         old = json.loads((run_dir / "metrics.json").read_text())
-        return {key: old[key] for key in FIT_KEYS if key in old}
+        return {key: value for key, value in old.items() if key in FIT_KEYS or key.removesuffix("_reason") in FIT_KEYS}
     except (OSError, ValueError):
         pass
     best = next((state.get("best_model_score") for key, state in checkpoint.get("callbacks", {}).items()
@@ -73,21 +74,28 @@ def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
 
 
 def summary_line(m: dict) -> str:
-    """The run's metrics in one printed line."""
+    """The run's metrics in one printed line; a metric that is null (not computable) shows as null."""
+    def num(key: str, spec: str) -> str:
+        value = m.get(key)
+        return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "null"
+
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else f"FID null: {m.get('fid_reason') or 'not computed'}"
     judge = ""
     if m.get("fd_judge"):
         fd = ", ".join(f"{prior} {v:.1f}" if v is not None else f"{prior} null" for prior, v in m["fd_judge"].items())
         acc = m.get("attr_acc_recon") or {}
+        ceiling = (m.get("judge_ceiling") or {}).get("mean")
         judge = (f"judge: attributes kept in reconstructions {acc['mean']:.0%} (ceiling "
-                 f"{m['judge_ceiling']['mean']:.0%}), fd_judge {fd}  " if acc else f"judge: fd_judge {fd}  ")
+                 f"{ceiling:.0%}), fd_judge {fd}  " if acc.get("mean") is not None and ceiling is not None
+                 else f"judge: fd_judge {fd}  ")
     best = m.get("val_loss")
     best = f"best val/loss {best:.2f}  " if isinstance(best, float) and math.isfinite(best) else ""
     epochs = f"{m['epochs']} epochs  " if m.get("epochs") is not None else ""
     units = m["active_units"] if m.get("active_units") is not None else "null"  # null: fewer than 2 test faces
-    return (f"test -ELBO {m['test_loss']:.2f} (recon {m['test_recon']:.2f}, kl {m['test_kl']:.2f})  "
-            f"IWAE {m['bits_per_dim']:.4f} bits/dim (k={m['iwae_k']})  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
-            f"active units {units}/{m['latent']}  {judge}{best}{epochs}{m['seconds']:.0f}s\n{fid}")
+    return (f"test -ELBO {num('test_loss', '.2f')} (recon {num('test_recon', '.2f')}, kl {num('test_kl', '.2f')})  "
+            f"IWAE {num('bits_per_dim', '.4f')} bits/dim (k={m['iwae_k']})  PSNR {num('psnr', '.2f')} dB  "
+            f"SSIM {num('ssim', '.4f')}  active units {units}/{m['latent']}  {judge}{best}{epochs}"
+            f"{m['seconds']:.0f}s\n{fid}")
 
 
 def evaluate_run(
@@ -105,7 +113,8 @@ def evaluate_run(
     config: the checkpoint's own config with other eval/sample/pictures settings (default: the stored one).
     out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
     fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
-    Returns the metrics written to metrics.json. Raises UserError for a missing or foreign checkpoint.
+    Returns the metrics written to metrics.json (strict JSON: a non-finite value is null, with a `<key>_reason`).
+    Raises UserError for a missing or foreign checkpoint.
     """
     started = time.perf_counter() if started is None else started
     ckpt_path = checkpoint_file(run)
@@ -135,7 +144,9 @@ def evaluate_run(
     metrics["checkpoint"] = str(ckpt_path.resolve())
     metrics["seconds"] = round(time.perf_counter() - started, 2)
 
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    # Strict JSON: a metric that came out NaN or infinite is null, with a <key>_reason beside it.
+    metrics = finite_or_null(metrics)
+    write_json(out_dir / "metrics.json", metrics)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     report = write_report(out_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
                           images={p.name: p for p in paths}, curves=read_curves(tb_dir))

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lego_vae.errors import NonFiniteLoss
 from lego_vae.evaluation.pictures import grid_tensor
 
 
@@ -70,6 +71,93 @@ class TensorBoardPictures(L.Callback):
         logger.experiment.add_image("samples", grid_tensor(samples, self.n), step)
         logger.experiment.add_image("reconstructions", grid_tensor(torch.cat([val, recon]), len(val)), step)
         logger.experiment.add_image("morph", grid_tensor(morph, self.morph_steps), step)
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops training at a NaN or infinite loss, before any checkpoint holds the weights it left behind.
+
+    Every step's training loss is checked where it lives, without making a step wait for a device: the
+    first non-finite step (its number and loss) is recorded in a tensor beside the loss. On the CPU that
+    record is host memory and is read after every step, so the run stops at that step. On a GPU it is read
+    once per epoch, when the epoch's training batches are done and before validation and any checkpoint,
+    so the run stops at the end of that epoch and still names the step. val/loss is checked after each
+    validation, before the checkpoint callbacks (which Lightning always runs last) can save.
+
+    Raises NonFiniteLoss "train/loss became nan at epoch E, step S (batch B of N)": epochs and batches
+    count from 1 as the progress lines do; S is the run's optimizer step (trainer.global_step).
+
+    read_every_step: None reads after every step where the record is in host memory (the CPU), else once per
+    epoch; False always once per epoch (what a GPU run does, on any device); True after every step (on a GPU
+    that is a device sync per step).
+    """
+
+    def __init__(self, read_every_step: bool | None = None) -> None:
+        self.read_every_step = read_every_step
+        self.step: torch.Tensor | None = None    # () long: the first non-finite step, -1 while none
+        self.value: torch.Tensor | None = None   # () float: the loss at that step
+        self._host: object | None = None         # a numpy view of self.step where it lives in host memory
+        self.every_step = False                  # read the record after every step (else once per epoch)
+        self.epoch_start = 0                     # global_step when the current epoch began
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._place(torch.full((), -1, dtype=torch.long, device=pl_module.device),
+                    torch.zeros((), dtype=torch.float32, device=pl_module.device))
+
+    def _place(self, step: torch.Tensor, value: torch.Tensor) -> None:
+        """Keep the record in these tensors, and decide how often it is read."""
+        self.step, self.value = step, value
+        on_cpu = step.device.type == "cpu"
+        self._host = step.numpy() if on_cpu else None  # reading host memory waits for nothing
+        self.every_step = on_cpu if self.read_every_step is None else self.read_every_step
+
+    def _first_bad_step(self) -> int:
+        """The recorded step, -1 if none (on a GPU: one device sync)."""
+        return int(self._host) if self._host is not None else int(self.step)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_start = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or self.step is None:
+            return
+        loss = loss.detach()
+        if loss.device != self.step.device:  # a module moved after on_train_start: keep the record beside the loss
+            self._place(self.step.to(loss.device), self.value.to(loss.device))
+        # Queued device work only (no host read): the record keeps the first non-finite step.
+        first = ~torch.isfinite(loss) & (self.step < 0)
+        self.value.copy_(torch.where(first, loss.float(), self.value))
+        self.step.masked_fill_(first, trainer.global_step)
+        if self.every_step:
+            self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        """Read the record and raise NonFiniteLoss if a step was non-finite."""
+        if self.step is not None and self._first_bad_step() >= 0:
+            self._raise(trainer)
+
+    def _raise(self, trainer: L.Trainer) -> None:
+        step = self._first_bad_step()
+        batches = trainer.num_training_batches
+        of = f" of {batches}" if isinstance(batches, int) else ""
+        raise NonFiniteLoss(f"train/loss became {float(self.value)} at epoch {trainer.current_epoch + 1}, step {step} "
+                            f"(batch {step - self.epoch_start}{of})")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get("val/loss")
+        if value is not None and not math.isfinite(float(value)):
+            raise NonFiniteLoss(f"val/loss became {float(value)} at epoch {trainer.current_epoch + 1}, after step "
+                                f"{trainer.global_step} (the training loss was finite)")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer)  # an epoch without validation: before its checkpoint
 
 
 class PlainProgress(L.Callback):

@@ -115,6 +115,24 @@ class LitVAE(L.LightningModule):
         self.log("train/images", float(self.images_seen), on_step=False, on_epoch=True, reduce_fx="sum",
                  sync_dist=True)
 
+    def on_train_start(self) -> None:
+        # The lr schedule of this run's config, at the epoch training starts from. A resumed checkpoint restores
+        # the old run's scheduler (its LRFactor, base lr and the optimizer's lr): resumed with other settings
+        # (trainer.max_epochs, optim.lr, optim.final_lr, optim.schedule), the run would go on at the old schedule's
+        # lr, e.g. the final lr for every epoch added to a finished run. Rebuilt here, epoch k runs at
+        # lr * LRFactor(k) of the new settings. A fresh run, and a resume with the same settings, get exactly the
+        # lr they have already (the same expression LambdaLR evaluates).
+        configs = self.trainer.lr_scheduler_configs
+        if not configs:
+            return
+        scheduler, epoch = configs[0].scheduler, self.trainer.current_epoch
+        lr = float(self.optim_cfg["lr"])
+        factor = LRFactor(lr, float(self.optim_cfg["final_lr"]), self.max_epochs, self.optim_cfg["schedule"])
+        scheduler.lr_lambdas, scheduler.base_lrs, scheduler.last_epoch = [factor], [lr], epoch
+        for group in scheduler.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = lr, lr * factor(epoch)
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
     def configure_optimizers(self) -> dict[str, Any]:
         lr = float(self.optim_cfg["lr"])
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)

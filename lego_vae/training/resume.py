@@ -1,4 +1,5 @@
-"""Resuming a run: which checkpoint `ckpt_path` means, and whether it trained the same model on the same data."""
+"""Resuming a run: which checkpoint `ckpt_path` means, whether it trained the same model on the same data, and
+which training settings the resume changes (the lr schedule is rebuilt for them: LitVAE.on_train_start)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,22 @@ from pathlib import Path
 from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import load_checkpoint
+from lego_vae.training.lit import LRFactor
 
-IGNORED_DATA_KEYS = ("cache_dir",)  # where the cache lives does not change the data
+IGNORED_DATA_KEYS = ("cache_dir",  # where the cache lives does not change the data
+                     "batch_size")  # how the data is batched is a training setting, see TRAINING_KEYS
+# The settings that shape the lr schedule or the optimisation: a resume may change them. The schedule is then
+# rebuilt for the new values from the checkpoint's epoch (LitVAE.on_train_start), the others take effect as
+# they are; resume_plan() names every change in one line.
+TRAINING_KEYS = ("trainer.max_epochs", "optim.lr", "optim.final_lr", "optim.schedule", "data.batch_size",
+                 "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 
 
 def same_run_setup(a: dict, b: dict) -> bool:
-    """Whether two configs train the same model on the same data (so one can resume the other)."""
+    """Whether two configs train the same model on the same data (so one can resume the other).
+
+    The training settings of TRAINING_KEYS (data.batch_size among them) do not count: a resume may change them.
+    """
     def data(cfg: dict) -> dict:
         return {k: v for k, v in cfg["data"].items() if k not in IGNORED_DATA_KEYS}
 
@@ -33,6 +44,41 @@ def find_last_checkpoint(plain: dict, run_dir: Path) -> Path:
     where = " or ".join(sorted(f"'{r}'" for r in map(str, roots)))
     raise UserError(f"ckpt_path=last: no last.ckpt of a run with this data and model under {where}; "
                     "pass ckpt_path=/path/to/checkpoints/last.ckpt")
+
+
+def _get(config: dict, dotted: str) -> object:
+    section, key = dotted.split(".")
+    return config.get(section, {}).get(key)
+
+
+def changed_training_settings(stored: dict, plain: dict) -> list[str]:
+    """'key old -> new' for each TRAINING_KEYS setting that differs between a checkpoint's config and this one."""
+    return [f"{key} {_get(stored, key)} -> {_get(plain, key)}" for key in TRAINING_KEYS
+            if _get(stored, key) != _get(plain, key)]
+
+
+def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
+    """What a resume from ckpt_path changes, as one line (None when it continues with the same settings).
+
+    Raises UserError when the checkpoint has trained trainer.max_epochs epochs or more already (there is
+    nothing left to train; Lightning would return at once, without a val/loss).
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    done = int(ckpt.get("epoch", -1)) + 1  # epochs the checkpoint has finished
+    epochs = int(plain["trainer"]["max_epochs"])
+    if done >= epochs:
+        raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} epochs already; pass "
+                        f"trainer.max_epochs={done + 1} or more to train it further (python -m lego_vae.evaluate "
+                        f"checkpoint={ckpt_path} evaluates it as it is)")
+    changed = changed_training_settings(ckpt["hyper_parameters"]["config"], plain)
+    if not changed:
+        return None
+    o = plain["optim"]
+    lr = float(o["lr"])
+    factor = LRFactor(lr, float(o["final_lr"]), epochs, o["schedule"])
+    rest = f", epoch {epochs} at {lr * factor(epochs - 1):.3g}" if epochs - 1 > done else ""
+    return (f"resume: {ckpt_path} ({done} epochs done) with changed settings: {', '.join(changed)}; the lr schedule "
+            f"is rebuilt for them: epoch {done + 1} runs at lr {lr * factor(done):.3g}{rest}")
 
 
 def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:

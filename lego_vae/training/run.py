@@ -19,10 +19,12 @@ from omegaconf import OmegaConf
 
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.errors import NonFiniteLoss
 from lego_vae.evaluation.run import evaluate_run
+from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.lit import LitVAE
-from lego_vae.training.resume import resolve_ckpt_path
+from lego_vae.training.resume import resolve_ckpt_path, resume_plan
 from lego_vae.training.trainer import METRIC, build_trainer
 
 # The loss and optimisation settings that name a recipe: the seed's, and experiment=sharp's.
@@ -56,6 +58,30 @@ def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Ligh
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
 
+def last_finite_checkpoint(run_dir: Path, resumed_from: Path | None) -> Path | None:
+    """The checkpoint a run that went non-finite leaves to resume from: its own last.ckpt, else the one it resumed."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else resumed_from
+
+
+def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_from: Path | None,
+                      checkpoints: bool) -> str:
+    """err's message with the checkpoint a user can resume from and the settings worth lowering."""
+    o, t = plain["optim"], plain["trainer"]
+    clip = t["gradient_clip_val"]
+    tip = (f"try a lower optim.lr (now {o['lr']:g}, optim.final_lr {o['final_lr']:g})"
+           + (f" or trainer.gradient_clip_val (now {clip:g})" if clip is not None else
+              " or clipping (trainer.gradient_clip_val=1.0)"))
+    if not checkpoints:
+        return f"{err}; {tip}"
+    ckpt = last_finite_checkpoint(run_dir, resumed_from)
+    if ckpt is None:
+        return f"{err}; no checkpoint was written before it; {tip}"
+    epoch = int(load_checkpoint(ckpt).get("epoch", -1)) + 1
+    return (f"{err}; the last finite checkpoint is {ckpt} (epoch {epoch}): resume from it with ckpt_path={ckpt}; "
+            f"{tip}")
+
+
 def train(
     cfg: Mapping,
     run_dir: str | Path,
@@ -69,7 +95,8 @@ def train(
 
     Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs",
     "best_checkpoint": its path or None, "resumed_from", "fit_seconds": trainer.fit alone, "seconds": all of it}.
-    Raises UserError for a bad config, data or checkpoint.
+    Raises UserError for a bad config, data or checkpoint; NonFiniteLoss (a UserError) when a training loss or
+    val/loss becomes NaN or infinite: the run stops there, and checkpoints/ keeps the last finite epoch.
     """
     started = time.perf_counter()
     plain = validate(cfg)
@@ -77,6 +104,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     ckpt_path = resolve_ckpt_path(plain, run_dir)
+    plan = resume_plan(plain, ckpt_path) if ckpt_path is not None else None
     L.seed_everything(plain["seed"], verbose=False)
     # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.
     torch.set_num_threads(plain["trainer"]["threads"] or len(os.sched_getaffinity(0)))
@@ -87,13 +115,18 @@ def train(
     if announce:  # the first line a user reads: what is about to happen, and where it goes
         print(f"train: {datamodule.describe()}; {describe_model(plain)}; {plain['trainer']['max_epochs']} epochs "
               f"-> {run_dir}", flush=True)
+    if plan is not None:  # the settings a resume changed, and the lr it goes on at
+        print(plan, flush=True)
     OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
 
     model = LitVAE(plain)
     trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints, tb_dir=tb_dir,
                             train_batches=len(datamodule.train_dataloader()))
     fit_started = time.perf_counter()
-    fit_quietly(trainer, model, datamodule, ckpt_path)
+    try:
+        fit_quietly(trainer, model, datamodule, ckpt_path)
+    except NonFiniteLoss as err:  # nothing was saved of the non-finite weights: say what is left and what to try
+        raise NonFiniteLoss(non_finite_advice(err, plain, run_dir, ckpt_path, checkpoints)) from None
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_score", None)
     final = float(trainer.callback_metrics[METRIC])

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lego_vae.training.callbacks import PlainProgress, TensorBoardPictures
+from lego_vae.training.callbacks import PlainProgress, StopOnNonFiniteLoss, TensorBoardPictures
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
 
@@ -71,12 +71,18 @@ def build_trainer(
     tb_dir: Path | None = None,
     train_batches: int | None = None,
 ) -> L.Trainer:
-    """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress."""
+    """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress.
+
+    Every run stops at a NaN or infinite loss (StopOnNonFiniteLoss, first of the callbacks) before a checkpoint
+    can hold the weights it left behind; one given in callbacks takes the place of the default one.
+    """
     t = plain["trainer"]
     tb = tb_dir if tb_dir is not None else run_dir / "tb"
     logger = TensorBoardLogger(save_dir=str(tb), name="", version="", default_hp_metric=False)
     progress, bar = progress_callbacks(plain["log"]["progress"])
+    guards = [c for c in callbacks if isinstance(c, StopOnNonFiniteLoss)] or [StopOnNonFiniteLoss()]
     all_callbacks: list[L.Callback] = [
+        *guards,  # first: its checks run before the other callbacks' hooks of the same moment
         *progress,
         TensorBoardPictures(
             every_n_epochs=plain["log"]["images_every_n_epochs"],
@@ -84,7 +90,7 @@ def build_trainer(
             morph_steps=plain["pictures"]["morph_steps"],
             seed=plain["seed"],
         ),
-        *callbacks,
+        *(c for c in callbacks if not isinstance(c, StopOnNonFiniteLoss)),
     ]
     if checkpoints:
         all_callbacks += [

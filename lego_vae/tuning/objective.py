@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from lego_vae.errors import Interrupted
+from lego_vae.errors import Interrupted, NonFiniteLoss
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
@@ -22,10 +23,6 @@ from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale
 
 CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "wait" (for a twin)
-
-
-class NonFiniteLoss(Exception):
-    """The training or validation loss became NaN or infinite."""
 
 
 class FiniteLossCheck(L.Callback):
@@ -39,7 +36,11 @@ class FiniteLossCheck(L.Callback):
 
 
 class ValLossPruning(PyTorchLightningPruningCallback):
-    """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design."""
+    """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
+
+    A non-finite val/loss is never reported: Optuna's pruners prune at NaN, which would count the trial as
+    finished (PRUNED) instead of failed; it raises NonFiniteLoss, and the trial ends FAIL with that reason.
+    """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
         super().__init__(trial, monitor=METRIC)
@@ -51,8 +52,11 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
+        value = float(trainer.callback_metrics[self.monitor])
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"{self.monitor} became {value} at epoch {trainer.current_epoch + 1}")
         if not self.can_prune:
-            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
+            self._trial.report(value, step=pl_module.current_epoch)
             return
         super().on_validation_end(trainer, pl_module)
 

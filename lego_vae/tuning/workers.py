@@ -115,7 +115,7 @@ def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int)
           flush=True)
     # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    payload = json.dumps({"plain": worker_config(plain, threads), "study_dir": str(study_dir)})
+    payload = json.dumps({"plain": worker_config(plain, threads), "study_dir": str(study_dir)}, allow_nan=False)
     printer = Printer(study)
     procs: list[subprocess.Popen] = []
     try:

@@ -11,8 +11,9 @@ import torch
 
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.errors import UserError
+from lego_vae.errors import NonFiniteLoss, UserError
 from lego_vae.model.checkpoints import load_checkpoint
+from lego_vae.training.callbacks import StopOnNonFiniteLoss
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.run import train
 from lego_vae.training.trainer import build_trainer
@@ -217,3 +218,130 @@ def test_tensorboard_gets_scalars_images_and_hparams(make_cfg, tmp_path) -> None
     assert "hp_metric" not in tags["scalars"]
     plugin = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugin and b"val/loss" in plugin["_hparams_/experiment"]
+
+
+# --- A loss that goes NaN or infinite stops the run, with one line; the last finite checkpoint is kept.
+
+
+def test_train_py_stops_at_a_nan_loss_with_one_line(tmp_path) -> None:
+    # lr 100: the loss is NaN within the first epoch. It used to run all epochs, exit 0 and write black pictures.
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "train.py", *TINY, "trainer.max_epochs=3", "optim.lr=100", "optim.final_lr=100",
+         f"hydra.run.dir={run}", f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert re.match(r"error: train/loss became (nan|inf|-inf) at epoch 1, step \d+ \(batch \d+ of 4\); "
+                    r"no checkpoint was written before it; try a lower optim.lr \(now 100", errors[0]), errors[0]
+    assert not re.search(r"^epoch \d", proc.stdout, re.M)  # it stopped inside the first epoch
+    for name in ["metrics.json", "samples.png", "morph.png", "report.html", "checkpoints/last.ckpt"]:
+        assert not (run / name).exists(), name
+
+
+def _finite(state_dict: dict) -> bool:
+    return all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())
+
+
+class StepsRun(L.Callback):
+    """The optimizer steps a run started before it stopped (the last one counted from 1, as global_step does)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.steps = trainer.global_step + 1
+
+
+@pytest.mark.parametrize("every_step", [None, False], ids=["the CPU's check after every step", "a GPU's per epoch"])
+def test_a_run_that_goes_nan_keeps_its_last_finite_checkpoint(make_cfg, tmp_path, every_step) -> None:
+    # A finite first epoch, then the same run folder resumed at lr 100: the loss goes NaN in epoch 2. The guard
+    # reads its record after every step on the CPU, once per epoch on a GPU (read_every_step=False does that here).
+    run = tmp_path / "run"
+    train(make_cfg("trainer.max_epochs=1"), run)
+    checkpoints = run / "checkpoints"
+    before = {p.name: p.read_bytes() for p in checkpoints.iterdir()}
+    assert set(before) == {"best.ckpt", "last.ckpt"}
+    steps = StepsRun()
+    with pytest.raises(NonFiniteLoss) as stopped:
+        train(make_cfg("trainer.max_epochs=3", "optim.lr=100", "optim.final_lr=100",
+                       f"ckpt_path={checkpoints / 'last.ckpt'}"), run,
+              callbacks=[StopOnNonFiniteLoss(read_every_step=every_step), steps])
+    message = str(stopped.value)
+    match = re.match(r"train/loss became (nan|inf|-inf) at epoch 2, step (\d+) \(batch (\d+) of 4\); the last finite "
+                     rf"checkpoint is {re.escape(str(checkpoints / 'last.ckpt'))} \(epoch 1\)", message)
+    assert match, message
+    step, batch = int(match[2]), int(match[3])
+    assert step == 4 + batch
+    # Stopped at that step on the CPU; at the end of the epoch's training batches, before validation, on a GPU.
+    assert steps.steps == (step if every_step is None else 8)
+    # Neither checkpoint was overwritten with the weights the NaN left behind: both are still epoch 1's.
+    assert {p.name: p.read_bytes() for p in checkpoints.iterdir()} == before
+    for name in before:
+        ckpt = load_checkpoint(checkpoints / name)
+        assert ckpt["epoch"] == 0 and _finite(ckpt["state_dict"]), name
+
+
+# --- Resuming with other training settings: the lr schedule is rebuilt for them from the checkpoint's epoch.
+
+
+def test_extending_a_finished_run_rebuilds_the_lr_schedule(make_cfg, tmp_path, capsys) -> None:
+    # The issue's case: a 2-epoch cosine run, resumed from its last.ckpt with trainer.max_epochs=4. Epochs 3 and 4
+    # ran at the final lr 5e-7 (the old run's schedule); now they run as in a run planned for 4 epochs.
+    train(make_cfg("trainer.max_epochs=2", "optim.schedule=cosine"), tmp_path / "short")
+    uninterrupted = RecordLR()
+    train(make_cfg("trainer.max_epochs=4", "optim.schedule=cosine"), tmp_path / "full", callbacks=[uninterrupted])
+    last = tmp_path / "short" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    resumed = RecordLR()
+    got = train(make_cfg("trainer.max_epochs=4", "optim.schedule=cosine", f"ckpt_path={last}"), tmp_path / "more",
+                callbacks=[resumed])
+    assert got["epochs"] == 4 and len(resumed.lrs) == 2
+    assert resumed.lrs == pytest.approx(uninterrupted.lrs[2:], rel=1e-12)
+    assert resumed.lrs[0] > 100 * 5e-7  # not the old run's final lr
+    assert f"resume: {last} (2 epochs done) with changed settings: trainer.max_epochs 2 -> 4; the lr schedule is " \
+           f"rebuilt for them: epoch 3 runs at lr {uninterrupted.lrs[2]:.3g}, epoch 4 at {uninterrupted.lrs[3]:.3g}" \
+        in capsys.readouterr().out
+
+
+def test_resuming_with_another_lr_follows_the_new_schedule(make_cfg, tmp_path) -> None:
+    # A run killed after epoch 1 of 3, resumed through ckpt_path=last with optim.lr changed: epochs 2 and 3 run at
+    # the new schedule's lr (the restored optimizer and scheduler held the old run's).
+    out = tmp_path / "outputs"
+    with pytest.raises(RuntimeError, match="killed"):
+        train(make_cfg("trainer.max_epochs=3"), out / "train" / "killed", callbacks=[KillAfterFirstEpoch()])
+    record = RecordLR()
+    got = train(make_cfg("trainer.max_epochs=3", "optim.lr=5e-4", "ckpt_path=last"), out / "train" / "resumed",
+                callbacks=[record])
+    assert got["resumed_from"] == str((out / "train" / "killed" / "checkpoints" / "last.ckpt").resolve())
+    schedule = LRFactor(5e-4, 5e-7, epochs=3)
+    assert record.lrs == pytest.approx([5e-4 * schedule(1), 5e-4 * schedule(2)], rel=1e-12)
+    assert record.lrs[-1] == pytest.approx(5e-7, rel=1e-9)
+
+
+def test_resuming_with_another_batch_size_trains_every_image_once_per_epoch(make_cfg, tmp_path) -> None:
+    # data.batch_size is a training setting, not part of the data: a resume may change it.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_cfg("trainer.max_epochs=1"), tmp_path / "first")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    got = train(make_cfg("trainer.max_epochs=2", "data.batch_size=16", f"ckpt_path={last}"), tmp_path / "second")
+    assert got["epochs"] == 2
+    ckpt = load_checkpoint(tmp_path / "second" / "checkpoints" / "last.ckpt")
+    assert ckpt["hyper_parameters"]["config"]["data"]["batch_size"] == 16
+    assert ckpt["global_step"] == load_checkpoint(last)["global_step"] + 8  # 125 training faces in batches of 16
+    images = EventAccumulator(str(tmp_path / "second" / "tb")).Reload().Scalars("train/images")
+    assert [e.value for e in images] == [125.0]
+
+
+def test_resuming_a_run_that_has_its_epochs_already_is_one_line(make_cfg, tmp_path) -> None:
+    # It used to end in a KeyError traceback ('val/loss'): Lightning returned at once, having trained nothing.
+    train(make_cfg("trainer.max_epochs=2"), tmp_path / "done")
+    last = tmp_path / "done" / "checkpoints" / "last.ckpt"
+    for epochs in (1, 2):
+        with pytest.raises(UserError, match=rf"ckpt_path={re.escape(str(last))}: that run has trained 2 epochs "
+                                            r"already; pass trainer.max_epochs=3 or more"):
+            train(make_cfg(f"trainer.max_epochs={epochs}", f"ckpt_path={last}"), tmp_path / f"again{epochs}")

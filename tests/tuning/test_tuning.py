@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -190,6 +191,50 @@ def test_a_nan_loss_fails_the_trial_and_the_study_goes_on(make_cfg, tmp_path) ->
     assert all(t.user_attrs["fail_reason"].startswith("non-finite loss: ") for t in study.trials)
 
 
+def test_a_trial_that_goes_nan_after_the_warm_up_fails_and_is_never_the_best(make_cfg, tmp_path) -> None:
+    # With no warm-up, a NaN val/loss went to Optuna's pruner, which prunes at NaN: the trial ended PRUNED, counted
+    # as finished, with NaN as its last value. It must end FAIL with its reason, and the study go on.
+    study_dir = tmp_path / "study"
+    common = [*TUNE_TINY, "study.n_initial=1", "pruner.warmup_epochs=0", "pruner.startup_trials=1",
+              "refit.enabled=false"]
+    tune(make_cfg(*common, "study.n_trials=1", config_name="tune"), study_dir)  # trial 0: complete, at lr 1e-3
+    with pytest.raises(UserError, match="study.max_failures=2: that many trials failed in a row; last: non-finite"):
+        tune(make_cfg(*common, "study.n_trials=2", "optim.lr=100", "optim.final_lr=100", "study.max_failures=2",
+                      config_name="tune"), study_dir)
+    study = _load(study_dir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    for t in study.trials[1:]:  # the worker went on after the first failure, and stopped at max_failures
+        assert re.match(r"non-finite loss: train/loss became \S+ at epoch 1, step \d+", t.user_attrs["fail_reason"])
+    # The study goes on where it stopped, at a sane lr; a failed trial is never its best.
+    best = tune(make_cfg(*common, "study.n_trials=2", config_name="tune"), study_dir)
+    study = _load(study_dir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL,
+                                                TrialState.COMPLETE]
+    assert best["trial"] in (0, 3) and math.isfinite(best["value"])
+    assert best["value"] == min(t.value for t in study.trials if t.state == TrialState.COMPLETE)
+
+
+def test_a_refit_resumed_with_more_epochs_runs_the_new_schedule(make_cfg, tmp_path, capsys) -> None:
+    # A refit that stopped before its metrics.json (killed while evaluating) resumes from its own last.ckpt; rerun
+    # with a larger refit.epochs, its new epochs used to run at the old schedule's final lr.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lego_vae.training.lit import LRFactor
+
+    study_dir = tmp_path / "study"
+    common = [*TUNE_TINY, "study.n_trials=1", "study.n_initial=1", "study.epochs=1"]
+    best = tune(make_cfg(*common, "refit.epochs=1", config_name="tune"), study_dir)
+    refit = Path(best["refit"]["run_dir"])
+    (refit / "metrics.json").unlink()
+    capsys.readouterr()
+    tune(make_cfg(*common, "refit.epochs=3", config_name="tune"), study_dir)
+    lrs = [e.value for e in EventAccumulator(str(study_dir / "tb" / f"refit_{best['trial']:04d}")).Reload().Scalars("lr")]
+    schedule = LRFactor(1e-3, 5e-7, epochs=3)
+    assert lrs == pytest.approx([1e-3, 1e-3 * schedule(1), 1e-3 * schedule(2)], rel=1e-6)
+    assert f"resume: {refit / 'checkpoints' / 'last.ckpt'} (1 epochs done) with changed settings: " \
+           "trainer.max_epochs 1 -> 3" in capsys.readouterr().out
+
+
 def _tune_cmd(study_dir, *extra: str) -> list[str]:
     return [sys.executable, "tune.py", *TINY, *TUNE_TINY, f"hydra.run.dir={study_dir}",
             f"data.cache_dir={study_dir.parent / 'cache'}", *extra]
@@ -240,11 +285,11 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
     assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
-    # ... and says so in one line that names the report, right after the line saying what the command does.
-    assert again.stdout.splitlines()[0].startswith("tune: synthetic faces, 160 images (train ")
-    assert again.stdout.splitlines()[1] == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to "
-                                            f"train; its report is {study_dir / 'report.html'} (a larger "
-                                            "study.n_trials extends it)")
+    # ... and says so in one line that names the report, right after the command's announcement of what it runs.
+    first, second = again.stdout.splitlines()[:2]
+    assert first.startswith("tune: ") and first.endswith(f" -> {study_dir}")
+    assert second == (f"study 'lego-vae' resumed, already finished (5 trials): nothing to train; its report is "
+                      f"{study_dir / 'report.html'} (a larger study.n_trials extends it)")
     assert again.stdout.strip().splitlines()[-3:] == last
 
 
