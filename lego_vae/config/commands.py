@@ -97,6 +97,9 @@ class TuneConfig(TrainConfig):
 
     @staticmethod
     def check(plain: dict, root: dict) -> None:
+        if plain["trainer"]["max_steps"] is not None:
+            raise UserError(f"trainer.max_steps={plain['trainer']['max_steps']}: tune.py budgets a trial by study.epochs "
+                            "and the refit by refit.epochs; leave trainer.max_steps null")
         devices, strategy = plain["trainer"]["devices"], plain["trainer"]["strategy"]
         if devices not in ("auto", 1, "1") or strategy not in ("auto", "single_device"):
             raise UserError(f"trainer.devices={devices}: a trial runs in one process on one device; "

@@ -92,6 +92,7 @@ class OptimConfig:
 @dataclass(kw_only=True)
 class TrainerConfig:
     max_epochs: int = integer(1)
+    max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
     gradient_clip_algorithm: str = choice(CLIP_ALGORITHMS)
     accelerator: str = text(nonempty=True)

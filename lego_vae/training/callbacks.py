@@ -160,6 +160,13 @@ class StopOnNonFiniteLoss(L.Callback):
         self._check(trainer)  # an epoch without validation: before its checkpoint
 
 
+def position(trainer: L.Trainer) -> str:
+    """Where training is: "epoch 3/400", or "epoch 3 (step 99/13200)" when it is budgeted in steps."""
+    if trainer.max_steps > 0:
+        return f"epoch {trainer.current_epoch + 1} (step {trainer.global_step}/{trainer.max_steps})"
+    return f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+
+
 class PlainProgress(L.Callback):
     """One line per epoch, for logs and pipes where a live progress bar would be noise."""
 
@@ -179,8 +186,9 @@ class PlainProgress(L.Callback):
 
         lr = f"{float(m['lr']):.2e}" if "lr" in m else "-"
         print(
-            f"{self.prefix}epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  "
+            f"{self.prefix}{position(trainer)}  "
             f"train/loss {fmt('train/loss')}  val/loss {fmt('val/loss')} "
-            f"(recon {fmt('val/recon')}, kl {fmt('val/kl')})  lr {lr}  {time.perf_counter() - self.start:.1f}s",
+            f"(recon {fmt('val/recon')}, kl {fmt('val/kl')}, psnr {fmt('val/psnr')})  lr {lr}  "
+            f"{time.perf_counter() - self.start:.1f}s",
             flush=True,
         )

@@ -16,7 +16,10 @@ EVAL_SEED = 12345
 
 
 class LRFactor:
-    """Multiplier of the base lr at each epoch: lr at epoch 0, exactly final_lr at the last epoch."""
+    """Multiplier of the base lr at each epoch (or step): lr at 0, exactly final_lr at the last of `epochs`.
+
+    With trainer.max_steps the schedule runs per optimizer step: `epochs` is then the number of steps.
+    """
 
     def __init__(self, lr: float, final_lr: float, epochs: int, schedule: str = "exponential") -> None:
         self.ratio, self.last, self.schedule = final_lr / lr, max(epochs - 1, 1), schedule
@@ -37,6 +40,8 @@ class LitVAE(L.LightningModule):
         self.save_hyperparameters({"config": config}, logger=False)
         model, self.optim_cfg = config["model"], config["optim"]
         self.max_epochs = config["trainer"]["max_epochs"]
+        # trainer.max_steps: an exact number of optimizer steps, and the lr schedule per step over them.
+        self.max_steps = config["trainer"]["max_steps"]
         self.beta = float(model["beta"])
         self.likelihood = model["likelihood"]
         self.log_sigma_min = float(model["log_sigma_min"])
@@ -47,6 +52,13 @@ class LitVAE(L.LightningModule):
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
         object.__setattr__(self, "_net", torch.compile(self.vae) if model["compile"] else self.vae)
         self.images_seen = 0
+        self.val_sse, self.val_pixels = torch.zeros(()), 0  # val/psnr of this epoch's posterior-mean reconstructions
+
+    def schedule(self) -> tuple[LRFactor, str]:
+        """The lr factor of this run's config and Lightning's interval for it ("epoch", or "step" with max_steps)."""
+        lr, o = float(self.optim_cfg["lr"]), self.optim_cfg
+        length = self.max_steps or self.max_epochs
+        return LRFactor(lr, float(o["final_lr"]), length, o["schedule"]), "step" if self.max_steps else "epoch"
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.
@@ -73,6 +85,10 @@ class LitVAE(L.LightningModule):
                 torch.manual_seed(EVAL_SEED + batch_idx)
                 x_hat, mu, logvar = self._net(batch)
         terms = self.loss(x_hat, batch, mu, logvar, training=(stage == "train"))
+        if stage == "val":  # for val/psnr: the posterior mean decoded, as the test metrics' PSNR
+            with torch.no_grad():
+                self.val_sse = self.val_sse.to(batch.device) + (self.vae.decode(mu).float() - batch).pow(2).sum()
+            self.val_pixels += batch.numel()
         # Accumulated on the device and logged once per epoch: no host sync per step.
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
@@ -105,6 +121,16 @@ class LitVAE(L.LightningModule):
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._step(batch, "test", batch_idx)
 
+    def on_validation_epoch_start(self) -> None:
+        self.val_sse, self.val_pixels = torch.zeros((), device=self.device), 0
+
+    def on_validation_epoch_end(self) -> None:
+        # PSNR = 10 log10(1 / MSE), the MSE pooled over every pixel of the validation split (as metrics.json's psnr),
+        # capped at 100 dB; logged beside val/loss, whose calibrated NLL can rise while reconstructions improve.
+        if self.val_pixels:
+            mse = (self.val_sse / self.val_pixels).clamp(min=1e-10)
+            self.log("val/psnr", -10 * torch.log10(mse), on_step=False, on_epoch=True, sync_dist=True)
+
     def on_train_epoch_start(self) -> None:
         self.images_seen = 0
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
@@ -125,20 +151,19 @@ class LitVAE(L.LightningModule):
         configs = self.trainer.lr_scheduler_configs
         if not configs:
             return
-        scheduler, epoch = configs[0].scheduler, self.trainer.current_epoch
-        lr = float(self.optim_cfg["lr"])
-        factor = LRFactor(lr, float(self.optim_cfg["final_lr"]), self.max_epochs, self.optim_cfg["schedule"])
+        factor, interval = self.schedule()
+        epoch = self.trainer.global_step if interval == "step" else self.trainer.current_epoch
+        scheduler, lr = configs[0].scheduler, float(self.optim_cfg["lr"])
         scheduler.lr_lambdas, scheduler.base_lrs, scheduler.last_epoch = [factor], [lr], epoch
         for group in scheduler.optimizer.param_groups:
             group["initial_lr"], group["lr"] = lr, lr * factor(epoch)
         scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        lr = float(self.optim_cfg["lr"])
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
-        factor = LRFactor(lr, float(self.optim_cfg["final_lr"]), self.max_epochs, self.optim_cfg["schedule"])
+        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]))
+        factor, interval = self.schedule()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The RNG state too, so a resumed run draws the same eps as an uninterrupted one.

@@ -15,7 +15,7 @@ IGNORED_DATA_KEYS = ("cache_dir",  # where the cache lives does not change the d
 # The settings that shape the lr schedule or the optimisation: a resume may change them. The schedule is then
 # rebuilt for the new values from the checkpoint's epoch (LitVAE.on_train_start), the others take effect as
 # they are; resume_plan() names every change in one line.
-TRAINING_KEYS = ("trainer.max_epochs", "optim.lr", "optim.final_lr", "optim.schedule", "data.batch_size",
+TRAINING_KEYS = ("trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.final_lr", "optim.schedule", "data.batch_size",
                  "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 
 
@@ -64,21 +64,24 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
     nothing left to train; Lightning would return at once, without a val/loss).
     """
     ckpt = load_checkpoint(ckpt_path)
-    done = int(ckpt.get("epoch", -1)) + 1  # epochs the checkpoint has finished
-    epochs = int(plain["trainer"]["max_epochs"])
-    if done >= epochs:
-        raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} epochs already; pass "
-                        f"trainer.max_epochs={done + 1} or more to train it further (python -m lego_vae.evaluate "
+    steps = plain["trainer"]["max_steps"]
+    # The schedule's unit: epochs, or optimizer steps when trainer.max_steps budgets the run.
+    unit, length = ("step", int(steps)) if steps else ("epoch", int(plain["trainer"]["max_epochs"]))
+    done = int(ckpt.get("global_step", 0)) if steps else int(ckpt.get("epoch", -1)) + 1
+    if done >= length:
+        key = "trainer.max_steps" if steps else "trainer.max_epochs"
+        raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} {unit}s already; pass "
+                        f"{key}={done + 1} or more to train it further (python -m lego_vae.evaluate "
                         f"checkpoint={ckpt_path} evaluates it as it is)")
-    changed = changed_training_settings(ckpt["hyper_parameters"]["config"], plain)
+    changed = changed_training_settings(with_defaults(ckpt["hyper_parameters"]["config"]), plain)
     if not changed:
         return None
     o = plain["optim"]
     lr = float(o["lr"])
-    factor = LRFactor(lr, float(o["final_lr"]), epochs, o["schedule"])
-    rest = f", epoch {epochs} at {lr * factor(epochs - 1):.3g}" if epochs - 1 > done else ""
-    return (f"resume: {ckpt_path} ({done} epochs done) with changed settings: {', '.join(changed)}; the lr schedule "
-            f"is rebuilt for them: epoch {done + 1} runs at lr {lr * factor(done):.3g}{rest}")
+    factor = LRFactor(lr, float(o["final_lr"]), length, o["schedule"])
+    rest = f", {unit} {length} at {lr * factor(length - 1):.3g}" if length - 1 > done else ""
+    return (f"resume: {ckpt_path} ({done} {unit}s done) with changed settings: {', '.join(changed)}; the lr schedule "
+            f"is rebuilt for them: {unit} {done + 1} runs at lr {lr * factor(done):.3g}{rest}")
 
 
 def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:

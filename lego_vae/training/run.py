@@ -43,6 +43,12 @@ def describe_recipe(plain: dict) -> str:
     return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
 
 
+def budget(plain: dict) -> str:
+    """"400 epochs", or "13200 steps" when trainer.max_steps sets the budget."""
+    t = plain["trainer"]
+    return f"{t['max_steps']} steps" if t["max_steps"] else f"{t['max_epochs']} epochs"
+
+
 def describe_model(plain: dict) -> str:
     """One phrase: the network and its sizes, and the recipe it trains with."""
     m = plain["model"]
@@ -113,7 +119,7 @@ def train(
     if plain["sample"]["prior"] == "gmm":  # the mixture is fitted after training: refuse now, not then
         check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     if announce:  # the first line a user reads: what is about to happen, and where it goes
-        print(f"train: {datamodule.describe()}; {describe_model(plain)}; {plain['trainer']['max_epochs']} epochs "
+        print(f"train: {datamodule.describe()}; {describe_model(plain)}; {budget(plain)} "
               f"-> {run_dir}", flush=True)
     if plan is not None:  # the settings a resume changed, and the lr it goes on at
         print(plan, flush=True)

@@ -104,7 +104,8 @@ def build_trainer(
         ]
     quiet_adverts()
     return L.Trainer(
-        max_epochs=t["max_epochs"],
+        max_epochs=-1 if t["max_steps"] else t["max_epochs"],  # max_steps: exactly that many steps, any epochs
+        max_steps=t["max_steps"] or -1,
         gradient_clip_val=t["gradient_clip_val"],
         gradient_clip_algorithm=t["gradient_clip_algorithm"],
         accelerator=t["accelerator"],

@@ -44,6 +44,7 @@ def test_a_wrong_type_or_unknown_key_is_one_line(make_cfg, override: str, messag
         ("sampler.kind=grid", "sampler.kind=grid: must be one of botorch, gp, tpe, random"),
         ("study.name=a/b", "study.name=a/b: must be a non-empty name without '/'"),
         ("study.n_trials=x", "study.n_trials=x: must be an integer >= 1"),
+        ("trainer.max_steps=100", "trainer.max_steps=100: tune.py budgets a trial by study.epochs"),
     ],
 )
 def test_the_tune_schema_checks_its_sections(make_cfg, override: str, message: str) -> None:

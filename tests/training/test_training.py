@@ -345,3 +345,40 @@ def test_resuming_a_run_that_has_its_epochs_already_is_one_line(make_cfg, tmp_pa
         with pytest.raises(UserError, match=rf"ckpt_path={re.escape(str(last))}: that run has trained 2 epochs "
                                             r"already; pass trainer.max_epochs=3 or more"):
             train(make_cfg(f"trainer.max_epochs={epochs}", f"ckpt_path={last}"), tmp_path / f"again{epochs}")
+
+
+class RecordStepLR(L.Callback):
+    """The lr of every optimizer step."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_max_steps_trains_exactly_that_many_steps_with_the_schedule_per_step(make_cfg, tmp_path, schedule) -> None:
+    # 128 training faces in batches of 32: 4 steps an epoch, so 10 steps end inside the third epoch.
+    record = RecordStepLR()
+    got = train(make_cfg("trainer.max_steps=10", "trainer.max_epochs=1", f"optim.schedule={schedule}"),
+                tmp_path / "run", callbacks=[record])
+    assert len(record.lrs) == 10 and got["epochs"] == 3
+    assert record.lrs[0] == pytest.approx(1e-3) and record.lrs[-1] == pytest.approx(5e-7, rel=1e-6)
+    assert all(a > b for a, b in zip(record.lrs, record.lrs[1:]))  # it decays at every step, not per epoch
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 10
+
+
+def test_val_psnr_is_logged_every_epoch_as_the_test_metrics_define_it(make_cfg, tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lego_vae.evaluation.metrics import reconstruction_quality
+    from lego_vae.model.checkpoints import load_vae
+
+    train(make_cfg("trainer.max_epochs=2", "trainer.precision=32-true"), tmp_path / "run")
+    logged = EventAccumulator(str(tmp_path / "run" / "tb")).Reload().Scalars("val/psnr")
+    assert len(logged) == 2  # one value per epoch
+    # The last epoch's value is the PSNR of the last weights' posterior-mean reconstructions of the val split.
+    vae, config = load_vae(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    val = LegoFacesDataModule.ready(config["data"]).split_images("val")
+    assert logged[-1].value == pytest.approx(reconstruction_quality(vae, val)["psnr"], abs=0.01)
