@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: check-install install demo demo-seed train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: check-install install demo demo-seed quality-gpu train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -38,7 +38,11 @@ train-demo: install
 
 # mlp against conv at the same budget: one table (README, "Quality, side by side").
 compare: install
-	$(BIN)/python -m bench.compare
+	$(BIN)/python -m bench.compare --steps 990
+
+# The quality sweep on one GPU: every recipe at once, equal wall time, judged (bench/quality_gpu.py, ~6 min).
+quality-gpu: install
+	$(BIN)/python -m bench.quality_gpu
 
 # resconv beside the sharp run, at equal epochs and at equal wall time (README, "A residual conv net").
 compare-arch: install

@@ -1,10 +1,13 @@
 """Quality side by side: the seed's model and the better options, on the same faces, split and budget.
 
-    python -m bench.compare [--quick] [--epochs 30] [--images 2600] [--size 64] [--hidden 512] [--latent 32]
-                            [--runs mlp,conv,conv-calibrated,sharp] [--arch resconv]
+    python -m bench.compare [--quick] [--epochs 30 | --steps 990] [--images 2600] [--size 64] [--hidden 512]
+                            [--latent 32] [--runs mlp,conv,conv-calibrated,sharp,sharp-20k] [--arch resconv]
 
 Rows (`make compare`): the seed's `mlp` with the `fixed` decoder; `conv` with `fixed`; `conv` with
-`calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe: conv, calibrated, cosine schedule, no clipping) with its `gmm` prior.
+`calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe: conv, calibrated, cosine schedule, no clipping) with its `gmm` prior;
+with `--steps`, also sharp with 20,000 more rendered training faces (`data.extra_train_faces`; the same
+validation and test faces). `--steps N` trains every run exactly N optimizer steps (`make compare`: 990, the
+30 epochs of 2,600 faces), so runs on different numbers of faces compare at equal steps.
 `--arch resconv` adds that architecture with the sharp recipe twice: at the same epochs, and at the
 same wall time as the sharp run (its epochs scaled by the two runs' measured trainer.fit seconds);
 `--runs sharp --arch resconv` (`make compare-arch`) trains only what that comparison needs.
@@ -38,13 +41,17 @@ RUNS = {
     "conv": ["model=conv"],
     "conv-calibrated": ["model=conv", "model.likelihood=calibrated", "sample.prior=gmm"],
     "sharp": ["experiment=sharp", "sample.prior=gmm"],
+    # The first lever of docs/quality.md: 20,000 more rendered training faces, the same held-out faces and steps.
+    "sharp-20k": ["experiment=sharp", "sample.prior=gmm", "data.extra_train_faces=20000"],
 }
+BASE_RUNS = ["mlp", "conv", "conv-calibrated", "sharp"]  # without --steps: runs of more faces would take more steps
 ROWS = [  # (label, run, prior)
     ("mlp · fixed", "mlp", "normal"),
     ("conv · fixed", "conv", "normal"),
     ("conv · calibrated", "conv-calibrated", "normal"),
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
+    ("sharp + 20k faces · calibrated + gmm", "sharp-20k", "gmm"),
 ]
 ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",
@@ -53,9 +60,12 @@ COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceili
 
 def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Path, epochs: int) -> dict:
     """Train one run of the comparison at the shared budget; its metrics.json plus its folder."""
+    if args.quick:  # smoke size: a couple of hundred extra faces, not 20,000
+        overrides = [o.replace("=20000", "=200") if o.startswith("data.extra_train_faces=") else o for o in overrides]
     budget = [
         f"model.hidden={args.hidden}", f"model.latent={args.latent}", f"data.image_size={args.size}",
-        f"data.num_images={args.images}", f"trainer.max_epochs={epochs}", f"seed={args.seed}",
+        f"data.num_images={args.images}", f"seed={args.seed}",
+        f"trainer.max_steps={args.steps}" if args.steps else f"trainer.max_epochs={epochs}",
         "trainer.accelerator=cpu" if args.cpu else "trainer.accelerator=auto",
         "log.progress=none", "log.images_every_n_epochs=0", f"data.cache_dir={args.cache_dir}",
     ]
@@ -165,7 +175,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs", default=",".join(RUNS), help="which of the base runs to train (comma-separated)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train every run exactly this many optimizer steps instead of --epochs (equal steps)")
+    parser.add_argument("--runs", default=None, help="which of the base runs to train (comma-separated; default: "
+                        "all, sharp-20k only with --steps)")
     parser.add_argument("--arch", choices=ARCHES, help="add this model= with the sharp recipe, equal epochs and time")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is")
     parser.add_argument("--cache-dir", default=".cache/lego_vae")
@@ -175,10 +188,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.images, args.size, args.hidden, args.latent = 2, 256, 16, 64, 8
-    chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+    if args.quick and args.steps:
+        args.steps = min(args.steps, 16)
+    runs_arg = args.runs or ",".join(RUNS if args.steps else BASE_RUNS)
+    chosen = [name.strip() for name in runs_arg.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in RUNS]
     if unknown or not chosen:
         parser.error(f"--runs: choose from {', '.join(RUNS)} (got {args.runs!r})")
+    if "sharp-20k" in chosen and not args.steps:
+        parser.error("--runs sharp-20k: compare more faces at equal steps; pass --steps (e.g. 990 = 30 epochs of 2,600)")
     if args.arch and "sharp" not in chosen:
         parser.error("--arch compares against the sharp run: include sharp in --runs")
     rows = [row for row in ROWS if row[1] in chosen] + (arch_rows(args.arch) if args.arch else [])
@@ -193,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         for run in runs.values():
             run.pop("run_dir")
     values = [(label, row_values(runs[run], prior)) for label, run, prior in rows]
-    settings = {k: getattr(args, k) for k in ("epochs", "images", "size", "hidden", "latent", "seed", "arch")}
+    settings = {k: getattr(args, k) for k in ("epochs", "steps", "images", "size", "hidden", "latent", "seed", "arch")}
     machine = {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
                "torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"}
     print(f"budget: {settings}; machine: {machine}")

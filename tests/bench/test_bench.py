@@ -10,11 +10,13 @@ from bench.compare import COLUMNS, ROWS, RUNS, equal_time_epochs, main
 
 def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> None:
     picture = tmp_path / "compare.png"
-    result = main(["--quick", "--cpu", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
+    result = main(["--quick", "--cpu", "--steps", "8", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
                    "--picture", str(picture)])
     assert list(result["runs"]) == list(RUNS)
     saved = json.loads((tmp_path / "compare.json").read_text())
-    assert saved["settings"]["epochs"] == 2 and saved["settings"]["size"] == 16
+    assert saved["settings"]["steps"] == 8 and saved["settings"]["size"] == 16
+    # Equal steps: the run with 200 more training faces trained the same 8 steps (fewer epochs of them).
+    assert saved["runs"]["sharp-20k"]["epochs"] < saved["runs"]["sharp"]["epochs"]
     assert [r["row"] for r in saved["rows"]] == [label for label, _, _ in ROWS]
     assert saved["runs"]["mlp"]["likelihood"] == "fixed" and saved["runs"]["sharp"]["likelihood"] == "calibrated"
     assert saved["runs"]["conv-calibrated"]["priors"] == ["normal", "gmm"]

@@ -54,3 +54,17 @@ def test_host_sync_counts_a_per_step_sync() -> None:
                 torch.tensor(1.0)
     counts = host_sync.classify(prof.events())
     assert counts["in_step"]["read: other"] == 3 and counts["in_step"]["tensor from a Python number"] == 3
+
+
+def test_quality_sweep_quick_trains_two_recipes_at_equal_time_and_judges_them(tmp_path: Path) -> None:
+    from bench import quality_gpu
+
+    info = quality_gpu.main(["--quick", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
+    saved = json.loads((tmp_path / "quality_gpu.json").read_text())
+    assert [r["recipe"] for r in saved["results"]] == ["seed", "sharp"] == [r["recipe"] for r in info["results"]]
+    rates = saved["settings"]["steps_per_second"]
+    for r in saved["results"]:
+        # Each recipe trained its own measured rate x the budget, and was judged.
+        assert r["steps"] == max(1, round(rates[r["recipe"]] * saved["settings"]["budget_s"]))
+        assert r["psnr"] > 0 and 0 <= r["mouth"] <= 1 and r["fd_judge"] is not None
+    assert {r["recipe"]: r["prior"] for r in saved["results"]} == {"seed": "normal", "sharp": "gmm"}
