@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
+from omegaconf import DictConfig
 
+from lego_vae.conf import CONF_DIR
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 
 
@@ -104,3 +107,32 @@ def finish() -> None:
     print(f"error: {len(failed)} multirun job{'s' if len(failed) > 1 else ''} failed: "
           f"{', '.join(job.name() for job in failed)}", file=sys.stderr)
     sys.exit(status)
+
+
+def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
+    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that calls run_app(fn, cfg, ...),
+    with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish() after a multirun."""
+
+    def task(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        run_app(fn, cfg, *(arg(hydra_cfg) for arg in hydra_args))
+
+    task.__name__ = task.__qualname__ = config_name
+    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
+
+    def main() -> None:
+        app()
+        finish()
+
+    main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."
+    return main
+
+
+def RUN_DIR(hydra_cfg: Any) -> str:  # noqa: N802  (a constant-like selector passed to command())
+    """The run's output folder."""
+    return hydra_cfg.runtime.output_dir
+
+
+def OVERRIDES(hydra_cfg: Any) -> list[str]:  # noqa: N802
+    """The command line's overrides."""
+    return list(hydra_cfg.overrides.task)
