@@ -31,25 +31,28 @@ def quiet_adverts() -> None:
         log.addFilter(NoAdverts())
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo; False elsewhere."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): its flags in cpuinfo (default: read from
+    /proc/cpuinfo; False where there is none, e.g. not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return any(flag in cpuinfo.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
+def resolve_precision(precision: str, accelerator: str, cpu_bf16: bool | None = None) -> str:
     """'auto': bf16-mixed where the device computes bf16 natively (a GPU that supports it, or a CPU with
     AVX-512 BF16 or AMX), else 32-true. bf16-mixed keeps fp32 weights and runs convolutions and matrix
     products in bf16 under autocast: on such a CPU, with channels-last, a step of the 64 px conv VAE takes a
-    third of the time (bench/cpu_speed.py)."""
+    third of the time (bench/cpu_speed.py). cpu_bf16: whether the CPU has native bf16 (default: cpu_has_bf16())."""
     if str(precision) != "auto":
         return str(precision)
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_has_bf16() else "32-true"
+    cpu_bf16 = cpu_has_bf16() if cpu_bf16 is None else cpu_bf16
+    return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_bf16 else "32-true"
 
 
 def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:

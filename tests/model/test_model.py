@@ -61,6 +61,18 @@ def test_loss_against_hand_computation() -> None:
     assert terms["loss"].item() == pytest.approx(0.25 + 0.5 * (kl1 + kl2) / 2)
 
 
+def test_the_seeds_loss_is_pinned_exactly_in_fp32() -> None:
+    # Values a float32 holds exactly, so the formula MSE-sum + KL has one exact answer: any change to it shows.
+    x = torch.tensor([[[[0.0, 1.0]]], [[[0.5, 0.5]]]], dtype=torch.float32)
+    x_hat = torch.tensor([[[[0.5, 1.0]]], [[[0.5, 0.0]]]], dtype=torch.float32)
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float32)
+    logvar = torch.zeros(2, 2, dtype=torch.float32)
+    terms = vae_loss(x_hat, x, mu, logvar)
+    assert terms["loss"].dtype == torch.float32
+    # recon: (0.25 + 0.25) / 2 images; kl: (0.5 * 1 + 0.5 * 4) / 2 images, beta 1
+    assert (terms["recon"].item(), terms["kl"].item(), terms["loss"].item()) == (0.25, 1.25, 1.5)
+
+
 def test_kl_is_zero_at_the_prior() -> None:
     x = torch.rand(5, 3, 8, 8)
     terms = vae_loss(x, x, torch.zeros(5, 6), torch.zeros(5, 6))

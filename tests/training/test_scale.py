@@ -10,15 +10,33 @@ import torch
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.training.run import train
-from lego_vae.training.trainer import resolve_precision
+from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
 from tests.conftest import ROOT, TINY
 
 
-def test_precision_auto_is_full_precision_on_the_cpu() -> None:
-    assert resolve_precision("auto", "cpu") == "32-true"
-    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+AVX512_BF16 = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
+AVX2_ONLY = "flags\t\t: fpu vme sse2 avx2 fma"
+
+
+def test_precision_auto_on_the_cpu_is_bf16_only_where_the_cpu_computes_it() -> None:
+    assert cpu_has_bf16(AVX512_BF16) and not cpu_has_bf16(AVX2_ONLY) and cpu_has_bf16("flags : amx_bf16 amx_tile")
+    assert resolve_precision("auto", "cpu", cpu_bf16=True) == "bf16-mixed"
+    assert resolve_precision("auto", "cpu", cpu_bf16=False) == "32-true"  # the clean fallback: fp32
+    assert resolve_precision("bf16-mixed", "cpu", cpu_bf16=False) == "bf16-mixed"  # an explicit choice is kept
+    assert resolve_precision("32-true", "cpu", cpu_bf16=True) == "32-true"
     if not torch.cuda.is_available():
-        assert resolve_precision("auto", "auto") == "32-true"
+        assert resolve_precision("auto", "auto") == resolve_precision("auto", "cpu") == (
+            "bf16-mixed" if cpu_has_bf16() else "32-true")
+
+
+def test_a_cpu_without_bf16_trains_in_fp32(make_cfg, tmp_path) -> None:
+    from lego_vae.config import validate
+    from lego_vae.training.trainer import build_trainer
+
+    plain = validate(make_cfg())
+    plain["trainer"]["precision"] = resolve_precision("auto", "cpu", cpu_bf16=False)
+    trainer = build_trainer(plain, tmp_path, checkpoints=False, train_batches=4)
+    assert trainer.precision == "32-true"
 
 
 def test_ddp_on_two_cpu_processes_sees_every_image_once(tmp_path) -> None:
