@@ -13,7 +13,6 @@ from lego_vae.training.run import train
 from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
 from tests.conftest import ROOT, TINY
 
-
 AVX512_BF16 = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
 AVX2_ONLY = "flags\t\t: fpu vme sse2 avx2 fma"
 
