@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -18,11 +19,29 @@ from lego_vae.errors import Interrupted, NonFiniteLoss
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
-from lego_vae.tuning.sampler import sampler_label
+from lego_vae.tuning.proposer import proposed_label
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale
 
-CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "wait" (for a twin)
+CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "yield" (to a twin)
+YIELDED = ("yield", "wait")
+DUPLICATE = "same pair as trial"  # the start of a twin's fail_reason
+
+
+class QuietTwins(logging.Filter):
+    """Leaves out Optuna's "Trial N failed with value nan" for twins: their own line says "not counted" instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(message.startswith(f"Trial {n} failed") for n in self.numbers)
+
+
+QUIET_TWINS = QuietTwins()
+logging.getLogger("optuna.study._optimize").addFilter(QUIET_TWINS)  # the logger of Optuna's optimize loop
 
 
 class FiniteLossCheck(L.Callback):
@@ -89,7 +108,7 @@ class Objective:
         space = self.plain["space"]
         hidden = trial.suggest_int("hidden", space["hidden"]["low"], space["hidden"]["high"], log=space["hidden"]["log"])
         latent = trial.suggest_int("latent", space["latent"]["low"], space["latent"]["high"], log=space["latent"]["log"])
-        proposed_by = trial.user_attrs.get("proposed_by") or sampler_label(self.sampler, trial.number)
+        proposed_by = trial.user_attrs.get("proposed_by") or proposed_label(self.sampler, trial.number)
         trial.set_user_attr("proposed_by", proposed_by)
         trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
         if self.plain["sampler"]["kind"] == "botorch":
@@ -103,14 +122,14 @@ class Objective:
 
         study, n_trials = trial.study, self.plain["study"]["n_trials"]
         ahead = [t for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-                 if t.number < trial.number]
+                 if t.number < trial.number and t.user_attrs.get(CLAIM) not in YIELDED]  # a twin will not count
         if len(ahead) >= n_trials:
             # Another worker started the last trial a moment before this one: do not train a surplus.
             trial.set_user_attr("fail_reason", "surplus: the study already had n_trials finished or running")
             return float("nan")
         twin = self._twin(trial, {"hidden": hidden, "latent": latent})
         if twin is not None:
-            return self._answer_from(trial, twin)
+            return self._not_again(trial, twin)
 
         cfg = train_overrides(self.plain, hidden, latent)
         cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
@@ -147,47 +166,44 @@ class Objective:
         return metrics["final_val_loss"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
-        """A finished trial with the same parameters, waiting for a running one if need be; None: train them.
+        """The trial this one is a twin of (same pair, finished or training); None: this one trains the pair.
 
-        Two workers proposing at the same moment can both pick a pair, and either may read the study before
-        the other's parameters are in it. So every trial records its decision (user attr "claim": "train" or
-        "wait") as soon as it makes it: a trial waits for any earlier running twin, and for a later twin that
-        claimed the pair; a later twin that has not decided yet is waited for until it has (it decides at once,
-        and always defers to an earlier twin it can see). One of them trains; the others take its outcome.
+        The proposer never proposes a pair the study holds, but workers on several machines, or a queued pair,
+        can still meet one that another trial holds, and either may read the study before the other's parameters
+        are in it. So every trial records its decision (user attr "claim": "train" or "yield") as soon as it
+        makes it: a trial yields to a finished twin, to a running twin that claimed the pair, and to an earlier
+        running twin that has not decided (which will see this one yield, and train); it waits only for a later
+        twin that has not decided yet (it decides at once). One of them trains; the others train nothing and do
+        not count.
         """
-        claimed = False
         while True:
             same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
                     if t.params == params and t.number != trial.number]
             finished = next((t for t in same if t.state in FINISHED), None)
-            if finished is not None:
-                return finished
-            earlier = [t for t in same if t.number < trial.number]
-            later = [t.user_attrs.get(CLAIM) for t in same if t.number > trial.number]
-            if not earlier and not later:
+            # A twin that yielded trains nothing ("wait": the word of studies before twins stopped counting).
+            active = [t for t in same if t.state == TrialState.RUNNING and t.user_attrs.get(CLAIM) not in YIELDED]
+            trains = next((t for t in active if t.user_attrs.get(CLAIM) == "train"), None)
+            earlier = next((t for t in active if t.number < trial.number), None)
+            other = finished or trains or earlier
+            if other is not None:
+                trial.set_user_attr(CLAIM, "yield")
+                return other
+            if not active:  # no twin, or only later ones that yielded
                 trial.set_user_attr(CLAIM, "train")
                 return None
-            if not earlier and "train" not in later and None not in later:
-                trial.set_user_attr(CLAIM, "train")  # every later twin waits for this one
-                return None
-            if (earlier or "train" in later) and not claimed:
-                trial.set_user_attr(CLAIM, "wait")
-                claimed = True
-            fail_stale(trial.study)
+            fail_stale(trial.study)  # a later twin that has not decided: it will, at once (or its heartbeat stops)
             try:
                 with STOP.armed():
                     time.sleep(self.plain["study"]["poll_seconds"])
             except Interrupted as err:
-                waited = (earlier or same)[0].number
-                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {waited}")
+                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {active[0].number} to decide")
                 quiet_optuna()
                 raise
 
-    def _answer_from(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
-        """A pair already evaluated is not trained again: the trial takes the earlier outcome."""
+    def _not_again(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
+        """A pair the study holds is not trained again, and this trial does not count: it ends FAIL (not a
+        failure of the worker), and the worker's next trial gets a pair the study does not hold."""
+        QUIET_TWINS.numbers.add(trial.number)
         trial.set_user_attr("duplicate_of", twin.number)
-        if twin.state == TrialState.PRUNED:
-            for step, value in twin.intermediate_values.items():
-                trial.report(value, step)
-            raise optuna.TrialPruned(f"same parameters as pruned trial {twin.number}")
-        return float(twin.value)
+        trial.set_user_attr("fail_reason", f"{DUPLICATE} {twin.number}: not trained, not counted")
+        return float("nan")

@@ -18,6 +18,7 @@ from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
+from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.sampler import last_value, surrogate_predictor
 from lego_vae.tuning.storage import counts
 
@@ -25,12 +26,14 @@ REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.
 
 
 def describe(trial: FrozenTrial) -> str:
-    """value, 'pruned at epoch k (value)' or 'failed: reason' of a finished trial."""
+    """value, 'pruned at epoch k (value)', 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
     if trial.state == TrialState.COMPLETE:
         return f"val/loss {trial.value:.3f}"
     if trial.state == TrialState.PRUNED:
         last = last_value(trial)
         return f"pruned at epoch {max(trial.intermediate_values, default=-1) + 1}" + (f" ({last:.3f})" if last else "")
+    if "duplicate_of" in trial.user_attrs:  # a twin of a pair the study holds: trained nothing, counts for nothing
+        return f"not counted: same pair as trial {trial.user_attrs['duplicate_of']}"
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
 
 
@@ -127,7 +130,7 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
 
     history = read_curves(refit_tb) if refit_tb is not None else None
-    predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"))
+    predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"), distributions(plain["space"]))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
                                space=plain["space"])
     if paths:

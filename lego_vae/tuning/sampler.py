@@ -225,8 +225,8 @@ def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", 
     """The proposer of sampler.kind: botorch (ours), gp (Optuna's GPSampler), tpe or random."""
     if kind == "botorch":
         return GPEISampler(acquisition, lengthscale, num_restarts, raw_samples, n_startup_trials=n_initial, seed=seed)
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_initial)
+    if kind == "gp":  # its random start-up, before a trial finished in the space, is intended: no warning
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_initial, warn_independent_sampling=False)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial)
     if kind == "random":
@@ -245,13 +245,20 @@ def sampler_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> st
     }.get(type(sampler), type(sampler).__name__)
 
 
-def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials."""
+def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
+                        space: dict[str, IntDistribution] | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials.
+
+    `space`: the search space the GP models (the study's current one: trials outside it are left out);
+    by default that of the latest trial.
+    """
     trials = _StudyWithPrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     trials = [t for t in trials if t.value is not None and math.isfinite(t.value) and {"hidden", "latent"} <= set(t.params)]
+    if space is None and trials:
+        space = {name: max(trials, key=lambda t: t.number).distributions[name] for name in ("hidden", "latent")}
+    trials = [t for t in trials if all(space[n].low <= t.params[n] <= space[n].high for n in ("hidden", "latent"))]
     if len(trials) < 2:
         return None
-    space = {name: trials[0].distributions[name] for name in ("hidden", "latent")}
     bounds = torch.from_numpy(encoded_bounds(space)).T.double()
     x = torch.from_numpy(np.stack([encode(t.params, space) for t in trials])).double()
     loss = torch.tensor([[t.value] for t in trials], dtype=torch.float64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -11,10 +10,13 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
-from scipy.stats import qmc
 
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL
+from lego_vae.tuning.design import design_points
+from lego_vae.tuning.design import initial_design as initial_design  # its users import it from here too
+from lego_vae.tuning.proposer import file_lock
+from lego_vae.tuning.resume import record, resume
 
 
 def shown_url(url: str) -> str:
@@ -91,33 +93,6 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
-def initial_design(plain: dict) -> list[dict]:
-    """The space-filling initial design: scrambled Sobol or Latin hypercube points, rounded, no duplicates."""
-    n, space, seed = plain["study"]["n_initial"], plain["space"], plain["study"]["seed"]
-    n = min(n, plain["study"]["n_trials"])
-    if n == 0:
-        return []
-    names = list(space)
-    engine = qmc.Sobol(len(names), scramble=True, seed=seed) if plain["study"]["initial_design"] == "sobol" \
-        else qmc.LatinHypercube(len(names), seed=seed)
-    points: list[dict] = []
-    # More points than needed (rounding can merge two); a power of 2 keeps Sobol's balance.
-    u = engine.random_base2(math.ceil(math.log2(4 * n))) if isinstance(engine, qmc.Sobol) else engine.random(4 * n)
-    for row in u:
-        params = {}
-        for name, value in zip(names, row):
-            low, high, log = space[name]["low"], space[name]["high"], space[name]["log"]
-            # Each integer gets an equal share of the (log-)interval, as Optuna's own transform does.
-            lo, hi = (math.log(low - 0.5), math.log(high + 0.5)) if log else (low - 0.5, high + 0.5)
-            x = lo + value * (hi - lo)
-            params[name] = int(min(max(round(math.exp(x) if log else x), low), high))
-        if params not in points:
-            points.append(params)
-        if len(points) == n:
-            break
-    return points
-
-
 def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
     """The pruner of pruner.kind; its steps are epochs (the pruning callback reports current_epoch)."""
     p, epochs = plain["pruner"], plain["study"]["epochs"]
@@ -128,8 +103,13 @@ def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(plain: dict, storage, sampler, pruner) -> optuna.Study:
-    """Create the study (and enqueue the initial design, once) or load it to resume or join it."""
+def open_study(plain: dict, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
+    """Create the study (and enqueue the initial design, once) or load it to resume or join it.
+
+    A new study records what its trials depend on (resume.record); a resumed one is compared with this config
+    (resume.resume: a changed space, sampler or design is said and handled, another objective refused). `lock`:
+    a file that serializes this with the proposals of the other workers on this machine.
+    """
     name = plain["study"]["name"]
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
@@ -142,12 +122,16 @@ def open_study(plain: dict, storage, sampler, pruner) -> optuna.Study:
         deadline = time.monotonic() + 60
         while "design_enqueued" not in study.user_attrs and time.monotonic() < deadline:
             time.sleep(0.5)
+        with file_lock(lock):
+            resume(study, plain)
         return study
     # Only the creator gets here: the database's unique study name makes this happen once.
-    for params in initial_design(plain):
-        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({plain['study']['initial_design']})"})
+    s = plain["study"]
+    points, rows = design_points(plain["space"], s["initial_design"], s["seed"], 0, min(s["n_initial"], s["n_trials"]))
+    for params in points:
+        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s['initial_design']})"})
+    record(study, plain, rows)
     study.set_user_attr("design_enqueued", True)
-    study.set_user_attr("space", plain["space"])
     return study
 
 

@@ -6,8 +6,10 @@ through Optuna's own distributed mode and together end with exactly study.n_tria
 `study.workers=N` starts N such workers from one command (lego_vae/tuning/workers.py).
 
 The parts live in their own modules: config.py (checks, a trial's train config), storage.py (storage,
-initial design, pruner), objective.py (one trial), results.py (progress, best.yaml, plots, report),
-refit.py (the refit and its lock), workers.py (several worker processes, signals).
+pruner, opening the study), design.py (the initial design's sequence), proposer.py (each trial's pair:
+seeded per trial, on the current space, never one the study holds), resume.py (a resumed study against
+the config), objective.py (one trial), results.py (progress, best.yaml, plots, report), refit.py (the
+refit and its lock), workers.py (several worker processes, signals).
 """
 
 from __future__ import annotations

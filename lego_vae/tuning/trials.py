@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.errors import Interrupted, UserError
 from lego_vae.tuning.objective import Objective
+from lego_vae.tuning.proposer import Proposer
 from lego_vae.tuning.results import TrialLine
-from lego_vae.tuning.sampler import make_sampler
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import counts, fail_stale, make_pruner, make_storage, open_study, shown_url
 
@@ -53,7 +52,8 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
     """Run trials until the study holds n_trials finished ones, sharing the work with other workers.
 
     Failed trials (NaN loss, out of memory) do not count; max_failures of them in a row in this worker
-    stop it, so a setting that can never train does not loop forever.
+    stop it, so a setting that can never train does not loop forever. A twin of a pair the study holds ends
+    FAIL without training and is neither a failure nor a finished trial: the next trial is proposed anew.
     """
     failures = 0
     while True:
@@ -71,7 +71,8 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
         STOP.check()
         study.optimize(objective, n_trials=1, callbacks=[progress], gc_after_trial=True)
         mine = progress.last
-        failures = failures + 1 if mine is not None and mine.state == TrialState.FAIL else 0
+        if mine is not None and not not_counted(mine):
+            failures = failures + 1 if mine.state == TrialState.FAIL else 0
         if failures >= max_failures:
             reason = mine.user_attrs.get("fail_reason", "see the log") if mine is not None else "unknown"
             raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
@@ -84,13 +85,18 @@ def quiet_logs() -> None:
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
 
 
+LOCK = "study.lock"  # in the study folder: this machine's workers propose (and check a resumed study) one at a time
+
+
+def not_counted(trial: FrozenTrial) -> bool:
+    """A failed trial that trained nothing of its own: a twin of a pair the study holds, or a surplus one."""
+    return "duplicate_of" in trial.user_attrs or str(trial.user_attrs.get("fail_reason", "")).startswith("surplus")
+
+
 def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
     """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
-    s = plain["sampler"]
-    with warnings.catch_warnings():  # Optuna marks BoTorchSampler and GPSampler experimental; chosen on purpose
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        sampler = make_sampler(s["kind"], plain["study"]["n_initial"], plain["study"]["seed"], s["acquisition"],
-                               s["lengthscale"], s["num_restarts"], s["raw_samples"])
+    lock = study_dir / LOCK
+    sampler = Proposer(plain, lock)
     storage = make_storage(plain, study_dir)
     if plain["refit"]["only"]:
         try:  # refit an existing study; never create (and enqueue a design into) a new one
@@ -99,7 +105,7 @@ def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
             raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
                             "run tune.py first") from None
     else:
-        study = open_study(plain, storage, sampler, make_pruner(plain))
+        study = open_study(plain, storage, sampler, make_pruner(plain), lock)
     return study, sampler
 
 

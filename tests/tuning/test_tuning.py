@@ -312,8 +312,11 @@ def test_two_workers_share_one_study_and_stop_at_n_trials(tmp_path) -> None:
     trained = [t for t in finished if "duplicate_of" not in t.user_attrs]
     assert len({(t.params["hidden"], t.params["latent"]) for t in trained}) == len(trained)
     # Every finished trial was run (and printed) by exactly one of the workers.
-    done = [line for out, _ in outputs for line in out.splitlines() if line.startswith("trial ") and "failed:" not in line]
+    done = [line for out, _ in outputs for line in out.splitlines()
+            if line.startswith("trial ") and "failed:" not in line and "not counted:" not in line]
     assert len(done) == 6
+    # ... each with a pair of its own: a twin (proposed by both at one moment) trains nothing and does not count.
+    assert not [t for t in finished if "duplicate_of" in t.user_attrs]
 
 
 def test_a_worker_killed_mid_trial_is_retried_by_a_rerun(tmp_path) -> None:
@@ -417,31 +420,24 @@ def _twin_in_thread(objective, trial, pair: dict) -> tuple:
     return thread, result
 
 
-def test_an_earlier_twin_waits_for_a_later_one_that_claimed_the_pair(tmp_path) -> None:
+def test_an_earlier_twin_yields_to_a_later_one_that_claimed_the_pair(tmp_path) -> None:
     # The later trial read the study before the earlier one's parameters were in it, and started training.
     pair = {"hidden": 32, "latent": 4}
     study, (first, second), objective = _twins(tmp_path, pair)
     second.set_user_attr("claim", "train")
-    thread, result = _twin_in_thread(objective, first, pair)
-    thread.join(0.5)
-    assert thread.is_alive()  # it does not train the pair a second time
-    study.tell(second, 1.5)
-    thread.join(10)
-    assert not thread.is_alive() and result["twin"].number == second.number
-    assert study.trials[first.number].user_attrs["claim"] == "wait"
+    assert objective._twin(first, pair).number == second.number  # it does not train the pair a second time
+    assert study.trials[first.number].user_attrs["claim"] == "yield"
 
 
-def test_an_earlier_twin_trains_once_the_later_one_decided_to_wait(tmp_path) -> None:
+def test_an_earlier_twin_trains_once_the_later_one_yielded(tmp_path) -> None:
     pair = {"hidden": 32, "latent": 4}
     study, (first, second), objective = _twins(tmp_path, pair)
     thread, result = _twin_in_thread(objective, first, pair)
     thread.join(0.5)
     assert thread.is_alive()  # the later trial has not decided yet: it may be training already
-    # The later trial sees the earlier one and waits (its own _twin, which returns only once the first finishes).
-    second.set_user_attr("claim", "wait")
+    # The later trial sees the earlier one and yields (its own _twin returns the earlier one at once).
+    assert objective._twin(second, pair).number == first.number
+    assert study.trials[second.number].user_attrs["claim"] == "yield"
     thread.join(10)
     assert not thread.is_alive() and result["twin"] is None
     assert study.trials[first.number].user_attrs["claim"] == "train"
-    # ... and the later trial, with the earlier one finished, takes its outcome instead of training.
-    study.tell(first, 2.5)
-    assert objective._twin(second, pair).number == first.number

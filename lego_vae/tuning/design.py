@@ -1,0 +1,63 @@
+"""The space-filling initial design: a scrambled Sobol or Latin hypercube sequence, rounded to integer pairs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from scipy.stats import qmc
+
+from lego_vae.tuning.proposer import unit_to_int
+
+DESIGN_BLOCK = 16  # unit points drawn at a time: a power of 2 keeps Sobol's balance; each LHS block is a Latin hypercube
+
+
+def design_sequence(kind: str, dims: int, seed: int) -> Iterator[np.ndarray]:
+    """The design's points in the unit cube, in order and without end: the scrambled Sobol' sequence (each of
+    its prefixes of 2^m points balanced), or Latin hypercubes of DESIGN_BLOCK points one after another.
+
+    The same kind, dimension and seed give the same sequence, so a design that grows (a larger study.n_initial
+    on resume) continues it from the row where it stopped instead of drawing its first points again.
+    """
+    if kind == "sobol":
+        engine = qmc.Sobol(dims, scramble=True, seed=seed)
+        m = int(math.log2(DESIGN_BLOCK))
+        yield from engine.random_base2(m)
+        while True:  # 2^m drawn so far: 2^m more keep the total a power of 2
+            yield from engine.random_base2(m)
+            m += 1
+    else:
+        engine = qmc.LatinHypercube(dims, seed=seed)
+        while True:
+            yield from engine.random(DESIGN_BLOCK)
+
+
+def design_points(space: dict, kind: str, seed: int, start: int, count: int,
+                  held: set[tuple] = frozenset()) -> tuple[list[dict], int]:
+    """Up to `count` pairs of the design sequence from its row `start` on, rounded into `space`, none of them
+    in `held` nor twice (rounding can merge two rows); and the row after the last one read."""
+    names = list(space)
+    points: list[dict] = []
+    seen = set(held)
+    row = start
+    limit = start + 64 * count + 4096  # a small space can hold fewer new pairs than asked for
+    for u in itertools.islice(design_sequence(kind, len(names), seed), start, limit if count > 0 else start):
+        row += 1
+        pair = tuple(unit_to_int(float(value), space[n]["low"], space[n]["high"], space[n]["log"])
+                     for n, value in zip(names, u))
+        if pair not in seen:
+            seen.add(pair)
+            points.append(dict(zip(names, pair)))
+            if len(points) == count:
+                break
+    return points, row
+
+
+def initial_design(plain: dict) -> list[dict]:
+    """The space-filling initial design: the first min(n_initial, n_trials) distinct pairs of the scrambled Sobol
+    or Latin hypercube sequence (design_sequence), rounded."""
+    study = plain["study"]
+    n = min(study["n_initial"], study["n_trials"])
+    return design_points(plain["space"], study["initial_design"], study["seed"], 0, n)[0]

@@ -1,0 +1,252 @@
+"""What proposes a trial's pair: the sampler of sampler.kind, seeded per trial, on the current search space,
+never a pair the study already holds.
+
+Three things the samplers do not do by themselves, in a study that is resumed or shared by workers:
+- Seeds. A seeded sampler restarts its sequence in every process: a resumed study drew the pairs of its first
+  run again, and two workers drew the same ones. Each trial's proposal is made by a sampler seeded from
+  study.seed and the trial's number (unique in the study, whichever worker or run asks), so no sequence restarts.
+- The space. After space.* changed, Optuna's intersection search space leaves out every parameter whose
+  distribution differs between trials (widening space.hidden made the GP stop modelling hidden). The sampler
+  sees the study with each trial re-expressed in the current space; trials outside it are left out.
+- Twins. A pair the study holds (finished, running, proposed by a worker that has not started it yet, or
+  queued) is not proposed again: the sampler is asked again with another seed, then a random pair the study
+  does not hold is taken. A proposal and its claim (a trial system attr) are made under a lock shared by the
+  workers of this machine, so two of them proposing at the same moment see each other's pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import itertools
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.errors import UserError
+from lego_vae.tuning.sampler import GPEISampler, make_sampler
+
+PROPOSAL = "lego_vae:proposal"  # trial system attr: the pair a worker proposed, before its parameters are written
+ATTEMPTS = 3          # seeds the sampler gets for one trial before a pair the study does not hold is drawn at random
+RANDOM_DRAWS = 256    # random draws for such a pair before the whole grid is searched
+LABELS = {"gp": "optuna GPSampler", "tpe": "optuna TPESampler", "random": "random"}
+
+
+def distributions(space: dict) -> dict[str, IntDistribution]:
+    """The config's space.* as the distributions the objective suggests."""
+    return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in space.items()}
+
+
+def inside(params: dict, space: dict[str, BaseDistribution]) -> bool:
+    """Whether every parameter of the space is in params, and inside its distribution."""
+    return all(name in params and d._contains(d.to_internal_repr(params[name])) for name, d in space.items())
+
+
+def held_params(trial: FrozenTrial) -> dict:
+    """The parameters a trial holds: its own, or those it was queued with, or the pair a worker proposed for it."""
+    params = dict(trial.system_attrs.get("fixed_params") or {})
+    params.update(trial.system_attrs.get(PROPOSAL) or {})
+    params.update(trial.params)
+    return params
+
+
+def holds_its_pair(trial: FrozenTrial) -> bool:
+    """Whether a trial's pair is taken by it: not if it failed as a twin, for want of budget, or by an interrupt
+    (a retry is queued with the pair then); yes if it is queued, running, finished, or failed training it (NaN)."""
+    if trial.state != TrialState.FAIL:
+        return True
+    reason = str(trial.user_attrs.get("fail_reason", ""))
+    return "duplicate_of" not in trial.user_attrs and not reason.startswith(("surplus", "interrupted"))
+
+
+def held_pairs(trials: list[FrozenTrial], names: list[str], but: int | None = None) -> set[tuple]:
+    """The pairs the study holds, as tuples in the order of names (trial number `but` left out)."""
+    pairs = set()
+    for t in trials:
+        params = held_params(t)
+        if t.number != but and holds_its_pair(t) and all(n in params for n in names):
+            pairs.add(tuple(params[n] for n in names))
+    return pairs
+
+
+def unit_to_int(u: float, low: int, high: int, log: bool) -> int:
+    """A point of [0, 1) as an integer of [low, high]: each integer gets an equal share of the (log-)interval,
+    as Optuna's own transform gives it."""
+    lo, hi = (math.log(low - 0.5), math.log(high + 0.5)) if log else (low - 0.5, high + 0.5)
+    x = lo + u * (hi - lo)
+    return int(min(max(round(math.exp(x) if log else x), low), high))
+
+
+def trial_seed(seed: int, number: int, attempt: int = 0) -> int:
+    """The seed of one trial's proposal: the same for the same study.seed and trial, different for any other."""
+    return int(np.random.SeedSequence([seed, number, attempt]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def file_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive lock on a file, shared by the processes of this machine (none without a path)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class InSpace:
+    """The study as a sampler should see it: its trials in the current search space.
+
+    A finished trial whose parameters lie in the space is shown with the space's distributions, so every model
+    (Optuna's intersection search space first) keeps every parameter after space.* changed; one outside it is
+    left out. A running trial shows the pair its worker proposed, before its parameters are written, so it is a
+    pending point.
+    """
+
+    def __init__(self, study: optuna.Study, space: dict[str, IntDistribution]) -> None:
+        self._study, self._space = study, space
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _seen(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        seen = []
+        for t in trials:
+            if t.state == TrialState.WAITING or (t.state == TrialState.FAIL and not t.params):
+                seen.append(t)
+                continue
+            params = held_params(t) if t.state == TrialState.RUNNING else t.params
+            if not inside(params, self._space):
+                if t.state == TrialState.RUNNING:  # not there yet, or of another space: no pending point
+                    t = copy.copy(t)
+                    t.params, t.distributions = {}, {}
+                    seen.append(t)
+                continue
+            t = copy.copy(t)
+            t.params = {name: params[name] for name in self._space}
+            t.distributions = dict(self._space)
+            seen.append(t)
+        return seen
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        return self._seen(self._study.get_trials(deepcopy=deepcopy, states=states))
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
+        return self._seen(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+class Proposer(optuna.samplers.BaseSampler):
+    """The study's sampler: sampler.kind made afresh for each trial, seeded by study.seed and the trial's number."""
+
+    def __init__(self, plain: dict, lock: Path | None = None) -> None:
+        s = plain["sampler"]
+        self.kind, self.seed = s["kind"], plain["study"]["seed"]
+        self.options = dict(n_initial=plain["study"]["n_initial"], acquisition=s["acquisition"],
+                            lengthscale=s["lengthscale"], num_restarts=s["num_restarts"], raw_samples=s["raw_samples"])
+        self.space = distributions(plain["space"])
+        self.lock = lock
+        self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
+        self.inner = self._make(self.seed)  # the sampler of the latest proposal (its last_fit, for tests and plots)
+
+    def _make(self, seed: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():  # BoTorchSampler is "experimental" at each construction; we rely on it
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            return make_sampler(self.kind, seed=seed, **self.options)
+
+    @property
+    def last_fit(self) -> dict[str, Any]:
+        """The GP's training data of the latest proposal (ours: GPEISampler.last_fit), for tests and plots."""
+        return getattr(self.inner, "last_fit", {})
+
+    @property
+    def label(self) -> str:
+        return self.inner.label if isinstance(self.inner, GPEISampler) else LABELS[self.kind]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self.space)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        names = list(self.space)
+        with file_lock(self.lock):
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            held = held_pairs(trials, names, but=trial.number)
+            view = InSpace(study, self.space)
+            params: dict = {}
+            for attempt in range(ATTEMPTS):
+                self.inner = self._make(trial_seed(self.seed, trial.number, attempt))
+                params, label = self._ask(view, trial)
+                if tuple(params[n] for n in names) not in held:
+                    break
+            else:
+                params = self._unheld(held, trial.number)
+                label = f"random (every pair {self.label} proposed was in the study already)"
+            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL, {n: int(params[n]) for n in names})
+        self.proposed[trial.number] = label
+        return params
+
+    def _ask(self, view: InSpace, trial: FrozenTrial) -> tuple[dict, str]:
+        """One proposal of the inner sampler: its relative part (GP, TPE), the rest from its own independent one."""
+        inner = self.inner
+        inner.before_trial(view, trial)
+        relative = inner.infer_relative_search_space(view, trial)
+        params = dict(inner.sample_relative(view, trial, relative)) if relative else {}
+        missing = [name for name in self.space if name not in params]
+        for name in missing:
+            params[name] = inner.sample_independent(view, trial, name, self.space[name])
+        if isinstance(inner, GPEISampler):
+            label = inner.proposed.get(trial.number, "random (too few finished trials for the GP)")
+        elif missing and self.kind != "random":
+            label = f"random (start-up of {self.label})"
+        else:
+            label = self.label
+        return params, label
+
+    def _unheld(self, held: set[tuple], number: int) -> dict:
+        """A random pair the study does not hold: drawn as the random sampler draws, else any of the grid."""
+        names, space = list(self.space), list(self.space.values())
+        rng = np.random.default_rng(trial_seed(self.seed, number, ATTEMPTS))
+        for _ in range(RANDOM_DRAWS):
+            pair = tuple(unit_to_int(rng.random(), d.low, d.high, d.log) for d in space)
+            if pair not in held:
+                return dict(zip(names, pair))
+        axes = [range(d.low, d.high + 1) for d in space]
+        free = [pair for pair in itertools.product(*axes) if pair not in held]
+        if not free:
+            raise UserError(f"space: all of its {math.prod(len(a) for a in axes)} pairs are in the study already; "
+                            "widen space.* to go on")
+        return dict(zip(names, free[rng.integers(len(free))]))
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        """A parameter outside space.* (none today): drawn at random, seeded per trial."""
+        sampler = optuna.samplers.RandomSampler(seed=trial_seed(self.seed, trial.number))
+        return sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+
+def proposed_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
+    """What proposed a trial's parameters, for its user attrs."""
+    if isinstance(sampler, Proposer):
+        return sampler.proposed.get(trial_number, sampler.label)
+    from lego_vae.tuning.sampler import sampler_label
+
+    return sampler_label(sampler, trial_number)

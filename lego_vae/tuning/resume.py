@@ -1,0 +1,206 @@
+"""A resumed study against the config it runs with now: each change is said in one line, and handled.
+
+The study records, when it is created, what its trials depend on (study user attrs); a study created before
+that is read from its trials. On resume:
+- space.* low/high (widened, narrowed): it goes on in the new space. Every proposer models every parameter,
+  with the finished trials that lie inside the new space (proposer.InSpace); the line says how many.
+- space.*.log: refused, naming the way to a new study (Optuna's storage keeps a parameter's scale in a study).
+- the objective (study.epochs, data.*, model.* but hidden and latent, optim.*, seed, gradient clipping): a
+  study with finished trials refuses, naming the setting and the way to a new study. Values of two objectives
+  (val/loss after 3 epochs and after 50) do not compare: the GP, the pruner and the best trial would mix them.
+- sampler.kind or sampler.acquisition: the next trials are proposed by the new one (each trial's proposed_by
+  says which); one line says so.
+- a larger study.n_initial: the design grows by continuing its Sobol or LHS sequence where it stopped, never
+  from its start; study.initial_design keeps the kind the study was created with (one line says so).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.errors import UserError
+from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
+from lego_vae.tuning.design import design_points
+from lego_vae.tuning.proposer import distributions, held_pairs, inside
+
+# The settings that define a trial's objective: these sections, less what does not change a trial's val/loss
+# (where files are, compiling, memory layout), and these keys.
+OBJECTIVE_SECTIONS = ("data", "model", "optim")
+NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.hidden", "model.latent", "model.compile", "model.channels_last")
+OBJECTIVE_KEYS = ("study.epochs", "seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _flat(sub, f"{prefix}.{key}").items()}
+    return {prefix: value}
+
+
+def _get(plain: dict, key: str) -> Any:
+    value: Any = plain
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def objective_settings(plain: dict) -> dict[str, Any]:
+    """The settings of plain that define a trial's objective, as flat dotted keys."""
+    flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(plain.get(section) or {}, section).items()
+            if k not in NOT_OBJECTIVE}
+    flat.update({key: _get(plain, key) for key in OBJECTIVE_KEYS})
+    return flat
+
+
+def sampler_setting(plain: dict) -> str:
+    """What proposes the trials: sampler.kind, with the acquisition of ours."""
+    s = plain["sampler"]
+    return f"{s['kind']} ({s['acquisition']})" if s["kind"] == "botorch" else s["kind"]
+
+
+def design_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if str(t.user_attrs.get("proposed_by", "")).startswith(DESIGN_LABEL)]
+
+
+def _pairs(trials: list[FrozenTrial], names: list[str]) -> set[tuple]:
+    return held_pairs(trials, names) | {tuple(t.params[n] for n in names) for t in trials if set(names) <= t.params.keys()}
+
+
+def _space_of_trials(trials: list[FrozenTrial], names: list[str]) -> dict | None:
+    """The space of the latest trial with both parameters (a study created before the space was recorded)."""
+    for t in reversed(trials):
+        if set(names) <= t.distributions.keys():
+            return {n: {"low": t.distributions[n].low, "high": t.distributions[n].high, "log": t.distributions[n].log}
+                    for n in names}
+    return None
+
+
+def _fmt(space: dict | None) -> str:
+    return "absent" if space is None else f"[{space['low']}, {space['high']}]" + (" log" if space["log"] else "")
+
+
+def check_objective(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> None:
+    """Refuse to resume a study with finished trials under another objective; record the current one."""
+    now = objective_settings(plain)
+    stored = study.user_attrs.get("objective")
+    if stored is None:  # created before the objective was recorded: its complete trials say their epochs
+        epochs = {t.user_attrs.get("epochs") for t in trials
+                  if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs} - {None}
+        stored = {"study.epochs": epochs.pop()} if len(epochs) == 1 else {}
+    changed = [k for k in stored if k in now and stored[k] != now[k]]
+    finished = [t for t in trials if t.state in FINISHED and "duplicate_of" not in t.user_attrs]
+    if changed and finished:
+        name = study.study_name
+        was, wants = (", ".join(f"{k}={d[k]}" for k in changed) for d in (stored, now))
+        raise UserError(
+            f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss "
+            f"under the two does not compare: resume it with {was}, or start a new study with another study.name "
+            f"(e.g. study.name={name}-2)")
+    if stored != now:
+        study.set_user_attr("objective", now)
+
+
+def space_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> str | None:
+    """One line if space.* changed since the study's last run (which then goes on in the new space)."""
+    now, names = plain["space"], list(plain["space"])
+    stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
+    if stored == now or stored is None:
+        if study.user_attrs.get("space") != now:
+            study.set_user_attr("space", now)
+        return None
+    for n in names:
+        if stored.get(n) and stored[n]["log"] != now[n]["log"]:
+            # Optuna's storage keeps a parameter's scale for the whole study (every suggest would fail).
+            raise UserError(
+                f"space.{n}.log={str(now[n]['log']).lower()}: study '{study.study_name}' has space.{n} on a "
+                f"{'log' if stored[n]['log'] else 'linear'} scale, which Optuna keeps for the whole study: resume it "
+                f"with space.{n}.log={str(stored[n]['log']).lower()}, or start a new study with another study.name "
+                f"(e.g. study.name={study.study_name}-2)")
+    changes = "; ".join(f"space.{n} {_fmt(stored.get(n))} -> {_fmt(now[n])}" for n in names if stored.get(n) != now[n])
+    finished = [t for t in trials if t.state in FINISHED and set(names) <= t.params.keys()]
+    within = sum(inside(t.params, distributions(now)) for t in finished)
+    history = list(study.user_attrs.get("space_history") or [{"from_trial": 0, "space": stored}])
+    history.append({"from_trial": len(trials), "space": now})
+    study.set_user_attr("space_history", history)
+    study.set_user_attr("space", now)
+    return (f"study '{study.study_name}': search space changed since its last run ({changes}); it goes on in the new "
+            f"space, every proposer modelling {' and '.join(names)} with the {within} of its {len(finished)} "
+            "finished trials inside it")
+
+
+def sampler_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> str | None:
+    """One line if sampler.kind (or our acquisition) changed since the study's last run."""
+    now = sampler_setting(plain)
+    stored = study.user_attrs.get("sampler")
+    if stored is None:  # created before it was recorded: its latest trial says
+        last = next((t for t in reversed(trials) if "sampler" in t.user_attrs), None)
+        if last is not None:
+            kind, acquisition = last.user_attrs["sampler"], last.user_attrs.get("acquisition")
+            stored = f"{kind} ({acquisition})" if kind == "botorch" and acquisition else kind
+    if stored == now:
+        return None
+    study.set_user_attr("sampler", now)
+    if stored is None:
+        return None
+    return (f"study '{study.study_name}': sampler changed since its last run ({stored} -> {now}); the next trials are "
+            f"proposed by {now} (each trial's proposed_by says which)")
+
+
+def design_state(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> dict:
+    """The design's kind, seed and the row of its sequence where it stopped (replayed for an older study)."""
+    state = study.user_attrs.get("design")
+    if state is not None:
+        return dict(state)
+    names = list(plain["space"])
+    design = design_trials(trials)
+    labels = [re.search(r"\((\w+)\)", str(t.user_attrs["proposed_by"])) for t in design]
+    kind = next((m[1] for m in labels if m), plain["study"]["initial_design"])
+    space = study.user_attrs.get("space") or _space_of_trials(design, names) or plain["space"]
+    have = len(_pairs(design, names))
+    rows = design_points(space, kind, plain["study"]["seed"], 0, have)[1] if have else 0
+    return {"kind": kind, "seed": plain["study"]["seed"], "rows": rows}
+
+
+def grow_design(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> list[str]:
+    """Enqueue the design points a larger study.n_initial asks for, continuing the design's sequence."""
+    names, s = list(plain["space"]), plain["study"]
+    state = design_state(study, plain, trials)
+    notes = []
+    if s["initial_design"] != state["kind"]:
+        notes.append(f"study.initial_design={s['initial_design']}: study '{study.study_name}' has a {state['kind']} "
+                     f"design, and keeps it (another study.name starts a {s['initial_design']} one)")
+    have = len(_pairs(design_trials(trials), names))
+    target = min(s["n_initial"], s["n_trials"])
+    if target > have:
+        start = state["rows"]
+        points, state["rows"] = design_points(plain["space"], state["kind"], state["seed"], start, target - have,
+                                              _pairs(trials, names))
+        for params in points:
+            study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({state['kind']})"})
+        notes.append(f"study.n_initial={s['n_initial']}: {len(points)} more points of the study's {state['kind']} "
+                     f"design, its sequence continued from row {start}")
+    if study.user_attrs.get("design") != state:
+        study.set_user_attr("design", state)
+    return notes
+
+
+def resume(study: optuna.Study, plain: dict) -> None:
+    """Compare a resumed (or joined) study with this config: refuse another objective, say what else changed."""
+    trials = study.get_trials(deepcopy=False)
+    check_objective(study, plain, trials)
+    notes = grow_design(study, plain, trials)  # before space_note: an older study's design replays its first space
+    notes += [n for n in (space_note(study, plain, trials), sampler_note(study, plain, trials)) if n]
+    for note in notes:
+        print(note, flush=True)
+
+
+def record(study: optuna.Study, plain: dict, rows: int) -> None:
+    """What a new study's trials depend on, for the checks of its resumes."""
+    s = plain["study"]
+    study.set_user_attr("design", {"kind": s["initial_design"], "seed": s["seed"], "rows": rows})
+    study.set_user_attr("space", plain["space"])
+    study.set_user_attr("objective", objective_settings(plain))
+    study.set_user_attr("sampler", sampler_setting(plain))
