@@ -32,7 +32,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import GPEISampler, make_sampler
+from lego_vae.tuning.sampler import GPEISampler, make_sampler, sampler_label
 
 PROPOSAL = "lego_vae:proposal"  # trial system attr: the pair a worker proposed, before its parameters are written
 ATTEMPTS = 3          # seeds the sampler gets for one trial before a pair the study does not hold is drawn at random
@@ -247,6 +247,4 @@ def proposed_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> s
     """What proposed a trial's parameters, for its user attrs."""
     if isinstance(sampler, Proposer):
         return sampler.proposed.get(trial_number, sampler.label)
-    from lego_vae.tuning.sampler import sampler_label
-
     return sampler_label(sampler, trial_number)
