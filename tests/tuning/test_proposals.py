@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lego_vae.tuning.config import validate_tune
+from lego_vae.config import validate_tune
 from lego_vae.tuning.storage import initial_design
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for, trials_here

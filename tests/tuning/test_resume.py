@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
+from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
-from lego_vae.tuning.config import validate_tune
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for
 from tests.conftest import ROOT
