@@ -45,9 +45,10 @@ def distributions(space: dict) -> dict[str, IntDistribution]:
     return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in space.items()}
 
 
-def inside(params: dict, space: dict[str, BaseDistribution]) -> bool:
+def inside(params: dict, space: dict[str, IntDistribution]) -> bool:
     """Whether every parameter of the space is in params, and inside its distribution."""
-    return all(name in params and d._contains(d.to_internal_repr(params[name])) for name, d in space.items())
+    return all(name in params and d.low <= params[name] <= d.high and (params[name] - d.low) % d.step == 0
+               for name, d in space.items())
 
 
 def held_params(trial: FrozenTrial) -> dict:
