@@ -31,7 +31,7 @@ from lego_vae.model.vae import VAE
 from lego_vae.strict_json import finite_or_null, write_json
 
 # What training measured (train() returns them); an evaluation of an existing run reads them back.
-FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "best_checkpoint", "resumed_from", "fit_seconds")
+FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "steps", "best_checkpoint", "resumed_from", "fit_seconds")
 
 
 def eval_device(plain: dict) -> str:

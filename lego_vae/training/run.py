@@ -140,6 +140,7 @@ def train(
         "val_loss": float(best) if best is not None else final,
         "final_val_loss": final,
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,  # optimizer steps trained (what trainer.max_steps budgets)
         "best_checkpoint": getattr(checkpoint, "best_model_path", None) or None,
         "resumed_from": str(ckpt_path) if ckpt_path else None,
         "fit_seconds": round(time.perf_counter() - fit_started, 2),  # the wall time two models are compared at

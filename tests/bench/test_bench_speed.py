@@ -55,7 +55,10 @@ def test_data_pipeline_quick(tmp_path: Path) -> None:
     saved = check_saved(tmp_path, "data_pipeline", result)
     rows = [r["row"] for r in saved["results"]]
     assert rows == ["ours: first run (decode all files, write cache)", "ours: later run start-up (setup: load cache)",
-                    "ours: epoch", "torchvision: epoch"]
+                    "ours: epoch", "torchvision: epoch", "pool: 2,600 + 200 faces rendered once into the cache",
+                    "train batch, seed's 2,600 faces", "train batch, + 200 extra faces"]
+    pool = {t["what"]: t for t in saved["targets"]}["pool batch / seed-set batch (the pool's cost on a step)"]
+    assert pool["measured"] > 0 and pool["target"] == "<= 1.1x"
     epochs = {r["row"]: r for r in saved["results"]}
     # Both sides iterate the same train split.
     assert epochs["ours: epoch"]["images"] == epochs["torchvision: epoch"]["images"] < saved["settings"]["images"]
