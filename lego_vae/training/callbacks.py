@@ -171,13 +171,17 @@ class PlainProgress(L.Callback):
     """One line per epoch, for logs and pipes where a live progress bar would be noise."""
 
     def __init__(self, prefix: str = "") -> None:
-        self.prefix, self.start = prefix, 0.0
+        self.prefix, self.start = prefix, None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.start is None:
+            # A resume from last.ckpt (written after the epoch's validation, before the epoch closed) first closes
+            # that epoch without training a batch: there is nothing of it to print.
+            return
         # Lightning validates inside the training epoch, so both losses of this epoch are known here.
         m = trainer.callback_metrics
 

@@ -61,6 +61,10 @@ def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Ligh
     with warnings.catch_warnings():
         # Lightning's own use of a deprecated torch pytree API.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        if ckpt_path:  # a resume first closes the checkpoint's epoch without a batch: no val/loss for best.ckpt then
+            warnings.filterwarnings("ignore", message=r".*could not find the monitored key in the returned metrics.*")
+            # A resumed run writes into its own new folder, on purpose: the old run's checkpoints stay as they were.
+            warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
 
