@@ -30,6 +30,7 @@ def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> Non
     assert height == len(ROWS) * (2 * 18 + 18 + 6) and width == 2 * 8 * 18 + 3 * 18 // 2
 
 
+@pytest.mark.slow  # about a minute on 2 cores (three resconv and sharp trainings); make test-all runs it
 def test_compare_arch_trains_resconv_at_equal_epochs_and_equal_time(tmp_path, capsys) -> None:
     result = main(["--quick", "--cpu", "--runs", "sharp", "--arch", "resconv", "--name", "arch",
                    "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache"),
