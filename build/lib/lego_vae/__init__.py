@@ -1,1 +1,0 @@
-"""lego-vae: variational autoencoders for Lego minifigure faces."""

@@ -1,1 +1,0 @@
-"""Training: the LightningModule, its callbacks, the Trainer, resuming, and train()."""
