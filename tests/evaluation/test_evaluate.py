@@ -5,27 +5,13 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from lego_vae.errors import UserError
 from lego_vae.evaluation.run import evaluate_run
-from lego_vae.training.run import train_and_evaluate
-from tests.conftest import CONF, ROOT, TINY
+from tests.conftest import ROOT
 
 # What may differ between two evaluations of one checkpoint: the clock, and where the checkpoint was read from.
 VOLATILE = {"seconds", "checkpoint"}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny calibrated run with a fitted mixture prior (so every kind of metric is there), with its metrics."""
-    tmp = tmp_path_factory.mktemp("evaluate")
-    overrides = [*TINY, f"data.cache_dir={tmp / 'cache'}", f"paths.output_root={tmp}", "model.likelihood=calibrated",
-                 "sample.prior=gmm", "sample.gmm_components=[1,2]", "eval.iwae_k=4"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    metrics = train_and_evaluate(cfg, tmp / "run")
-    return tmp / "run", metrics
 
 
 def same_numbers(a: dict, b: dict) -> None:
@@ -33,8 +19,8 @@ def same_numbers(a: dict, b: dict) -> None:
     assert {k: v for k, v in a.items() if k not in VOLATILE} == {k: v for k, v in b.items() if k not in VOLATILE}
 
 
-def test_evaluating_a_checkpoint_again_gives_the_numbers_training_wrote(run, tmp_path) -> None:
-    run_dir, trained = run
+def test_evaluating_a_checkpoint_again_gives_the_numbers_training_wrote(gmm_run, tmp_path) -> None:
+    run_dir, trained = gmm_run
     assert json.loads((run_dir / "metrics.json").read_text()) == trained
     again = evaluate_run(run_dir, out_dir=tmp_path / "again")
     same_numbers(trained, again)
@@ -44,8 +30,8 @@ def test_evaluating_a_checkpoint_again_gives_the_numbers_training_wrote(run, tmp
     assert json.loads((run_dir / "metrics.json").read_text()) == trained  # the run's own files were left alone
 
 
-def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(run, tmp_path) -> None:
-    run_dir, trained = run
+def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(gmm_run, tmp_path) -> None:
+    run_dir, trained = gmm_run
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run_dir}", f"out_dir={out}",
                            "eval.iwae_k=2", f"hydra.run.dir={tmp_path / 'hydra'}"],
@@ -58,8 +44,8 @@ def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(run, tmp_path
     assert f"wrote {out / 'report.html'}" in proc.stdout
 
 
-def test_evaluate_refuses_to_change_what_was_trained(run, tmp_path) -> None:
-    run_dir, _ = run
+def test_evaluate_refuses_to_change_what_was_trained(gmm_run, tmp_path) -> None:
+    run_dir, _ = gmm_run
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run_dir}", "model.latent=3",
                            f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

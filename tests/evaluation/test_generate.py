@@ -12,7 +12,7 @@ from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
 from lego_vae.model.checkpoints import load_vae
 from lego_vae.model.vae import interpolate_latents
-from lego_vae.training.run import train, train_and_evaluate
+from lego_vae.training.run import train
 from tests.conftest import ROOT
 
 
@@ -99,22 +99,6 @@ def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(expected)
-
-
-@pytest.fixture(scope="module")
-def gmm_run(tmp_path_factory):
-    """A tiny calibrated run with a fitted mixture prior, trained with every artifact."""
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF, TINY
-
-    tmp = tmp_path_factory.mktemp("gmm")
-    overrides = [*TINY, f"data.cache_dir={tmp / 'cache'}", f"paths.output_root={tmp}", "model.likelihood=calibrated",
-                 "sample.prior=gmm", "sample.gmm_components=[1,2]", "eval.iwae_k=4"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    metrics = train_and_evaluate(cfg, tmp / "run")
-    return tmp / "run", metrics
 
 
 def test_a_gmm_run_stores_its_prior_and_reports_both_priors(gmm_run) -> None:
