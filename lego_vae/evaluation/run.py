@@ -25,7 +25,7 @@ from lego_vae.evaluation.metrics import decoded_samples, evaluate
 from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
 from lego_vae.evaluation.sample_quality import run_judge_metrics
-from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, load_model
+from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, model_of
 from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, store_prior
 from lego_vae.model.vae import VAE
 from lego_vae.strict_json import finite_or_null, write_json
@@ -122,7 +122,7 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     checkpoint = load_checkpoint(ckpt_path)
     plain = validate(config if config is not None else with_defaults(checkpoint["hyper_parameters"]["config"]))
-    vae, _, stored_prior = load_model(ckpt_path, device if device is not None else eval_device(plain))
+    vae, _, stored_prior = model_of(checkpoint, device if device is not None else eval_device(plain))
     fitted = fitted if fitted is not None else fit_metrics(run_dir, checkpoint)
     seed = plain["seed"]
 

@@ -78,7 +78,11 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
     """The VAE of a checkpoint, run or study folder (weights_only), in eval mode on device; its config; its prior or None."""
-    ckpt = load_checkpoint(checkpoint_file(path))
+    return model_of(load_checkpoint(checkpoint_file(path)), device)
+
+
+def model_of(ckpt: dict, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
+    """load_model for a checkpoint already loaded with load_checkpoint (a caller that needs the dict too)."""
     config = with_defaults(ckpt["hyper_parameters"]["config"])
     vae = build_vae(config)
     state = {k.removeprefix("vae."): v for k, v in ckpt["state_dict"].items() if k.startswith("vae.")}
