@@ -3,13 +3,15 @@
     python -m bench.cpu_speed [--quick] [--out DIR] [--repeats 5] [--steps 5] [--size 64] [--threads N]
 
 One optimizer step of the conv VAE as `LitVAE` takes it (forward, the seed's loss, backward, Adam), on a
-fixed batch of 64 rendered faces, hidden 512, latent 32: the recipe the quality runs use. Four settings,
+fixed batch of 64 rendered faces, hidden 512, latent 32: the recipe the quality runs use. Five settings,
 timed interleaved in one process (`common.interleaved`), each the median over repeats of `steps` steps:
 - fp32, contiguous: what the CPU got before (precision auto meant 32-true there; no channels-last);
 - fp32, channels-last;
 - bf16 autocast, contiguous;
-- the default now: `trainer.precision=auto` resolved for this CPU (bf16-mixed where it computes bf16
-  natively, else 32-true) and `model.channels_last=true`, exactly as a Trainer would set them up.
+- `trainer.precision=auto` resolved for this CPU (bf16-mixed where it computes bf16 natively, else
+  32-true) and `model.channels_last=true`, exactly as a Trainer would set them up, with torch's default
+  Adam (a loop over the parameter tensors on the CPU);
+- the default now: the same with `optim.fused=true` (Adam's update as one fused kernel).
 The ratio fp32 / default is the speed-up a user gets. On a CPU without native bf16 the default is fp32
 and the ratio is that of channels-last alone.
 
@@ -31,13 +33,13 @@ NAME = "cpu_speed"
 TARGET = 3.0
 
 
-def step_fn(size: int, hidden: int, latent: int, bf16: bool, channels_last: bool, steps: int):
+def step_fn(size: int, hidden: int, latent: int, bf16: bool, channels_last: bool, steps: int, fused: bool = False):
     """A callable running `steps` training steps of a fresh VAE in one setting (the seconds are timed outside)."""
     torch.manual_seed(0)
     vae = VAE(image_size=size, hidden=hidden, latent=latent, arch="conv", channels=32, max_channels=256)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     vae = vae.to(memory_format=fmt)
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=fused or None)
     x = torch.rand(64, 3, size, size).contiguous(memory_format=fmt)
 
     def run() -> None:
@@ -64,15 +66,18 @@ def main(argv: list[str] | None = None) -> dict:
         args.repeats, args.steps, args.size = 2, 1, 16
     hidden, latent = (64, 8) if args.quick else (512, 32)
     default_bf16 = resolve_precision("auto", "cpu") == "bf16-mixed"
-    settings = {"fp32, contiguous": (False, False), "fp32, channels-last": (False, True),
-                "bf16, contiguous": (True, False), "default (auto, channels-last)": (default_bf16, True)}
+    settings = {"fp32, contiguous": (False, False, False), "fp32, channels-last": (False, True, False),
+                "bf16, contiguous": (True, False, False),
+                "auto, channels-last, torch's default Adam": (default_bf16, True, False),
+                "default (auto, channels-last, fused Adam)": (default_bf16, True, True)}
     with common.limit_threads(common.threads_of(args)):
-        runs = {name: step_fn(args.size, hidden, latent, bf16, cl, args.steps) for name, (bf16, cl) in settings.items()}
+        runs = {name: step_fn(args.size, hidden, latent, bf16, cl, args.steps, fused)
+                for name, (bf16, cl, fused) in settings.items()}
         times = common.interleaved(runs, args.repeats)
     ms = {name: 1000 * common.median(t) / args.steps for name, t in times.items()}
     base = ms["fp32, contiguous"]
     results = [{"setting": name, "ms_per_step": v, "speed_vs_fp32": base / v} for name, v in ms.items()]
-    speedup = base / ms["default (auto, channels-last)"]
+    speedup = base / ms["default (auto, channels-last, fused Adam)"]
     targets = [common.target("default steps/s over fp32 contiguous" + ("" if cpu_has_bf16() else " (no bf16 here)"),
                              f">= {TARGET:g}x", speedup, speedup >= TARGET if cpu_has_bf16() else None)]
     return common.report(NAME, {**vars(args), "out": str(args.out), "bf16_native": cpu_has_bf16(),

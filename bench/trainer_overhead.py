@@ -129,7 +129,7 @@ class Sides:
     def reset(self) -> None:
         """Forget the breakdowns kept so far (after the warm-up fits)."""
         self.detail: dict[str, dict[str, list[float]]] = {
-            side: {"first": [], "in_batches": [], "outside": []} for side in ("ours", "bare")
+            side: {"first": [], "in_batches": [], "outside": []} for side in ("ours", "ours, no logger", "bare")
         }
 
     def _keep(self, side: str, epochs: list[float], in_batches: list[float]) -> float:
@@ -139,7 +139,23 @@ class Sides:
         self.detail[side]["outside"].append(per_epoch - steady(in_batches))
         return per_epoch
 
-    def ours(self) -> float:
+    def ours_unlogged(self) -> float:
+        """ours() without its logger (no TensorBoard writes; self.log still collects the metrics)."""
+        return self.ours(logger=False)
+
+    def data_path(self) -> float:
+        """Seconds per epoch of the data path alone: the train loader's batches turned into float, no model."""
+        loader = self.dm.train_dataloader()
+        epochs = []
+        for epoch in range(self.plain["trainer"]["max_epochs"]):
+            start = time.perf_counter()
+            loader.set_epoch(epoch)
+            for batch in loader:
+                batch.float().div_(255)
+            epochs.append(time.perf_counter() - start)
+        return steady(epochs)
+
+    def ours(self, logger: bool = True) -> float:
         """One trial-like Lightning fit; the mean of its epochs after the first."""
         plain = self.plain
         self.fits += 1
@@ -154,11 +170,13 @@ class Sides:
         trainer = build_trainer(plain, run_dir, [FiniteLossCheck(), clock], checkpoints=False,
                                 tb_dir=run_dir / "tb", train_batches=len(dm.train_dataloader()))
         trainer.limit_val_batches = 0  # training epochs only: the bare loop has no validation
+        if not logger:
+            trainer.loggers = []
         torch.manual_seed(plain["seed"])
         trainer.fit(model, datamodule=dm)
         if METRIC in trainer.callback_metrics:
             raise RuntimeError("validation ran: the comparison would not be training epochs only")
-        return self._keep("ours", clock.epochs(), clock.in_batches)
+        return self._keep("ours" if logger else "ours, no logger", clock.epochs(), clock.in_batches)
 
     def bare(self) -> float:
         """The same training as a plain loop; the mean of its epochs after the first."""
@@ -168,7 +186,7 @@ class Sides:
         vae.train()
         optim, beta = plain["optim"], float(plain["model"]["beta"])
         lr, clip = float(optim["lr"]), float(plain["trainer"]["gradient_clip_val"])
-        optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(vae.parameters(), lr=lr, fused=bool(optim["fused"]) or None)  # as LitVAE
         factor = LRFactor(lr, float(optim["final_lr"]), plain["trainer"]["max_epochs"], optim["schedule"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         loader = self.dm.train_dataloader()
@@ -249,7 +267,8 @@ def run(args: argparse.Namespace) -> dict:
         for arch in ARCHS:
             plain = trial_config(arch, args, cache_dir)
             sides = Sides(plain, Path(tmp) / arch)
-            both = {"ours": sides.ours, "bare": sides.bare}
+            both = {"ours": sides.ours, "ours, no logger": sides.ours_unlogged, "bare": sides.bare,
+                    "data path": sides.data_path}
             if arch == ARCHS[0]:
                 # The process's first fits pay one-off costs (lazy imports and set-up in Lightning and torch)
                 # that belong to neither side; later first epochs are left out of every fit anyway.
@@ -257,6 +276,7 @@ def run(args: argparse.Namespace) -> dict:
                 sides.reset()
             times = common.interleaved(both, args.repeats)
             ours, bare = common.median(times["ours"]), common.median(times["bare"])
+            unlogged, data = common.median(times["ours, no logger"]), common.median(times["data path"])
             ratio = bare / ours
             # Interference from other processes only ever adds time: the fastest fits show the intrinsic cost.
             fastest = min(times["bare"]) / min(times["ours"])
@@ -264,12 +284,16 @@ def run(args: argparse.Namespace) -> dict:
                 "arch": arch, "train images": sides.images, "batches/epoch": sides.batches,
                 "ours s/epoch": ours, "bare s/epoch": bare, "bare/ours": ratio,
                 "bare/ours fastest": fastest,
+                "ours no logger s/epoch": unlogged, "logger share": (ours - unlogged) / ours,
+                "data path s/epoch": data, "data path share": data / ours,
                 "ours first epoch s": common.median(sides.detail["ours"]["first"]),
                 "bare first epoch s": common.median(sides.detail["bare"]["first"]),
                 "note": sides.note(ratio, fastest),
             })
             targets.append(common.target(f"{arch}: bare / ours seconds per epoch", f">= {TARGET}", ratio, ratio >= TARGET))
     settings = {
+        "sides": "ours; ours without its logger (the logger's share of an epoch); bare; the data path alone "
+                 "(the train loader's batches to float, no model: its share of an epoch)",
         "quick": args.quick, "archs": list(ARCHS), "size": args.size, "hidden": args.hidden, "latent": args.latent,
         "channels": plain["model"]["channels"], "batch_size": args.batch_size, "images": args.images,
         "repeats": args.repeats, "warmup_fits": args.warmup, "epochs_per_fit": args.epochs,

@@ -14,4 +14,6 @@ ACQUISITIONS = ("ei", "logei")
 PRUNERS = ("median", "hyperband", "none")
 DESIGNS = ("sobol", "lhs")
 DEVICES = ("auto", "cpu", "cuda")
+# torch.compile modes: reduce-overhead captures CUDA graphs (one launch for a step's kernels, on a GPU)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024

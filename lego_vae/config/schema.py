@@ -14,6 +14,7 @@ from typing import Any
 from lego_vae.config.choices import (
     ARCHS,
     CLIP_ALGORITHMS,
+    COMPILE_MODES,
     LIKELIHOODS,
     MAX_IMAGE_SIZE,
     MIN_IMAGE_SIZE,
@@ -67,6 +68,7 @@ class ModelConfig:
     max_channels: int = integer(1)
     blocks: int = integer(0)
     compile: bool = flag()
+    compile_mode: str = choice(COMPILE_MODES)
     channels_last: bool = flag()
 
     @staticmethod
@@ -81,6 +83,7 @@ class OptimConfig:
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
     schedule: str = choice(SCHEDULES)
+    fused: bool = flag()
 
     @staticmethod
     def check(optim: dict, root: dict) -> None:

@@ -23,6 +23,23 @@ SPLITS = ("train", "val", "test")
 TRAIN_ONLY = "train-"  # name prefix of the extra rendered faces (data.extra_train_faces): always in the train split
 RENDER_CHUNK = 1000  # faces per rendering task when many are rendered at once
 CACHE_VERSION = 1  # bump when the decoding pipeline changes, so old caches are not reused
+# The last cache file this process read, with its (mtime_ns, size), tensor and names: a study worker's trials all
+# read the same file, and each would otherwise load it again (bench/worker_startup.py). Read-only: nothing
+# writes into the images tensor.
+_LOADED: dict[str, tuple[tuple[int, int], Tensor, list[str]]] = {}
+
+
+def load_cache(path: Path) -> tuple[Tensor, list[str]]:
+    """The cached (N, 3, S, S) uint8 images and their names; loaded from disk once per process per file version."""
+    stat = path.stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    hit = _LOADED.get(str(path))
+    if hit is not None and hit[0] == version:
+        return hit[1], hit[2]
+    cached = torch.load(path, weights_only=True)
+    _LOADED.clear()  # one file at a time: a process that reads several sizes keeps only the last
+    _LOADED[str(path)] = (version, cached["images"], cached["names"])
+    return cached["images"], cached["names"]
 
 
 def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
@@ -201,8 +218,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         if self.images is None:
             if not self.cache_path.exists():
                 self.prepare_data()
-            cached = torch.load(self.cache_path, weights_only=True)
-            self.images, self.names = cached["images"], cached["names"]
+            self.images, self.names = load_cache(self.cache_path)
             split = torch.from_numpy(split_of(self.names, self.seed, self.val_fraction, self.test_fraction))
             split[[i for i, name in enumerate(self.names) if name.startswith(TRAIN_ONLY)]] = 0
             for i, name in enumerate(SPLITS):

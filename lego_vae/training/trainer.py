@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lego_vae.training.callbacks import PlainProgress, StopOnNonFiniteLoss, TensorBoardPictures
+from lego_vae.training.lit import fused_adam
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
 
@@ -106,14 +107,17 @@ def build_trainer(
                             every_n_epochs=1, enable_version_counter=False, auto_insert_metric_name=False),
         ]
     quiet_adverts()
+    precision = resolve_precision(t["precision"], t["accelerator"])
+    # With fused Adam the module clips (LitVAE.on_before_optimizer_step): Lightning refuses to clip for it.
+    clip = None if fused_adam(plain, precision) else t["gradient_clip_val"]
     return L.Trainer(
         max_epochs=-1 if t["max_steps"] else t["max_epochs"],  # max_steps: exactly that many steps, any epochs
         max_steps=t["max_steps"] or -1,
-        gradient_clip_val=t["gradient_clip_val"],
+        gradient_clip_val=clip,
         gradient_clip_algorithm=t["gradient_clip_algorithm"],
         accelerator=t["accelerator"],
         devices=t["devices"],
-        precision=resolve_precision(t["precision"], t["accelerator"]),
+        precision=precision,
         benchmark=t["benchmark"],
         strategy=t["strategy"],
         num_nodes=t["num_nodes"],

@@ -18,6 +18,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from lego_vae.errors import Interrupted, NonFiniteLoss
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
+from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
 from lego_vae.tuning.proposer import proposed_label
 from lego_vae.tuning.signals import STOP
@@ -95,6 +96,28 @@ class RecordThreads(L.Callback):
         self.trial.set_user_attr("torch_threads", torch.get_num_threads())
 
 
+class TrialClock(L.Callback):
+    """Records a trial's `setup_s` (trial start to its first training batch) and `train_s` (first batch to the
+    fit's end, or to its pruning) in its user attrs; `started` is time.perf_counter() at the trial's start."""
+
+    def __init__(self, trial: optuna.Trial, started: float) -> None:
+        self.trial, self.started = trial, started
+        self.first_batch: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.first_batch is None:
+            self.first_batch = time.perf_counter()
+            self.trial.set_user_attr("setup_s", round(self.first_batch - self.started, 3))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.first_batch is not None:
+            self.trial.set_user_attr("train_s", round(time.perf_counter() - self.first_batch, 3))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, optuna.TrialPruned):  # a pruned trial trained too: until the pruning epoch
+            self.on_train_end(trainer, pl_module)
+
+
 class Objective:
     """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
 
@@ -103,6 +126,9 @@ class Objective:
         self.current: int | None = None  # the number of the trial this process runs or ran last
 
     def __call__(self, trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        if self.current is None and (age := process_age()) is not None:  # this process's first trial
+            trial.set_user_attr("worker_startup_s", round(age, 2))
         self.current = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
         space = self.plain["space"]
@@ -139,7 +165,7 @@ class Objective:
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
         callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
-                     RecordThreads(trial)]
+                     RecordThreads(trial), TrialClock(trial, started)]
         try:
             with STOP.armed():
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,

@@ -1,11 +1,10 @@
-"""What a study shows and writes: progress lines, the top table, best.yaml, plots and report.html."""
+"""What a study writes at its end: the top table, best.yaml, plots and report.html (progress lines: progress.py)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,53 +18,10 @@ from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curv
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.proposer import distributions
-from lego_vae.tuning.sampler import last_value, surrogate_predictor
+from lego_vae.tuning.sampler import surrogate_predictor
 from lego_vae.tuning.storage import counts
 
 REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
-
-
-def describe(trial: FrozenTrial) -> str:
-    """value, 'pruned at epoch k (value)', 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
-    if trial.state == TrialState.COMPLETE:
-        return f"val/loss {trial.value:.3f}"
-    if trial.state == TrialState.PRUNED:
-        last = last_value(trial)
-        return f"pruned at epoch {max(trial.intermediate_values, default=-1) + 1}" + (f" ({last:.3f})" if last else "")
-    if "duplicate_of" in trial.user_attrs:  # a twin of a pair the study holds: trained nothing, counts for nothing
-        return f"not counted: same pair as trial {trial.user_attrs['duplicate_of']}"
-    return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
-
-
-def trial_line(trial: FrozenTrial, best: float | None, elapsed: float) -> str:
-    """The progress line of a finished trial."""
-    seconds = trial.duration.total_seconds() if trial.duration else 0.0
-    return (f"trial {trial.number:3d}  hidden {trial.params.get('hidden', '-'):>5}  latent {trial.params.get('latent', '-'):>3}"
-            f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
-            f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
-
-
-def best_value(trials: list[FrozenTrial]) -> float | None:
-    """The lowest finite value of the COMPLETE trials among these."""
-    return min((t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-                and math.isfinite(t.value)), default=None)
-
-
-class TrialLine:
-    """One line per finished trial: number, hidden, latent, outcome, best so far, elapsed.
-
-    A worker started by study.workers (echo=False) prints nothing: its parent prints the lines of all.
-    """
-
-    def __init__(self, echo: bool = True) -> None:
-        self.start, self.echo = time.perf_counter(), echo
-        self.last: FrozenTrial | None = None  # the latest trial this worker ran
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.last = trial
-        if self.echo:
-            best = best_value(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            print(trial_line(trial, best, time.perf_counter() - self.start), flush=True)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:

@@ -27,7 +27,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
-from lego_vae.tuning.results import best_value, trial_line
+from lego_vae.tuning.progress import best_value, trial_line
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.trials import run_worker, settle_interrupted
 

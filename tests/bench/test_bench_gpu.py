@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
 
-from bench import gpu, host_sync
+import pytest
+
+from bench import gpu, host_sync, worker_startup
 
 
 def test_gpu_check_quick(tmp_path: Path) -> None:
@@ -15,20 +18,56 @@ def test_gpu_check_quick(tmp_path: Path) -> None:
     assert saved["results"] == json.loads(json.dumps(info["results"], default=str))
     assert (tmp_path / "gpu.md").read_text().count("### ") == 3
     epochs = [r for r in saved["results"] if r["section"] == "epochs"]
-    assert [(r["precision"], r["compile"]) for r in epochs] == [("32-true", False), ("bf16-mixed", False)]
+    assert [(r["precision"], r["compile"], r["fused_adam"]) for r in epochs] == [
+        ("32-true", False, True), ("bf16-mixed", False, True), ("32-true", False, False), ("bf16-mixed", False, False)]
     assert all(r["s_per_epoch"] > 0 for r in epochs)
     studies = {r["workers"]: r for r in saved["results"] if r["section"] == "study"}
     assert set(studies) == {1, 2}
     for row in studies.values():
         # Each study finished its trials, every worker with its share of the (one, under --quick) core.
-        assert row["trials"] == saved["settings"]["trials"] and row["note"] == "", row
-        assert row["torch_threads"] == 1 and math.isfinite(row["steady_trials_per_min"])
+        assert row["trials"] == row["planned"] == max(saved["settings"]["trials"], row["workers"]), row
+        assert row["note"] == "" and row["torch_threads"] == 1 and math.isfinite(row["steady_trials_per_min"])
+        # Start-up apart from the trials: the command's, each worker's own, and a trial's set-up.
+        assert 0 < row["worker_startup_s"] <= row["worker_startup_max_s"] and 0 < row["startup_s"] < row["wall_s"]
+        assert 0 < row["setup_s"] < row["mean_trial_s"]
+    # workers=1 ran first, and the box of workers=2 was sized from it: its start-up and trial time.
+    order = [r["workers"] for r in saved["results"] if r["section"] == "study"]
+    assert order == [1, 2]
+    assert studies[2]["box_s"] == pytest.approx(min(studies[2]["box_s"], 1.5 * gpu.box_needed(
+        argparse.Namespace(trials=saved["settings"]["trials"]), 2, studies[1])), rel=1e-3)
     projection = [r for r in saved["results"] if r["section"] == "projection"]
     assert projection[0]["workers"] in (1, 2) and projection[0]["total_min"] > 0
     assert any(r["device"].startswith("cpu") for r in projection[1:])
     targets = {t["what"]: t for t in saved["targets"]}
     assert targets["trials/min, workers=2 / workers=1"]["met"] is None  # --quick sizes are no verdict
     assert math.isfinite(targets["the seed's full plan (100 x 50 + 400), best study.workers"]["measured"])
+
+
+def test_study_settings_run_baseline_first_then_most_workers_first() -> None:
+    assert gpu.study_order([1, 4, 8, 2]) == [1, 8, 4, 2]
+    assert gpu.study_order([2, 4]) == [4, 2]
+    args = argparse.Namespace(trials=3)
+    baseline = {"startup_s": 10.0, "mean_trial_s": 12.0}
+    # Each setting's box holds twice the baseline's start-up and its waves of trials, each N times as long.
+    assert gpu.box_needed(args, 1, baseline) == 2 * 10 + 3 * 1 * 12 + 10
+    assert gpu.box_needed(args, 2, baseline) == 2 * 10 + 2 * 2 * 12 + 10
+    assert gpu.box_needed(args, 8, baseline) == 2 * 10 + 1 * 8 * 12 + 10  # 8 trials, one wave of 8
+    assert gpu.trials_for(args, 8) == 8 and gpu.trials_for(args, 2) == 3
+    assert gpu.box_needed(args, 4, None) is None
+
+
+def test_worker_startup_quick_times_each_phase(tmp_path: Path) -> None:
+    info = worker_startup.main(["--quick", "--out", str(tmp_path)])
+    rows = {r["phase"]: r["median s"] for r in info["results"]}
+    assert {"python start", "imports", "device", "open study", "launch to first trial", "first trial set-up",
+            "second trial set-up", "first trial training"} <= set(rows)
+    assert rows["imports"] > 0 and rows["open study"] > 0 and rows["device"] >= 0
+    # The phases measured one by one add up to no more than the worker's own launch-to-first-trial record.
+    parts = rows["python start"] + rows["imports"] + rows["device"] + rows["open study"]
+    assert parts <= rows["launch to first trial"] + 0.05
+    assert info["targets"][0]["measured"] == rows["launch to first trial"]
+    assert [r["package"] for r in info["settings"]["imports"]][-1] == "all"
+    assert (tmp_path / "worker_startup.json").is_file()
 
 
 def test_host_sync_quick_finds_no_sync_per_step(tmp_path: Path) -> None:

@@ -86,13 +86,14 @@ def test_sampler_history_is_reproducible() -> None:
         assert 128 <= t.params["hidden"] <= 2048 and 8 <= t.params["latent"] <= 64 and math.isfinite(t.value)
 
 
-def test_cpu_speed_quick_times_four_settings_against_fp32(tmp_path) -> None:
+def test_cpu_speed_quick_times_five_settings_against_fp32(tmp_path) -> None:
     from bench import cpu_speed
     from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
 
     info = cpu_speed.main(["--quick", "--out", str(tmp_path)])
     rows = {r["setting"]: r for r in info["results"]}
-    assert list(rows) == ["fp32, contiguous", "fp32, channels-last", "bf16, contiguous", "default (auto, channels-last)"]
+    assert list(rows) == ["fp32, contiguous", "fp32, channels-last", "bf16, contiguous",
+                          "auto, channels-last, torch's default Adam", "default (auto, channels-last, fused Adam)"]
     assert rows["fp32, contiguous"]["speed_vs_fp32"] == 1.0 and all(r["ms_per_step"] > 0 for r in rows.values())
     # The default is what a Trainer gets on this CPU: bf16 only where the CPU computes it natively.
     assert info["settings"]["default_precision"] == resolve_precision("auto", "cpu")

@@ -96,6 +96,18 @@ def test_the_cache_is_reused_and_keyed_on_size(tmp_path) -> None:
     assert len(labels) == 200 and {"skin", "eyes", "mouth"} <= set(labels[0])
 
 
+def test_a_process_loads_a_cache_file_once_and_again_when_it_changes(tmp_path) -> None:
+    """A study worker's trials all set up the same data: the tensor is read from disk once, until the file changes."""
+    dm = _dm(tmp_path)
+    again = _dm(tmp_path)
+    assert again.images is dm.images  # the same tensor, not a second load
+    cached = torch.load(dm.cache_path, weights_only=True)
+    cached["images"] = 255 - cached["images"]
+    torch.save(cached, dm.cache_path)  # a rewritten cache (new mtime): read anew
+    fresh = _dm(tmp_path)
+    assert fresh.images is not dm.images and torch.equal(fresh.images, 255 - dm.images)
+
+
 def test_folder_source_skips_broken_files(tmp_path) -> None:
     root = tmp_path / "faces"
     (root / "sub").mkdir(parents=True)

@@ -66,19 +66,62 @@ class RecordGradients(L.Callback):
         trainer.optimizers[0].register_step_post_hook(hook)
 
 
-def _max_grad(make_cfg, tmp_path, clip: str) -> float:
-    plain = validate(make_cfg("trainer.max_epochs=1", f"trainer.gradient_clip_val={clip}"))
+def _max_grad(make_cfg, tmp_path, clip: str, fused: str = "true") -> float:
+    plain = validate(make_cfg("trainer.max_epochs=1", f"trainer.gradient_clip_val={clip}", f"optim.fused={fused}"))
     dm = LegoFacesDataModule.from_config(plain["data"])
     record = RecordGradients()
-    trainer = build_trainer(plain, tmp_path / f"clip{clip}", [record], checkpoints=False, train_batches=4)
+    trainer = build_trainer(plain, tmp_path / f"clip{clip}{fused}", [record], checkpoints=False, train_batches=4)
     trainer.fit(LitVAE(plain), datamodule=dm)
     return record.max_grad
 
 
-def test_clipping_by_value_bounds_every_gradient(make_cfg, tmp_path) -> None:
-    unclipped = _max_grad(make_cfg, tmp_path, "null")
+@pytest.mark.parametrize("fused", ["true", "false"])  # fused Adam: the module clips; unfused: Lightning does
+def test_clipping_by_value_bounds_every_gradient(make_cfg, tmp_path, fused: str) -> None:
+    unclipped = _max_grad(make_cfg, tmp_path, "null", fused)
     assert unclipped > 0.05  # the bound below would be vacuous otherwise
-    assert _max_grad(make_cfg, tmp_path, "0.01") <= 0.01 + 1e-7
+    assert _max_grad(make_cfg, tmp_path, "0.01", fused) <= 0.01 + 1e-7
+
+
+class RecordLosses(L.Callback):
+    """The training loss of every step."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+@pytest.mark.parametrize("algorithm", ["value", "norm"])
+def test_fused_adam_trains_as_torchs_default_adam(make_cfg, tmp_path, algorithm: str) -> None:
+    """optim.fused=true (one fused kernel; the module clips) against false (torch's Adam; Lightning clips): the same
+    update, so the same training losses step after step, up to float rounding, for each clipping algorithm.
+
+    Losses, not weights: a conv bias before a BatchNorm has a gradient that is zero up to rounding, and Adam
+    turns its sign into a step of lr, so such biases differ between any two float orders; BatchNorm cancels them.
+    """
+    losses = {}
+    for fused in ("true", "false"):
+        plain = validate(make_cfg("trainer.max_epochs=2", "trainer.precision=32-true", f"optim.fused={fused}",
+                                  "trainer.gradient_clip_val=0.05", f"trainer.gradient_clip_algorithm={algorithm}"))
+        L.seed_everything(0, verbose=False)
+        model, record = LitVAE(plain), RecordLosses()
+        trainer = build_trainer(plain, tmp_path / f"{algorithm}-{fused}", [record], checkpoints=False, train_batches=4)
+        trainer.fit(model, datamodule=LegoFacesDataModule.from_config(plain["data"]))
+        assert trainer.optimizers[0].defaults["fused"] is (True if fused == "true" else None)
+        assert model.own_clip is (fused == "true") and (trainer.gradient_clip_val is None) is (fused == "true")
+        losses[fused] = torch.tensor(record.losses)
+    assert len(losses["true"]) >= 8 and losses["false"][-1] < losses["false"][0]  # it trained
+    same = float((losses["true"] - losses["false"]).abs().max())
+    assert same <= 1e-5 * float(losses["false"].abs().max())
+    # Not vacuous: without clipping the run follows another path, much further away than rounding.
+    plain = validate(make_cfg("trainer.max_epochs=2", "trainer.precision=32-true", "trainer.gradient_clip_val=null"))
+    L.seed_everything(0, verbose=False)
+    record = RecordLosses()
+    build_trainer(plain, tmp_path / f"{algorithm}-none", [record], checkpoints=False, train_batches=4).fit(
+        LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain["data"]))
+    unclipped = float((torch.tensor(record.losses) - losses["false"]).abs().max())
+    assert unclipped > max(10 * same, 1e-4), (unclipped, same)
 
 
 class KillAfterFirstEpoch(L.Callback):

@@ -1,5 +1,6 @@
 """Tuning: our GP + EI sampler, pruning, the study's storage, resume, workers, and python tune.py."""
 
+import gc
 import math
 import os
 import re
@@ -155,6 +156,9 @@ def test_resume_continues_to_n_trials_without_repeating(make_cfg, tmp_path) -> N
     study_dir = tmp_path / "study"
     tune(make_cfg(*TUNE_TINY, "study.n_trials=3", "refit.enabled=false", config_name="tune"), study_dir)
     assert _states(study_dir) == ["COMPLETE"] * 3
+    # The worker loop froze the start-up's objects for its trials' garbage collections, and unfroze them after.
+    assert gc.get_freeze_count() == 0
+    assert all(t.user_attrs["setup_s"] > 0 and t.user_attrs["train_s"] > 0 for t in _load(study_dir).trials)
     tune(make_cfg(*TUNE_TINY, "study.n_trials=5", "refit.enabled=false", config_name="tune"), study_dir)
     study = _load(study_dir)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

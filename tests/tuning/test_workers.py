@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
+from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.workers import thread_share
 from tests.conftest import ROOT
 from tests.tuning.test_tuning import _load, _tune_cmd
@@ -38,6 +39,19 @@ def test_bad_workers_value_is_one_line(make_cfg, value: str) -> None:
     with pytest.raises(UserError) as err:
         validate_tune(make_cfg(f"study.workers={value}", config_name="tune"))
     assert str(err.value).startswith("study.workers=") and "must be an integer >= 1 or auto" in str(err.value)
+
+
+def test_process_age_counts_from_the_launch() -> None:
+    assert 0 < process_age() < time.monotonic() + 1  # this process: launched before now
+    launched = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    try:
+        time.sleep(0.6)
+        age = process_age(child.pid)
+        assert 0.6 - 0.05 <= age <= time.monotonic() - launched + 0.05  # /proc counts in 10 ms ticks
+    finally:
+        child.wait()
+    assert process_age(2**22 + 12345) is None  # no such process
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
@@ -66,6 +80,15 @@ def test_two_workers_from_one_command(tmp_path) -> None:
     pids = {t.user_attrs["worker_pid"] for t in study.trials}
     assert 1 <= len(pids) <= 2 and proc.pid not in pids  # usually 2; a slow start can leave one worker idle
     assert {t.user_attrs["torch_threads"] for t in trained} == {threads}
+    # Each worker recorded its start-up on its first trial (launch to trial start) and every trained trial its
+    # set-up (trial start to first batch) and training time: what bench/gpu.py reports per setting.
+    firsts = {pid: min(t.number for t in study.trials if t.user_attrs["worker_pid"] == pid) for pid in pids}
+    for t in study.trials:
+        assert ("worker_startup_s" in t.user_attrs) == (t.number in firsts.values()), t.user_attrs
+    startups = [t.user_attrs["worker_startup_s"] for t in study.trials if "worker_startup_s" in t.user_attrs]
+    assert all(0 < s < 600 for s in startups)
+    for t in trained:
+        assert 0 < t.user_attrs["setup_s"] < t.duration.total_seconds() and t.user_attrs["train_s"] > 0
     # The parent printed one line per trial, whichever worker ran it, then the table, then refitted once.
     lines = [line for line in proc.stdout.splitlines() if line.startswith("trial ")]
     assert sorted(int(line.split()[1]) for line in lines) == [t.number for t in study.trials]

@@ -1,0 +1,58 @@
+"""A study's progress lines: one per finished trial, printed by the worker that ran it or by tune.py's parent.
+
+Kept apart from results.py (plots, report) so that a worker, which never writes those, does not import
+matplotlib and the report's stack at start-up (bench/worker_startup.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.tuning.sampler import last_value
+
+
+def describe(trial: FrozenTrial) -> str:
+    """value, 'pruned at epoch k (value)', 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
+    if trial.state == TrialState.COMPLETE:
+        return f"val/loss {trial.value:.3f}"
+    if trial.state == TrialState.PRUNED:
+        last = last_value(trial)
+        return f"pruned at epoch {max(trial.intermediate_values, default=-1) + 1}" + (f" ({last:.3f})" if last else "")
+    if "duplicate_of" in trial.user_attrs:  # a twin of a pair the study holds: trained nothing, counts for nothing
+        return f"not counted: same pair as trial {trial.user_attrs['duplicate_of']}"
+    return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
+
+
+def trial_line(trial: FrozenTrial, best: float | None, elapsed: float) -> str:
+    """The progress line of a finished trial."""
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    return (f"trial {trial.number:3d}  hidden {trial.params.get('hidden', '-'):>5}  latent {trial.params.get('latent', '-'):>3}"
+            f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
+            f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
+
+
+def best_value(trials: list[FrozenTrial]) -> float | None:
+    """The lowest finite value of the COMPLETE trials among these."""
+    return min((t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                and math.isfinite(t.value)), default=None)
+
+
+class TrialLine:
+    """One line per finished trial: number, hidden, latent, outcome, best so far, elapsed.
+
+    A worker started by study.workers (echo=False) prints nothing: its parent prints the lines of all.
+    """
+
+    def __init__(self, echo: bool = True) -> None:
+        self.start, self.echo = time.perf_counter(), echo
+        self.last: FrozenTrial | None = None  # the latest trial this worker ran
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.last = trial
+        if self.echo:
+            best = best_value(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            print(trial_line(trial, best, time.perf_counter() - self.start), flush=True)
