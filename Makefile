@@ -49,7 +49,7 @@ compare-arch: install
 	$(BIN)/python -m bench.compare --runs sharp --arch resconv --name compare-arch --picture docs/compare-arch.png
 
 # The speed and sample-efficiency benchmarks (bench/*.py), each also runnable as python -m bench.NAME.
-BENCHES := cpu_speed trainer_overhead data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency host_sync
+BENCHES := cpu_speed trainer_overhead worker_startup data_pipeline sampler_overhead pruning_savings sample_efficiency projection explore_latency host_sync
 bench: install
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 

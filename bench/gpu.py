@@ -3,9 +3,12 @@
     python -m bench.gpu [--quick] [--budget 450] [--out DIR] [--workers 1,8,4,2] [--only epochs,study]
     make bench-gpu
 
-Three sections, each time-boxed (a row that would start past its section's share of --budget is
+Four sections, each time-boxed (a row that would start past its section's share of --budget is
 skipped and says so); the JSON is rewritten after every row, so a run cut short leaves what it measured.
 
+0. startup: one worker launched as `study.workers` launches it, timed phase by phase from its launch
+   (imports, CUDA's initialisation, opening the study, its first and second trials' set-up):
+   `bench/worker_startup.py` with one repeat.
 1. epochs: seconds per epoch of one trial, as the study trains it (the tune config through
    `train_overrides`, `train()` without checkpoints or artifacts), at 64 px, 2,600 faces (2,080 train),
    batch 64, for hidden/latent 128/8, 512/32 and 2048/64: fp32 (`32-true`) and `bf16-mixed` with the
@@ -62,12 +65,13 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.strict_json import write_json
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning.workers import MEASURED
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = [(128, 8), (512, 32), (2048, 64)]
 REFIT_POINT = (512, 32)
 PRECISIONS = ("32-true", "bf16-mixed")
-SHARES = {"epochs": 0.35, "study": 0.6}  # of --budget; the rest is set-up and the projection
+SHARES = {"startup": 0.08, "epochs": 0.3, "study": 0.57}  # of --budget; the rest is set-up and the projection
 TARGET_MINUTES = 10.0
 CPU_PLAN_HOURS = 15.1  # the README's projection of the plan on the 2-core CPU (bench.projection), when no JSON is here
 TARGET_SPEEDUP = 4.0  # workers=8 over workers=1, steady-state trials per minute (issue 18)
@@ -163,6 +167,20 @@ def tune_items(args: argparse.Namespace) -> list[str]:
 def composed(items: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return validate_tune(compose("tune", overrides=items))
+
+
+# ---- 0. a worker's start-up -----------------------------------------------------------------------
+
+
+def section_startup(args: argparse.Namespace, results: Results) -> None:
+    """One worker launched as study.workers launches it, phase by phase (bench/worker_startup.py), on this device."""
+    from bench import worker_startup
+
+    info = worker_startup.main(["--repeats", "1", "--size", str(args.image_size), "--images", str(args.images),
+                                "--out", str(args.out), "--cache-dir", args.cache_dir]
+                               + (["--quick"] if args.quick else []))
+    for row in info["results"]:
+        results.add({"section": "startup", "phase": row["phase"], "s": row["median s"]})
 
 
 # ---- 1. seconds per epoch ------------------------------------------------------------------------
@@ -367,6 +385,26 @@ def projection(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
     return out
 
 
+def record_best(cache_dir: str | Path, device: str, rows: list[dict], epochs: int) -> dict | None:
+    """Write the best measured study.workers for this device into cache_dir/workers.json (merged with other
+    devices' entries), where `study.workers=auto` reads it (lego_vae.tuning.workers.measured_workers)."""
+    studies = [r for r in rows if r["section"] == "study" and r.get("steady_trials_per_min")]
+    if not studies:
+        return None
+    best = max(studies, key=lambda r: r["steady_trials_per_min"])
+    entry = {"workers": best["workers"], "steady_trials_per_min": best["steady_trials_per_min"],
+             "epochs_per_trial": epochs, "measured": time.strftime("%Y-%m-%d"),
+             "settings": {r["workers"]: r["steady_trials_per_min"] for r in studies}}
+    path = Path(cache_dir) / MEASURED
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**(known if isinstance(known, dict) else {}), device: entry})
+    return entry
+
+
 def results_device() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
@@ -392,6 +430,7 @@ def targets_of(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
 def markdown_tables(rows: list[dict]) -> str:
     parts = []
     for section, columns in (
+        ("startup", ["phase", "s"]),
         ("epochs", ["hidden", "latent", "precision", "compile", "fused_adam", "s_per_epoch", "note"]),
         ("study", ["workers", "box_s", "planned", "trials", "wall_s", "startup_s", "worker_startup_s",
                    "worker_startup_max_s", "setup_s", "trials_per_min", "steady_trials_per_min", "mean_trial_s",
@@ -409,7 +448,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (8 min of GPU time: 450)")
     p.add_argument("--workers", default=None, help="study.workers values (default 1,8,4,2; run as study_order says: 1 first, then the most workers down)")
-    p.add_argument("--only", default="epochs,study", help="sections to run: epochs, study")
+    p.add_argument("--only", default=None, help="sections to run: startup, epochs, study (default: all three; "
+                                                "--quick: epochs, study)")
     p.add_argument("--trials", type=int, default=None, help="trials of each study, at least one per worker (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 20; the projection scales them to the plan's 50)")
     p.add_argument("--fit-epochs", type=int, default=None, help="epochs per fit of section 1; the last is kept (default 3)")
@@ -430,18 +470,26 @@ def main(argv: list[str] | None = None) -> dict:
     args.points = [(128, 8)] if q else POINTS
     if q:
         args.extra = [*args.extra, "sampler.num_restarts=2", "sampler.raw_samples=64", "data.batch_size=32"]
-    sections = set(args.only.split(","))
+    sections = set((args.only or ("epochs,study" if q else "startup,epochs,study")).split(","))
     start = time.monotonic()
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)} | {"plan": plan()}
     results = Results(args, settings)
     # The data set is rendered (or read from its cache) once, untimed.
     LegoFacesDataModule.from_config(composed(tune_items(args))["data"]).prepare_data()
     with common.limit_threads(common.threads_of(args)):
+        if "startup" in sections:
+            section_startup(args, results)
         if "epochs" in sections:
-            section_epochs(args, results, start + args.budget * SHARES["epochs"])
+            section_epochs(args, results, time.monotonic() + args.budget * SHARES["epochs"])
         if "study" in sections:
+            # The study gets its share and whatever the sections before it left unspent.
+            planned = sum(SHARES[k] for k in ("startup", "epochs") if k in sections) * args.budget
             section_study(args, results, time.monotonic() + args.budget * SHARES["study"]
-                          + (args.budget * SHARES["epochs"] - (time.monotonic() - start)) * ("epochs" in sections))
+                          + max(0.0, planned - (time.monotonic() - start)))
+    if torch.cuda.is_available() and not args.quick and (best := record_best(
+            args.cache_dir, results_device(), results.rows, args.epochs)):
+        print(f"study.workers=auto on {results_device()} now picks {best['workers']} "
+              f"({Path(args.cache_dir) / MEASURED})", flush=True)
     for row in projection(args, results.rows):
         results.rows.append(row)
     targets = targets_of(args, results.rows)

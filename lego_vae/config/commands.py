@@ -130,6 +130,24 @@ class TraversalConfig:
 
 
 @dataclass(kw_only=True)
+class ClassesConfig:
+    """classes.png: test faces of chosen classes above their reconstructions (the names are checked against the
+    synthetic source's factors when the picture is made: lego_vae.evaluation.generating.class_strip)."""
+
+    factor: str | None = text(optional=True)
+    values: list = anything("a list of class names")
+    per_class: int = integer(1)
+
+    @staticmethod
+    def check(plain: dict, root: dict) -> None:
+        values = plain["values"]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise UserError(f"classes.values={values}: must be a list of class names, e.g. [lipstick,grin]")
+        if plain["factor"] is None and values:
+            raise UserError("classes.values: give classes.factor too (e.g. classes.factor=mouth)")
+
+
+@dataclass(kw_only=True)
 class GenerateConfig:
     """conf/generate.yaml: faces from a checkpoint."""
 
@@ -145,6 +163,7 @@ class GenerateConfig:
     morph: MorphConfig
     traversal: TraversalConfig
     inputs: str | None = text(optional=True)
+    classes: ClassesConfig
 
     @staticmethod
     def check(plain: dict, root: dict) -> None:

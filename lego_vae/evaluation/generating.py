@@ -1,4 +1,5 @@
-"""generate(cfg, out_dir): samples, face morphs, latent traversals and reconstructions from a checkpoint."""
+"""generate(cfg, out_dir): samples, face morphs, latent traversals and reconstructions from a checkpoint
+(and classes.png: test faces of chosen classes above their reconstructions)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from lego_vae.config.commands import GenerateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
+from lego_vae.data.synthetic import FACTORS
+from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
 from lego_vae.model.checkpoints import chosen_prior, load_model
@@ -62,6 +65,35 @@ def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
     return pairs
 
 
+def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: list[str],
+                per_class: int) -> tuple[torch.Tensor, list[str]]:
+    """Test faces of each class of a factor of the synthetic faces, above their reconstructions.
+
+    Returns a (2 * K, 3, S, S) tensor in [0, 1], the K faces in the first half and their posterior-mean
+    reconstructions in the second (a grid of nrow=K shows originals above reconstructions), and the class of
+    each of the K columns. The first per_class test faces of each class, in the test split's order.
+    Raises UserError when the source has no labels (photos), for an unknown factor or class, or when no
+    test face has any of the classes.
+    """
+    labels = datamodule.split_labels("test")
+    if labels is None:
+        raise UserError("classes.factor: needs the synthetic source, whose faces carry their classes")
+    if factor not in FACTORS or factor == "extras":
+        choices = ", ".join(f for f in FACTORS if f != "extras")
+        raise UserError(f"classes.factor={factor}: not a factor with one class per face ({choices})")
+    values = values or list(FACTORS[factor])
+    if unknown := [v for v in values if v not in FACTORS[factor]]:
+        raise UserError(f"classes.values: {', '.join(unknown)} not a class of {factor} "
+                        f"(its classes: {', '.join(FACTORS[factor])})")
+    picked = [(i, v) for v in values for i in [i for i, lab in enumerate(labels) if lab[factor] == v][:per_class]]
+    if not picked:
+        raise UserError(f"classes: no test face of {factor} {', '.join(values)}")
+    if missing := [v for v in values if v not in {c for _, c in picked}]:
+        print(f"classes: no test face of {factor} {', '.join(missing)}", flush=True)
+    faces = to_float(datamodule.split_images("test")[[i for i, _ in picked]], vae)
+    return torch.cat([faces, vae.reconstruct(faces)]), [c for _, c in picked]
+
+
 def validate_generate(cfg) -> dict:
     """Check a generate config (conf/generate.yaml); return it as plain data."""
     return validated(cfg, GenerateConfig)
@@ -95,6 +127,14 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     ranked = kl_per_dim(vae, test).argsort(descending=True).tolist()[: plain["traversal"]["dims"]]
     rows = traversal(vae, faces[0], ranked, plain["traversal"]["steps"], plain["traversal"]["range"])
     written.append(save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=plain["traversal"]["steps"]))
+
+    if plain["classes"]["factor"] is not None:
+        c = plain["classes"]
+        strip, shown = class_strip(vae, datamodule, c["factor"], c["values"], c["per_class"])
+        # Upscaled (nearest) to at least 128 px a face, so a small feature can be named by eye.
+        strip = torch.nn.functional.interpolate(strip, scale_factor=max(1, 128 // size), mode="nearest")
+        written.append(save_grid(strip, out_dir / "classes.png", nrow=len(shown)))
+        print(f"classes.png: test faces above their reconstructions, {c['factor']}: {', '.join(shown)}", flush=True)
 
     if plain.get("inputs"):
         pixels, _ = load_folder(plain["inputs"], size)

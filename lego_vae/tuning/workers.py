@@ -31,7 +31,8 @@ from lego_vae.tuning.progress import best_value, trial_line
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.trials import run_worker, settle_interrupted
 
-AUTO_GPU_WORKERS = 4  # study.workers=auto on a GPU: at most this many (bench/gpu.py measures 1, 2, 4 and 8)
+AUTO_GPU_WORKERS = 4  # study.workers=auto on a GPU that bench/gpu.py has not measured: at most this many
+MEASURED = "workers.json"  # in data.cache_dir: the best study.workers bench/gpu.py measured, per GPU name
 STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial before it is killed
 
 
@@ -40,13 +41,36 @@ def on_gpu(plain: dict) -> bool:
     return plain["trainer"]["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
+    """What `make bench-gpu` measured on a GPU of this name: {"workers", "steady_trials_per_min", "measured", ...}
+    from data.cache_dir/workers.json; None when it has not run here (or its file is unreadable)."""
+    try:
+        found = json.loads((Path(cache_dir) / MEASURED).read_text()).get(device)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("workers"), int) and found["workers"] >= 1 \
+        else None
+
+
+def auto_workers(plain: dict) -> tuple[int, str]:
+    """study.workers=auto as a number, and why: 1 on a CPU (the cores are better spent on one trial's threads);
+    on a GPU, the best setting bench/gpu.py measured on a GPU of this name (data.cache_dir/workers.json), else
+    AUTO_GPU_WORKERS; never more workers than cores."""
+    if not on_gpu(plain):
+        return 1, "auto on a CPU"
+    cores = len(os.sched_getaffinity(0))
+    device = torch.cuda.get_device_name(0)
+    found = measured_workers(plain["data"]["cache_dir"], device)
+    if found is None:
+        return max(1, min(AUTO_GPU_WORKERS, cores)), f"auto on {device}: not measured here (make bench-gpu measures it)"
+    return max(1, min(found["workers"], cores)), (f"auto on {device}: the best setting measured by bench/gpu.py "
+                                                  f"({found.get('measured', 'undated')})")
+
+
 def resolve_workers(plain: dict) -> int:
-    """study.workers as a number: auto is 1 on a CPU (the cores are better spent on one trial's threads),
-    several on a GPU (one per core, at most AUTO_GPU_WORKERS)."""
+    """study.workers as a number (auto: see auto_workers)."""
     workers = plain["study"]["workers"]
-    if workers != "auto":
-        return int(workers)
-    return max(1, min(AUTO_GPU_WORKERS, len(os.sched_getaffinity(0)))) if on_gpu(plain) else 1
+    return int(workers) if workers != "auto" else auto_workers(plain)[0]
 
 
 def thread_share(cores: int, workers: int) -> int:
@@ -111,7 +135,8 @@ def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int)
     """
     threads = thread_share(len(os.sched_getaffinity(0)), workers)
     device = "one GPU (shared)" if on_gpu(plain) else "the CPU"
-    print(f"study.workers={workers}: {workers} worker processes, {threads} torch thread(s) each, on {device}",
+    why = f" ({auto_workers(plain)[1]})" if plain["study"]["workers"] == "auto" else ""
+    print(f"study.workers={workers}: {workers} worker processes, {threads} torch thread(s) each, on {device}{why}",
           flush=True)
     # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

@@ -56,6 +56,23 @@ def test_study_settings_run_baseline_first_then_most_workers_first() -> None:
     assert gpu.box_needed(args, 4, None) is None
 
 
+def test_auto_workers_read_what_the_gpu_bench_measured(tmp_path: Path) -> None:
+    from lego_vae.tuning.workers import measured_workers
+
+    assert measured_workers(tmp_path, "NVIDIA H200") is None  # not measured here
+    rows = [{"section": "study", "workers": 1, "steady_trials_per_min": 5.6},
+            {"section": "study", "workers": 8, "steady_trials_per_min": 30.0},
+            {"section": "study", "workers": 4, "steady_trials_per_min": 21.0},
+            {"section": "study", "workers": 2, "trials": None, "note": "skipped"}]
+    gpu.record_best(tmp_path, "NVIDIA H200", rows, 20)
+    gpu.record_best(tmp_path, "NVIDIA A100", rows[:1], 20)  # another GPU's entry is kept beside it
+    found = measured_workers(tmp_path, "NVIDIA H200")
+    assert found["workers"] == 8 and found["steady_trials_per_min"] == 30.0 and found["epochs_per_trial"] == 20
+    assert measured_workers(tmp_path, "NVIDIA A100")["workers"] == 1
+    (tmp_path / "workers.json").write_text("{not json")
+    assert measured_workers(tmp_path, "NVIDIA H200") is None  # unreadable: the unmeasured default, no traceback
+
+
 def test_worker_startup_quick_times_each_phase(tmp_path: Path) -> None:
     info = worker_startup.main(["--quick", "--out", str(tmp_path)])
     rows = {r["phase"]: r["median s"] for r in info["results"]}

@@ -32,7 +32,8 @@ def run_dir(tmp_path_factory):
 
 def _cfg(checkpoint, **kw) -> dict:
     cfg = {"checkpoint": str(checkpoint), "n": 3, "temperature": 1.0, "seed": 0, "steps": 5, "pairs": 2, "a": None,
-           "b": None, "prior": "normal", "morph": {"mode": "linear"}, "traversal": {"dims": 3, "steps": 4, "range": 3.0}, "inputs": None}
+           "b": None, "prior": "normal", "morph": {"mode": "linear"}, "traversal": {"dims": 3, "steps": 4, "range": 3.0}, "inputs": None,
+           "classes": {"factor": None, "values": [], "per_class": 2}}
     for key, value in kw.items():
         if "." in key:
             outer, inner = key.split(".")
@@ -62,6 +63,34 @@ def test_generate_writes_every_picture(run_dir, tmp_path) -> None:
     assert _size(out / "reconstructions.png") == (3 * cell + 2, 4 * cell + 2)  # 5 inputs: 2 rows of pairs
     gif = Image.open(out / "morph.gif")
     assert gif.n_frames >= 2
+
+
+def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstructions(run_dir, tmp_path, capsys) -> None:
+    from lego_vae.data.datamodule import LegoFacesDataModule
+    from lego_vae.evaluation.generating import class_strip
+    from lego_vae.model.checkpoints import load_model
+
+    out = tmp_path / "out"
+    written = generate(_cfg(run_dir, **{"classes.factor": "mouth", "classes.values": ["smile", "grin"],
+                                        "classes.per_class": 2}), out)
+    assert written[-1] == out / "classes.png"
+    shown = capsys.readouterr().out.split("mouth: ")[1].splitlines()[0].split(", ")
+    assert shown[0] == "smile" and set(shown) <= {"smile", "grin"} and len(shown) <= 4
+    cell = 16 * 8 + 2  # 16 px faces upscaled to 128 px, 2 px padding
+    assert _size(out / "classes.png") == (len(shown) * cell + 2, 2 * cell + 2)  # faces above reconstructions
+    # The columns are test faces of those classes, in the test split's order, above their reconstructions.
+    vae, config, _ = load_model(str(run_dir), "cpu")
+    dm = LegoFacesDataModule.ready(config["data"])
+    strip, classes = class_strip(vae, dm, "mouth", ["grin", "smile"], 1)
+    labels = dm.split_labels("test")
+    firsts = [next(i for i, lab in enumerate(labels) if lab["mouth"] == c) for c in classes]
+    faces = dm.split_images("test")[firsts].float() / 255
+    assert classes == [c for c in ("grin", "smile") if any(lab["mouth"] == c for lab in labels)]
+    assert torch.allclose(strip[: len(classes)], faces) and torch.allclose(strip[len(classes):], vae.reconstruct(faces))
+    with pytest.raises(UserError, match="lipstik not a class of mouth"):
+        class_strip(vae, dm, "mouth", ["lipstik"], 1)
+    with pytest.raises(UserError, match="classes.factor=extras: not a factor with one class per face"):
+        class_strip(vae, dm, "extras", [], 1)
 
 
 def test_checkpoint_may_be_a_run_folder_or_a_file(run_dir) -> None:
