@@ -3,8 +3,8 @@
     python -m bench.gpu [--quick] [--budget 450] [--out DIR] [--workers 1,8,4,2] [--only epochs,study]
     make bench-gpu
 
-Four sections, each time-boxed (a row that would start past its section's share of --budget is
-skipped and says so); the JSON is rewritten after every row, so a run cut short leaves what it measured.
+Four sections; epochs and study are time-boxed (a row that would start past its section's share of
+--budget is skipped and says so), and the study's box shrinks by what the sections before it overran; the JSON is rewritten after every row, so a run cut short leaves what it measured.
 
 0. startup: one worker launched as `study.workers` launches it, timed phase by phase from its launch
    (imports, CUDA's initialisation, opening the study, its first and second trials' set-up):
@@ -176,9 +176,14 @@ def section_startup(args: argparse.Namespace, results: Results) -> None:
     """One worker launched as study.workers launches it, phase by phase (bench/worker_startup.py), on this device."""
     from bench import worker_startup
 
-    info = worker_startup.main(["--repeats", "1", "--size", str(args.image_size), "--images", str(args.images),
-                                "--out", str(args.out), "--cache-dir", args.cache_dir]
-                               + (["--quick"] if args.quick else []))
+    try:  # its own JSON goes beside gpu.json, in startup/, so the CPU's worker_startup.json is not overwritten
+        info = worker_startup.main(["--repeats", "1", "--size", str(args.image_size), "--images", str(args.images),
+                                    "--out", str(args.out / "startup"), "--cache-dir", args.cache_dir]
+                                   + (["--quick"] if args.quick else []))
+    except Exception as err:  # a failed start-up is a row; the epochs and the study still run
+        results.add({"section": "startup", "phase": "failed", "s": None,
+                     "note": f"{type(err).__name__}: {str(err)[-200:]}"})
+        return
     for row in info["results"]:
         results.add({"section": "startup", "phase": row["phase"], "s": row["median s"]})
 
@@ -327,8 +332,8 @@ def section_study(args: argparse.Namespace, results: Results, deadline: float) -
         for i, workers in enumerate(order):
             left = deadline - time.monotonic()
             needed = box_needed(args, workers, baseline)
-            if needed is None:  # the baseline (or no baseline): an even share of what is left, at least 20 s
-                box = left / (len(order) - i) if workers == 1 and len(order) > 1 else left
+            if needed is None:  # the baseline, or no baseline finished a trial: an even share of what is left
+                box = left / (len(order) - i)
             else:
                 box = min(left, 1.5 * needed)
             if left < 20 or (needed is not None and left < needed):
@@ -430,7 +435,7 @@ def targets_of(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
 def markdown_tables(rows: list[dict]) -> str:
     parts = []
     for section, columns in (
-        ("startup", ["phase", "s"]),
+        ("startup", ["phase", "s", "note"]),
         ("epochs", ["hidden", "latent", "precision", "compile", "fused_adam", "s_per_epoch", "note"]),
         ("study", ["workers", "box_s", "planned", "trials", "wall_s", "startup_s", "worker_startup_s",
                    "worker_startup_max_s", "setup_s", "trials_per_min", "steady_trials_per_min", "mean_trial_s",
@@ -483,9 +488,10 @@ def main(argv: list[str] | None = None) -> dict:
             section_epochs(args, results, time.monotonic() + args.budget * SHARES["epochs"])
         if "study" in sections:
             # The study gets its share and whatever the sections before it left unspent.
+            # (Negative when they overran theirs: the whole run keeps to --budget.)
             planned = sum(SHARES[k] for k in ("startup", "epochs") if k in sections) * args.budget
             section_study(args, results, time.monotonic() + args.budget * SHARES["study"]
-                          + max(0.0, planned - (time.monotonic() - start)))
+                          + planned - (time.monotonic() - start))
     if torch.cuda.is_available() and not args.quick and (best := record_best(
             args.cache_dir, results_device(), results.rows, args.epochs)):
         print(f"study.workers=auto on {results_device()} now picks {best['workers']} "

@@ -8,8 +8,9 @@ What is compared, and why it is fair:
   Trainer from `build_trainer` exactly as `train()` builds it for a trial (TensorBoard logger into a
   temporary folder, gradient clipping by value, the per-epoch lr schedule, progress "none",
   checkpoints=False, the `FiniteLossCheck` callback trials carry).
-- "bare" trains the same `nn.Module` (`build_vae`, loaded with the same initial weights) on the same
-  uint8 batches (the same datamodule's `train_dataloader()`, same per-epoch shuffle), converted the
+- "bare" trains the same `nn.Module` (`build_vae`, loaded with the same initial weights) in the same
+  precision and memory format (bf16 autocast where `precision=auto` resolves to bf16-mixed, channels-last
+  for the conv net), with the same Adam (fused or not, `optim.fused`), on the same uint8 batches (the same datamodule's `train_dataloader()`, same per-epoch shuffle), converted the
   same way (`.float() / 255`), with `vae_loss`, backward, `clip_grad_value_`, Adam, and the same
   `LambdaLR(LRFactor)` stepped once per epoch; it sums the loss on the device and reads it once per
   epoch, as any loop that reports its loss does.
@@ -25,6 +26,10 @@ What is compared, and why it is fair:
   ratio of the fastest fits (other processes only ever add time), with the machine's load average.
   On this shared 2-core machine, torch's two OpenMP threads slow down several-fold whenever another
   process takes a core; `--threads 1` trades speed for steadier numbers on a busy machine.
+
+Two more rows break ours down: "ours, no logger" (the same fit without its TensorBoard logger: the
+logger's share of an epoch) and "data path" (the train loader's batches turned into float, no model: its
+share of an epoch).
 
 Target: bare / ours >= 0.95 per architecture (Lightning costs at most about 5 % per epoch).
 """
@@ -51,7 +56,7 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.losses import vae_loss
 from lego_vae.model.vae import build_vae
 from lego_vae.training.lit import LitVAE, LRFactor
-from lego_vae.training.trainer import METRIC, build_trainer
+from lego_vae.training.trainer import METRIC, build_trainer, resolve_precision
 from lego_vae.tuning.config import train_overrides
 from lego_vae.tuning.objective import FiniteLossCheck
 
@@ -184,6 +189,12 @@ class Sides:
         vae = build_vae(plain)
         vae.load_state_dict(self.init_state)
         vae.train()
+        # The same precision and memory format as the Trainer's: bf16 autocast around the forward pass and the
+        # loss where precision=auto resolves to bf16-mixed, channels-last for a conv net (LitVAE.on_fit_start).
+        bf16 = resolve_precision(plain["trainer"]["precision"], "cpu") == "bf16-mixed"
+        channels_last = bool(plain["model"]["channels_last"]) and plain["model"]["arch"] == "conv"
+        if channels_last:
+            vae.to(memory_format=torch.channels_last)
         optim, beta = plain["optim"], float(plain["model"]["beta"])
         lr, clip = float(optim["lr"]), float(plain["trainer"]["gradient_clip_val"])
         optimizer = torch.optim.Adam(vae.parameters(), lr=lr, fused=bool(optim["fused"]) or None)  # as LitVAE
@@ -198,9 +209,12 @@ class Sides:
             total, inside = torch.zeros(()), 0.0
             for batch in loader:
                 x = batch.float().div_(255)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 t0 = time.perf_counter()
-                x_hat, mu, logvar = vae(x)
-                loss = vae_loss(x_hat, x, mu, logvar, beta)["loss"]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    x_hat, mu, logvar = vae(x)
+                    loss = vae_loss(x_hat, x, mu, logvar, beta)["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip_grad_value_(vae.parameters(), clip)

@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = [{"phase": k, "median s": common.median([r[k] for r in runs if r[k] is not None]),
                 "min s": min(r[k] for r in runs if r[k] is not None)}
                for k in runs[0] if any(r[k] is not None for r in runs)]
-    startup = next(r["median s"] for r in results if r["phase"] == "launch to first trial")
+    startup = next((r["median s"] for r in results if r["phase"] == "launch to first trial"), None)
+    if startup is None:
+        raise RuntimeError("worker_startup: no trial recorded worker_startup_s (is /proc readable?)")
     imports = import_table()
     targets = [common.target("launch to the first trial's start (median)", f"<= {TARGET_S:g} s", startup,
                              startup <= TARGET_S)]

@@ -65,6 +65,17 @@ def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
     return pairs
 
 
+def check_classes(factor: str, values: list[str]) -> list[str]:
+    """The classes of a factor to show (all of them for []); UserError for an unknown factor or class."""
+    if factor not in FACTORS or factor == "extras":
+        choices = ", ".join(f for f in FACTORS if f != "extras")
+        raise UserError(f"classes.factor={factor}: not a factor with one class per face ({choices})")
+    if unknown := [v for v in values if v not in FACTORS[factor]]:
+        raise UserError(f"classes.values: {', '.join(unknown)} not a class of {factor} "
+                        f"(its classes: {', '.join(FACTORS[factor])})")
+    return values or list(FACTORS[factor])
+
+
 def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: list[str],
                 per_class: int) -> tuple[torch.Tensor, list[str]]:
     """Test faces of each class of a factor of the synthetic faces, above their reconstructions.
@@ -75,16 +86,10 @@ def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: 
     Raises UserError when the source has no labels (photos), for an unknown factor or class, or when no
     test face has any of the classes.
     """
+    values = check_classes(factor, values)
     labels = datamodule.split_labels("test")
     if labels is None:
         raise UserError("classes.factor: needs the synthetic source, whose faces carry their classes")
-    if factor not in FACTORS or factor == "extras":
-        choices = ", ".join(f for f in FACTORS if f != "extras")
-        raise UserError(f"classes.factor={factor}: not a factor with one class per face ({choices})")
-    values = values or list(FACTORS[factor])
-    if unknown := [v for v in values if v not in FACTORS[factor]]:
-        raise UserError(f"classes.values: {', '.join(unknown)} not a class of {factor} "
-                        f"(its classes: {', '.join(FACTORS[factor])})")
     picked = [(i, v) for v in values for i in [i for i, lab in enumerate(labels) if lab[factor] == v][:per_class]]
     if not picked:
         raise UserError(f"classes: no test face of {factor} {', '.join(values)}")
@@ -102,6 +107,8 @@ def validate_generate(cfg) -> dict:
 def generate(cfg, out_dir: str | Path) -> list[Path]:
     """Write samples.png, morph.png/.gif, traversal.png (and reconstructions.png for inputs) into out_dir."""
     plain = validate_generate(cfg)
+    if plain["classes"]["factor"] is not None:  # a wrong name is refused before any picture is written
+        check_classes(plain["classes"]["factor"], plain["classes"]["values"])
     out_dir = Path(out_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae, config, fitted = load_model(plain["checkpoint"], device)

@@ -32,13 +32,17 @@ class LRFactor:
 
 
 def fused_adam(config: dict, precision: str) -> bool:
-    """Whether Adam runs fused (optim.fused) under this resolved Lightning precision.
+    """Whether Adam runs fused (optim.fused) under this resolved Lightning precision and the trainer's strategy.
 
     Not under fp16 mixed precision: there a GradScaler's unscaling moves into the fused step, after the point
-    where gradients are clipped. Where Adam is fused, LitVAE clips the gradients itself, at the point Lightning
-    would (on_before_optimizer_step, after any unscaling), because Lightning refuses to clip for a fused optimizer.
+    where gradients are clipped. Not under a sharding strategy (FSDP, DeepSpeed), whose gradients only the
+    strategy may clip: only auto, single-device and DDP. Where Adam is fused, LitVAE clips the gradients itself,
+    at the point Lightning would (on_before_optimizer_step, after any unscaling), because Lightning refuses to
+    clip for a fused optimizer.
     """
-    return bool(config["optim"].get("fused")) and not str(precision).startswith("16")
+    strategy = str(config["trainer"].get("strategy", "auto"))
+    plain_strategy = strategy == "auto" or strategy.startswith(("ddp", "single_device"))
+    return bool(config["optim"].get("fused")) and not str(precision).startswith("16") and plain_strategy
 
 
 class LitVAE(L.LightningModule):
@@ -199,6 +203,14 @@ class LitVAE(L.LightningModule):
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # torch's Adam takes `fused` from the saved param groups: a resume runs fused or not as optim.fused says
+        # now (the same update up to rounding), not as the checkpoint was trained.
+        trainer = self._trainer  # None when the module is loaded without a Trainer: no optimizer to restore then
+        fused = trainer is not None and fused_adam(self.hparams["config"], trainer.precision) and \
+            trainer.strategy.root_device.type in ("cpu", "cuda")
+        for state in checkpoint.get("optimizer_states", []) if trainer is not None else []:
+            for group in state.get("param_groups", []):
+                group["fused"] = True if fused else None
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():

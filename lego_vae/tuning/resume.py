@@ -28,9 +28,10 @@ from lego_vae.tuning.design import design_points
 from lego_vae.tuning.proposer import distributions, held_pairs, inside
 
 # The settings that define a trial's objective: these sections, less what does not change a trial's val/loss
-# (where files are, compiling, memory layout), and these keys.
+# (where files are, compiling, memory layout, a fused optimizer update), and these keys.
 OBJECTIVE_SECTIONS = ("data", "model", "optim")
-NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.hidden", "model.latent", "model.compile", "model.channels_last")
+NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.hidden", "model.latent", "model.compile", "model.compile_mode",
+                 "model.channels_last", "optim.fused")
 OBJECTIVE_KEYS = ("study.epochs", "seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 
 

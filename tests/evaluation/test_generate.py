@@ -89,6 +89,9 @@ def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstruction
     assert torch.allclose(strip[: len(classes)], faces) and torch.allclose(strip[len(classes):], vae.reconstruct(faces))
     with pytest.raises(UserError, match="lipstik not a class of mouth"):
         class_strip(vae, dm, "mouth", ["lipstik"], 1)
+    with pytest.raises(UserError, match="lipstik not a class of mouth"):  # refused before any picture is written
+        generate(_cfg(run_dir, **{"classes.factor": "mouth", "classes.values": ["lipstik"]}), tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
     with pytest.raises(UserError, match="classes.factor=extras: not a factor with one class per face"):
         class_strip(vae, dm, "extras", [], 1)
 

@@ -150,6 +150,25 @@ def test_resume_from_last_continues_exactly(make_cfg, tmp_path) -> None:
     assert resumed["val_loss"] == pytest.approx(full["val_loss"])
 
 
+class RecordFused(L.Callback):
+    """Whether the optimizer a run trains with is fused, as it starts (after a resume restored its state)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.fused = trainer.optimizers[0].param_groups[0]["fused"]
+
+
+@pytest.mark.parametrize(("before", "after"), [("true", "false"), ("false", "true")])
+def test_a_resume_runs_fused_adam_as_optim_fused_says_now(make_cfg, tmp_path, before: str, after: str) -> None:
+    """torch's Adam takes `fused` from the saved state: the resume sets it from today's optim.fused."""
+    train(make_cfg("trainer.max_epochs=1", f"optim.fused={before}"), tmp_path / "first")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(last)["optimizer_states"][0]["param_groups"][0]["fused"] is (True if before == "true" else None)
+    record = RecordFused()
+    resumed = train(make_cfg("trainer.max_epochs=2", f"optim.fused={after}", f"ckpt_path={last}"), tmp_path / "again",
+                    callbacks=[record])
+    assert resumed["epochs"] == 2 and record.fused is (True if after == "true" else None)
+
+
 class WorseLastEpoch(L.Callback):
     """Makes the last epoch's val/loss the worst so far, as when a long run starts to overfit."""
 
