@@ -62,7 +62,7 @@ def child(job: dict) -> None:
     trials_here(plain, Path(job["study_dir"]), study, sampler, echo=False)
     marks["trials"] = process_age()
     trials = sorted(study.trials, key=lambda t: t.number)
-    print(json.dumps({"marks": marks, "trials": [dict(t.user_attrs) for t in trials]}, default=str))
+    print(json.dumps({"marks": marks, "trials": [dict(t.user_attrs) for t in trials]}, default=str, allow_nan=False))
 
 
 def tune_plain(args: argparse.Namespace, cache_dir: str) -> dict:
@@ -103,7 +103,7 @@ def one_worker(plain: dict, work: Path, threads: int | None) -> dict:
     work.mkdir(parents=True)
     open_for(plain, work)  # the parent's part: the study exists before its workers start
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
-    job = json.dumps({"plain": plain, "study_dir": str(work)})
+    job = json.dumps({"plain": plain, "study_dir": str(work)}, allow_nan=False)
     done = subprocess.run([sys.executable, "-m", "bench.worker_startup", "--child", job], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:

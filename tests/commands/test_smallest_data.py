@@ -74,7 +74,7 @@ def one_each_run(tmp: Path) -> tuple[Path, dict]:
 def _generate_cfg(checkpoint: Path, **kw) -> dict:
     cfg = {"checkpoint": str(checkpoint), "n": 2, "temperature": 1.0, "seed": 0, "steps": 5, "pairs": 4, "a": None,
            "b": None, "prior": "normal", "morph": {"mode": "linear"}, "traversal": {"dims": 2, "steps": 3, "range": 3.0},
-           "inputs": None}
+           "inputs": None, "classes": {"factor": None, "values": [], "per_class": 2}}
     return {**cfg, **kw}
 
 
