@@ -6,6 +6,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
+from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate, validate_tune, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig
 from lego_vae.errors import UserError
@@ -76,8 +77,16 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     validated(compose_plain("generate", "checkpoint=x"), GenerateConfig)
     validated(compose_plain("explore", "checkpoint=x"), ExploreConfig)
     validated(compose_plain("evaluate", "checkpoint=x"), EvaluateConfig)
-    for preset in ("quick", "sharp"):
+    for preset in ("quick", "sharp", "demo"):
         validate_tune(compose_plain("tune", f"experiment={preset}"))
+    # sharp_20k (train.py only: tune.py budgets by epochs) is sharp + 20,000 training faces at the seed's 13,200 steps.
+    presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    assert presets == ["demo", "quick", "sharp", "sharp_20k"]
+    plain = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
+    best, sharp = plain["sharp_20k"], plain["sharp"]
+    assert (best["data"]["extra_train_faces"], best["trainer"]["max_steps"]) == (20000, 13200)
+    assert {k: best[k] for k in ("model", "optim", "sample")} == {k: sharp[k] for k in ("model", "optim", "sample")}
+    assert best["trainer"]["gradient_clip_val"] is None and best["data"]["num_images"] == sharp["data"]["num_images"]
 
 
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:
