@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import gpu, host_sync, worker_startup
+from bench import gpu, gpu_study, host_sync, worker_startup
 
 
 def test_gpu_check_quick(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_gpu_check_quick(tmp_path: Path) -> None:
     # workers=1 ran first, and the box of workers=2 was sized from it: its start-up and trial time.
     order = [r["workers"] for r in saved["results"] if r["section"] == "study"]
     assert order == [1, 2]
-    assert studies[2]["box_s"] == pytest.approx(min(studies[2]["box_s"], 1.5 * gpu.box_needed(
+    assert studies[2]["box_s"] == pytest.approx(min(studies[2]["box_s"], 1.5 * gpu_study.box_needed(
         argparse.Namespace(trials=saved["settings"]["trials"]), 2, studies[1])), rel=1e-3)
     projection = [r for r in saved["results"] if r["section"] == "projection"]
     assert projection[0]["workers"] in (1, 2) and projection[0]["total_min"] > 0
@@ -44,16 +44,16 @@ def test_gpu_check_quick(tmp_path: Path) -> None:
 
 
 def test_study_settings_run_baseline_first_then_most_workers_first() -> None:
-    assert gpu.study_order([1, 4, 8, 2]) == [1, 8, 4, 2]
-    assert gpu.study_order([2, 4]) == [4, 2]
+    assert gpu_study.study_order([1, 4, 8, 2]) == [1, 8, 4, 2]
+    assert gpu_study.study_order([2, 4]) == [4, 2]
     args = argparse.Namespace(trials=3)
     baseline = {"startup_s": 10.0, "mean_trial_s": 12.0}
     # Each setting's box holds twice the baseline's start-up and its waves of trials, each N times as long.
-    assert gpu.box_needed(args, 1, baseline) == 2 * 10 + 3 * 1 * 12 + 10
-    assert gpu.box_needed(args, 2, baseline) == 2 * 10 + 2 * 2 * 12 + 10
-    assert gpu.box_needed(args, 8, baseline) == 2 * 10 + 1 * 8 * 12 + 10  # 8 trials, one wave of 8
-    assert gpu.trials_for(args, 8) == 8 and gpu.trials_for(args, 2) == 3
-    assert gpu.box_needed(args, 4, None) is None
+    assert gpu_study.box_needed(args, 1, baseline) == 2 * 10 + 3 * 1 * 12 + 10
+    assert gpu_study.box_needed(args, 2, baseline) == 2 * 10 + 2 * 2 * 12 + 10
+    assert gpu_study.box_needed(args, 8, baseline) == 2 * 10 + 1 * 8 * 12 + 10  # 8 trials, one wave of 8
+    assert gpu_study.trials_for(args, 8) == 8 and gpu_study.trials_for(args, 2) == 3
+    assert gpu_study.box_needed(args, 4, None) is None
 
 
 def test_auto_workers_read_what_the_gpu_bench_measured(tmp_path: Path) -> None:
@@ -64,8 +64,8 @@ def test_auto_workers_read_what_the_gpu_bench_measured(tmp_path: Path) -> None:
             {"section": "study", "workers": 8, "steady_trials_per_min": 30.0},
             {"section": "study", "workers": 4, "steady_trials_per_min": 21.0},
             {"section": "study", "workers": 2, "trials": None, "note": "skipped"}]
-    gpu.record_best(tmp_path, "NVIDIA H200", rows, 20)
-    gpu.record_best(tmp_path, "NVIDIA A100", rows[:1], 20)  # another GPU's entry is kept beside it
+    gpu_study.record_best(tmp_path, "NVIDIA H200", rows, 20)
+    gpu_study.record_best(tmp_path, "NVIDIA A100", rows[:1], 20)  # another GPU's entry is kept beside it
     found = measured_workers(tmp_path, "NVIDIA H200")
     assert found["workers"] == 8 and found["steady_trials_per_min"] == 30.0 and found["epochs_per_trial"] == 20
     assert measured_workers(tmp_path, "NVIDIA A100")["workers"] == 1
