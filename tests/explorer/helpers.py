@@ -81,11 +81,14 @@ def morph_in_browser(url: str, screenshot: Path, executable: str) -> dict:
             frame = page.locator("#morph-frame img")
             frame.wait_for(state="visible", timeout=30_000)
             before = frame.get_attribute("src")
+            # The frame's src as the page resolves it, read before the key press: read after it, a fast answer
+            # could already have replaced the frame, and the wait below would wait for a change that never comes.
+            old_src = page.evaluate("() => document.querySelector('#morph-frame img').src")
             page.locator("#morph-t input[type=range]").focus()
             page.keyboard.press("Home")  # t = 0: the face becomes A
             page.wait_for_function(
                 "old => { const i = document.querySelector('#morph-frame img'); return i && i.src !== old; }",
-                arg=page.evaluate("() => document.querySelector('#morph-frame img').src"), timeout=30_000)
+                arg=old_src, timeout=30_000)
             after = frame.get_attribute("src")
             t_value = page.locator("#morph-t input[type=number]").input_value()
             page.wait_for_timeout(500)  # let the new frame paint
