@@ -24,6 +24,17 @@ from lego_vae.strict_json import write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def tune_config(*overrides: str) -> dict:
+    """conf/tune.yaml composed with these overrides and validated, as `python tune.py` would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from lego_vae.conf import CONF_DIR
+    from lego_vae.config import validate_tune
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return validate_tune(compose("tune", overrides=list(overrides)))
+
+
 def machine() -> dict:
     """CPU model, cores, torch version and the device a benchmark ran on."""
     cpu = platform.processor() or platform.machine()

@@ -47,12 +47,10 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from bench import common
 from bench.gpu_study import MEASURED, record_best, section_study, tune_items
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune
+from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.strict_json import write_json
 from lego_vae.training.run import train
@@ -88,11 +86,6 @@ class Results:
         return info
 
 
-def composed(items: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate_tune(compose("tune", overrides=items))
-
-
 # ---- 0. a worker's start-up -----------------------------------------------------------------------
 
 
@@ -118,8 +111,8 @@ def section_startup(args: argparse.Namespace, results: Results) -> None:
 def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision: str, compiled: str | None,
                   fused: bool, work: Path) -> float:
     """Seconds of the last epoch of a trial-like fit; compiled: a torch.compile mode, or None."""
-    plain = composed([*tune_items(args), f"trainer.precision={precision}", f"model.compile={compiled is not None}",
-                      f"model.compile_mode={compiled or 'default'}", f"optim.fused={fused}"])
+    plain = common.tune_config(*tune_items(args), f"trainer.precision={precision}", f"model.compile={compiled is not None}",
+                               f"model.compile_mode={compiled or 'default'}", f"optim.fused={fused}")
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = args.fit_epochs
     clock = common.EpochClock()
@@ -169,8 +162,7 @@ def section_epochs(args: argparse.Namespace, results: Results, deadline: float) 
 
 
 def plan() -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        p = validate_tune(compose("tune"))
+    p = common.tune_config()
     return {"n_trials": p["study"]["n_trials"], "epochs": p["study"]["epochs"], "refit_epochs": p["refit"]["epochs"]}
 
 
@@ -278,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)} | {"plan": plan()}
     results = Results(args, settings)
     # The data set is rendered (or read from its cache) once, untimed.
-    LegoFacesDataModule.from_config(composed(tune_items(args))["data"]).prepare_data()
+    LegoFacesDataModule.from_config(common.tune_config(*tune_items(args))["data"]).prepare_data()
     with common.limit_threads(common.threads_of(args)):
         if "startup" in sections:
             section_startup(args, results)

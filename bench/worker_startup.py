@@ -66,11 +66,8 @@ def child(job: dict) -> None:
 
 
 def tune_plain(args: argparse.Namespace, cache_dir: str) -> dict:
-    """The tune config of the child's study: --trials trials of --epochs epochs, no pruning, no refit."""
-    from hydra import compose, initialize_config_dir
-
-    from lego_vae.conf import CONF_DIR
-    from lego_vae.config import validate_tune
+    """The tune config of the child's study: two trials of --epochs epochs, no pruning, no refit."""
+    from bench import common
 
     items = [f"data.num_images={args.images}", f"data.image_size={args.size}", f"data.cache_dir={cache_dir}",
              "study.n_trials=2", f"study.epochs={args.epochs}", "study.n_initial=2", "pruner.kind=none",
@@ -78,8 +75,7 @@ def tune_plain(args: argparse.Namespace, cache_dir: str) -> dict:
              f"trainer.threads={args.threads or len(os.sched_getaffinity(0))}"]
     if args.quick:
         items += ["data.batch_size=32", "sampler.num_restarts=2", "sampler.raw_samples=64"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate_tune(compose("tune", overrides=items))
+    return common.tune_config(*items)
 
 
 def import_table(top: int = 8) -> list[dict]:

@@ -66,8 +66,8 @@ class LitVAE(L.LightningModule):
         self.channels_last = bool(model["channels_last"]) and model["arch"] == "conv"
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
-        compiled = model["compile"] and torch.compile(self.vae, mode=model.get("compile_mode", "default"))
-        object.__setattr__(self, "_net", compiled or self.vae)
+        net = torch.compile(self.vae, mode=model.get("compile_mode", "default")) if model["compile"] else self.vae
+        object.__setattr__(self, "_net", net)
         self.images_seen = 0
         self.val_sse, self.val_pixels = torch.zeros(()), 0  # val/psnr of this epoch's posterior-mean reconstructions
 
@@ -180,11 +180,16 @@ class LitVAE(L.LightningModule):
         # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
         # a loop over the 44 tensors (CPU) or a launch per group (CUDA); the same update, up to rounding.
         self.own_clip = fused_adam(self.hparams["config"], self.trainer.precision)
-        fused = self.own_clip and self.device.type in ("cpu", "cuda")
-        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]), fused=fused or None)
+        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]),
+                                     fused=True if self.runs_fused(self.trainer) else None)
         factor, interval = self.schedule()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def runs_fused(self, trainer: L.Trainer) -> bool:
+        """Whether this trainer's Adam is fused: fused_adam, on a device torch's fused Adam supports (CPU, CUDA)."""
+        return fused_adam(self.hparams["config"], trainer.precision) and \
+            trainer.strategy.root_device.type in ("cpu", "cuda")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # trainer.gradient_clip_val when Adam is fused: the Trainer was built without it (build_trainer), so the
@@ -206,11 +211,9 @@ class LitVAE(L.LightningModule):
         # torch's Adam takes `fused` from the saved param groups: a resume runs fused or not as optim.fused says
         # now (the same update up to rounding), not as the checkpoint was trained.
         trainer = self._trainer  # None when the module is loaded without a Trainer: no optimizer to restore then
-        fused = trainer is not None and fused_adam(self.hparams["config"], trainer.precision) and \
-            trainer.strategy.root_device.type in ("cpu", "cuda")
         for state in checkpoint.get("optimizer_states", []) if trainer is not None else []:
             for group in state.get("param_groups", []):
-                group["fused"] = True if fused else None
+                group["fused"] = True if self.runs_fused(trainer) else None
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
