@@ -67,6 +67,7 @@ class ModelConfig:
     channels: int = integer(1)
     max_channels: int = integer(1)
     blocks: int = integer(0)
+    stage_convs: int = integer(0)
     compile: bool = flag()
     compile_mode: str = choice(COMPILE_MODES)
     channels_last: bool = flag()
