@@ -42,21 +42,37 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+class StageConv(nn.Module):
+    """x + LeakyReLU(BatchNorm(3x3 conv(x))), with the BatchNorm's scale zero at the start: a residual layer that
+    starts as the identity, so a net with it starts as the net without it (the zero-init of Goyal et al. 2017,
+    "Accurate, large minibatch SGD", section 5.1)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.norm.weight)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.act(self.norm(self.conv(x)))
+
+
 def conv_nets(image_size: int, channels: int, max_channels: int,
               stage_convs: int = 0) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """The seed-era conv stacks: 4x4 stride-2 convs + BatchNorm down, transposed convs up; and the feature shape.
 
-    stage_convs > 0 adds that many 3x3 convs (+ BatchNorm, LeakyReLU) at every scale, after each stride-2
-    conv of the encoder and after each transposed conv of the decoder, as the attribute judge has (one per
-    stage): a stride-2 layer alone sees a small printed feature (a mouth's curve) through one 4x4 window.
-    0 is the net of every run so far, layer for layer (its checkpoints load unchanged).
+    stage_convs > 0 adds that many residual 3x3 convs (StageConv) at every scale, after each stride-2 conv of
+    the encoder and after each transposed conv of the decoder; the attribute judge has one 3x3 conv per stage.
+    A stride-2 layer alone sees a small printed feature (a mouth's curve) through one 4x4 window. Residual and
+    starting as the identity: plain added layers trained slower (docs/quality.md). 0 is the net of every run
+    so far, layer for layer (its checkpoints load unchanged).
     """
     widths = conv_widths(image_size, channels, max_channels)
     size = image_size // 2 ** len(widths)
 
     def refine(width: int) -> list[nn.Module]:
-        return [m for _ in range(stage_convs)
-                for m in (nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.LeakyReLU(0.2))]
+        return [StageConv(width) for _ in range(stage_convs)]
 
     down: list[nn.Module] = []
     for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):

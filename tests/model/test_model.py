@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lego_vae.model.losses import vae_loss
-from lego_vae.model.vae import VAE
+from lego_vae.model.vae import VAE, StageConv
 
 
 @pytest.mark.parametrize("arch", ["conv", "mlp", "resconv"])
@@ -21,6 +21,37 @@ def test_shapes(arch: str, size: int) -> None:
     assert vae.sample(7).shape == (7, 3, size, size)
     assert vae.reconstruct(x).shape == x.shape
     assert vae.interpolate(x[0], x[1], steps=6).shape == (6, 3, size, size)
+
+
+@pytest.mark.parametrize("size", [8, 36, 64])
+def test_stage_convs_add_3x3_convs_at_every_scale_and_keep_the_shapes(size: int) -> None:
+    plain, deeper = (VAE(size, hidden=24, latent=5, channels=4, stage_convs=k) for k in (0, 2))
+    x = torch.rand(3, 3, size, size)
+    assert deeper(x)[0].shape == x.shape and deeper.sample(2).shape == (2, 3, size, size)
+
+    def convs3(net: torch.nn.Module) -> list[torch.nn.Conv2d]:
+        return [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+
+    stages = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in plain.unfeatures.modules())
+    assert stages >= 1 and len(convs3(plain.features)) == 0 and len(convs3(plain.unfeatures)) == 1  # only the RGB conv
+    assert len(convs3(deeper.features)) == 2 * stages and len(convs3(deeper.unfeatures)) == 2 * stages + 1
+    # Each added conv keeps its scale's width: in the encoder the width of the stride-2 conv before it.
+    strided = [m for m in deeper.features.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert [c.in_channels for c in convs3(deeper.features)] == [s.out_channels for s in strided for _ in range(2)]
+
+
+def test_a_stage_conv_starts_as_the_identity_and_then_learns() -> None:
+    torch.manual_seed(0)
+    layer = StageConv(6)
+    x = torch.randn(4, 6, 8, 8)
+    assert torch.equal(layer(x), x)  # so a net with stage_convs starts as the function of the net without
+    target = torch.randn_like(x)
+    opt = torch.optim.Adam(layer.parameters(), 1e-2)
+    for _ in range(20):
+        opt.zero_grad()
+        (layer(x) - target).pow(2).mean().backward()
+        opt.step()
+    assert not torch.equal(layer(x), x) and layer.norm.weight.abs().sum() > 0
 
 
 def test_hidden_is_the_fully_connected_width() -> None:
