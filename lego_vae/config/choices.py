@@ -3,6 +3,7 @@
 SOURCES = ("synthetic", "folder", "lego_faces")
 ARCHS = ("conv", "mlp", "resconv")
 LIKELIHOODS = ("fixed", "calibrated")
+NORMS = ("batch", "group")  # the conv net's normalisation (model.norm)
 PRIORS = ("normal", "gmm")
 SCHEDULES = ("exponential", "cosine")
 CLIP_ALGORITHMS = ("value", "norm")

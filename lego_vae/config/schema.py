@@ -18,6 +18,7 @@ from lego_vae.config.choices import (
     LIKELIHOODS,
     MAX_IMAGE_SIZE,
     MIN_IMAGE_SIZE,
+    NORMS,
     PRECISIONS,
     PRIORS,
     PROGRESS,
@@ -68,6 +69,7 @@ class ModelConfig:
     max_channels: int = integer(1)
     blocks: int = integer(0)
     stage_convs: int = integer(0)
+    norm: str = choice(NORMS)
     compile: bool = flag()
     compile_mode: str = choice(COMPILE_MODES)
     channels_last: bool = flag()

@@ -42,15 +42,25 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The conv net's normalisation: "batch" (BatchNorm, the seed era's) or "group" (GroupNorm with
+    gcd(channels, 8) groups, Wu & He 2018: the same function in training and evaluation, no batch statistics)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(channels, 8), channels)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
 class StageConv(nn.Module):
-    """x + LeakyReLU(BatchNorm(3x3 conv(x))), with the BatchNorm's scale zero at the start: a residual layer that
+    """x + LeakyReLU(norm(3x3 conv(x))), with the norm's scale zero at the start: a residual layer that
     starts as the identity, so a net with it starts as the net without it (the zero-init of Goyal et al. 2017,
     "Accurate, large minibatch SGD", section 5.1)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "batch") -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.norm = nn.BatchNorm2d(channels)
+        self.norm = norm_layer(norm, channels)
         nn.init.zeros_(self.norm.weight)
         self.act = nn.LeakyReLU(0.2)
 
@@ -58,29 +68,30 @@ class StageConv(nn.Module):
         return x + self.act(self.norm(self.conv(x)))
 
 
-def conv_nets(image_size: int, channels: int, max_channels: int,
-              stage_convs: int = 0) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: int = 0,
+              norm: str = "batch") -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """The seed-era conv stacks: 4x4 stride-2 convs + BatchNorm down, transposed convs up; and the feature shape.
 
     stage_convs > 0 adds that many residual 3x3 convs (StageConv) at every scale, after each stride-2 conv of
     the encoder and after each transposed conv of the decoder; the attribute judge has one 3x3 conv per stage.
     A stride-2 layer alone sees a small printed feature (a mouth's curve) through one 4x4 window. Residual and
     starting as the identity: plain added layers trained slower (docs/quality.md). 0 is the net of every run
-    so far, layer for layer (its checkpoints load unchanged).
+    so far, layer for layer (its checkpoints load unchanged). norm: "batch" or "group" after every conv but the
+    last (norm_layer).
     """
     widths = conv_widths(image_size, channels, max_channels)
     size = image_size // 2 ** len(widths)
 
     def refine(width: int) -> list[nn.Module]:
-        return [StageConv(width) for _ in range(stage_convs)]
+        return [StageConv(width, norm) for _ in range(stage_convs)]
 
     down: list[nn.Module] = []
     for c_in, c_out in zip([IMAGE_CHANNELS, *widths[:-1]], widths):
-        down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        down += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), norm_layer(norm, c_out), nn.LeakyReLU(0.2)]
         down += refine(c_out)
     up: list[nn.Module] = []
     for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], widths[0] if widths else IMAGE_CHANNELS]):
-        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), norm_layer(norm, c_out), nn.LeakyReLU(0.2)]
         up += refine(c_out)
     # A final 3x3 conv maps features to RGB at full resolution.
     up.append(nn.Conv2d(widths[0] if widths else IMAGE_CHANNELS, IMAGE_CHANNELS, 3, padding=1))
@@ -111,7 +122,7 @@ class VAE(nn.Module):
     arch="mlp" is the seed's fully connected model; arch="conv" puts strided convolutions before
     and transposed convolutions after the same fully connected `hidden` layer; arch="resconv" puts
     residual blocks at every scale around it; stage_convs adds 3x3 convs at every scale of the conv
-    net (conv_nets). likelihood="calibrated" adds the decoder's shared log
+    net and norm picks its BatchNorm or GroupNorm (conv_nets). likelihood="calibrated" adds the decoder's shared log
     sigma as a buffer (the running value from training), so it is saved in the checkpoint.
     """
 
@@ -126,6 +137,7 @@ class VAE(nn.Module):
         blocks: int = 1,
         likelihood: str = "fixed",
         stage_convs: int = 0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         self.image_size, self.hidden, self.latent, self.arch = image_size, hidden, latent, arch
@@ -140,7 +152,7 @@ class VAE(nn.Module):
             self.features: nn.Module = nn.Identity()
             self.unfeatures: nn.Module = nn.Identity()
         elif arch == "conv":
-            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels, stage_convs)
+            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels, stage_convs, norm)
         elif arch == "resconv":
             self.features, self.unfeatures, self.feature_shape = resconv_nets(image_size, channels, max_channels, blocks)
         else:
@@ -289,4 +301,5 @@ def build_vae(config: dict) -> VAE:
         blocks=model["blocks"],
         likelihood=model["likelihood"],
         stage_convs=model["stage_convs"],
+        norm=model["norm"],
     )

@@ -16,6 +16,8 @@ BAD = [
     ("optim.final_lr=0.01", "optim.final_lr=0.01: must be <= optim.lr=0.001"),
     ("data.source=pictures", "data.source=pictures: must be one of synthetic, folder, lego_faces"),
     ("model.arch=resnet", "model.arch=resnet: must be one of conv, mlp, resconv"),
+    ("model.norm=layer", "model.norm=layer: must be one of batch, group"),
+    ("model.stage_convs=-1", "model.stage_convs=-1: must be an integer >= 0"),
     ("model.likelihood=laplace", "model.likelihood=laplace: must be one of fixed, calibrated"),
     ("model.log_sigma_min=low", "model.log_sigma_min=low: must be a number"),
     ("model.sigma_momentum=0", "model.sigma_momentum=0: must be a number in (0, 1]"),

@@ -40,6 +40,23 @@ def test_stage_convs_add_3x3_convs_at_every_scale_and_keep_the_shapes(size: int)
     assert [c.in_channels for c in convs3(deeper.features)] == [s.out_channels for s in strided for _ in range(2)]
 
 
+def test_norm_group_puts_groupnorm_where_batchnorm_was() -> None:
+    batch, group = (VAE(32, hidden=16, latent=3, channels=4, stage_convs=1, norm=n) for n in ("batch", "group"))
+    kinds = {n: [type(m).__name__ for m in v.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
+             for n, v in (("batch", batch), ("group", group))}
+    assert kinds["batch"] and set(kinds["batch"]) == {"BatchNorm2d"}
+    assert kinds["group"] == ["GroupNorm"] * len(kinds["batch"])
+    # GroupNorm has no batch statistics: an image's reconstruction is the same alone and in a batch, in training mode.
+    x = torch.rand(4, 3, 32, 32)
+    group.train()
+    mu_batch, mu_alone = group.encode(x)[0][:1], group.encode(x[:1])[0]
+    assert torch.allclose(mu_batch, mu_alone, atol=1e-5)
+    batch.train()
+    assert not torch.allclose(batch.encode(x)[0][:1], batch.encode(x[:1].repeat(2, 1, 1, 1))[0][:1], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        VAE(32, hidden=16, latent=3, norm="layer")
+
+
 def test_a_stage_conv_starts_as_the_identity_and_then_learns() -> None:
     torch.manual_seed(0)
     layer = StageConv(6)
