@@ -136,6 +136,9 @@ def evaluate_run(
     # One set of samples per prior, decoded once, for FID/KID and for the judge.
     samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **(priors or {})}.items()}
     metrics: dict = dict(fitted)
+    if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
+        metrics["gmm_prior"] = {key: prior.info[key] for key in
+                                ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
     if vae.likelihood == "calibrated":
         metrics["test_log_sigma"] = float(vae.log_sigma)  # the running sigma every test image is scored at
     metrics.update(evaluate(vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],

@@ -34,7 +34,7 @@ def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(gmm_run, tmp_
     run_dir, trained = gmm_run
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run_dir}", f"out_dir={out}",
-                           "eval.iwae_k=2", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                           "eval.iwae_k=2", "sample.gmm_components=[2]", f"hydra.run.dir={tmp_path / 'hydra'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[0].startswith(f"evaluate {run_dir / 'checkpoints' / 'best.ckpt'} -> {out}")
@@ -42,6 +42,10 @@ def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(gmm_run, tmp_
     assert got["iwae_k"] == 2 and trained["iwae_k"] == 4  # the override took effect ...
     assert got["psnr"] == trained["psnr"] and got["attr_acc_recon"] == trained["attr_acc_recon"]  # ... nothing else
     assert f"wrote {out / 'report.html'}" in proc.stdout
+    # Other mixture sizes: a mixture fitted now, named in metrics.json; the checkpoint keeps the one it holds.
+    assert got["gmm_prior"]["candidates"] == [2] and got["gmm_prior"]["components"] == 2
+    assert trained["gmm_prior"]["candidates"] == [1, 2]
+    assert json.loads((run_dir / "metrics.json").read_text()) == trained
 
 
 def test_evaluate_refuses_to_change_what_was_trained(gmm_run, tmp_path) -> None:

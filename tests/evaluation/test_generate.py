@@ -139,6 +139,10 @@ def test_a_gmm_run_stores_its_prior_and_reports_both_priors(gmm_run) -> None:
     run, metrics = gmm_run
     ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["prior"]["kind"] == "gmm" and ckpt["prior"]["components"] in (1, 2)
+    chosen = metrics["gmm_prior"]  # metrics.json says which mixture made the gmm samples, and why
+    assert chosen["components"] == ckpt["prior"]["components"] and chosen["candidates"] == [1, 2]
+    best = max(zip(chosen["candidate_scores"], chosen["candidates"]))
+    assert best == (chosen["val_log_likelihood"], chosen["components"])
     vae, _, prior = load_model(run)
     assert prior is not None and prior.latent == vae.latent == 4
     assert metrics["likelihood"] == "calibrated" and metrics["priors"] == ["normal", "gmm"]
