@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.errors import NonFiniteLoss
+from lego_vae.errors import NonFiniteLoss, UserError
 from lego_vae.evaluation.run import evaluate_run
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.model.prior import check_gmm_data
@@ -92,6 +92,20 @@ def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_fr
             f"{tip}")
 
 
+def check_checkpoint_folder(run_dir: Path, ckpt_path: Path | None) -> None:
+    """Refuse to train into a folder whose checkpoints/ holds another run's .ckpt files (UserError), unless resuming
+    one of them (ckpt_path inside it).
+
+    Lightning would overwrite that run's last.ckpt and write best-v1.ckpt beside its best.ckpt, and the evaluation
+    would then read the old best.ckpt: an earlier run lost, and metrics of the wrong model.
+    """
+    folder = run_dir / "checkpoints"
+    held = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+    if held and (ckpt_path is None or ckpt_path.resolve().parent != folder.resolve()):
+        raise UserError(f"{folder} already holds {', '.join(held)} of an earlier run: resume it with "
+                        f"ckpt_path={folder / 'last.ckpt'}, or train into another folder (hydra.run.dir=...)")
+
+
 def train(
     cfg: Mapping,
     run_dir: str | Path,
@@ -105,7 +119,8 @@ def train(
 
     Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs",
     "best_checkpoint": its path or None, "resumed_from", "fit_seconds": trainer.fit alone, "seconds": all of it}.
-    Raises UserError for a bad config, data or checkpoint; NonFiniteLoss (a UserError) when a training loss or
+    Raises UserError for a bad config, data or checkpoint, or a run_dir holding another run's checkpoints
+    (check_checkpoint_folder); NonFiniteLoss (a UserError) when a training loss or
     val/loss becomes NaN or infinite: the run stops there, and checkpoints/ keeps the last finite epoch.
     """
     started = time.perf_counter()
@@ -114,6 +129,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
     ckpt_path = resolve_ckpt_path(plain, run_dir)
+    if checkpoints:
+        check_checkpoint_folder(run_dir, ckpt_path)
     plan = resume_plan(plain, ckpt_path) if ckpt_path is not None else None
     L.seed_everything(plain["seed"], verbose=False)
     # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.

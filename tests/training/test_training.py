@@ -444,3 +444,22 @@ def test_val_psnr_is_logged_every_epoch_as_the_test_metrics_define_it(make_cfg, 
     vae, config = load_vae(tmp_path / "run" / "checkpoints" / "last.ckpt")
     val = LegoFacesDataModule.ready(config["data"]).split_images("val")
     assert logged[-1].value == pytest.approx(reconstruction_quality(vae, val)["psnr"], abs=0.01)
+
+
+def test_a_folder_with_another_runs_checkpoints_is_refused_and_kept(make_cfg, tmp_path) -> None:
+    # Lightning would overwrite its last.ckpt and write best-v1.ckpt beside its best.ckpt, which the evaluation
+    # would then read: the earlier run lost and the metrics of the wrong model. Resuming it in place is allowed.
+    run = tmp_path / "run"
+    train(make_cfg("trainer.max_epochs=1"), run)
+    folder = run / "checkpoints"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert set(before) == {"best.ckpt", "last.ckpt"}
+    with pytest.raises(UserError) as err:
+        train(make_cfg("trainer.max_epochs=2"), run)
+    assert str(err.value) == (f"{folder} already holds best.ckpt, last.ckpt of an earlier run: resume it with "
+                              f"ckpt_path={folder / 'last.ckpt'}, or train into another folder (hydra.run.dir=...)")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing of it was touched
+    got = train(make_cfg("trainer.max_epochs=2", f"ckpt_path={folder / 'last.ckpt'}"), run)
+    assert got["epochs"] == 2 and sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert got["best_checkpoint"] == str(folder / "best.ckpt")
+    assert load_checkpoint(folder / "last.ckpt")["epoch"] == 1
