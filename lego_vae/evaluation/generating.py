@@ -17,8 +17,9 @@ from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
 from lego_vae.model.checkpoints import chosen_prior, load_model
+from lego_vae.model.interpolation import interpolate_latents
 from lego_vae.model.prior import sample_latents
-from lego_vae.model.vae import VAE, interpolate_latents
+from lego_vae.model.vae import VAE
 
 
 def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:

@@ -21,8 +21,9 @@ from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_imag
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.model.checkpoints import checkpoint_file, chosen_prior, load_model
+from lego_vae.model.interpolation import interpolate_latents
 from lego_vae.model.prior import sample_latents
-from lego_vae.model.vae import VAE, interpolate_latents
+from lego_vae.model.vae import VAE
 
 MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals of the path
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lego_vae.evaluation.generating import morph_rows
-from lego_vae.model.vae import VAE, interpolate_latents
+from lego_vae.model.interpolation import interpolate_latents
+from lego_vae.model.vae import VAE
 
 STEPS = 11
 REL = 1e-5  # float32 rounding of a norm
