@@ -34,7 +34,7 @@ def test_gpu_check_quick(tmp_path: Path) -> None:
     order = [r["workers"] for r in saved["results"] if r["section"] == "study"]
     assert order == [1, 2]
     assert studies[2]["box_s"] == pytest.approx(min(studies[2]["box_s"], 1.5 * gpu_study.box_needed(
-        argparse.Namespace(trials=saved["settings"]["trials"]), 2, studies[1])), rel=1e-3)
+        argparse.Namespace(trials=saved["settings"]["trials"]), 2, studies[1])), abs=0.1)  # the rows' rounding
     projection = [r for r in saved["results"] if r["section"] == "projection"]
     assert projection[0]["workers"] in (1, 2) and projection[0]["total_min"] > 0
     assert any(r["device"].startswith("cpu") for r in projection[1:])
