@@ -28,21 +28,6 @@ def conv_widths(image_size: int, channels: int, max_channels: int) -> list[int]:
     return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size))]
 
 
-class ResBlock(nn.Module):
-    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        groups = math.gcd(channels, 8)  # GroupNorm, not BatchNorm: the same function in training and evaluation
-        self.body = nn.Sequential(
-            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """The conv net's normalisation: "batch" (BatchNorm, the seed era's) or "group" (GroupNorm with
     gcd(channels, 8) groups, Wu & He 2018: the same function in training and evaluation, no batch statistics)."""
@@ -51,6 +36,21 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         return nn.GroupNorm(math.gcd(channels, 8), channels)
     raise ValueError(f"unknown norm {kind!r}")
+
+
+class ResBlock(nn.Module):
+    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # GroupNorm, not BatchNorm: the same function in training and evaluation
+        self.body = nn.Sequential(
+            norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
 
 
 class StageConv(nn.Module):
@@ -71,7 +71,7 @@ class StageConv(nn.Module):
 
 def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: int = 0,
               norm: str = "batch") -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
-    """The seed-era conv stacks: 4x4 stride-2 convs + BatchNorm down, transposed convs up; and the feature shape.
+    """The seed-era conv stacks: 4x4 stride-2 convs + norm down, transposed convs up; and the feature shape.
 
     stage_convs > 0 adds that many residual 3x3 convs (StageConv) at every scale, after each stride-2 conv of
     the encoder and after each transposed conv of the decoder; the attribute judge has one 3x3 conv per stage.
@@ -107,13 +107,13 @@ def resconv_nets(image_size: int, channels: int, max_channels: int, blocks: int)
     for i, width in enumerate(widths):
         down += [ResBlock(width) for _ in range(blocks)]
         down.append(nn.Conv2d(width, widths[min(i + 1, len(widths) - 1)], 4, stride=2, padding=1))
-    down += [nn.GroupNorm(math.gcd(widths[-1], 8), widths[-1]), nn.SiLU()]
+    down += [norm_layer("group", widths[-1]), nn.SiLU()]
     up: list[nn.Module] = []
     for i in reversed(range(len(widths))):
         # Upsample, then a 3x3 conv: no checkerboard patterns of transposed convs (Odena et al. 2016).
         up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(widths[min(i + 1, len(widths) - 1)], widths[i], 3, padding=1)]
         up += [ResBlock(widths[i]) for _ in range(blocks)]
-    up += [nn.GroupNorm(math.gcd(widths[0], 8), widths[0]), nn.SiLU(), nn.Conv2d(widths[0], IMAGE_CHANNELS, 3, padding=1)]
+    up += [norm_layer("group", widths[0]), nn.SiLU(), nn.Conv2d(widths[0], IMAGE_CHANNELS, 3, padding=1)]
     return nn.Sequential(*down), nn.Sequential(*up), (widths[-1], size, size)
 
 
