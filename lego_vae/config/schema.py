@@ -70,6 +70,7 @@ class ModelConfig:
     blocks: int = integer(0)
     stage_convs: int = integer(0)
     norm: str = choice(NORMS)
+    feature_size: int = integer(1)
     compile: bool = flag()
     compile_mode: str = choice(COMPILE_MODES)
     channels_last: bool = flag()
@@ -79,6 +80,9 @@ class ModelConfig:
         size = root.get("data", {}).get("image_size")
         if model["arch"] == "resconv" and isinstance(size, int) and size % 2:
             raise UserError(f"model.arch=resconv: needs an even data.image_size (got {size})")
+        if model["arch"] == "resconv" and isinstance(size, int) and model["feature_size"] >= size:
+            raise UserError(f"model.feature_size={model['feature_size']}: model.arch=resconv needs it below "
+                            f"data.image_size={size} (at least one stride-2 stage)")
 
 
 @dataclass(kw_only=True)
@@ -87,6 +91,8 @@ class OptimConfig:
     final_lr: float = number(0, low_open=True)
     schedule: str = choice(SCHEDULES)
     fused: bool = flag()
+    beta1: float = number(0, 1, high_open=True)
+    beta2: float = number(0, 1, high_open=True)
 
     @staticmethod
     def check(optim: dict, root: dict) -> None:

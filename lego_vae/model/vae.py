@@ -11,21 +11,21 @@ from lego_vae.config.choices import LIKELIHOODS
 from lego_vae.model.interpolation import interpolate_latents
 
 IMAGE_CHANNELS = 3
-MIN_FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd)
+FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd): the seed-era net
 
 
-def conv_stages(image_size: int) -> int:
-    """How many stride-2 stages take image_size down to about MIN_FEATURE_SIZE."""
+def conv_stages(image_size: int, feature_size: int = FEATURE_SIZE) -> int:
+    """How many stride-2 stages take image_size down to feature_size (fewer where it turns odd first)."""
     stages, size = 0, image_size
-    while size > MIN_FEATURE_SIZE and size % 2 == 0:
+    while size > feature_size and size % 2 == 0:
         size //= 2
         stages += 1
     return stages
 
 
-def conv_widths(image_size: int, channels: int, max_channels: int) -> list[int]:
+def conv_widths(image_size: int, channels: int, max_channels: int, feature_size: int = FEATURE_SIZE) -> list[int]:
     """Channels after each stride-2 stage: `channels`, doubled each stage, capped at `max_channels`."""
-    return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size))]
+    return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size, feature_size))]
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -69,8 +69,8 @@ class StageConv(nn.Module):
         return x + self.act(self.norm(self.conv(x)))
 
 
-def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: int = 0,
-              norm: str = "batch") -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: int = 0, norm: str = "batch",
+              feature_size: int = FEATURE_SIZE) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """The seed-era conv stacks: 4x4 stride-2 convs + norm down, transposed convs up; and the feature shape.
 
     stage_convs > 0 adds that many residual 3x3 convs (StageConv) at every scale, after each stride-2 conv of
@@ -78,9 +78,10 @@ def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: in
     A stride-2 layer alone sees a small printed feature (a mouth's curve) through one 4x4 window. Residual and
     starting as the identity: plain added layers trained slower (docs/quality.md). 0 is the net of every run
     so far, layer for layer (its checkpoints load unchanged). norm: "batch" or "group" after every conv but the
-    last (norm_layer).
+    last (norm_layer). feature_size: the side of the last feature map, which the fully connected layers read
+    (FEATURE_SIZE, 4, the seed era's; 8 at 64 px: three stages instead of four, (128, 8, 8) features).
     """
-    widths = conv_widths(image_size, channels, max_channels)
+    widths = conv_widths(image_size, channels, max_channels, feature_size)
     size = image_size // 2 ** len(widths)
 
     def refine(width: int) -> list[nn.Module]:
@@ -99,9 +100,15 @@ def conv_nets(image_size: int, channels: int, max_channels: int, stage_convs: in
     return nn.Sequential(*down), nn.Sequential(*up), (widths[-1] if widths else IMAGE_CHANNELS, size, size)
 
 
-def resconv_nets(image_size: int, channels: int, max_channels: int, blocks: int) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
-    """Residual stacks: `blocks` ResBlocks at every scale, stride-2 convs down, nearest upsampling + 3x3 conv up."""
-    widths = conv_widths(image_size, channels, max_channels)  # (stages,): channels at each scale, fine to coarse
+def resconv_nets(image_size: int, channels: int, max_channels: int, blocks: int,
+                 feature_size: int = FEATURE_SIZE) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """Residual stacks: `blocks` ResBlocks at every scale, stride-2 convs down, nearest upsampling + 3x3 conv up.
+
+    Raises ValueError where feature_size leaves no stage (feature_size >= image_size)."""
+    widths = conv_widths(image_size, channels, max_channels, feature_size)  # (stages,): channels at each scale, fine to coarse
+    if not widths:
+        raise ValueError(f"resconv needs at least one stride-2 stage: feature_size={feature_size} "
+                         f"leaves a {image_size} px image none")
     size = image_size // 2 ** len(widths)
     down: list[nn.Module] = [nn.Conv2d(IMAGE_CHANNELS, widths[0], 3, padding=1)]  # (B, w0, S, S)
     for i, width in enumerate(widths):
@@ -123,7 +130,7 @@ class VAE(nn.Module):
     arch="mlp" is the seed's fully connected model; arch="conv" puts strided convolutions before
     and transposed convolutions after the same fully connected `hidden` layer; arch="resconv" puts
     residual blocks at every scale around it; stage_convs adds 3x3 convs at every scale of the conv
-    net and norm picks its BatchNorm or GroupNorm (conv_nets). likelihood="calibrated" adds the decoder's shared log
+    net, norm picks its BatchNorm or GroupNorm and feature_size the side of the last feature map (conv_nets). likelihood="calibrated" adds the decoder's shared log
     sigma as a buffer (the running value from training), so it is saved in the checkpoint.
     """
 
@@ -139,6 +146,7 @@ class VAE(nn.Module):
         likelihood: str = "fixed",
         stage_convs: int = 0,
         norm: str = "batch",
+        feature_size: int = FEATURE_SIZE,
     ) -> None:
         super().__init__()
         self.image_size, self.hidden, self.latent, self.arch = image_size, hidden, latent, arch
@@ -153,9 +161,11 @@ class VAE(nn.Module):
             self.features: nn.Module = nn.Identity()
             self.unfeatures: nn.Module = nn.Identity()
         elif arch == "conv":
-            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels, stage_convs, norm)
+            self.features, self.unfeatures, self.feature_shape = conv_nets(image_size, channels, max_channels,
+                                                                           stage_convs, norm, feature_size)
         elif arch == "resconv":
-            self.features, self.unfeatures, self.feature_shape = resconv_nets(image_size, channels, max_channels, blocks)
+            self.features, self.unfeatures, self.feature_shape = resconv_nets(image_size, channels, max_channels,
+                                                                              blocks, feature_size)
         else:
             raise ValueError(f"unknown arch {arch!r}")
         flat = int(torch.tensor(self.feature_shape).prod())
@@ -226,4 +236,5 @@ def build_vae(config: dict) -> VAE:
         likelihood=model["likelihood"],
         stage_convs=model["stage_convs"],
         norm=model["norm"],
+        feature_size=model["feature_size"],
     )

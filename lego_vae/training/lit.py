@@ -180,7 +180,8 @@ class LitVAE(L.LightningModule):
         # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
         # a loop over the 44 tensors (CPU) or a launch per group (CUDA); the same update, up to rounding.
         self.own_clip = fused_adam(self.hparams["config"], self.trainer.precision)
-        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]),
+        betas = (float(self.optim_cfg["beta1"]), float(self.optim_cfg["beta2"]))
+        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]), betas=betas,
                                      fused=True if self.runs_fused(self.trainer) else None)
         factor, interval = self.schedule()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

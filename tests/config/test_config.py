@@ -18,6 +18,7 @@ BAD = [
     ("model.arch=resnet", "model.arch=resnet: must be one of conv, mlp, resconv"),
     ("model.norm=layer", "model.norm=layer: must be one of batch, group"),
     ("model.stage_convs=-1", "model.stage_convs=-1: must be an integer >= 0"),
+    ("model.feature_size=0", "model.feature_size=0: must be an integer >= 1"),
     ("model.likelihood=laplace", "model.likelihood=laplace: must be one of fixed, calibrated"),
     ("model.log_sigma_min=low", "model.log_sigma_min=low: must be a number"),
     ("model.sigma_momentum=0", "model.sigma_momentum=0: must be a number in (0, 1]"),
@@ -27,6 +28,8 @@ BAD = [
     ("sample.gmm_components=[0,5]", "sample.gmm_components=[0, 5]: must be a non-empty list of integers >= 1"),
     ("sample.reg_covar=0", "sample.reg_covar=0: must be a number > 0"),
     ("optim.schedule=step", "optim.schedule=step: must be one of exponential, cosine"),
+    ("optim.beta1=-0.1", "optim.beta1=-0.1: must be a number in [0, 1)"),
+    ("optim.beta2=1", "optim.beta2=1: must be a number in [0, 1)"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
     ("data.val_fraction=0.9", "data.val_fraction + data.test_fraction = 1: must be < 1"),
     ("trainer.precision=8-bit", "trainer.precision=8-bit: must be one of"),
@@ -82,3 +85,11 @@ def test_train_py_exits_with_one_line(tmp_path, overrides: list[str], expected: 
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [expected]
+
+
+def test_a_resconv_net_without_a_stage_is_refused_in_one_line(make_cfg) -> None:
+    with pytest.raises(UserError) as err:
+        validate(make_cfg("model=resconv", "model.feature_size=16"))
+    assert str(err.value) == ("model.feature_size=16: model.arch=resconv needs it below data.image_size=16 "
+                              "(at least one stride-2 stage)")
+    assert validate(make_cfg("model=resconv", "model.feature_size=8"))["model"]["feature_size"] == 8

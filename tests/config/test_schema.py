@@ -94,9 +94,10 @@ def test_every_command_config_is_valid_as_shipped() -> None:
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:
     plain = validate(make_cfg("model=mlp", "model.channels=8"))
     old = {**plain, "model": {k: v for k, v in plain["model"].items()
-                              if k not in ("likelihood", "channels_last", "stage_convs")}}
+                              if k not in ("likelihood", "channels_last", "stage_convs", "feature_size")}}
     filled = with_defaults(old)
     assert filled["model"]["stage_convs"] == 0  # the net every run before the key trained
+    assert filled["model"]["feature_size"] == 4  # likewise
     assert filled["model"]["likelihood"] == "fixed"  # the seed's loss: what runs trained with before the key existed
     assert filled["model"]["channels"] == 8 and filled["model"]["arch"] == "mlp"  # stored values win
     assert validate(filled)["model"]["channels_last"] is True

@@ -40,6 +40,30 @@ def test_stage_convs_add_3x3_convs_at_every_scale_and_keep_the_shapes(size: int)
     assert [c.in_channels for c in convs3(deeper.features)] == [s.out_channels for s in strided for _ in range(2)]
 
 
+@pytest.mark.parametrize("arch", ["conv", "resconv"])
+@pytest.mark.parametrize(("size", "feature_size", "shape"), [
+    (64, 4, (256, 4, 4)), (64, 8, (128, 8, 8)), (64, 16, (64, 16, 16)), (64, 32, (32, 32, 32)),
+    (36, 4, (64, 9, 9)), (36, 16, (64, 9, 9)), (36, 18, (32, 18, 18)),
+])
+def test_feature_size_is_the_side_of_the_last_feature_map(arch: str, size: int, feature_size: int,
+                                                          shape: tuple[int, int, int]) -> None:
+    """The image is halved until its side is feature_size (or odd): fewer stride-2 stages for a larger side."""
+    vae = VAE(size, hidden=16, latent=3, arch=arch, channels=32, feature_size=feature_size)
+    assert vae.feature_shape == shape
+    x = torch.rand(2, 3, size, size)
+    assert vae.features(x).shape == (2, *shape)
+    assert vae(x)[0].shape == x.shape and vae.sample(2).shape == (2, 3, size, size)
+    strided = [m for m in vae.features.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == round(math.log2(size / shape[1]))
+
+
+def test_a_feature_size_as_large_as_the_image_leaves_the_conv_net_no_stage() -> None:
+    """conv: the fully connected layers read the image itself; resconv needs a stage (ValueError; the config refuses it)."""
+    assert VAE(16, hidden=8, latent=2, feature_size=16).feature_shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="resconv needs at least one stride-2 stage"):
+        VAE(16, hidden=8, latent=2, arch="resconv", feature_size=16)
+
+
 def test_norm_group_puts_groupnorm_where_batchnorm_was() -> None:
     batch, group = (VAE(32, hidden=16, latent=3, channels=4, stage_convs=1, norm=n) for n in ("batch", "group"))
     kinds = {n: [type(m).__name__ for m in v.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]

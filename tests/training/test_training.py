@@ -124,6 +124,23 @@ def test_fused_adam_trains_as_torchs_default_adam(make_cfg, tmp_path, algorithm:
     assert unclipped > max(10 * same, 1e-4), (unclipped, same)
 
 
+def test_adam_takes_its_betas_from_the_config(make_cfg, tmp_path) -> None:
+    """optim.beta1 and optim.beta2 are the Adam that trains (torch's defaults in common.yaml), and they change it."""
+    losses = {}
+    for betas in ((0.9, 0.999), (0.5, 0.9)):
+        plain = validate(make_cfg("trainer.max_epochs=2", "trainer.precision=32-true",
+                                  f"optim.beta1={betas[0]}", f"optim.beta2={betas[1]}"))
+        L.seed_everything(0, verbose=False)
+        record = RecordLosses()
+        trainer = build_trainer(plain, tmp_path / str(betas), [record], checkpoints=False, train_batches=4)
+        trainer.fit(LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain["data"]))
+        assert trainer.optimizers[0].param_groups[0]["betas"] == betas
+        losses[betas] = torch.tensor(record.losses)
+    assert validate(make_cfg())["optim"]["beta1"] == 0.9 and validate(make_cfg())["optim"]["beta2"] == 0.999
+    # The first step is Adam's sign-like step either way; the steps after it differ.
+    assert float((losses[(0.9, 0.999)] - losses[(0.5, 0.9)]).abs().max()) > 1e-3
+
+
 class KillAfterFirstEpoch(L.Callback):
     """Dies as the second epoch starts: the first epoch's last.ckpt is on disk, as after a kill."""
 
