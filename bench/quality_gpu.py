@@ -46,6 +46,7 @@ RECIPES = {
     "sharp+20k hidden1024": ["experiment=sharp", "data.extra_train_faces=20000", "model.hidden=1024"],
     "sharp+20k stage1": ["experiment=sharp", "data.extra_train_faces=20000", "model.stage_convs=1"],
     "sharp+20k groupnorm": ["experiment=sharp", "data.extra_train_faces=20000", "model.norm=group"],
+    "sharp+20k feature8": ["experiment=sharp", "data.extra_train_faces=20000", "model.feature_size=8"],
 }
 QUICK = ["data.image_size=16", "data.num_images=160", "data.batch_size=32", "model.hidden=32", "model.latent=4",
          "model.channels=8", "eval.iwae_k=4", "eval.judge.num_train=300", "eval.judge.num_holdout=100",
