@@ -85,7 +85,9 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     plain = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
     best, sharp = plain["sharp_20k"], plain["sharp"]
     assert (best["data"]["extra_train_faces"], best["trainer"]["max_steps"]) == (20000, 13200)
-    assert {k: best[k] for k in ("model", "sample")} == {k: sharp[k] for k in ("model", "sample")}
+    # The feature map measured best at this budget (docs/quality.md, "Underfit, not overfit"); the rest is sharp's.
+    assert best["model"] == {**sharp["model"], "feature_size": 8} and sharp["model"]["feature_size"] == 4
+    assert best["sample"] == sharp["sample"]
     # The learning rate measured best at this budget (docs/quality.md); the rest of the optimizer is sharp's.
     assert best["optim"] == {**sharp["optim"], "lr": 5e-4} and sharp["optim"]["lr"] == 1e-3
     assert best["trainer"]["gradient_clip_val"] is None and best["data"]["num_images"] == sharp["data"]["num_images"]
