@@ -83,9 +83,11 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def report(name: str, settings: dict, results: list[dict], targets: list[dict], out: Path | None = None) -> dict:
-    """Print the machine, results and targets as markdown and write bench/results/<name>.json."""
-    info = {"name": name, "machine": machine(), "settings": settings, "results": results, "targets": targets}
+def report(name: str, settings: dict, results: list[dict], targets: list[dict], out: Path | None = None,
+           extra: dict | None = None) -> dict:
+    """Print the machine, results and targets as markdown and write bench/results/<name>.json (with `extra`'s keys)."""
+    info = {"name": name, "machine": machine(), "settings": settings, "results": results, "targets": targets,
+            **(extra or {})}
     print(f"## {name}\n\nmachine: {info['machine']}\nsettings: {settings}\n")
     if results:
         print(markdown(results, list(results[0])) + "\n")

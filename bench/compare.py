@@ -42,7 +42,8 @@ RUNS = {
     "conv-calibrated": ["model=conv", "model.likelihood=calibrated", "sample.prior=gmm"],
     "sharp": ["experiment=sharp", "sample.prior=gmm"],
     # The best recipe of docs/quality.md, experiment=sharp_20k: 20,000 more rendered training faces (the same
-    # held-out faces) and lr 5e-4, at the comparison's steps (--steps replaces its 13,200).
+    # held-out faces), lr 5e-4 and an 8x8 last feature map, at the comparison's steps (--steps replaces its
+    # 13,200). The faces are named again so that --quick can shrink them (train_run).
     "sharp-20k": ["experiment=sharp_20k", "sample.prior=gmm", "data.extra_train_faces=20000"],
 }
 BASE_RUNS = ["mlp", "conv", "conv-calibrated", "sharp"]  # without --steps: runs of more faces would take more steps
@@ -52,7 +53,7 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated", "conv-calibrated", "normal"),
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
-    ("sharp_20k (+ 20k faces, lr 5e-4) · calibrated + gmm", "sharp-20k", "gmm"),
+    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features) · calibrated + gmm", "sharp-20k", "gmm"),
 ]
 ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",

@@ -35,10 +35,9 @@ from scipy.stats import binomtest
 from bench import common
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
-from lego_vae.evaluation.judge import attribute_accuracy, load_or_train_judge, predict
+from lego_vae.evaluation.judge import accuracy_of, attribute_accuracy, attribute_hits, load_or_train_judge
 from lego_vae.evaluation.metrics import reconstructions
 from lego_vae.model.checkpoints import checkpoint_file, load_model
-from lego_vae.strict_json import write_json
 
 NAME = "judge_fresh"
 FACTOR = "mouth"  # the factor of the paired test: the one issue 16 is about
@@ -67,12 +66,11 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     judge, info = load_or_train_judge(size, cache_dir, **settings)
     pixels, labels = render_faces(faces, size=size, seed=seed)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-    truth = np.array([label[FACTOR] for label in labels])
     rows, hits = [], {}
     for name, (vae, _) in models.items():
-        recon = reconstructions(vae, images)
-        rows.append({"run": name, **attribute_accuracy(judge, recon, labels)})
-        hits[name] = np.array([p[FACTOR] for p in predict(judge, recon)]) == truth
+        run_hits = attribute_hits(judge, reconstructions(vae, images), labels)  # one pass of the judge per run
+        rows.append({"run": name, **accuracy_of(run_hits)})
+        hits[name] = run_hits[FACTOR].numpy().astype(bool)
     pairs = [{"first": a, "second": b, **mcnemar(hits[a], hits[b])} for a, b in itertools.combinations(hits, 2)]
     return {"ceiling": {"run": "(the originals)", **attribute_accuracy(judge, images, labels)},
             "runs": rows, "pairs": pairs, "judge": info.get("path")}
@@ -95,13 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"faces": args.faces, "seed": args.seed, "judge": result["judge"]}
     rows = [{k: (round(100 * v, 1) if isinstance(v, float) else v) for k, v in row.items()}
             for row in [result["ceiling"], *result["runs"]]]
-    info = common.report(NAME, settings, rows, [], out=Path(args.out))
+    info = common.report(NAME, settings, rows, [], out=Path(args.out), extra={"pairs": result["pairs"]})
     pairs = [{**pair, "p": round(pair["p"], 4)} for pair in result["pairs"]]
     if pairs:
         print(f"{FACTOR}, paired on the same faces (exact McNemar):\n")
         print(common.markdown(pairs, ["first", "second", "only_first", "only_second", "p"]) + "\n")
-    info = {**info, "pairs": result["pairs"]}
-    write_json(Path(args.out) / f"{NAME}.json", info, default=str)  # report() wrote it without the pairs
     return info
 
 

@@ -117,10 +117,19 @@ def _with_mean(per_factor: dict[str, float]) -> dict[str, float]:
     return {**per_factor, "mean": float(np.mean(list(per_factor.values())))}
 
 
+def attribute_hits(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, Tensor]:
+    """Per factor, (N,) 1.0 where the judge reads image i's factor right (extras: the whole set), else 0.0."""
+    return _hits(_predict_indices(judge, images), encode_labels(labels))
+
+
+def accuracy_of(hits: dict[str, Tensor]) -> dict[str, float]:
+    """attribute_hits as fractions read right, per factor and their mean."""
+    return _with_mean({f: float(h.mean()) for f, h in hits.items()})
+
+
 def attribute_accuracy(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, float]:
     """Fraction of images whose factor the judge reads right, per factor and their mean."""
-    hits = _hits(_predict_indices(judge, images), encode_labels(labels))
-    return _with_mean({f: float(h.mean()) for f, h in hits.items()})
+    return accuracy_of(attribute_hits(judge, images, labels))
 
 
 def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, dict]:
