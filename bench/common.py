@@ -24,15 +24,29 @@ from lego_vae.strict_json import write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def tune_config(*overrides: str) -> dict:
-    """conf/tune.yaml composed with these overrides and validated, as `python tune.py` would see it."""
+def composed(name: str, *overrides: str):
+    """conf/NAME.yaml composed with these overrides by Hydra's compose API, as its entry point gets it (a
+    DictConfig, not yet validated). Raises hydra's errors for an unknown name or a bad override."""
     from hydra import compose, initialize_config_dir
 
     from lego_vae.conf import CONF_DIR
-    from lego_vae.config import validate_tune
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate_tune(compose("tune", overrides=list(overrides)))
+        return compose(name, overrides=list(overrides))
+
+
+def tune_config(*overrides: str) -> dict:
+    """conf/tune.yaml composed with these overrides and validated, as `python tune.py` would see it."""
+    from lego_vae.config import validate_tune
+
+    return validate_tune(composed("tune", *overrides))
+
+
+def train_config(*overrides: str) -> dict:
+    """conf/train.yaml composed with these overrides and validated, as `python train.py` would see it."""
+    from lego_vae.config import validate
+
+    return validate(composed("train", *overrides))
 
 
 def machine() -> dict:

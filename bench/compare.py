@@ -23,10 +23,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image, ImageDraw
 
-from lego_vae.conf import CONF_DIR
+from bench import common
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.metrics import decoded_samples
 from lego_vae.evaluation.pictures import to_pil
@@ -73,8 +72,7 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
     ]
     if args.quick:  # a small judge: its metrics are real, its accuracy modest
         budget += ["eval.judge.num_train=300", "eval.judge.num_holdout=100", "eval.judge.epochs=2", "eval.iwae_k=4"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, *budget])
+    cfg = common.composed("train", *overrides, *budget)
     metrics = train_and_evaluate(cfg, out / name)
     return {**metrics, "run_dir": str(out / name)}
 

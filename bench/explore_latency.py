@@ -29,11 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
 from bench import common
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate
 from lego_vae.model.vae import build_vae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +52,7 @@ def write_checkpoint(args, folder: Path) -> Path:
                  f"data.cache_dir={folder / 'cache'}", "trainer.accelerator=cpu"]
     if args.quick:
         overrides += ["model.hidden=32", "model.latent=4", "model.channels=8"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate(compose("train", overrides=overrides))
+    plain = common.train_config(*overrides)
     torch.manual_seed(0)
     vae = build_vae(plain)
     with torch.no_grad():  # a fresh VAE barely reacts to z: scale its way in and out so every slider move shows
@@ -143,9 +139,8 @@ def run(args) -> dict:
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            settings = validate_explore(compose("explore", overrides=[f"checkpoint={tmp}/model.ckpt",
-                                                                      f"server.port={free_port()}"]))
+        settings = validate_explore(common.composed("explore", f"checkpoint={tmp}/model.ckpt",
+                                                    f"server.port={free_port()}"))
         explorer = Explorer.from_checkpoint(write_checkpoint(args, Path(tmp)), "cpu")
         app = build_app(explorer, settings)
         launch(app, settings, block=False)

@@ -28,11 +28,9 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from hydra import compose, initialize_config_dir
 
 from bench import common
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune
+from lego_vae.config import validate
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
 from lego_vae.tuning.objective import FiniteLossCheck
@@ -106,8 +104,7 @@ def trial_config(args: argparse.Namespace, accelerator: str) -> dict:
              "log.progress=none", "log.images_every_n_epochs=0", "study.epochs=2"]
     if args.quick:
         items.append("data.image_size=16")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate_tune(compose("tune", overrides=items))
+    plain = common.tune_config(*items)
     cfg = train_overrides(plain, 512, 32)
     cfg["trainer"]["max_epochs"] = 2
     return validate(cfg)

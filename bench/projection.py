@@ -33,11 +33,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from bench import common
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune
+from lego_vae.config import validate
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
 
@@ -51,8 +49,7 @@ QUICK_POINTS = [(128, 8), (2048, 64)]
 
 def plan() -> dict:
     """The seed's full plan, from the default tune config."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate_tune(compose("tune"))
+    plain = common.tune_config()
     return {"n_trials": plain["study"]["n_trials"], "epochs": plain["study"]["epochs"],
             "refit_epochs": plain["refit"]["epochs"], "image_size": plain["data"]["image_size"],
             "batch_size": plain["data"]["batch_size"], "num_images": plain["data"]["num_images"],
@@ -65,8 +62,7 @@ def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator
              f"trainer.accelerator={accelerator}", "log.progress=none", "log.images_every_n_epochs=0"]
     if args.quick:
         items.append("data.image_size=16")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate_tune(compose("tune", overrides=items))
+    plain = common.tune_config(*items)
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
     return validate(cfg)

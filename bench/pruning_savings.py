@@ -34,11 +34,9 @@ import time
 from pathlib import Path
 
 import optuna
-from hydra import compose, initialize_config_dir
 from optuna.trial import FrozenTrial, TrialState
 
 from bench import common
-from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate_tune
 from lego_vae.tuning.study import tune
 
@@ -66,8 +64,7 @@ def overrides(args: argparse.Namespace, pruner: str) -> list[str]:
 
 def compose_tune(items: list[str]):
     """The composed tune config, as tune.py would get it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("tune", overrides=items)
+    return common.composed("tune", *items)
 
 
 def epochs_trained(trial: FrozenTrial) -> int:

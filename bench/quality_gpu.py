@@ -55,14 +55,9 @@ QUICK = ["data.image_size=16", "data.num_images=160", "data.batch_size=32", "mod
 
 def worker(args: list[str]) -> None:
     """One recipe in its own process: --worker RUN_DIR STEPS EVALUATE OVERRIDES...; writes RUN_DIR/worker.json."""
-    from hydra import compose, initialize_config_dir
-
-    from lego_vae.conf import CONF_DIR
-
     run_dir, steps, evaluate, overrides = Path(args[0]), int(args[1]), args[2] == "1", args[3:]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"trainer.max_steps={steps}", "log.progress=none",
-                                          "log.images_every_n_epochs=0"])
+    cfg = common.composed("train", *overrides, f"trainer.max_steps={steps}", "log.progress=none",
+                          "log.images_every_n_epochs=0")
     fitted = train(cfg, run_dir, checkpoints=evaluate)
     result = {"fit": fitted}
     if evaluate:
@@ -73,15 +68,10 @@ def worker(args: list[str]) -> None:
 def prepare(names: list[str], extra: list[str], cache: Path) -> threading.Thread:
     """Render every recipe's data into the cache now (workers then only load it), and train or load the judge in a
     thread while the probe runs: N workers must not render the same faces or train the same judge at once."""
-    from hydra import compose, initialize_config_dir
-
-    from lego_vae.conf import CONF_DIR
-    from lego_vae.config import validate
     from lego_vae.data.datamodule import LegoFacesDataModule
     from lego_vae.evaluation.judge import load_or_train_judge
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plains = [validate(compose("train", overrides=[*RECIPES[n], *extra, f"data.cache_dir={cache}"])) for n in names]
+    plains = [common.train_config(*RECIPES[n], *extra, f"data.cache_dir={cache}") for n in names]
     for plain in plains:
         LegoFacesDataModule.ready(plain["data"])
     judge = {k: v for k, v in plains[0]["eval"]["judge"].items() if k not in ("k", "enabled")}

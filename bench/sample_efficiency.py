@@ -45,13 +45,11 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from hydra import compose, initialize_config_dir
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench import common
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune
+from lego_vae.config import validate
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
 from lego_vae.tuning.sampler import make_sampler
@@ -86,8 +84,7 @@ def trial_config(s: dict, hidden: int, latent: int, cache_dir: str) -> dict:
     items = ["experiment=quick", f"data.image_size={s['image_size']}", f"data.num_images={s['num_images']}",
              f"data.batch_size={s['batch_size']}", f"model.channels={s['channels']}", f"study.epochs={s['epochs']}",
              f"seed={s['seed']}", f"data.cache_dir={cache_dir}", "log.progress=none", "log.images_every_n_epochs=0"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate_tune(compose("tune", overrides=items))
+    plain = common.tune_config(*items)
     cfg = train_overrides(plain, hidden, latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
     return validate(cfg)

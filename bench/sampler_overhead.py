@@ -39,12 +39,10 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
 
 from bench import common
-from lego_vae.conf import CONF_DIR
 from lego_vae.tuning.sampler import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +55,7 @@ DEFAULT_EPOCH_SECONDS = 9.5  # conv, 64 px, hidden 512, 2,600 faces, measured ea
 
 def tune_config() -> dict:
     """The tune config's space, sampler and study sections, as tune.py sees them."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("tune")
+    cfg = common.composed("tune")
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 

@@ -46,12 +46,10 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from hydra import compose, initialize_config_dir
 from torch.nn.utils import clip_grad_value_
 
 from bench import common
-from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune
+from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.losses import vae_loss
 from lego_vae.model.vae import build_vae
@@ -104,8 +102,7 @@ def trial_config(arch: str, args: argparse.Namespace, cache_dir: str) -> dict:
     ]
     if args.channels is not None:
         overrides.append(f"model.channels={args.channels}")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        plain = validate_tune(compose("tune", overrides=overrides))
+    plain = common.tune_config(*overrides)
     cfg = train_overrides(plain, args.hidden, args.latent)
     cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
     return validate(cfg)
