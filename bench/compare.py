@@ -1,7 +1,7 @@
 """Quality side by side: the seed's model and the better options, on the same faces, split and budget.
 
-    python -m bench.compare [--quick] [--epochs 30 | --steps 990] [--images 2600] [--size 64] [--hidden 512]
-                            [--latent 32] [--runs mlp,conv,conv-calibrated,sharp,sharp-20k] [--arch resconv]
+    python -m bench.compare [--quick] [--epochs 30 | --steps 990] [--images 2600] [--size 64] [--hidden N]
+                            [--latent N] [--runs mlp,conv,conv-calibrated,sharp,sharp-20k] [--arch resconv]
 
 Rows (`make compare`): the seed's `mlp` with the `fixed` decoder; `conv` with `fixed`; `conv` with
 `calibrated`; the same model sampled from the fitted `gmm` prior; `experiment=sharp` (the best recipe: conv, calibrated, cosine schedule, no clipping) with its `gmm` prior;
@@ -11,6 +11,8 @@ validation and test faces). `--steps N` trains every run exactly N optimizer ste
 `--arch resconv` adds that architecture with the sharp recipe twice: at the same epochs, and at the
 same wall time as the sharp run (its epochs scaled by the two runs' measured trainer.fit seconds);
 `--runs sharp --arch resconv` (`make compare-arch`) trains only what that comparison needs.
+`--hidden` and `--latent` set one size for every run; without them each run keeps its recipe's own (conf's
+512 and 32; `experiment=sharp_20k`'s latent 64).
 Every run is seeded. Prints one markdown table, writes bench/results/NAME.json and
 the picture (docs/compare.png) (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
 """
@@ -41,8 +43,8 @@ RUNS = {
     "conv-calibrated": ["model=conv", "model.likelihood=calibrated", "sample.prior=gmm"],
     "sharp": ["experiment=sharp", "sample.prior=gmm"],
     # The best recipe of docs/quality.md, experiment=sharp_20k: 20,000 more rendered training faces (the same
-    # held-out faces), lr 5e-4 and an 8x8 last feature map, at the comparison's steps (--steps replaces its
-    # 13,200). The faces are named again so that --quick can shrink them (train_run).
+    # held-out faces), lr 5e-4, an 8x8 last feature map and a 64-d latent, at the comparison's steps (--steps
+    # replaces its 13,200). The faces are named again so that --quick can shrink them (train_run).
     "sharp-20k": ["experiment=sharp_20k", "sample.prior=gmm", "data.extra_train_faces=20000"],
 }
 BASE_RUNS = ["mlp", "conv", "conv-calibrated", "sharp"]  # without --steps: runs of more faces would take more steps
@@ -52,7 +54,7 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated", "conv-calibrated", "normal"),
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
-    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features) · calibrated + gmm", "sharp-20k", "gmm"),
+    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features, latent 64) · calibrated + gmm", "sharp-20k", "gmm"),
 ]
 ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",
@@ -63,8 +65,9 @@ def train_run(name: str, overrides: list[str], args: argparse.Namespace, out: Pa
     """Train one run of the comparison at the shared budget; its metrics.json plus its folder."""
     if args.quick:  # smoke size: a couple of hundred extra faces, not 20,000
         overrides = [o.replace("=20000", "=200") if o.startswith("data.extra_train_faces=") else o for o in overrides]
+    sizes = [f"model.{key}={value}" for key in ("hidden", "latent") if (value := getattr(args, key)) is not None]
     budget = [
-        f"model.hidden={args.hidden}", f"model.latent={args.latent}", f"data.image_size={args.size}",
+        *sizes, f"data.image_size={args.size}",
         f"data.num_images={args.images}", f"seed={args.seed}",
         f"trainer.max_steps={args.steps}" if args.steps else f"trainer.max_epochs={epochs}",
         "trainer.accelerator=cpu" if args.cpu else "trainer.accelerator=auto",
@@ -172,8 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--images", type=int, default=2600)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--latent", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=None, help="one hidden size for every run (default: each run's own)")
+    parser.add_argument("--latent", type=int, default=None, help="one latent size for every run (default: each run's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None,
                         help="train every run exactly this many optimizer steps instead of --epochs (equal steps)")
@@ -187,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--name", default="compare", help="the result is written to OUT/NAME.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.images, args.size, args.hidden, args.latent = 2, 256, 16, 64, 8
+        args.epochs, args.images, args.size = 2, 256, 16
+        args.hidden = 64 if args.hidden is None else args.hidden  # the latent stays each run's own (no cost)
     if args.quick and args.steps:
         args.steps = min(args.steps, 16)
     runs_arg = args.runs or ",".join(RUNS if args.steps else BASE_RUNS)
