@@ -124,3 +124,14 @@ def test_quality_sweep_quick_trains_two_recipes_at_equal_time_and_judges_them(tm
         assert r["steps"] == max(1, round(rates[r["recipe"]] * saved["settings"]["budget_s"]))
         assert r["psnr"] > 0 and 0 <= r["mouth"] <= 1 and r["fd_judge"] is not None
     assert {r["recipe"]: r["prior"] for r in saved["results"]} == {"seed": "normal", "sharp": "gmm"}
+
+
+def test_every_quality_sweep_recipe_is_a_valid_train_config_whose_budget_wins() -> None:
+    # The GPU run is the first to train most recipes: a typo in one must fail here, not on the lent machine.
+    from bench import common, quality_gpu
+
+    for name, overrides in quality_gpu.RECIPES.items():
+        plain = common.train_config(*overrides, "trainer.max_steps=7")  # as the worker appends its budget
+        assert plain["trainer"]["max_steps"] == 7, name
+    best = common.train_config(*quality_gpu.RECIPES["sharp_20k"])
+    assert (best["model"]["latent"], best["model"]["feature_size"], best["optim"]["lr"]) == (64, 8, 5e-4)
