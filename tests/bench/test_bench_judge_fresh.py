@@ -4,20 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench.judge_fresh import main, mcnemar
 from lego_vae.training.run import train
-from tests.conftest import CONF, TINY
 
 JUDGE = ["eval.judge.num_train=200", "eval.judge.num_holdout=50", "eval.judge.epochs=1"]
 
 
-def _run(tmp_path, name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, *JUDGE, f"data.cache_dir={tmp_path / 'cache'}",
-                                          f"paths.output_root={tmp_path}", "trainer.max_epochs=1", *overrides])
-    train(cfg, tmp_path / name)
+def _run(make_cfg, tmp_path, name: str, *overrides: str):
+    train(make_cfg(*JUDGE, "trainer.max_epochs=1", *overrides), tmp_path / name)
     return tmp_path / name
 
 
@@ -30,8 +25,8 @@ def test_mcnemar_counts_the_discordant_items_and_tests_them_exactly() -> None:
     assert (swapped["only_first"], swapped["only_second"]) == (0, 10) and swapped["p"] == pytest.approx(2 * 0.5**10)
 
 
-def test_two_runs_are_read_on_the_same_fresh_faces(tmp_path, capsys) -> None:
-    a, b = _run(tmp_path, "a"), _run(tmp_path, "b", "seed=1")
+def test_two_runs_are_read_on_the_same_fresh_faces(make_cfg, tmp_path, capsys) -> None:
+    a, b = _run(make_cfg, tmp_path, "a"), _run(make_cfg, tmp_path, "b", "seed=1")
     out = tmp_path / "results"
     info = main([str(a), str(b / "checkpoints" / "best.ckpt"), "--faces", "40", "--quick", "--out", str(out),
                  "--cache-dir", str(tmp_path / "cache")])
@@ -52,8 +47,8 @@ def test_two_runs_are_read_on_the_same_fresh_faces(tmp_path, capsys) -> None:
     assert "exact McNemar" in capsys.readouterr().out
 
 
-def test_runs_of_two_image_sizes_are_refused_in_one_line(tmp_path, capsys) -> None:
-    a, b = _run(tmp_path, "a"), _run(tmp_path, "b", "data.image_size=8")
+def test_runs_of_two_image_sizes_are_refused_in_one_line(make_cfg, tmp_path, capsys) -> None:
+    a, b = _run(make_cfg, tmp_path, "a"), _run(make_cfg, tmp_path, "b", "data.image_size=8")
     with pytest.raises(SystemExit) as exit_:
         main([str(a), str(b), "--faces", "4", "--quick", "--out", str(tmp_path / "results"),
               "--cache-dir", str(tmp_path / "cache")])
