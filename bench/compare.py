@@ -12,7 +12,7 @@ validation and test faces). `--steps N` trains every run exactly N optimizer ste
 same wall time as the sharp run (its epochs scaled by the two runs' measured trainer.fit seconds);
 `--runs sharp --arch resconv` (`make compare-arch`) trains only what that comparison needs.
 `--hidden` and `--latent` set one size for every run; without them each run keeps its recipe's own (conf's
-512 and 32; `experiment=sharp_20k`'s latent 64).
+512 and 32; `experiment=sharp_20k`'s 1024 and 64).
 Every run is seeded. Prints one markdown table, writes bench/results/NAME.json and
 the picture (docs/compare.png) (per row: 8 test faces above their reconstructions, and 16 samples from the row's prior).
 """
@@ -43,8 +43,8 @@ RUNS = {
     "conv-calibrated": ["model=conv", "model.likelihood=calibrated", "sample.prior=gmm"],
     "sharp": ["experiment=sharp", "sample.prior=gmm"],
     # The best recipe of docs/quality.md, experiment=sharp_20k: 20,000 more rendered training faces (the same
-    # held-out faces), lr 5e-4, an 8x8 last feature map and a 64-d latent, at the comparison's steps (--steps
-    # replaces its 13,200). The faces are named again so that --quick can shrink them (train_run).
+    # held-out faces), lr 5e-4, an 8x8 last feature map, a 64-d latent and 1,024 hidden units, at the comparison's
+    # steps (--steps replaces its 13,200). The faces are named again so that --quick can shrink them (train_run).
     "sharp-20k": ["experiment=sharp_20k", "sample.prior=gmm", "data.extra_train_faces=20000"],
 }
 BASE_RUNS = ["mlp", "conv", "conv-calibrated", "sharp"]  # without --steps: runs of more faces would take more steps
@@ -54,7 +54,7 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated", "conv-calibrated", "normal"),
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
-    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features, latent 64) · calibrated + gmm", "sharp-20k", "gmm"),
+    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features, hidden 1024, latent 64) · calibrated + gmm", "sharp-20k", "gmm"),
 ]
 ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",

@@ -85,10 +85,10 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     plain = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
     best, sharp = plain["sharp_20k"], plain["sharp"]
     assert (best["data"]["extra_train_faces"], best["trainer"]["max_steps"]) == (20000, 13200)
-    # The feature map and latent measured best at this budget (docs/quality.md, "Underfit, not overfit" and "All 64
-    # latent dimensions"); the rest is sharp's.
-    assert best["model"] == {**sharp["model"], "feature_size": 8, "latent": 64}
-    assert (sharp["model"]["feature_size"], sharp["model"]["latent"]) == (4, 32)
+    # The feature map, latent and hidden size measured best at this budget (docs/quality.md, "Underfit, not
+    # overfit", "All 64 latent dimensions" and "A wider fully connected layer"); the rest is sharp's.
+    assert best["model"] == {**sharp["model"], "feature_size": 8, "latent": 64, "hidden": 1024}
+    assert (sharp["model"]["feature_size"], sharp["model"]["latent"], sharp["model"]["hidden"]) == (4, 32, 512)
     assert best["sample"] == sharp["sample"]
     # The learning rate measured best at this budget (docs/quality.md); the rest of the optimizer is sharp's.
     assert best["optim"] == {**sharp["optim"], "lr": 5e-4} and sharp["optim"]["lr"] == 1e-3
