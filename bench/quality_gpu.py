@@ -46,7 +46,8 @@ RECIPES = {
     "sharp+20k stage1": ["experiment=sharp", "data.extra_train_faces=20000", "model.stage_convs=1"],
     "sharp+20k groupnorm": ["experiment=sharp", "data.extra_train_faces=20000", "model.norm=group"],
     "sharp+20k feature8": ["experiment=sharp", "data.extra_train_faces=20000", "model.feature_size=8"],
-    # the best recipe on the CPU (lr 5e-4, 8x8 features, latent 64); its 13,200 steps give way to the budget's
+    # the best recipe on the CPU (lr 5e-4, 8x8 features, latent 64, hidden 1024); its 13,200 steps give way to
+    # the sweep budget's steps
     "sharp_20k": ["experiment=sharp_20k"],
 }
 QUICK = ["data.image_size=16", "data.num_images=160", "data.batch_size=32", "model.hidden=32", "model.latent=4",

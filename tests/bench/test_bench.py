@@ -20,7 +20,7 @@ def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> Non
     assert [r["row"] for r in saved["rows"]] == [label for label, _, _ in ROWS]
     assert saved["runs"]["mlp"]["likelihood"] == "fixed" and saved["runs"]["sharp"]["likelihood"] == "calibrated"
     assert saved["runs"]["conv-calibrated"]["priors"] == ["normal", "gmm"]
-    # Without --latent each run keeps its recipe's latent: conf's 32, experiment=sharp_20k's 64.
+    # Without --latent each run keeps its recipe's latent: conf's 32, experiment=sharp_20k's 64 (--quick sets the hidden size).
     assert saved["settings"]["latent"] is None
     assert {name: run["latent"] for name, run in saved["runs"].items()} == {**dict.fromkeys(RUNS, 32), "sharp-20k": 64}
     for run in saved["runs"].values():
