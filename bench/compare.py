@@ -54,7 +54,7 @@ ROWS = [  # (label, run, prior)
     ("conv · calibrated", "conv-calibrated", "normal"),
     ("conv · calibrated + gmm", "conv-calibrated", "gmm"),
     ("sharp · calibrated + gmm", "sharp", "gmm"),
-    ("sharp_20k (+ 20k faces, lr 5e-4, 8×8 features, hidden 1024, latent 64) · calibrated + gmm", "sharp-20k", "gmm"),
+    ("sharp_20k (+ 20k faces, lr 5e-4, 8x8 features, hidden 1024, latent 64) · calibrated + gmm", "sharp-20k", "gmm"),
 ]
 ARCHES = ("resconv",)  # model= options that --arch can put beside the sharp run
 COLUMNS = ["bits/dim", "PSNR dB", "SSIM", "active units", "attr acc recon (ceiling)", "mouth", "fd_judge N(0,I)",

@@ -64,3 +64,21 @@ def test_compare_rejects_unknown_runs_and_arch_without_sharp(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--quick", "--runs", "mlp", "--arch", "resconv"])
     assert "include sharp" in capsys.readouterr().err
+
+
+def test_every_compare_label_draws_in_the_pictures_font() -> None:
+    # compare.png labels each strip with Pillow's default font, which lacks some glyphs (×, →, é): those
+    # would print as empty boxes. A glyph the font lacks draws the same mask as a code point no font has.
+    from PIL import ImageFont
+
+    font = ImageFont.load_default()
+
+    def mask(char: str) -> tuple:
+        m = font.getmask(char)
+        return m.size, Image.Image()._new(m).tobytes()
+
+    missing = mask("\uffff")
+    assert mask("×") == missing  # the check itself can tell a missing glyph
+    for label, _, _ in ROWS:
+        lacking = sorted({c for c in label if c != " " and mask(c) == missing})
+        assert not lacking, f"{label!r}: {lacking}"
