@@ -20,7 +20,8 @@ def test_compare_quick_writes_every_row_and_the_picture(tmp_path, capsys) -> Non
     assert [r["row"] for r in saved["rows"]] == [label for label, _, _ in ROWS]
     assert saved["runs"]["mlp"]["likelihood"] == "fixed" and saved["runs"]["sharp"]["likelihood"] == "calibrated"
     assert saved["runs"]["conv-calibrated"]["priors"] == ["normal", "gmm"]
-    # Without --latent each run keeps its recipe's latent: conf's 32, experiment=sharp_20k's 64 (--quick sets the hidden size).
+    # Without --latent each run keeps its recipe's latent: conf's 32, experiment=sharp_20k's 64 (--quick sets
+    # the hidden size).
     assert saved["settings"]["latent"] is None
     assert {name: run["latent"] for name, run in saved["runs"].items()} == {**dict.fromkeys(RUNS, 32), "sharp-20k": 64}
     for run in saved["runs"].values():
@@ -68,17 +69,18 @@ def test_compare_rejects_unknown_runs_and_arch_without_sharp(capsys) -> None:
 
 def test_every_compare_label_draws_in_the_pictures_font() -> None:
     # compare.png labels each strip with Pillow's default font, which lacks some glyphs (×, →, é): those
-    # would print as empty boxes. A glyph the font lacks draws the same mask as a code point no font has.
-    from PIL import ImageFont
+    # would print as empty boxes. A glyph the font lacks draws the same ink as a code point no font has.
+    from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default()
 
-    def mask(char: str) -> tuple:
-        m = font.getmask(char)
-        return m.size, Image.Image()._new(m).tobytes()
+    def ink(char: str) -> bytes:
+        image = Image.new("L", (24, 24))
+        ImageDraw.Draw(image).text((2, 2), char, font=font, fill=255)
+        return image.tobytes()
 
-    missing = mask("\uffff")
-    assert mask("×") == missing  # the check itself can tell a missing glyph
+    missing = ink("\uffff")
+    assert ink("×") == missing  # the check itself can tell a missing glyph
     for label, _, _ in ROWS:
-        lacking = sorted({c for c in label if c != " " and mask(c) == missing})
+        lacking = sorted({c for c in label if c != " " and ink(c) == missing})
         assert not lacking, f"{label!r}: {lacking}"
