@@ -1,6 +1,7 @@
 """The exceptions an entry point turns into one line and an exit status, without a traceback."""
 
 import signal
+import sys
 
 
 class UserError(Exception):
@@ -21,3 +22,32 @@ class Interrupted(Exception):
 
 class WorkersFailed(Exception):
     """A tune.py worker process ended with a non-zero status."""
+
+
+# What torch's allocators say when they run out (their messages, for the ones that raise a plain RuntimeError):
+# CPU (c10/core/impl/alloc_cpu.cpp: "DefaultCPUAllocator: can't allocate memory" / "not enough memory"), MPS
+# ("MPS backend out of memory"), and the CUDA/XPU wording for a RuntimeError raised by an older or other backend.
+OUT_OF_MEMORY_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory",
+                          "MPS backend out of memory", "CUDA out of memory", "XPU out of memory",
+                          "CUDA error: out of memory")
+
+
+def out_of_memory(err: BaseException) -> str | None:
+    """The one-line reason when err (or an exception it was raised from) is an out-of-memory error; else None.
+
+    Covers every way torch runs out: torch.OutOfMemoryError (torch.cuda.OutOfMemoryError is the same class), the
+    plain RuntimeError of the CPU and MPS allocators (matched by their messages, OUT_OF_MEMORY_MESSAGES) and
+    Python's own MemoryError.
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        text = str(err)
+        torch = sys.modules.get("torch")  # not imported: no torch error can have been raised
+        oom = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
+        if isinstance(err, oom) or any(m in text for m in OUT_OF_MEMORY_MESSAGES):
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+            return f"out of memory: {first or type(err).__name__}"
+        err = err.__cause__ or err.__context__
+    return None
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from lego_vae.errors import Interrupted, NonFiniteLoss
+from lego_vae.errors import Interrupted, NonFiniteLoss, out_of_memory
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.clock import process_age
@@ -118,6 +119,14 @@ class TrialClock(L.Callback):
             self.on_train_end(trainer, pl_module)
 
 
+def free_memory() -> None:
+    """Give back what a failed trial held: its garbage, and the GPU memory torch caches (which the other workers
+    sharing the device, and the next trial of another size, would otherwise not get)."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 class Objective:
     """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
 
@@ -166,6 +175,7 @@ class Objective:
         name = f"trial_{trial.number:04d}"
         callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
                      RecordThreads(trial), TrialClock(trial, started)]
+        oom = None  # the reason, when the trial ran out of memory
         try:
             with STOP.armed():
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
@@ -177,17 +187,22 @@ class Objective:
         except NonFiniteLoss as err:
             trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
             return float("nan")  # Optuna marks the trial FAIL; the study goes on
-        except torch.OutOfMemoryError as err:
-            trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
-            return float("nan")
         except Exception as err:
-            if STOP.signum is None:
+            if STOP.signum is not None:
+                # The signal's Interrupted was raised inside library code that caught it and raised something else
+                # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
+                trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
+                quiet_optuna()
+                raise Interrupted(STOP.signum) from err
+            # Every way torch runs out (CUDA, the CPU allocator's plain RuntimeError, MPS, MemoryError): this pair
+            # does not fit, the next one may.
+            oom = out_of_memory(err)
+            if oom is None:
                 raise
-            # The signal's Interrupted was raised inside library code that caught it and raised something else
-            # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
-            trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
-            quiet_optuna()
-            raise Interrupted(STOP.signum) from err
+        if oom is not None:
+            free_memory()  # only now: inside the except block, the exception's traceback held the trial's tensors
+            trial.set_user_attr("fail_reason", oom)
+            return float("nan")  # Optuna marks the trial FAIL; the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
         return metrics["final_val_loss"]
 

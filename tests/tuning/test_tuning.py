@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -446,3 +447,46 @@ def test_an_earlier_twin_trains_once_the_later_one_yielded(tmp_path) -> None:
     thread.join(10)
     assert not thread.is_alive() and result["twin"] is None
     assert study.trials[first.number].user_attrs["claim"] == "train"
+
+
+def test_every_out_of_memory_error_fails_its_trial_and_the_study_goes_on(make_cfg, tmp_path, monkeypatch) -> None:
+    # Before, only torch.OutOfMemoryError (CUDA) was caught: the CPU allocator's plain RuntimeError ended the study
+    # with a traceback, its trial FAIL with no fail_reason. Each of the first three trials runs out in its own way.
+    from lego_vae.model.vae import VAE
+
+    def cpu_allocator() -> None:
+        torch.empty(1 << 50, dtype=torch.uint8)  # a real allocation of 1 PiB: the CPU allocator refuses at once
+
+    def cuda() -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity "
+                                     "of 79.19 GiB of which 1.00 GiB is free.")
+
+    def mps() -> None:
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB, max "
+                           "allowed: 18.13 GB). Tried to allocate 256.00 MB on private pool.")
+
+    def python() -> None:
+        raise MemoryError()
+
+    ways, models = [cpu_allocator, cuda, mps, python], []
+    forward = VAE.forward
+
+    def running_out(self, x):
+        if self not in models:
+            models.append(self)  # one model per trial
+        if len(models) <= len(ways):
+            ways[len(models) - 1]()
+        return forward(self, x)
+
+    monkeypatch.setattr(VAE, "forward", running_out)
+    study_dir = tmp_path / "study"
+    best = tune(make_cfg(*TUNE_TINY, "study.n_trials=2", "study.n_initial=2", "study.epochs=1", "sampler.kind=random",
+                         "refit.enabled=false", config_name="tune"), study_dir)
+    study = _load(study_dir)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 4 + [TrialState.COMPLETE] * 2
+    reasons = [t.user_attrs["fail_reason"] for t in study.trials[:4]]
+    assert reasons[0].startswith("out of memory: ") and "DefaultCPUAllocator: can't allocate memory" in reasons[0]
+    assert reasons[1].startswith("out of memory: CUDA out of memory. Tried to allocate 20.00 GiB")
+    assert reasons[2].startswith("out of memory: MPS backend out of memory")
+    assert reasons[3] == "out of memory: MemoryError"
+    assert best["trial"] in (4, 5)
