@@ -27,6 +27,7 @@ class StudyConfig:
     heartbeat_interval: int = integer(1)
     grace_period: int = integer(1)
     max_retry: int = integer(0)
+    busy_timeout: float = number(0, low_open=True)
     max_failures: int = integer(1)
     poll_seconds: float = number(0, low_open=True)
     workers: Any = anything("an integer >= 1 or auto")

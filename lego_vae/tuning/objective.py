@@ -23,7 +23,7 @@ from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
 from lego_vae.tuning.proposer import proposed_label
 from lego_vae.tuning.signals import STOP
-from lego_vae.tuning.storage import fail_stale
+from lego_vae.tuning.storage import fail_stale, locked
 
 CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "yield" (to a twin)
 YIELDED = ("yield", "wait")
@@ -127,14 +127,38 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the study's file was taken from it)
+    """The study's SQLite file stayed locked by another program while a trial ran.
+
+    A BaseException, so that Optuna passes it on at once instead of recording the trial FAIL: that write would
+    wait for the lock again, fail, and log a traceback of its own. The worker records the trial once the lock is
+    released (trials.settle).
+    """
+
+
 class Objective:
     """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
 
     def __init__(self, plain: dict, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
         self.current: int | None = None  # the number of the trial this process runs or ran last
+        # (number, state, value) of the last trial the objective finished: what Optuna's tell() was to record
+        self.outcome: tuple[int, TrialState, float | None] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            value = self._run(trial)
+        except optuna.TrialPruned:
+            self.outcome = (trial.number, TrialState.PRUNED, None)
+            raise
+        except Exception as err:
+            if locked(err):
+                raise LockedOut() from None
+            raise
+        self.outcome = (trial.number, TrialState.COMPLETE, value)
+        return value
+
+    def _run(self, trial: optuna.Trial) -> float:
         started = time.perf_counter()
         if self.current is None and (age := process_age()) is not None:  # this process's first trial
             trial.set_user_attr("worker_startup_s", round(age, 2))

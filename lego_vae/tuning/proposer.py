@@ -34,6 +34,9 @@ from optuna.trial import FrozenTrial, TrialState
 from lego_vae.errors import UserError
 from lego_vae.tuning.sampler import GPEISampler, make_sampler, sampler_label
 
+LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
+# The fail_reasons of trials that hold no pair: a surplus trial's, and those whose pair is queued again
+RETRIED = ("surplus", "interrupted", LOCKED)
 PROPOSAL = "lego_vae:proposal"  # trial system attr: the pair a worker proposed, before its parameters are written
 ATTEMPTS = 3          # seeds the sampler gets for one trial before a pair the study does not hold is drawn at random
 RANDOM_DRAWS = 256    # random draws for such a pair before the whole grid is searched
@@ -60,12 +63,12 @@ def held_params(trial: FrozenTrial) -> dict:
 
 
 def holds_its_pair(trial: FrozenTrial) -> bool:
-    """Whether a trial's pair is taken by it: not if it failed as a twin, for want of budget, or by an interrupt
-    (a retry is queued with the pair then); yes if it is queued, running, finished, or failed training it (NaN)."""
+    """Whether a trial's pair is taken by it: not if it failed as a twin, for want of budget, by an interrupt or
+    by a lock of the study's file (a retry is queued with the pair then); yes if it is queued, running, finished, or failed training it (NaN)."""
     if trial.state != TrialState.FAIL:
         return True
     reason = str(trial.user_attrs.get("fail_reason", ""))
-    return "duplicate_of" not in trial.user_attrs and not reason.startswith(("surplus", "interrupted"))
+    return "duplicate_of" not in trial.user_attrs and not reason.startswith(RETRIED)
 
 
 def held_pairs(trials: list[FrozenTrial], names: list[str], but: int | None = None) -> set[tuple]:
@@ -161,6 +164,7 @@ class Proposer(optuna.samplers.BaseSampler):
         self.space = distributions(plain["space"])
         self.lock = lock
         self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
+        self.asked: int | None = None  # the trial this process asked for last (whose objective may not have begun)
         self.inner = self._make(self.seed)  # the sampler of the latest proposal (its last_fit, for tests and plots)
 
     def _make(self, seed: int) -> optuna.samplers.BaseSampler:
@@ -176,6 +180,9 @@ class Proposer(optuna.samplers.BaseSampler):
     @property
     def label(self) -> str:
         return self.inner.label if isinstance(self.inner, GPEISampler) else LABELS[self.kind]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.asked = trial.number
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return dict(self.space)

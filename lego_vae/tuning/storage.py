@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,6 +28,62 @@ def shown_url(url: str) -> str:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("@")[-1]
+
+
+class StudyLocked(UserError):
+    """The study's SQLite file stayed locked by another program for longer than study.busy_timeout."""
+
+
+def locked(err: BaseException | None) -> bool:
+    """Whether err, or an exception it was raised from or during, is SQLite's "database is locked".
+
+    Optuna raises it as it comes (a read) or wrapped in its StorageInternalError "invalid data ... exceeding max
+    length" (a commit); SQLAlchemy keeps sqlite3's own error as `.orig`.
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        for e in (err, getattr(err, "orig", None)):
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
+    """The study's SQLite file (None for another database)."""
+    url = plain["study"].get("storage")
+    if not url:
+        return (study_dir / "study.db").resolve()
+    if not url.startswith("sqlite"):
+        return None
+    import sqlalchemy
+
+    database = sqlalchemy.engine.make_url(url).database
+    return Path(database).resolve() if database and database != ":memory:" else None
+
+
+def locked_error(plain: dict, study_dir: Path, trial: str = "") -> StudyLocked:
+    """The one line of a study locked out by another program; trial: what became of this worker's trial in flight."""
+    s = plain["study"]
+    return StudyLocked(f"{sqlite_file(plain, study_dir) or shown_url(s['storage'])}: locked by another program for "
+                       f"more than study.busy_timeout={s['busy_timeout']:g} s (a database browser, optuna-dashboard, a "
+                       f"backup?); {trial}the study keeps every trial: rerun the same command once it is released")
+
+
+class Storage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, whose heartbeat skips a beat while another program locks the SQLite file.
+
+    Optuna's heartbeat thread would die with a traceback of its own; the next beat, or the trial's own next write
+    (which then stops the worker with one line), meets the lock again.
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as err:
+            if not locked(err):
+                raise
 
 
 def serialize_sqlite(engine) -> None:
@@ -69,12 +126,15 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
     study = plain["study"]
     url = study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
-    # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file.
-    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file (each
+    # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
+    wait = study["busy_timeout"]
+    engine = {"connect_args": {"timeout": wait}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
+        started = time.monotonic()
         try:
             with heartbeats():
-                storage = optuna.storages.RDBStorage(
+                storage = Storage(
                     url, engine_kwargs=engine,
                     heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
@@ -84,6 +144,8 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
                 serialize_sqlite(storage.engine)
             return storage
         except Exception as err:
+            if locked(err) and time.monotonic() - started >= 0.9 * wait:  # not a race of workers: it waited
+                raise locked_error(plain, study_dir) from None
             # Two workers starting together both create the schema of a new database; one of them
             # loses that race (IntegrityError, "already exists", "locked") and finds it there a moment later.
             if attempt < 4 and not isinstance(err, ImportError):

@@ -36,7 +36,7 @@ from lego_vae.tuning.results import (
 )
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import counts
-from lego_vae.tuning.trials import open_for, quiet_logs, trials_here
+from lego_vae.tuning.trials import locked_out, open_for, quiet_logs, trials_here
 from lego_vae.tuning.workers import resolve_workers, run_workers
 
 
@@ -65,7 +65,7 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
         check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
     quiet_logs()
-    with STOP.installed():
+    with STOP.installed(), locked_out(plain, study_dir):
         return tune_here(plain, study_dir, overrides)
 
 

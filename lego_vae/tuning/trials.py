@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -16,20 +19,30 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.errors import Interrupted, UserError
-from lego_vae.tuning.objective import Objective
+from lego_vae.tuning.objective import LockedOut, Objective
 from lego_vae.tuning.progress import TrialLine
-from lego_vae.tuning.proposer import Proposer
+from lego_vae.tuning.proposer import LOCKED, Proposer
 from lego_vae.tuning.signals import STOP
-from lego_vae.tuning.storage import counts, fail_stale, make_pruner, make_storage, open_study, shown_url
+from lego_vae.tuning.storage import (
+    StudyLocked,
+    counts,
+    fail_stale,
+    locked,
+    locked_error,
+    make_pruner,
+    make_storage,
+    open_study,
+    shown_url,
+)
 
 
 def settle_interrupted(study: optuna.Study, numbers: list[int], reason: str) -> None:
     """Leave none of these trials RUNNING, and queue each interrupted one's parameters again.
 
-    A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first is
-    failed here. Its parameters go back into the queue (with what proposed them, so a design point
-    stays unpruned), and the next run trains them first; a trial that failed for its own reasons (NaN)
-    is not queued again.
+    A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first (or locked out
+    of the study's file, `reason` "locked: ...") is failed here. Its parameters go back into the queue (with what
+    proposed them, so a design point stays unpruned), and the next run trains them first; a trial that failed for
+    its own reasons (NaN) is not queued again.
     """
     storage = study._storage
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -42,10 +55,51 @@ def settle_interrupted(study: optuna.Study, numbers: list[int], reason: str) -> 
             study.tell(t.number, state=TrialState.FAIL)
             t = study._storage.get_trial(t._trial_id)
         retried = any(u.user_attrs.get("retry_of") == number for u in trials.values())
-        if t.state == TrialState.FAIL and str(t.user_attrs.get("fail_reason", "")).startswith("interrupted") \
-                and not retried and len(t.params) == len(t.distributions) and t.params:
+        # A queued trial (a design point) stopped before its objective suggested them holds them as it was queued.
+        params = dict(t.params) if t.params and len(t.params) == len(t.distributions) \
+            else dict(t.system_attrs.get("fixed_params") or {})
+        if t.state == TrialState.FAIL and str(t.user_attrs.get("fail_reason", "")).startswith(("interrupted", LOCKED)) \
+                and not retried and params:
             attrs = {k: v for k, v in t.user_attrs.items() if k == "proposed_by"}
-            study.enqueue_trial(dict(t.params), user_attrs={**attrs, "retry_of": number})
+            study.enqueue_trial(params, user_attrs={**attrs, "retry_of": number})
+
+
+def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: Objective, sampler) -> StudyLocked:
+    """The one line of a worker locked out of the study's SQLite file, once its trial in flight is recorded.
+
+    Nothing of it stays RUNNING: the trial the objective finished (only Optuna's tell() was locked out) is told
+    its outcome; one it was training, or one just asked for, is failed ("locked: ...") and its pair queued again,
+    as an interrupted one. That waits for the lock up to study.grace_period: after that long the trial's heartbeat
+    is stale anyway, and the next run fails it and trains its pair again, which the line then says.
+    """
+    s = plain["study"]
+    numbers = sorted({n for n in (objective.current, getattr(sampler, "asked", None)) if n is not None})
+    reason = (f"{LOCKED} the study's file was locked by another program for more than "
+              f"study.busy_timeout={s['busy_timeout']:g} s")
+    deadline = time.monotonic() + s["grace_period"]
+    while True:
+        try:
+            running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if t.number in numbers]
+            if objective.outcome is not None and objective.outcome[0] in running:
+                number, state, value = objective.outcome
+                if state == TrialState.COMPLETE and value is not None and math.isfinite(value):
+                    study.tell(number, value)
+                else:  # pruned, or failed with its reason in fail_reason (NaN loss, out of memory)
+                    study.tell(number, state=TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL)
+                running.remove(number)
+            settle_interrupted(study, running, reason)
+            said = f"trial {', '.join(map(str, running))} failed and queued again; " if running else ""
+            return locked_error(plain, study_dir, said)
+        except Exception as err:
+            if not locked(err):
+                raise
+            if time.monotonic() >= deadline:
+                break
+    left = ", ".join(map(str, numbers))
+    return locked_error(plain, study_dir, f"trial {left} stays RUNNING until its heartbeat is stale "
+                                          f"(study.grace_period={s['grace_period']} s), then a rerun trains it again; "
+                        if numbers else "")
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
@@ -125,6 +179,11 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
         if objective.current is not None:
             settle_interrupted(study, [objective.current], str(err))
         raise
+    except (Exception, LockedOut) as err:
+        # Another program holds the study's file: in a trial (LockedOut), or at Optuna's ask, tell or a read.
+        if isinstance(err, UserError) or not (isinstance(err, LockedOut) or locked(err)):
+            raise
+        raise settle_locked(plain, study_dir, study, objective, sampler) from None
     finally:
         gc.unfreeze()  # the refit and whatever else this process runs next: collected as usual
 
@@ -133,6 +192,18 @@ def run_worker(plain: dict, study_dir: Path) -> None:
     """A worker process started by study.workers: trials only, no refit (its parent refits)."""
     plain = validate_tune(plain)
     quiet_logs()
-    with STOP.installed():
+    with STOP.installed(), locked_out(plain, study_dir):
         study, sampler = open_for(plain, study_dir)
         trials_here(plain, study_dir, study, sampler, echo=False)
+
+
+@contextlib.contextmanager
+def locked_out(plain: dict, study_dir: Path) -> Iterator[None]:
+    """Any read or write of the study that another program's lock kept waiting past study.busy_timeout (opening it,
+    its report) ends as one line, StudyLocked, instead of Optuna's and SQLAlchemy's tracebacks."""
+    try:
+        yield
+    except Exception as err:
+        if isinstance(err, UserError) or not locked(err):
+            raise
+        raise locked_error(plain, study_dir) from None

@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.tuning.progress import best_value, trial_line
 from lego_vae.tuning.signals import STOP
+from lego_vae.tuning.storage import locked
 from lego_vae.tuning.trials import run_worker, settle_interrupted
 
 AUTO_GPU_WORKERS = 4  # study.workers=auto on a GPU that bench/gpu.py has not measured: at most this many
@@ -110,7 +111,12 @@ class Printer:
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def __call__(self) -> None:
-        trials = self.study.get_trials(deepcopy=False)
+        try:
+            trials = self.study.get_trials(deepcopy=False)
+        except Exception as err:
+            if locked(err):  # another program holds the study's file: the workers meet it too, and say so
+                return
+            raise
         new = sorted((t for t in trials if t.state.is_finished() and t.number not in self.seen),
                      key=lambda t: (t.datetime_complete or datetime.max, t.number))
         for t in new:

@@ -189,7 +189,7 @@ from pathlib import Path
 import optuna
 from lego_vae.tuning.storage import make_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0, "busy_timeout": 120}}
 study = optuna.load_study(study_name="claims", storage=make_storage(plain, Path(sys.argv[1])))
 while time.time() < float(sys.argv[2]):
     time.sleep(0.01)
@@ -210,7 +210,7 @@ def test_two_workers_never_claim_the_same_queued_trial(tmp_path) -> None:
     # on SQLite that must be one transaction, or two workers starting together both run the same trial.
     from lego_vae.tuning.storage import make_storage
 
-    plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0}}
+    plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0, "busy_timeout": 120}}
     study = optuna.create_study(study_name="claims", storage=make_storage(plain, tmp_path))
     for i in range(40):
         study.enqueue_trial({"x": float(i)})
