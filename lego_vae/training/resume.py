@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lego_vae.commandline import override
 from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import load_checkpoint
@@ -72,7 +73,7 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
         key = "trainer.max_steps" if steps else "trainer.max_epochs"
         raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} {unit}s already; pass "
                         f"{key}={done + 1} or more to train it further (python -m lego_vae.evaluate "
-                        f"checkpoint={ckpt_path} evaluates it as it is)")
+                        f"{override('checkpoint', ckpt_path)} evaluates it as it is)")
     changed = changed_training_settings(with_defaults(ckpt["hyper_parameters"]["config"]), plain)
     if not changed:
         return None

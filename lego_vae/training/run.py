@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
+from lego_vae.commandline import override
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import NonFiniteLoss, UserError
@@ -88,7 +89,7 @@ def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_fr
     if ckpt is None:
         return f"{err}; no checkpoint was written before it; {tip}"
     epoch = int(load_checkpoint(ckpt).get("epoch", -1)) + 1
-    return (f"{err}; the last finite checkpoint is {ckpt} (epoch {epoch}): resume from it with ckpt_path={ckpt}; "
+    return (f"{err}; the last finite checkpoint is {ckpt} (epoch {epoch}): resume from it with {override('ckpt_path', ckpt)}; "
             f"{tip}")
 
 
@@ -103,7 +104,7 @@ def check_checkpoint_folder(run_dir: Path, ckpt_path: Path | None) -> None:
     held = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
     if held and (ckpt_path is None or ckpt_path.resolve().parent != folder.resolve()):
         raise UserError(f"{folder} already holds {', '.join(held)} of an earlier run: resume it with "
-                        f"ckpt_path={folder / 'last.ckpt'}, or train into another folder (hydra.run.dir=...)")
+                        f"{override('ckpt_path', folder / 'last.ckpt')}, or train into another folder (hydra.run.dir=...)")
 
 
 def train(

@@ -13,6 +13,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.commandline import command
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
@@ -34,12 +35,16 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
 
 
 def train_command(plain: dict, overrides: Sequence[str], hidden: int, latent: int) -> str:
-    """The `python train.py ...` command that reproduces the refit of a pair."""
+    """The `python train.py ...` command that reproduces the refit of a pair, to paste into bash as it is.
+
+    overrides: tune.py's command-line overrides as Hydra got them (in its grammar: a value it needed quoted was
+    quoted); each is quoted for bash, so a path with a space, an ü, parentheses or a comma reaches train.py unchanged.
+    """
     keep = [o for o in overrides
             if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in (*TUNE_ONLY_KEYS, "hydra")
             and not o.startswith(("model.hidden=", "model.latent=", "trainer.max_epochs="))]
-    return " ".join(["python train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}",
-                     f"trainer.max_epochs={plain['refit']['epochs']}"])
+    return command(["python", "train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}",
+                    f"trainer.max_epochs={plain['refit']['epochs']}"])
 
 
 def bound_note(plain: dict, params: dict) -> str | None:

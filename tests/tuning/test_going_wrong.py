@@ -1,15 +1,23 @@
-"""tune.py when something goes wrong: the study's file locked by another program (#25)."""
+"""tune.py when something goes wrong: the study's file locked by another program, the printed commands (#25)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
-from optuna.trial import TrialState
+import yaml
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState, create_trial
 
 from lego_vae.cli import run_app
+from lego_vae.config import validate_tune
+from lego_vae.errors import UserError
+from lego_vae.training.run import check_checkpoint_folder
 from lego_vae.tuning import objective
+from lego_vae.tuning.results import write_best
 from lego_vae.tuning.study import tune
+from tests.conftest import ROOT
 from tests.tuning.test_tuning import TUNE_TINY, _load
 
 # Another program (a database browser, optuna-dashboard) holding the study's SQLite file: a real lock, from another
@@ -98,6 +106,39 @@ def test_a_study_locked_by_another_program_is_one_line_and_loses_nothing(make_cf
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and study.trials[1].params in [t.params for t in complete]
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+def test_the_printed_commands_run_as_printed_for_any_path(make_cfg, tmp_path) -> None:
+    # best.yaml's `python train.py ...` and the `ckpt_path=...` hint, pasted into bash for real: a path with a space,
+    # an ü, parentheses, a comma and a $ reaches train.py unchanged. Before, bash split the line at the space (and
+    # expanded $x), and Hydra read the comma as a sweep and refused the ü and the parentheses.
+    weird = tmp_path / "a run ü (1),c $x"
+    # tune.py's overrides as Hydra got them: the user quoted these values for Hydra (and the shell), or Hydra refused.
+    overrides = [f"data.cache_dir='{weird / 'cache'}'", f"paths.output_root='{weird / 'outputs'}'", "data.image_size=16"]
+    plain = validate_tune(make_cfg(*overrides, config_name="tune"))
+    assert plain["data"]["cache_dir"] == str(weird / "cache")
+    study = optuna.create_study()
+    space = {"hidden": IntDistribution(16, 64), "latent": IntDistribution(2, 8)}
+    study.add_trial(create_trial(params={"hidden": 40, "latent": 5}, distributions=space, value=1.0))
+    best = yaml.safe_load(write_best(study, plain, tmp_path, overrides, None).read_text())
+
+    folder = weird / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "last.ckpt").write_bytes(b"")
+    with pytest.raises(UserError) as err:
+        check_checkpoint_folder(weird / "run", None)
+    hint = str(err.value).split("resume it with ")[1].split(", or train into")[0]
+
+    # `python` in the pasted line is this interpreter; --cfg job prints the config train.py composed, and stops.
+    script = f'python() {{ "$0" "$@"; }}; {best["command"]} {hint} --cfg job'
+    proc = subprocess.run(["bash", "-c", script, sys.executable], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = yaml.safe_load(proc.stdout)
+    assert job["data"]["cache_dir"] == str(weird / "cache") and job["paths"]["output_root"] == str(weird / "outputs")
+    assert job["ckpt_path"] == str(folder / "last.ckpt")
+    assert (job["model"]["hidden"], job["model"]["latent"], job["data"]["image_size"]) == (40, 5, 16)
+    assert job["trainer"]["max_epochs"] == plain["refit"]["epochs"]
 
 
 if __name__ == "__main__":
