@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lego_vae.data.download import fetch_lego_faces
 from lego_vae.data.folder import READING_VERSION, find_images, load_folder
+from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 
@@ -120,6 +121,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         url: str | None = None,
         blob: str | None = None,
         extra_train_faces: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
         self.source, self.root, self.image_size, self.num_images = source, root, image_size, num_images
@@ -128,6 +130,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         # Synthetic only: faces rendered after the num_images ones (renderer indices num_images, ...), all in
         # the train split, so validation and test stay exactly the faces of num_images alone.
         self.extra_train_faces = extra_train_faces
+        self.max_pixels = max_pixels  # photo sources: an image of more pixels is skipped before decoding
         self.images: Tensor | None = None
         self.names: list[str] = []
         self.split_indices: dict[str, Tensor] = {}
@@ -150,7 +153,7 @@ class LegoFacesDataModule(L.LightningDataModule):
 
     def _key(self) -> dict:
         """What the cached tensor depends on: the source and its parameters, the size, and for photo sources
-        the rules of which files are read and kept (folder.READING_VERSION)."""
+        the rules of which files are read and kept (folder.READING_VERSION, max_pixels)."""
         key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
         if self.source == "synthetic":
             key["seed"] = self.seed
@@ -158,6 +161,7 @@ class LegoFacesDataModule(L.LightningDataModule):
                 key["extra_train"] = self.extra_train_faces
             return key
         key["reading"] = READING_VERSION
+        key["max_pixels"] = self.max_pixels
         if self.source == "folder":
             root = Path(str(self.root)).expanduser().resolve()
             files = find_images(root)
@@ -187,7 +191,8 @@ class LegoFacesDataModule(L.LightningDataModule):
             root = fetch_lego_faces(str(self.url), str(self.blob), self.cache_dir)
         if root is None:
             raise UserError("data.root: the folder source needs a path (data.root=/path/to/images)")
-        pixels, names = load_folder(Path(str(root)).expanduser(), self.image_size, limit=self.num_images)
+        pixels, names = load_folder(Path(str(root)).expanduser(), self.image_size, limit=self.num_images,
+                                    max_pixels=self.max_pixels)
         return pixels, names, None
 
     def prepare_data(self) -> None:
