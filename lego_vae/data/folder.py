@@ -108,8 +108,9 @@ def scan_folder(root: str | os.PathLike[str]) -> Listing:
             dirnames[:] = kept
             for name in filenames:
                 path = here / name
-                if path.is_symlink() and not path.exists():
-                    # os.walk lists a broken link among the files, whatever it pointed to.
+                if path.is_symlink() and not os.path.exists(path):
+                    # os.walk lists a broken link among the files, whatever it pointed to; os.path.exists is
+                    # False, not an error, for a link to itself or to a place this user may not look into.
                     if not is_skipped(name):
                         out.broken.append(f"{rel(path)} -> {os.readlink(path)}")
                     continue
@@ -117,7 +118,7 @@ def scan_folder(root: str | os.PathLike[str]) -> Listing:
                     continue
                 if is_skipped(name):
                     out.skipped.append(rel(path))
-                elif path.is_file():
+                elif os.path.isfile(path):
                     # Sort by the '/'-joined relative name so the order is the same on every platform.
                     found.append((rel(path), path))
                     if through_link or path.is_symlink():
