@@ -8,7 +8,10 @@ returned) exits with the worst status of the jobs that failed, after one line li
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +78,19 @@ def _fail(message: str, status: int) -> None:
     print(f"error: {job.name()}: {message}", file=sys.stderr, flush=True)
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warning_line(show: Callable[..., None], message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Our own warnings (a skipped image, a link not followed, ...) as one `warning: <message>` line on stderr;
+    any other library's as show (Python's way) prints them."""
+    if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(_PACKAGE):
+        print(f"warning: {message}", file=file or sys.stderr, flush=True)
+    else:
+        show(message, category, filename, lineno, file, line)
+
+
 def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call fn; a UserError becomes `error: <message>` on stderr and exit status 2, with no traceback.
 
@@ -84,7 +100,9 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     exits non-zero at the end.
     """
     try:
-        return fn(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_warning_line, warnings.showwarning)
+            return fn(*args, **kwargs)
     except UserError as err:
         _fail(str(err), 2)
     except Interrupted as err:

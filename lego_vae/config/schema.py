@@ -26,6 +26,7 @@ from lego_vae.config.choices import (
     SOURCES,
 )
 from lego_vae.config.fields import anything, choice, flag, integer, integers, number, text
+from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
 
 
@@ -43,6 +44,7 @@ class DataConfig:
     url: str | None = text(optional=True)
     blob: str | None = text(optional=True)
     extra_train_faces: int = integer(0)
+    max_pixels: int = integer(1, PILLOW_MAX_PIXELS)
 
     @staticmethod
     def check(data: dict, root: dict, prefix: str = "data") -> None:

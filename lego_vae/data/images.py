@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -12,6 +16,14 @@ from PIL import Image, ImageOps
 from lego_vae.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# The most pixels decoded by default (data.max_pixels): Pillow's own decompression-bomb threshold, past which it
+# warns. Decoding takes about 23 bytes a pixel at its peak (the RGBA copies of compositing), so 2 GB here.
+DEFAULT_MAX_PIXELS = 89_478_485
+# Pillow refuses to open an image of more pixels than this (DecompressionBombError), whatever our limit.
+PILLOW_MAX_PIXELS = 2 * DEFAULT_MAX_PIXELS
+# Pillow's DecompressionBombError names the pixel count (its size is gone with the refused image).
+_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 
 # Modes whose samples do not fit Pillow's 8-bit conversions: convert("L") clips them at 255 instead of scaling.
 _WIDE_INT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -24,6 +36,24 @@ _DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, Imag
 
 class UnreadableImageError(UserError):
     """An image file that cannot be opened or fully decoded."""
+
+
+class TooLargeImageError(UnreadableImageError):
+    """An image whose header gives more pixels than the limit: refused before any pixel is decoded.
+
+    pixels: its width times height; size: (width, height), or None when Pillow refused to open it (its
+    own limit) and only the pixel count is known; limit and key: the limit and the setting that holds it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], pixels: int, size: tuple[int, int] | None, limit: int,
+                 key: str) -> None:
+        self.pixels, self.size, self.limit, self.key = pixels, size, limit, key
+        super().__init__(f"cannot read image '{os.fspath(path)}': {self.reason()}")
+
+    def reason(self) -> str:
+        """'14000 x 14000 = 196,000,000 pixels, over the limit of 89,478,485 (data.max_pixels)'."""
+        dims = f"{self.size[0]} x {self.size[1]} = " if self.size else ""
+        return f"{dims}{self.pixels:,} pixels, over the limit of {self.limit:,} ({self.key})"
 
 
 def _check_size(size: int) -> None:
@@ -82,16 +112,57 @@ def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square, dtype=np.uint8).copy()
 
 
-def load_image(path: str | os.PathLike[str], size: int) -> np.ndarray:
-    """Decode one image file fully (raise on truncated/corrupt data) and return to_rgb_square of it."""
+@contextmanager
+def open_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS,
+               key: str = "data.max_pixels") -> Iterator[Image.Image]:
+    """The image at path, opened (header read, no pixel decoded yet) with no more than max_pixels pixels.
+
+    The one place every image a user gives is opened (the data sources, generate's a, b and inputs, the
+    explorer's uploads): an image over the limit raises TooLargeImageError (naming key, the setting of the
+    limit) before its pixels take any memory, and Pillow's DecompressionBombWarning, which only repeats
+    what this check says, never reaches the user. Raises UnreadableImageError for a file that is no image.
+    """
+    try:
+        # Scoped to this file's reading: Pillow warns at open() for images above its threshold, which our
+        # own limit then refuses or, when a user raised it, allows on purpose.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        found = _BOMB_PIXELS.search(str(exc))
+        pixels = int(found.group(1)) if found else PILLOW_MAX_PIXELS + 1
+        raise TooLargeImageError(path, pixels, None, min(max_pixels, PILLOW_MAX_PIXELS), key) from None
+    except _DECODE_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise TooLargeImageError(path, width * height, (width, height), max_pixels, key)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # crop and transpose check again
+            yield img
+
+
+def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> UnreadableImageError:
+    """The one-line error for a file Pillow could not open or decode: the path and Pillow's reason."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return UnreadableImageError(f"cannot read image '{os.fspath(path)}': {reason}")
+
+
+def load_image(path: str | os.PathLike[str], size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+               key: str = "data.max_pixels") -> np.ndarray:
+    """Decode one image file fully and return to_rgb_square of it, upright by its EXIF orientation.
+
+    Raises TooLargeImageError for more than max_pixels pixels (before decoding, see open_image) and
+    UnreadableImageError for a file that is no image, truncated or corrupt.
+    """
     # Checked before the try so a caller's bad size is not mistaken for a bad file.
     _check_size(size)
-    try:
-        with Image.open(path) as img:
+    with open_image(path, max_pixels, key) as img:
+        try:
             # open() only reads the header; load() decodes every byte so truncation surfaces here.
             img.load()
             upright = ImageOps.exif_transpose(img)
             return to_rgb_square(upright, size)
-    except _DECODE_ERRORS as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UnreadableImageError(f"cannot read image '{os.fspath(path)}': {reason}") from exc
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(path, exc) from exc

@@ -115,13 +115,16 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     vae, config, fitted = load_model(plain["checkpoint"], device)
     prior = chosen_prior(plain["prior"], fitted, plain["checkpoint"])
     size, steps, gen = config["data"]["image_size"], plain["steps"], torch.Generator().manual_seed(plain["seed"])
+    max_pixels = config["data"]["max_pixels"]
     z = sample_latents(vae.latent, plain["n"] ** 2, prior, plain["temperature"], generator=gen)
     written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain["n"])]
 
     datamodule = LegoFacesDataModule.ready(config["data"])
     test = datamodule.split_images("test")
     if plain.get("a") is not None:
-        a, b = (to_float(torch.from_numpy(load_image(plain[k], size)).permute(2, 0, 1), vae) for k in ("a", "b"))
+        # The training run's data.max_pixels (today's default for a checkpoint older than the key).
+        a, b = (to_float(torch.from_numpy(load_image(plain[k], size, max_pixels)).permute(2, 0, 1), vae)
+                for k in ("a", "b"))
         pairs = [(a, b)]
     else:
         pairs = random_pairs(datamodule, plain["pairs"], gen, vae)
@@ -145,7 +148,7 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
         print(f"classes.png: test faces above their reconstructions, {c['factor']}: {', '.join(shown)}", flush=True)
 
     if plain.get("inputs"):
-        pixels, _ = load_folder(plain["inputs"], size)
+        pixels, _ = load_folder(plain["inputs"], size, max_pixels=max_pixels)
         inputs = to_float(torch.from_numpy(pixels).permute(0, 3, 1, 2), vae)
         recon = torch.cat([vae.reconstruct(chunk) for chunk in inputs.split(256)])
         per_row = min(len(inputs), plain["n"])

@@ -7,17 +7,21 @@ decode safely with a one-line UserError the app shows in the page.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from lego_vae.config.choices import PRIORS
 from lego_vae.data.datamodule import LegoFacesDataModule
-from lego_vae.data.images import IMAGE_SUFFIXES, UnreadableImageError, load_image
+from lego_vae.data.images import (
+    IMAGE_SUFFIXES,
+    TooLargeImageError,
+    UnreadableImageError,
+    load_image,
+    open_image,
+)
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.model.checkpoints import checkpoint_file, chosen_prior, load_model
@@ -41,19 +45,15 @@ def read_upload(path: str | Path, size: int, max_pixels: int) -> Tensor:
     if path.stat().st_size == 0:
         raise UserError(f"'{name}' is empty (0 bytes)")
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except Image.DecompressionBombError:  # Pillow's own limit, far above ours: refused before we see the size
-        raise UserError(f"'{name}' has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; the explorer decodes at most "
-                        f"{max_pixels:,} pixels (max_pixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError, struct.error):
+        with open_image(path, max_pixels, "max_pixels"):
+            pass  # the header only: a file that is no image, or too large, is told apart from a damaged one
+    except TooLargeImageError as err:
+        raise UserError(f"'{name}' is {err.reason()}") from None
+    except UnreadableImageError:
         kinds = " ".join(IMAGE_SUFFIXES)
         raise UserError(f"'{name}' is not an image the explorer can read (it reads {kinds})") from None
-    if width * height > max_pixels:
-        raise UserError(f"'{name}' is {width} x {height} = {width * height:,} pixels; the explorer decodes at most "
-                        f"{max_pixels:,} pixels (max_pixels)")
     try:
-        pixels = load_image(path, size)
+        pixels = load_image(path, size, max_pixels, "max_pixels")
     except UnreadableImageError as err:  # truncated or corrupt; name the upload, not the server's temp path
         reason = " ".join(str(err.__cause__ or err).split())
         raise UserError(f"'{name}' cannot be read: {reason}") from None

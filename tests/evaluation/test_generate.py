@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from lego_vae.model.checkpoints import load_vae
 from lego_vae.model.vae import interpolate_latents
 from lego_vae.training.run import train
 from tests.conftest import ROOT
+from tests.data.helpers import black_png
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,24 @@ def test_morph_between_two_given_images(run_dir, tmp_path) -> None:
     Image.new("RGB", (25, 20), (90, 50, 30)).save(b)
     generate(_cfg(run_dir, a=str(a), b=str(b), **{"morph.mode": "slerp"}), tmp_path / "out")
     assert _size(tmp_path / "out" / "morph.png") == (5 * 18 + 2, 18 + 2)
+
+
+def test_inputs_in_a_linked_folder_are_read_and_a_huge_image_is_one_line(run_dir, tmp_path) -> None:
+    faces, elsewhere = tmp_path / "mine", tmp_path / "elsewhere"
+    for folder, n in ((faces, 2), (elsewhere, 3)):
+        folder.mkdir()
+        for i in range(n):
+            Image.fromarray(np.full((30, 40, 3), 40 * i + 20 * n, np.uint8)).save(folder / f"{i}.png")
+    (faces / "linked").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.warns(UserWarning, match="read 3 of 5 images .* through symbolic links"):
+        generate(_cfg(run_dir, inputs=str(faces)), tmp_path / "out")
+    assert _size(tmp_path / "out" / "reconstructions.png") == (3 * 18 + 2, 4 * 18 + 2)  # 5 inputs: 2 rows of pairs
+    huge = black_png(tmp_path / "scan.png", 11000, 11000)  # a few kB; 121 Mpx to decode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(UserError, match=r"'.*scan.png': 11000 x 11000 = 121,000,000 pixels, over the limit of "
+                                            r"89,478,485 \(data.max_pixels\)$"):
+            generate(_cfg(run_dir, a=str(huge), b=str(faces / "0.png")), tmp_path / "morph")
 
 
 def test_slerp_keeps_the_ends_and_the_norm() -> None:
