@@ -157,7 +157,7 @@ def test_a_file_rewritten_on_a_full_disk_keeps_its_good_version(small_disk, writ
     # metrics.json and the pictures used to be rewritten in place: a full disk left them empty or cut short.
     disk = small_disk("disk", 1024)
     write = {
-        "metrics.json": lambda path, n: write_json(path, {"values": list(range(n))}),
+        "metrics.json": lambda path, n: write_json(path, {"values": list(range(100 * n))}),
         "samples.png": lambda path, n: save_grid(torch.rand(n, 3, 16, 16), path, nrow=2),
         "morph.gif": lambda path, n: save_gif(torch.rand(n, 3, 16, 16), path),
     }[writer]
@@ -165,9 +165,9 @@ def test_a_file_rewritten_on_a_full_disk_keeps_its_good_version(small_disk, writ
     good = digest(path)
     fill(disk)
     with pytest.raises(OSError) as caught:
-        write(path, 64)  # larger than the first (noise does not compress): it cannot fit where the old one was
-    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(path)
+        write(path, 64)  # pages larger than the first (noise does not compress): it cannot fit where that was
     assert digest(path) == good
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(path)
     assert sorted(p.name for p in disk.iterdir()) == sorted([writer, "filler"])  # no temporary file left
 
 
