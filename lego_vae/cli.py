@@ -118,12 +118,13 @@ class OutputFolderCheck(Callback):
     PROBE_BYTES = 64 * 1024  # about what Hydra writes there (.hydra/*.yaml, the log's first lines)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.check(OmegaConf.select(config, "hydra.run.dir"))
+        self.check(OmegaConf.select(config, "hydra.run.dir"), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.check(OmegaConf.select(config, "hydra.sweep.dir"))
+        self.check(OmegaConf.select(config, "hydra.sweep.dir"), "hydra.sweep.dir")
 
-    def check(self, folder: str | None) -> None:
+    def check(self, folder: str | None, key: str) -> None:
+        """Exit with one line (status 2) if folder (Hydra's key) cannot be made or written."""
         if not folder:
             return
         probe = Path(folder) / ".lego-vae-write-check"
@@ -135,7 +136,7 @@ class OutputFolderCheck(Callback):
             if not is_storage_error(err):
                 raise
             path = Path(err.filename) if err.filename and Path(err.filename) != probe else Path(folder)
-            print(f"error: {storage_message(err, path)} (the output folder: hydra.run.dir=...)",
+            print(f"error: {storage_message(err, path)} (the output folder: {key}=...)",
                   file=sys.stderr)
             sys.exit(2)
 
