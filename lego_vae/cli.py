@@ -14,16 +14,19 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.conf import CONF_DIR
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
+from lego_vae.files import is_storage_error, storage_message, write_bytes
 
 
 @dataclass
@@ -94,6 +97,9 @@ def _warning_line(show: Callable[..., None], message: Warning | str, category: t
 def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call fn; a UserError becomes `error: <message>` on stderr and exit status 2, with no traceback.
 
+    So does a write the disk refused (a full disk, a read-only or forbidden folder): the file, the folder and its
+    free space in one line (lego_vae.files.storage_message).
+
     An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, and ends a
     multirun too; a failed worker of tune.py exits with status 1. In a multirun, a UserError or failed worker
     is `error: job N (overrides): <message>`, and returns None so that Hydra runs the next job; `finish`
@@ -105,12 +111,52 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             return fn(*args, **kwargs)
     except UserError as err:
         _fail(str(err), 2)
+    except OSError as err:
+        if not is_storage_error(err):
+            raise
+        # A write() that names no file (a library's own): the run's output folder is where it was writing.
+        unnamed = not (err.filename or err.filename2) and HydraConfig.initialized()
+        _fail(storage_message(err, HydraConfig.get().runtime.output_dir if unnamed else None), 2)
     except Interrupted as err:
         print(f"stopped: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)
     except WorkersFailed as err:
         _fail(str(err), 1)
     return None
+
+
+class OutputFolderCheck(Callback):
+    """A Hydra callback (each command's hydra.callbacks): an output folder that cannot be written is one line, exit 2.
+
+    Hydra creates the run's folder and writes its .hydra/ files before the command runs, outside run_app: a
+    read-only, forbidden or full folder there would be Hydra's traceback. This makes the folder and writes a
+    small file in it first; a refused write is `error: cannot write ...` (lego_vae.files.storage_message).
+    """
+
+    PROBE_BYTES = 64 * 1024  # about what Hydra writes there (.hydra/*.yaml, the log's first lines)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(OmegaConf.select(config, "hydra.run.dir"), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(OmegaConf.select(config, "hydra.sweep.dir"), "hydra.sweep.dir")
+
+    def check(self, folder: str | None, key: str) -> None:
+        """Exit with one line (status 2) if folder (Hydra's key) cannot be made or written."""
+        if not folder:
+            return
+        probe = Path(folder) / ".lego-vae-write-check"
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            write_bytes(probe, bytes(self.PROBE_BYTES))
+            probe.unlink()
+        except OSError as err:
+            if not is_storage_error(err):
+                raise
+            path = Path(err.filename) if err.filename and Path(err.filename) != probe else Path(folder)
+            print(f"error: {storage_message(err, path)} (the output folder: {key}=...)",
+                  file=sys.stderr)
+            sys.exit(2)
 
 
 def finish() -> None:

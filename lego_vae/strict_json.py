@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lego_vae.files import write_text
+
 
 def _non_finite(value: Any) -> bool:
     return (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
@@ -62,7 +64,6 @@ def dumps(data: Any, **kwargs: Any) -> str:
 
 
 def write_json(path: str | Path, data: Mapping[str, Any], indent: int | None = 2, **kwargs: Any) -> Path:
-    """Write data to path as strict JSON (see dumps), with a final newline; returns the path."""
-    path = Path(path)
-    path.write_text(dumps(data, indent=indent, **kwargs) + "\n")
-    return path
+    """Write data to path as strict JSON (see dumps), with a final newline, whole or not at all (a full disk leaves
+    the file that was there: lego_vae.files.write_text); returns the path."""
+    return write_text(path, dumps(data, indent=indent, **kwargs) + "\n")

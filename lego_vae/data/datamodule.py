@@ -19,6 +19,7 @@ from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load
 from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
+from lego_vae.files import save_torch, write_text
 
 SPLITS = ("train", "val", "test")
 TRAIN_ONLY = "train-"  # name prefix of the extra rendered faces (data.extra_train_faces): always in the train split
@@ -220,13 +221,11 @@ class LegoFacesDataModule(L.LightningDataModule):
         pixels, names, labels = self._decode()
         path.parent.mkdir(parents=True, exist_ok=True)
         images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save({"images": images, "names": names}, tmp)
+        # Each file whole or not at all (lego_vae.files): a killed run or a full disk never leaves half a cache
+        # behind; the labels first, so that a cache found complete has its labels.
         if labels is not None:
-            labels_tmp = tmp.with_suffix(".labels.tmp")
-            labels_tmp.write_text(json.dumps(labels, allow_nan=False))
-            os.replace(labels_tmp, path.with_suffix(".labels.json"))
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half cache behind
+            write_text(path.with_suffix(".labels.json"), json.dumps(labels, allow_nan=False))
+        save_torch({"images": images, "names": names}, path)
 
     def labels(self) -> list[dict] | None:
         """The factor labels of the synthetic faces (None for photo sources)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lego_vae.data.synthetic import FACTORS, render_faces
+from lego_vae.files import save_torch
 from lego_vae.model.inference import evaluating, float_batches
 
 JUDGE_SEED = 1_000_003  # the renderer set the judge trains on: never a VAE's data.seed
@@ -249,7 +249,6 @@ def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDG
                   "ceiling": attribute_accuracy(judge, held_images, held_labels),
                   "chance": chance_accuracy(held_labels)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"state_dict": judge.state_dict(), "meta": judge.meta}, tmp)
-    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written judge behind
+    # Whole or not at all (lego_vae.files): a killed run or a full disk never leaves a half-written judge behind.
+    save_torch({"state_dict": judge.state_dict(), "meta": judge.meta}, path)
     return judge, {**judge.meta, "loaded": False, "path": str(path)}

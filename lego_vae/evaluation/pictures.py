@@ -10,13 +10,15 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from lego_vae.evaluation.metrics import kl_per_dim
+from lego_vae.files import replacing
 from lego_vae.model.prior import sample_latents
 
 
 def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
     """Save images (N, 3, S, S) in [0, 1] as a PNG grid with nrow images per row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu().clamp(0, 1), path, nrow=nrow, padding=2, pad_value=1.0)
+    with replacing(path, keep_suffix=True) as tmp:  # whole or not at all: never a half picture over a good one
+        save_image(images.detach().float().cpu().clamp(0, 1), tmp, nrow=nrow, padding=2, pad_value=1.0)
     return path
 
 
@@ -33,7 +35,8 @@ def save_gif(frames: Tensor, path: Path, frame_ms: int = 120, scale: int = 1) ->
     images = [to_pil(f) for f in sequence]
     if scale > 1:
         images = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in images]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    with replacing(path, keep_suffix=True) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return path
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from PIL import UnidentifiedImageError
 
 from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.page import CSS, MISSING, SORT_JS, esc, figure_html, fmt, is_number
+from lego_vae.files import write_text
 
 CONFUSION_KEY = "attr_confusion_recon"  # shown as its own section, not as rows of the metrics table
 CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
@@ -223,17 +222,9 @@ def write_report(
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
             + "\n".join(body) + "\n</main></body></html>\n")
-    # Temporary name in the same folder, then an atomic rename: a reader never sees half a page. Opened with
-    # "x" rather than mkstemp so the file gets the umask's usual mode, not owner-only: reports are shared.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    # Temporary name in the same folder, then an atomic rename (lego_vae.files): a reader never sees half a page,
+    # a full disk never leaves one. Not mkstemp: the file gets the umask's usual mode, not owner-only: reports are shared.
+    return write_text(path, page)
 
 
 def read_curves(tb_dir: Path) -> list[dict]:

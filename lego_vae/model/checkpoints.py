@@ -7,6 +7,9 @@ config stored in the checkpoint, and the fitted prior if the run stored one.
 
 from __future__ import annotations
 
+import struct
+import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -14,20 +17,96 @@ import yaml
 
 from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
+from lego_vae.files import human_bytes
 from lego_vae.model.prior import GaussianMixturePrior, load_prior
 from lego_vae.model.vae import VAE, build_vae
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints/, in order of preference
 
 
+class DamagedCheckpoint(UserError):
+    """A checkpoint file torch wrote that is no longer whole: cut short (a full disk, a killed copy) or corrupted.
+
+    path: the file; why: what is wrong with it, e.g. 'truncated: 5.2 MB, its end is missing'.
+    """
+
+    def __init__(self, message: str, path: Path, why: str) -> None:
+        super().__init__(message)
+        self.path, self.why = path, why
+
+
+def looks_like_torch_file(head: bytes) -> bool:
+    """Whether a file's first bytes are those of torch.save's zip archive: a zip whose first entry is <name>/data.pkl."""
+    if len(head) < 30 or head[:4] != b"PK\x03\x04":
+        return False
+    name_length = struct.unpack("<H", head[26:28])[0]  # the zip local file header's name length
+    return head[30:30 + name_length].rsplit(b"/", 1)[-1] == b"data.pkl"
+
+
+def checkpoint_damage(path: str | Path) -> str | None:
+    """What is wrong with a torch checkpoint file that is no longer whole, or None.
+
+    'truncated: 5.2 MB, its end is missing' (the zip's directory, written last, is not there) or 'corrupted: <part>
+    fails its checksum'. None for an intact archive, and for a file that is not a torch checkpoint at all (a foreign
+    file is not damaged: load_checkpoint says what it is). Reads the whole file once (the zip's CRC-32 checks).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+        if not looks_like_torch_file(head):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError):
+        return f"truncated: {human_bytes(path.stat().st_size)}, its end is missing"
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    return f"corrupted: its part {bad} fails its checksum" if bad else None
+
+
+def intact_sibling(path: str | Path) -> Path | None:
+    """The other checkpoint of the same run folder (best.ckpt for last.ckpt and back) if it is there and whole."""
+    path = Path(path)
+    if path.name not in CHECKPOINT_NAMES:
+        return None
+    for name in CHECKPOINT_NAMES:
+        other = path.with_name(name)
+        if name != path.name and other.is_file() and checkpoint_damage(other) is None:
+            with open(other, "rb") as f:
+                if looks_like_torch_file(f.read(512)):
+                    return other
+    return None
+
+
+def damaged(path: Path, why: str, use: str = "use") -> DamagedCheckpoint:
+    """The one-line error for a damaged checkpoint: what is wrong, and the way out (an intact sibling, or delete it).
+
+    use: how the message tells to use the sibling, e.g. 'use' or 'resume with ckpt_path='.
+    """
+    sibling = intact_sibling(path)
+    way_out = (f"its run's {sibling.name} is intact: {use} {sibling}, or delete the damaged file"
+               if sibling is not None else "delete it (nothing else in its folder is intact: train again)")
+    return DamagedCheckpoint(f"checkpoint: '{path}' is damaged ({why}; a write cut short, e.g. by a full disk or a "
+                             f"killed copy); {way_out}", path, why)
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a lego-vae checkpoint with weights_only=True; one-line UserError for a missing or foreign file."""
+    """Load a lego-vae checkpoint with weights_only=True.
+
+    Raises UserError (one line) for a missing, unreadable or foreign file, and DamagedCheckpoint (a UserError) for
+    a torch checkpoint that is truncated or corrupted, naming the way out.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint: no such file '{path}' (expected a .ckpt written by train.py)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise UserError(f"checkpoint: cannot read '{path}': {err.strerror or err}") from None
     except Exception as err:
+        if why := checkpoint_damage(path):
+            raise damaged(path, why) from None
         raise UserError(f"checkpoint: '{path}' is not a lego-vae checkpoint ({type(err).__name__}); "
                         "expected a .ckpt written by train.py") from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, dict) else None
@@ -59,8 +138,9 @@ def study_refit_run(study_dir: str | Path) -> Path | None:
 def checkpoint_file(path: str | Path) -> Path:
     """A .ckpt file as given, a run folder's best (else last) checkpoint, or a study folder's refit's.
 
-    Raises UserError for a folder that holds none of these. A file path is returned unchecked:
-    load_checkpoint says what is wrong with it.
+    A run folder whose best.ckpt is damaged (truncated, corrupted) but whose last.ckpt is whole gives last.ckpt,
+    with a `warning:` line on stderr naming both. Raises UserError for a folder that holds none of these. A file
+    path is returned unchecked: load_checkpoint says what is wrong with it.
     """
     path = Path(path).expanduser()
     if path.is_dir() and not (path / "checkpoints").is_dir():
@@ -68,9 +148,18 @@ def checkpoint_file(path: str | Path) -> Path:
         if refit is not None:
             path = refit
     if path.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
+        found = [path / "checkpoints" / name for name in CHECKPOINT_NAMES if (path / "checkpoints" / name).is_file()]
+        skipped: list[tuple[Path, str]] = []  # (a damaged checkpoint passed over, what is wrong with it)
+        for candidate in found:
+            if (why := checkpoint_damage(candidate)) is not None:
+                skipped.append((candidate, why))
+                continue
+            for damaged_path, damage in skipped:
+                print(f"warning: checkpoint: '{damaged_path}' is damaged ({damage}); using '{candidate}' instead "
+                      "(delete the damaged file to silence this)", file=sys.stderr, flush=True)
+            return candidate
+        if found:  # none is whole: load_checkpoint names the first as damaged, and the way out
+            return found[0]
         raise UserError(f"checkpoint={path}: a folder without checkpoints/best.ckpt or last.ckpt "
                         "(expected a train.py run folder or a tune.py study folder)")
     return path

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from lego_vae.errors import UserError
+from lego_vae.files import save_torch
 from lego_vae.model.inference import posterior
 
 CHECKPOINT_KEY = "prior"
@@ -126,13 +127,11 @@ def load_prior(checkpoint: dict) -> GaussianMixturePrior | None:
 
 
 def store_prior(path: str | Path, prior: GaussianMixturePrior) -> None:
-    """Add the prior to a checkpoint file in place (written to a temporary file, then renamed)."""
+    """Add the prior to a checkpoint file in place: whole or not at all (lego_vae.files.save_torch)."""
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint[CHECKPOINT_KEY] = prior.state()
-    tmp = path.with_suffix(".ckpt.tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)
+    save_torch(checkpoint, path)
 
 
 def sample_latents(latent: int, n: int, prior: GaussianMixturePrior | None = None, temperature: float = 1.0,

@@ -8,7 +8,7 @@ from pathlib import Path
 from lego_vae.commandline import override
 from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
-from lego_vae.model.checkpoints import load_checkpoint
+from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
 from lego_vae.training.lit import LRFactor
 
 IGNORED_DATA_KEYS = ("cache_dir",  # where the cache lives does not change the data
@@ -32,19 +32,47 @@ def same_run_setup(a: dict, b: dict) -> bool:
 
 
 def find_last_checkpoint(plain: dict, run_dir: Path) -> Path:
-    """The newest last.ckpt under paths.output_root (or run_dir) of a run with the same data and model."""
+    """The newest last.ckpt under paths.output_root (or run_dir) of a run with the same data and model.
+
+    Foreign files are passed over; a damaged (truncated, corrupted) last.ckpt newer than the one found is not: it
+    may be the very run meant, so DamagedCheckpoint (a UserError) names it and the ways out.
+    """
     roots = {run_dir, Path(plain.get("paths", {}).get("output_root", "outputs"))}
     found = {p.resolve() for root in roots if root.exists() for p in root.glob("**/checkpoints/last.ckpt")}
+    newest_damaged: DamagedCheckpoint | None = None
+    chosen = None
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             stored = with_defaults(load_checkpoint(path)["hyper_parameters"]["config"])
+        except DamagedCheckpoint as err:
+            newest_damaged = newest_damaged or err
+            continue
         except UserError:
             continue
         if same_run_setup(stored, plain):
-            return path
+            chosen = path
+            break
+    if newest_damaged is not None:
+        raise damaged_last(newest_damaged, chosen)
+    if chosen is not None:
+        return chosen
     where = " or ".join(sorted(f"'{r}'" for r in map(str, roots)))
     raise UserError(f"ckpt_path=last: no last.ckpt of a run with this data and model under {where}; "
                     "pass ckpt_path=/path/to/checkpoints/last.ckpt")
+
+
+def damaged_last(err: DamagedCheckpoint, older: Path | None) -> DamagedCheckpoint:
+    """ckpt_path=last's error for a damaged newest last.ckpt: its run's intact best.ckpt, the next newest matching
+    last.ckpt, or a fresh start, each as the ckpt_path to pass."""
+    ways = []
+    if (sibling := intact_sibling(err.path)) is not None:
+        ways.append(f"resume its run from its intact best.ckpt with ckpt_path={sibling}")
+    if older is not None:
+        ways.append(f"resume the next newest run of this data and model with ckpt_path={older}")
+    ways.append("delete it" + (" (ckpt_path=last then finds that one)" if older is not None else
+                               " and train from the start (no ckpt_path)"))
+    return DamagedCheckpoint(f"ckpt_path=last: the newest last.ckpt, '{err.path}', is damaged ({err.why}); "
+                             + "; or ".join(ways), err.path, err.why)
 
 
 def _get(config: dict, dotted: str) -> object:

@@ -22,6 +22,7 @@ from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import NonFiniteLoss, UserError
 from lego_vae.evaluation.run import evaluate_run
+from lego_vae.files import write_text
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.lit import LitVAE
@@ -145,7 +146,7 @@ def train(
               f"-> {run_dir}", flush=True)
     if plan is not None:  # the settings a resume changed, and the lr it goes on at
         print(plan, flush=True)
-    OmegaConf.save(OmegaConf.create(plain), run_dir / "config.yaml")
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(plain)))  # whole or not at all
 
     model = LitVAE(plain)
     trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints, tb_dir=tb_dir,

@@ -6,12 +6,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 
+from lego_vae.errors import UserError
+from lego_vae.files import is_storage_error, save_torch, storage_message
 from lego_vae.training.callbacks import PlainProgress, StopOnNonFiniteLoss, TensorBoardPictures
 from lego_vae.training.lit import fused_adam
 
@@ -30,6 +34,32 @@ def quiet_adverts() -> None:
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, NoAdverts) for f in log.filters):
         log.addFilter(NoAdverts())
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, each checkpoint written whole or not at all (lego_vae.files.save_torch).
+
+    Lightning's own writes to a temporary file in /tmp and moves it: where /tmp is another file system the move is a
+    copy that truncates the old checkpoint first, and a full disk leaves a partial file under its name. Here the
+    temporary file is beside the checkpoint and renamed over it. A write the disk refuses (full, read-only) raises
+    UserError: the file, the folder's free space and the checkpoints it still holds, intact.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__}.save_checkpoint takes no storage_options; got {storage_options!r}")
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_torch(checkpoint, path)
+        except OSError as err:
+            if not is_storage_error(err):
+                raise
+            kept = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
+            resume = path.parent / "last.ckpt"
+            tail = (f"; kept intact: {', '.join(kept)}" + (f" (resume with ckpt_path={resume})" if resume.is_file() else "")
+                    if kept else "")
+            raise UserError(f"checkpoint: {storage_message(err, path)}{tail}") from None
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
@@ -134,4 +164,5 @@ def build_trainer(
         enable_model_summary=bar and checkpoints,  # a trial (no checkpoints) prints none: N workers would print N
         num_sanity_val_steps=0,  # validation runs after every epoch anyway
         default_root_dir=str(run_dir),
+        plugins=[SafeCheckpointIO()],  # whole checkpoints or none: never a partial one over a good one
     )

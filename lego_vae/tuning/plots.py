@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.files import replacing
 
 FIGSIZE = (8.0, 5.0)
 TALL_FIGSIZE = (8.0, 7.0)
@@ -126,10 +127,11 @@ def _figure(size: tuple[float, float] = FIGSIZE) -> Figure:
 
 def _save(fig: Figure, path: Path) -> Path:
     # Via a temporary name: workers sharing a study folder never read a half-written PNG.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    fig.clear()
-    os.replace(tmp, path)
+    try:
+        with replacing(path, keep_suffix=True) as tmp:
+            fig.savefig(tmp)
+    finally:
+        fig.clear()
     return path
 
 

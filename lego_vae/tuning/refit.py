@@ -9,6 +9,8 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from lego_vae.errors import UserError
+from lego_vae.model.checkpoints import checkpoint_damage, intact_sibling
 from lego_vae.training.run import train_and_evaluate
 from lego_vae.tuning.config import train_overrides
 
@@ -45,7 +47,8 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
     """Train the best pair for refit.epochs exactly as train.py would; return its run folder and test metrics.
 
     A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
-    from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial.
+    from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial. Raises UserError
+    when that last.ckpt is damaged (truncated, corrupted), naming it and the ways out.
     """
     cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
     cfg["trainer"]["max_epochs"] = plain["refit"]["epochs"]
@@ -55,6 +58,12 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
         print(f"refit: already done in {run_dir}", flush=True)
         metrics = json.loads(done.read_text())
     else:
+        if last.exists() and (why := checkpoint_damage(last)) is not None:
+            sibling = intact_sibling(last)
+            keep = (f"copy its intact best.ckpt over it (cp {sibling} {last}) to resume from that epoch, or "
+                    if sibling is not None else "")
+            raise UserError(f"refit: '{last}' is damaged ({why}), so the refit of trial {best.number} cannot resume "
+                            f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg["ckpt_path"] = str(last) if last.exists() else None
         print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
               f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lego_vae.commandline import command
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
+from lego_vae.files import write_text
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.proposer import distributions
@@ -71,9 +71,7 @@ def write_best(study: optuna.Study, plain: dict, study_dir: Path, overrides: Seq
     if refit is not None:
         info["refit"] = refit
     path = study_dir / "best.yaml"
-    tmp = path.with_name(f".best.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
-    os.replace(tmp, path)  # workers sharing the folder never read half a file
+    write_text(path, yaml.safe_dump(info, sort_keys=False))  # whole: workers sharing the folder never read half a file
     return path
 
 

@@ -27,6 +27,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
+from lego_vae.files import is_storage_error, storage_message
 from lego_vae.tuning.progress import best_value, trial_line
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import locked
@@ -183,6 +184,11 @@ def main() -> None:
         run_worker(job["plain"], Path(job["study_dir"]))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a write the disk refused (full, read-only): one line, as the command says it
+        if not is_storage_error(err):
+            raise
+        print(f"error: {storage_message(err)}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as err:
         sys.exit(128 + err.signum)  # the parent says what happened, once
