@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.conf import CONF_DIR
-from lego_vae.errors import Interrupted, UserError, WorkersFailed
+from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
 
@@ -100,6 +100,8 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     So does a write the disk refused (a full disk, a read-only or forbidden folder): the file, the folder and its
     free space in one line (lego_vae.files.storage_message).
 
+    Running out of memory (any device, lego_vae.errors.out_of_memory) is one line and exit status 1.
+
     An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, and ends a
     multirun too; a failed worker of tune.py exits with status 1. In a multirun, a UserError or failed worker
     is `error: job N (overrides): <message>`, and returns None so that Hydra runs the next job; `finish`
@@ -122,6 +124,14 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         sys.exit(128 + err.signum)
     except WorkersFailed as err:
         _fail(str(err), 1)
+    except Exception as err:
+        # Every way torch runs out of memory (lego_vae.errors.out_of_memory), in a run of train.py, the refit,
+        # evaluate or generate: one line with what to lower. A trial of tune.py records it instead and goes on.
+        reason = out_of_memory(err)
+        if reason is None:
+            raise
+        _fail(f"{reason}; lower data.batch_size, data.image_size or model.hidden (or run on a device with more "
+              "memory)", 1)
     return None
 
 

@@ -480,3 +480,30 @@ def test_a_folder_with_another_runs_checkpoints_is_refused_and_kept(make_cfg, tm
     assert got["epochs"] == 2 and sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert got["best_checkpoint"] == str(folder / "best.ckpt")
     assert load_checkpoint(folder / "last.ckpt")["epoch"] == 1
+
+
+def test_a_run_out_of_memory_is_one_line(make_cfg, tmp_path, monkeypatch, capsys) -> None:
+    # A train.py run (or the refit, evaluate, generate) that ran out of memory used to end in a traceback: the CPU
+    # allocator raises a plain RuntimeError. Now: one line with what to lower, exit status 1, for each way torch runs out.
+    from lego_vae.cli import run_app
+    from lego_vae.model.vae import VAE
+    from lego_vae.training.run import train
+
+    def cpu_allocator(self, x):
+        torch.empty(1 << 50, dtype=torch.uint8)  # a real allocation of 1 PiB: the CPU allocator refuses at once
+
+    def cuda(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB.")
+
+    for way, expected in ((cpu_allocator, "DefaultCPUAllocator: can't allocate memory"),
+                          (cuda, "CUDA out of memory. Tried to allocate 20.00 GiB.")):
+        monkeypatch.setattr(VAE, "forward", way)
+        with pytest.raises(SystemExit) as caught:
+            run_app(train, make_cfg("trainer.max_epochs=1"), tmp_path / way.__name__)
+        assert caught.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: out of memory: ") and expected in err[0], err
+        assert "lower data.batch_size" in err[0]
+    monkeypatch.setattr(VAE, "forward", lambda self, x: (_ for _ in ()).throw(RuntimeError("a bug of ours")))
+    with pytest.raises(RuntimeError, match="a bug of ours"):  # any other error is not hidden as out of memory
+        run_app(train, make_cfg("trainer.max_epochs=1"), tmp_path / "bug")
