@@ -12,7 +12,12 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lego_vae.training.callbacks import PlainProgress, StopOnNonFiniteLoss, TensorBoardPictures
+from lego_vae.training.callbacks import (
+    PlainProgress,
+    StopOnNonFiniteLoss,
+    TensorBoardPictures,
+    ValidateAtLastStep,
+)
 from lego_vae.training.lit import fused_adam
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
@@ -95,6 +100,7 @@ def build_trainer(
             seed=plain["seed"],
         ),
         *(c for c in callbacks if not isinstance(c, StopOnNonFiniteLoss)),
+        ValidateAtLastStep(),  # a validation at the last step, so that the run's end has its val/loss
     ]
     if checkpoints:
         all_callbacks += [
