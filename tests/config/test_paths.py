@@ -30,7 +30,7 @@ TRAIN_PATHS = {"data.root": "faces", "data.cache_dir": "cache", "eval.inception_
 # Every path key of every command, as given relative on its command line.
 COMMANDS = {
     "train": (TrainConfig, ["data=folder"], TRAIN_PATHS),
-    "tune": (TuneConfig, ["data=folder"], {**TRAIN_PATHS, "ckpt_path": None, "study.storage": "studies/s.db"}),
+    "tune": (TuneConfig, ["data=folder"], {**TRAIN_PATHS, "study.storage": "studies/s.db"}),
     "evaluate": (EvaluateConfig, ["data=folder"], {**TRAIN_PATHS, "checkpoint": "runs/a", "out_dir": "again"}),
     "generate": (GenerateConfig, [], {"checkpoint": "runs/a", "a": "me.png", "b": "you.jpg", "inputs": "mine"}),
     "explore": (ExploreConfig, [], {"checkpoint": "runs/a/checkpoints/best.ckpt"}),
@@ -57,8 +57,7 @@ def get(plain: dict, key: str):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_relative_path_of_a_command_means_the_folder_it_was_typed_in(tmp_path, monkeypatch, command) -> None:
     schema, groups, given = COMMANDS[command]
-    given = {k: v for k, v in given.items() if v is not None}
-    assert path_keys(schema) - {"ckpt_path"} <= set(given)  # a new path key is tested here too
+    assert path_keys(schema) == set(given)  # a new path key is tested here too
     monkeypatch.chdir(tmp_path)
     overrides = [f"{k}={'sqlite:///' + v if k == 'study.storage' else v}" for k, v in given.items()]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
