@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
-from lego_vae.config.fields import anything, choice, flag, integer, number, text
+from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
@@ -18,7 +18,7 @@ CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder
 @dataclass(kw_only=True)
 class StudyConfig:
     name: str = text(nonempty=True)
-    storage: str | None = text(optional=True)
+    storage: str | None = path(optional=True, url=True)
     n_trials: int = integer(1)
     n_initial: int = integer(0)
     initial_design: str = choice(DESIGNS)
@@ -114,8 +114,8 @@ class TuneConfig(TrainConfig):
 class EvaluateConfig(TrainConfig):
     """conf/evaluate.yaml: a checkpoint to evaluate again, and where to write."""
 
-    checkpoint: str = text(nonempty=True)
-    out_dir: str | None = text(optional=True)
+    checkpoint: str = path(nonempty=True)
+    out_dir: str | None = path(optional=True)
 
 
 @dataclass(kw_only=True)
@@ -152,18 +152,18 @@ class ClassesConfig:
 class GenerateConfig:
     """conf/generate.yaml: faces from a checkpoint."""
 
-    checkpoint: str = text(nonempty=True)
+    checkpoint: str = path(nonempty=True)
     n: int = integer(1)
     temperature: float = number(0, low_open=True)
     prior: str = choice(PRIORS)
     seed: int = integer(0)
     steps: int = integer(2)
     pairs: int = integer(1)
-    a: str | None = text(optional=True)
-    b: str | None = text(optional=True)
+    a: str | None = path(optional=True)
+    b: str | None = path(optional=True)
     morph: MorphConfig
     traversal: TraversalConfig
-    inputs: str | None = text(optional=True)
+    inputs: str | None = path(optional=True)
     classes: ClassesConfig
 
     @staticmethod
@@ -195,7 +195,7 @@ class SteerConfig:
 class ExploreConfig:
     """conf/explore.yaml: the face explorer."""
 
-    checkpoint: str = text(nonempty=True)
+    checkpoint: str = path(nonempty=True)
     server: ServerConfig
     device: str = choice(DEVICES)
     seed: int = integer(0)

@@ -44,6 +44,14 @@ def text(*, optional: bool = False, nonempty: bool = False) -> Any:
     return field(default=MISSING, metadata={KIND: "text", "optional": optional, "nonempty": nonempty})
 
 
+def path(*, optional: bool = False, nonempty: bool = False, words: tuple[str, ...] = (), url: bool = False) -> Any:
+    """A text field that names a file or folder: a relative one means the folder where the command was typed
+    (lego_vae.config.paths), whatever Hydra's working directory is. words: values that are not paths (ckpt_path's
+    "last"); url: a database URL, of which only a relative sqlite file is made absolute."""
+    return field(default=MISSING, metadata={KIND: "text", "optional": optional, "nonempty": nonempty,
+                                            "path": "url" if url else "file", "words": words})
+
+
 def integers(low: int) -> Any:
     """A non-empty list of ints >= low."""
     return field(default=MISSING, metadata={KIND: "ints", "low": low})

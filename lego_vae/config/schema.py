@@ -25,7 +25,7 @@ from lego_vae.config.choices import (
     SCHEDULES,
     SOURCES,
 )
-from lego_vae.config.fields import anything, choice, flag, integer, integers, number, text
+from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
 
@@ -33,14 +33,14 @@ from lego_vae.errors import UserError
 @dataclass(kw_only=True)
 class DataConfig:
     source: str = choice(SOURCES)
-    root: str | None = text(optional=True)
+    root: str | None = path(optional=True)
     image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     num_images: int | None = integer(3, optional=True)
     batch_size: int = integer(1)
     val_fraction: float = number(0, 1, low_open=True, high_open=True)
     test_fraction: float = number(0, 1, low_open=True, high_open=True)
     seed: int = integer(0)
-    cache_dir: str = text(nonempty=True)
+    cache_dir: str = path(nonempty=True)
     url: str | None = text(optional=True)
     blob: str | None = text(optional=True)
     extra_train_faces: int = integer(0)
@@ -149,7 +149,7 @@ class JudgeConfig:
 @dataclass(kw_only=True)
 class EvalConfig:
     iwae_k: int = integer(1)
-    inception_weights: str | None = text(optional=True)
+    inception_weights: str | None = path(optional=True)
     judge: JudgeConfig
 
 
@@ -168,7 +168,7 @@ class PicturesConfig:
 
 @dataclass(kw_only=True)
 class PathsConfig:
-    output_root: str = text(nonempty=True)
+    output_root: str = path(nonempty=True)
 
 
 @dataclass(kw_only=True)
@@ -184,5 +184,5 @@ class TrainConfig:
     eval: EvalConfig
     sample: SampleConfig
     pictures: PicturesConfig
-    ckpt_path: str | None = text(optional=True)
+    ckpt_path: str | None = path(optional=True, words=("last",))
     paths: PathsConfig

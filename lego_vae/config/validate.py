@@ -5,7 +5,8 @@
 
 Hydra composes the YAML files; OmegaConf then merges the result into the schema's dataclasses, which
 checks every key and type, and each field's range (lego_vae.config.fields) and each section's
-`check` run on the merged, plain result.
+`check` run on the merged, plain result. Every path it holds comes back absolute: a relative one means the folder
+where the command was typed (lego_vae.config.paths), even under hydra.job.chdir=true.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
 from lego_vae.config.fields import check_value, field_meta, refuse
+from lego_vae.config.paths import absolute_paths
 from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
@@ -84,7 +86,10 @@ def _walk(schema: type, section: dict, root: dict, given: Mapping, prefix: str) 
 
 
 def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
-    """cfg checked against schema; the plain, resolved config. Raises UserError with one line naming the key."""
+    """cfg checked against schema; the plain, resolved config, its paths absolute (lego_vae.config.paths).
+
+    Raises UserError with one line naming the key (a value quoted as given).
+    """
     plain = to_plain(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
@@ -106,7 +111,7 @@ def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
     except MissingMandatoryValue as err:
         raise UserError(f"{err.full_key}: missing from the config") from None
     _walk(schema, out, out, plain, "")
-    return out  # type: ignore[return-value]
+    return absolute_paths(out, schema)  # type: ignore[arg-type]
 
 
 def train_defaults(overrides: list[str]) -> DictConfig:
@@ -121,7 +126,8 @@ def with_defaults(stored: Mapping) -> dict:
     """A checkpoint's train config with any key added since it was written, at today's default (the stored values win).
 
     Runs written before a key existed trained with what is now its default (e.g. model.channels), so an
-    old checkpoint loads, evaluates and resumes like a new one.
+    old checkpoint loads, evaluates and resumes like a new one. A relative path it stored (data.root,
+    data.cache_dir) comes back absolute, as validate() makes it: the folder where this command was typed.
     """
     groups = []
     arch, source = get_key(stored, "model.arch"), get_key(stored, "data.source")
@@ -132,7 +138,7 @@ def with_defaults(stored: Mapping) -> dict:
     defaults = train_defaults(groups)
     with open_dict(defaults):
         merged = OmegaConf.merge(defaults, OmegaConf.create(dict(stored)))
-    return to_plain(merged)
+    return absolute_paths(to_plain(merged), TrainConfig)
 
 
 def validate(cfg: DictConfig | Mapping) -> dict:

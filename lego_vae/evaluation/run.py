@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.config import validate, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig
+from lego_vae.config.validate import get_key
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import confusion_losses
@@ -175,8 +176,8 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
 
     Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
     """
-    validated(cfg, EvaluateConfig)
-    ckpt_path = checkpoint_file(cfg.checkpoint)
+    plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
+    ckpt_path = checkpoint_file(plain["checkpoint"])
     config = OmegaConf.create(with_defaults(load_checkpoint(ckpt_path)["hyper_parameters"]["config"]))
     for key in (override_key(o) for o in overrides):
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
@@ -184,8 +185,8 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
         if not any(key == k or key.startswith(k) for k in EVALUATE_KEYS):
             raise UserError(f"{key}: evaluate keeps the checkpoint's model, data and training settings; it can "
                             "change eval.*, sample.*, pictures.*, seed and data.cache_dir")
-        OmegaConf.update(config, key, OmegaConf.select(cfg, key), force_add=True)
-    out_dir = cfg.get("out_dir")
+        OmegaConf.update(config, key, get_key(plain, key), force_add=True)
+    out_dir = plain["out_dir"]
     where = out_dir or ckpt_path.parent.parent
     print(f"evaluate {ckpt_path} -> {where}", flush=True)
     return evaluate_run(ckpt_path, config=OmegaConf.to_container(config, resolve=True), out_dir=out_dir)

@@ -42,10 +42,16 @@ def message(err: Exception) -> str:
 
 
 def build_app(explorer: Explorer, settings: dict):
-    """The gr.Blocks app over an Explorer, configured by the explore config (plain dict)."""
+    """The gr.Blocks app over an Explorer, configured by the explore config (plain dict).
+
+    The morph GIFs it writes live in a temporary folder of its own, `app.gif_folder` (a
+    tempfile.TemporaryDirectory): removed by `app.gif_folder.cleanup()` (serve.explore does when the explorer
+    ends), else when the app is garbage-collected or the process exits.
+    """
     grid, steps, span = settings["grid"], settings["morph"]["steps"], settings["steer"]["range"]
     dims = explorer.steer_dims(settings["steer"]["dims"])
-    gif_dir = Path(tempfile.mkdtemp(prefix="lego-vae-explore-"))
+    gif_folder = tempfile.TemporaryDirectory(prefix="lego-vae-explore-")
+    gif_dir = Path(gif_folder.name)
     gallery = [to_pil(x) for x in explorer.gallery(settings["gallery"])]
     offered = "test faces" if len(explorer.faces) == len(explorer.test) else "test and validation faces"
     has_gmm = explorer.prior is not None
@@ -217,7 +223,7 @@ def build_app(explorer: Explorer, settings: dict):
                                height=2 * FACE_PX, format="png")
             rec_note = gr.Markdown()
             ups.upload(reconstruct, ups, [pairs, rec_note], api_name="reconstruct")
-    app.gif_dir = gif_dir
+    app.gif_folder, app.gif_dir = gif_folder, gif_dir
     return app
 
 

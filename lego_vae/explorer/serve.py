@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 
 import torch
 
@@ -44,6 +47,30 @@ def explore(cfg, block: bool = True):
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes of its server
     print(f"explorer: http://{server['host']}:{server['port']} ({explorer.label}); Ctrl+C stops it", flush=True)
     try:
-        return launch(app, plain, block=block)
+        with stopped_by_sigterm(block):
+            return launch(app, plain, block=block)
     except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine does not have
         raise UserError(f"server {server['host']}:{server['port']}: {err}; choose another server.port") from None
+    finally:
+        if block:  # the explorer has ended: its morph GIFs go with it (a non-blocking server still serves them)
+            app.gif_folder.cleanup()
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(block: bool):
+    """While a blocking explorer serves: SIGTERM (a service manager's or `kill`'s stop) ends it as Ctrl+C does,
+    so Gradio closes its server and the explorer's temporary folder is removed, instead of the process dying
+    on the spot. The previous handler afterwards; nothing changes off the main thread or for a non-blocking
+    server."""
+    if not block or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -160,6 +160,23 @@ class StopOnNonFiniteLoss(L.Callback):
         self._check(trainer)  # an epoch without validation: before its checkpoint
 
 
+class ValidateAtLastStep(L.Callback):
+    """Ends a run budgeted in steps with a validation at its last step, wherever in an epoch that falls.
+
+    Lightning validates at the end of each training epoch; a run whose trainer.max_steps ends inside an epoch
+    (a budget shorter than one epoch, a resume that adds a few steps, or any budget that is not a whole number
+    of epochs) would otherwise end without validating its last steps: no val/loss for best.ckpt, the run's
+    result or a trial's objective, and a last.ckpt saved beside a val/loss of older weights. At the last step
+    this asks the trainer to stop (Trainer.should_stop, as early stopping does), which makes Lightning validate
+    at that step; the checkpoints are then written after that validation, as at any epoch's end.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
 def position(trainer: L.Trainer) -> str:
     """Where training is: "epoch 3/400", or "epoch 3 (step 99/13200)" when it is budgeted in steps."""
     if trainer.max_steps > 0:

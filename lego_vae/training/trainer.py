@@ -16,7 +16,12 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 
 from lego_vae.errors import UserError
 from lego_vae.files import is_storage_error, save_torch, storage_message
-from lego_vae.training.callbacks import PlainProgress, StopOnNonFiniteLoss, TensorBoardPictures
+from lego_vae.training.callbacks import (
+    PlainProgress,
+    StopOnNonFiniteLoss,
+    TensorBoardPictures,
+    ValidateAtLastStep,
+)
 from lego_vae.training.lit import fused_adam
 
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
@@ -125,6 +130,7 @@ def build_trainer(
             seed=plain["seed"],
         ),
         *(c for c in callbacks if not isinstance(c, StopOnNonFiniteLoss)),
+        ValidateAtLastStep(),  # a validation at the last step, so that the run's end has its val/loss
     ]
     if checkpoints:
         all_callbacks += [

@@ -143,7 +143,8 @@ def test_slerp_keeps_the_ends_and_the_norm() -> None:
 @pytest.mark.parametrize(
     ("checkpoint", "expected"),
     [("/no/such/model.ckpt", "error: checkpoint: no such file '/no/such/model.ckpt'"),
-     ("README.md", "error: checkpoint: 'README.md' is not a lego-vae checkpoint")],
+     # A relative path means the folder the command was typed in, and the line names it in full.
+     ("README.md", f"error: checkpoint: '{ROOT / 'README.md'}' is not a lego-vae checkpoint")],
 )
 def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "lego_vae.generate", f"checkpoint={checkpoint}",

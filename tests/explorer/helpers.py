@@ -28,13 +28,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_explorer(checkpoint: Path, out_dir: Path, *overrides: str, timeout: float = 180.0):
-    """`python -m lego_vae.explore checkpoint=...` on a free local port; yields its URL, stops it after."""
+def running_explorer(checkpoint: Path, out_dir: Path, *overrides: str, timeout: float = 180.0,
+                     env: dict[str, str] | None = None):
+    """`python -m lego_vae.explore checkpoint=...` on a free local port; yields its URL, stops it after (SIGTERM).
+    env: environment variables to set for it."""
     port = free_port()
     log = (out_dir / "explore.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "lego_vae.explore", f"checkpoint={checkpoint}",
                              f"server.port={port}", f"hydra.run.dir={out_dir / 'hydra'}", *overrides],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -200,6 +200,17 @@ def test_a_study_folder_means_its_refit(run_dir, tmp_path) -> None:
     assert checkpoint_file(run_dir) == run_dir / "checkpoints" / "best.ckpt"
 
 
+def test_the_explorer_removes_its_folder_of_morph_gifs_when_it_ends(run_dir, tmp_path) -> None:
+    # Each start used to leave a lego-vae-explore-* folder of GIFs in the system's temporary folder for good.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with running_explorer(run_dir, tmp_path, env={"TMPDIR": str(tmp)}):  # stopped with SIGTERM, as a service is
+        [folder] = tmp.glob("lego-vae-explore-*")
+        assert list(folder.glob("morph-*.gif"))  # the morph view's first strip, written as the page is built
+    assert not list(tmp.glob("lego-vae-explore-*"))
+    assert "Traceback" not in (tmp_path / "explore.log").read_text()
+
+
 def test_a_wrong_checkpoint_is_one_line_as_in_generate(tmp_path) -> None:
     # The same load_checkpoint as generate (its tests cover a foreign file); one process start is enough here.
     proc = subprocess.run([sys.executable, "-m", "lego_vae.explore", "checkpoint=/no/such/model.ckpt",
