@@ -10,7 +10,7 @@ from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate, validate_tune, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig
 from lego_vae.errors import UserError
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, HANG_GUARD_S, ROOT
 
 
 def compose_plain(name: str, *overrides: str):
@@ -131,7 +131,7 @@ def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_c
 )
 def test_commands_exit_2_with_one_line(tmp_path, module: str, args: list[str], expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", module, *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[0].startswith(expected) and len(lines) == 1
