@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -253,6 +254,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--accelerator", default=None, help="trainer.accelerator (default: auto)")
     p.add_argument("--compile", action="store_true", help="with --quick: measure torch.compile too (slow on a CPU)")
     p.add_argument("--name", default="gpu", help="result file name (<name>.json, <name>.md)")
+    p.add_argument("--no-time-box", action="store_true",
+                   help="run every row and study to its end however long it takes (the tests: what they check "
+                        "must not depend on how fast the machine is); --budget then only sizes nothing")
     p.add_argument("--extra", nargs="*", default=[], help="more tune.py overrides for the study section")
     args = p.parse_args(argv)
     q = args.quick
@@ -275,13 +279,14 @@ def main(argv: list[str] | None = None) -> dict:
         if "startup" in sections:
             section_startup(args, results)
         if "epochs" in sections:
-            section_epochs(args, results, time.monotonic() + args.budget * SHARES["epochs"])
+            section_epochs(args, results, math.inf if args.no_time_box
+                           else time.monotonic() + args.budget * SHARES["epochs"])
         if "study" in sections:
             # The study gets its share and whatever the sections before it left unspent.
             # (Negative when they overran theirs: the whole run keeps to --budget.)
             planned = sum(SHARES[k] for k in ("startup", "epochs") if k in sections) * args.budget
-            section_study(args, results, time.monotonic() + args.budget * SHARES["study"]
-                          + planned - (time.monotonic() - start))
+            section_study(args, results, math.inf if args.no_time_box else time.monotonic()
+                          + args.budget * SHARES["study"] + planned - (time.monotonic() - start))
     if torch.cuda.is_available() and not args.quick and (best := record_best(
             args.cache_dir, results_device(), results.rows, args.epochs)):
         print(f"study.workers=auto on {results_device()} now picks {best['workers']} "

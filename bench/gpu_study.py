@@ -100,8 +100,8 @@ def trials_for(args: argparse.Namespace, workers: int) -> int:
     return max(args.trials, workers)
 
 
-def study_row(args: argparse.Namespace, workers: int, time_box: float, work: Path) -> dict:
-    """Run a study with study.workers=workers (stopped by SIGINT at the time box); its row.
+def study_row(args: argparse.Namespace, workers: int, time_box: float | None, work: Path) -> dict:
+    """Run a study with study.workers=workers (stopped by SIGINT at the time box; None: run to its end); its row.
 
     Start-up is reported apart from the trials: `startup_s`, the command's launch to its first trial's start,
     and per worker `worker_startup_s` (its process's launch to its first trial's start, recorded by the worker:
@@ -139,7 +139,8 @@ def study_row(args: argparse.Namespace, workers: int, time_box: float, work: Pat
     begun = [t.datetime_start.timestamp() for t in every if t.datetime_start is not None]
     worker_startups = [t.user_attrs["worker_startup_s"] for t in every if "worker_startup_s" in t.user_attrs]
     setups = [t.user_attrs["setup_s"] for t in done if "setup_s" in t.user_attrs]
-    row = {"section": "study", "workers": workers, "box_s": round(time_box, 1), "planned": trials, "trials": len(done),
+    row = {"section": "study", "workers": workers, "box_s": None if time_box is None else round(time_box, 1),
+           "planned": trials, "trials": len(done),
            "wall_s": wall, "startup_s": min(begun) - launched if begun else None,
            "worker_startup_s": statistics.median(worker_startups) if worker_startups else None,
            "worker_startup_max_s": max(worker_startups, default=None),
@@ -180,11 +181,17 @@ def study_order(settings: list[int]) -> list[int]:
 
 
 def section_study(args: argparse.Namespace, results, deadline: float) -> None:
-    """Each setting of args.workers in study_order, in its box; a row each into results (bench.gpu.Results)."""
+    """Each setting of args.workers in study_order, in its box; a row each into results (bench.gpu.Results).
+
+    deadline math.inf (--no-time-box): no box, every setting runs its trials to the end.
+    """
     baseline: dict | None = None
     with tempfile.TemporaryDirectory(prefix="bench-gpu-study-") as tmp:
         order = study_order(args.workers)
         for i, workers in enumerate(order):
+            if math.isinf(deadline):
+                results.add(study_row(args, workers, None, Path(tmp)))
+                continue
             left = deadline - time.monotonic()
             needed = box_needed(args, workers, baseline)
             if needed is None:  # the baseline, or no baseline finished a trial: an even share of what is left

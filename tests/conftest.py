@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,27 @@ from lego_vae.conf import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONF_DIR
+
+# A hang guard for every subprocess and wait of the tests, never a verdict: no test may judge how fast the
+# machine is (a busy laptop is often 3x slower than a quiet one). Only a command that hangs for good hits it.
+HANG_GUARD_S = 1800
+
+
+def wait_until(condition: Callable[[], object], proc: subprocess.Popen | None = None, what: str = "the event"):
+    """Poll condition() until it returns something true, and return that: an event (a file, a study state),
+    never a time. Fails if proc ends first; HANG_GUARD_S is a hang guard, not a verdict."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        got = condition()
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            got = condition()  # the event may have come just before the process ended
+            if got:
+                return got
+            raise AssertionError(f"the process ended (status {proc.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"hang guard: {what} did not happen in {HANG_GUARD_S} s")
 
 # Tiny and fast: 16 px faces, a couple of hundred images, a few epochs.
 TINY = [

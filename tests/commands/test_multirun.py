@@ -9,12 +9,12 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import HANG_GUARD_S, ROOT, TINY
 from tests.tuning.test_tuning import TUNE_TINY
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 def _tiny_but(*keys: str) -> list[str]:

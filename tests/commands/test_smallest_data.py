@@ -21,7 +21,7 @@ from lego_vae.evaluation.generating import generate
 from lego_vae.explorer.session import Explorer
 from lego_vae.training.run import train, train_and_evaluate
 from lego_vae.tuning.study import tune
-from tests.conftest import CONF, ROOT, TINY
+from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY
 
 SIZE, CELL = 16, 16 + 2  # tiny faces; grids pad each by 2 px
 ONE_EACH = ["data.num_images=3", "data.seed=30", "data.val_fraction=0.34", "data.test_fraction=0.33"]
@@ -100,7 +100,7 @@ def test_generate_on_a_run_with_one_test_face_morphs_a_test_and_a_validation_fac
     # The command itself: exit 0, no traceback.
     proc = subprocess.run([sys.executable, "-m", "lego_vae.generate", f"checkpoint={folder_run}",
                            f"hydra.run.dir={tmp / 'generate-cli'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=HANG_GUARD_S)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (tmp / "generate-cli" / "morph.gif").is_file()
 
@@ -145,7 +145,7 @@ def test_a_mixture_prior_on_one_training_face_is_refused_before_any_work(one_eac
     # python -m lego_vae.evaluate with sample.prior=gmm on such a run: one line, exit status 2.
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run}", "sample.prior=gmm",
                            f"out_dir={tmp / 'gmm-eval'}", f"hydra.run.dir={tmp / 'gmm-eval-hydra'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith(f"error: {expected}")

@@ -7,7 +7,7 @@ import pytest
 
 from lego_vae.config import validate
 from lego_vae.errors import UserError
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 
 BAD = [
     ("model.latent=0", "model.latent=0: must be an integer >= 1"),
@@ -79,7 +79,7 @@ def test_folder_without_root_is_one_line(make_cfg) -> None:
 def test_train_py_exits_with_one_line(tmp_path, overrides: list[str], expected: str) -> None:
     proc = subprocess.run(
         [sys.executable, "train.py", *overrides, f"hydra.run.dir={tmp_path}/run", f"data.cache_dir={tmp_path}/c"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout

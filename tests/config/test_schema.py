@@ -10,7 +10,7 @@ from lego_vae.conf import CONF_DIR
 from lego_vae.config import validate, validate_tune, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig
 from lego_vae.errors import UserError
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, HANG_GUARD_S, ROOT
 
 
 def compose_plain(name: str, *overrides: str):
@@ -77,8 +77,6 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     validated(compose_plain("generate", "checkpoint=x"), GenerateConfig)
     validated(compose_plain("explore", "checkpoint=x"), ExploreConfig)
     validated(compose_plain("evaluate", "checkpoint=x"), EvaluateConfig)
-    for preset in ("quick", "sharp", "demo"):
-        validate_tune(compose_plain("tune", f"experiment={preset}"))
     # sharp_20k (train.py only: tune.py budgets by epochs) is sharp + 20,000 training faces at the seed's 13,200 steps.
     presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
     assert presets == ["demo", "quick", "sharp", "sharp_20k"]
@@ -93,6 +91,23 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     # The learning rate measured best at this budget (docs/quality.md); the rest of the optimizer is sharp's.
     assert best["optim"] == {**sharp["optim"], "lr": 5e-4} and sharp["optim"]["lr"] == 1e-3
     assert best["trainer"]["gradient_clip_val"] is None and best["data"]["num_images"] == sharp["data"]["num_images"]
+
+
+@pytest.mark.parametrize("preset", ["quick", "sharp", "demo", "sharp_20k"])
+def test_every_preset_serves_train_and_tune(preset: str) -> None:
+    """A preset both commands take (README: `python train.py experiment=quick` and `python tune.py experiment=quick`)
+    validates for both; the study's size reaches tune.py alone (train.py has no study keys to refuse)."""
+    train = validate(compose_plain("train", f"experiment={preset}"))
+    assert "study" not in train
+    if preset == "sharp_20k":  # train.py only: a budget in steps, which tune.py refuses in one line
+        with pytest.raises(UserError, match=r"^trainer.max_steps=13200: tune.py budgets a trial by study.epochs"):
+            validate_tune(compose_plain("tune", f"experiment={preset}"))
+        return
+    tune = validate_tune(compose_plain("tune", f"experiment={preset}"))
+    # Every key train.py and tune.py share comes out the same from the preset.
+    assert {k: v for k, v in tune.items() if k in train} == train
+    study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400)}[preset]
+    assert (tune["study"]["name"], tune["study"]["n_trials"], tune["refit"]["epochs"]) == study
 
 
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:
@@ -116,7 +131,7 @@ def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_c
 )
 def test_commands_exit_2_with_one_line(tmp_path, module: str, args: list[str], expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", module, *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[0].startswith(expected) and len(lines) == 1

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from lego_vae.data.synthetic import FACTORS, SKIN_TONES, preview, render_face, render_faces
+from tests.conftest import HANG_GUARD_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,7 +161,7 @@ def test_cli_writes_preview(tmp_path: Path) -> None:
     out = tmp_path / "faces.png"
     result = subprocess.run(
         [sys.executable, "-m", "lego_vae.data.synthetic", "--preview", str(out), "--size", "32"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout

@@ -8,7 +8,7 @@ import pytest
 
 from lego_vae.errors import UserError
 from lego_vae.evaluation.run import evaluate_run
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 
 # What may differ between two evaluations of one checkpoint: the clock, and where the checkpoint was read from.
 VOLATILE = {"seconds", "checkpoint"}
@@ -35,7 +35,7 @@ def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(gmm_run, tmp_
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run_dir}", f"out_dir={out}",
                            "eval.iwae_k=2", "sample.gmm_components=[2]", f"hydra.run.dir={tmp_path / 'hydra'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[0].startswith(f"evaluate {run_dir / 'checkpoints' / 'best.ckpt'} -> {out}")
     got = json.loads((out / "metrics.json").read_text())
@@ -51,7 +51,7 @@ def test_the_evaluate_command_rewrites_the_run_or_writes_elsewhere(gmm_run, tmp_
 def test_evaluate_refuses_to_change_what_was_trained(gmm_run, tmp_path) -> None:
     run_dir, _ = gmm_run
     proc = subprocess.run([sys.executable, "-m", "lego_vae.evaluate", f"checkpoint={run_dir}", "model.latent=3",
-                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         "error: model.latent: evaluate keeps the checkpoint's model, data and training settings; it can change "

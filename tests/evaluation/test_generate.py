@@ -14,7 +14,7 @@ from lego_vae.evaluation.generating import generate
 from lego_vae.model.checkpoints import load_vae
 from lego_vae.model.vae import interpolate_latents
 from lego_vae.training.run import train
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 from tests.data.helpers import black_png
 
 
@@ -148,7 +148,7 @@ def test_slerp_keeps_the_ends_and_the_norm() -> None:
 )
 def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "lego_vae.generate", f"checkpoint={checkpoint}",
-                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(expected)

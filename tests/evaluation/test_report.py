@@ -17,6 +17,7 @@ from PIL import Image
 
 from lego_vae.evaluation.page import SORT_JS, pixel_scale
 from lego_vae.evaluation.report import TRIAL_COLUMNS, read_curves, write_report
+from tests.conftest import HANG_GUARD_S
 
 METRICS = {
     "val_loss": 41.23456789012345,
@@ -338,7 +339,7 @@ def test_sort_script(tmp_path: Path) -> None:
     col = {c: i for i, c in enumerate(TRIAL_COLUMNS)}
     clicks = [col["hidden"], col["hidden"], col["value"], col["value"], col["state"]]
     stdin = json.dumps({"types": types, "sort": table["sort"], "js": SORT_JS, "clicks": clicks})
-    done = subprocess.run(["node", "-e", FAKE_DOM], input=stdin, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["node", "-e", FAKE_DOM], input=stdin, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     by_hidden, by_hidden_desc, by_value, by_value_desc, by_state = json.loads(done.stdout)
     assert by_hidden == [3, 2, 0, 1]  # numeric: 96 < 128 < 512 < 1024, not as text

@@ -15,6 +15,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.conftest import HANG_GUARD_S
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -28,10 +30,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_explorer(checkpoint: Path, out_dir: Path, *overrides: str, timeout: float = 180.0,
+def running_explorer(checkpoint: Path, out_dir: Path, *overrides: str, timeout: float = HANG_GUARD_S,
                      env: dict[str, str] | None = None):
-    """`python -m lego_vae.explore checkpoint=...` on a free local port; yields its URL, stops it after (SIGTERM).
-    env: environment variables to set for it."""
+    """`python -m lego_vae.explore checkpoint=...` on a free local port; yields its URL once it answers, stops it after.
+
+    It waits for the app to answer or to exit, however slow its start-up; timeout is a hang guard, not a verdict.
+    env: environment variables to set for it.
+    """
     port = free_port()
     log = (out_dir / "explore.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "lego_vae.explore", f"checkpoint={checkpoint}",
@@ -50,13 +55,13 @@ def running_explorer(checkpoint: Path, out_dir: Path, *overrides: str, timeout: 
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the explorer did not answer within {timeout} s")
+                raise RuntimeError(f"hang guard: the explorer neither answered nor exited in {timeout} s")
             time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
-        try:
-            proc.wait(timeout=20)
+        try:  # it ends cleanly on SIGTERM (its temporary folder removed), however long that takes here
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -81,7 +86,7 @@ def morph_in_browser(url: str, screenshot: Path, executable: str) -> dict:
             page.goto(url)  # Gradio keeps a connection open: the page never goes network-idle
             page.get_by_role("tab", name="Morph").click()
             frame = page.locator("#morph-frame img")
-            frame.wait_for(state="visible", timeout=30_000)
+            frame.wait_for(state="visible", timeout=HANG_GUARD_S * 1000)
             before = frame.get_attribute("src")
             # The frame's src as the page resolves it, read before the key press: read after it, a fast answer
             # could already have replaced the frame, and the wait below would wait for a change that never comes.
@@ -90,7 +95,7 @@ def morph_in_browser(url: str, screenshot: Path, executable: str) -> dict:
             page.keyboard.press("Home")  # t = 0: the face becomes A
             page.wait_for_function(
                 "old => { const i = document.querySelector('#morph-frame img'); return i && i.src !== old; }",
-                arg=old_src, timeout=30_000)
+                arg=old_src, timeout=HANG_GUARD_S * 1000)
             after = frame.get_attribute("src")
             t_value = page.locator("#morph-t input[type=number]").input_value()
             page.wait_for_timeout(500)  # let the new frame paint

@@ -21,7 +21,7 @@ from lego_vae.evaluation.pictures import to_pil
 from lego_vae.explorer.session import Explorer
 from lego_vae.model.checkpoints import checkpoint_file, load_vae, study_refit_run
 from lego_vae.training.run import train
-from tests.conftest import CONF, ROOT, TINY
+from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY
 from tests.data.helpers import black_png
 from tests.explorer.helpers import chromium_path, morph_in_browser, running_explorer
 
@@ -214,7 +214,7 @@ def test_the_explorer_removes_its_folder_of_morph_gifs_when_it_ends(run_dir, tmp
 def test_a_wrong_checkpoint_is_one_line_as_in_generate(tmp_path) -> None:
     # The same load_checkpoint as generate (its tests cover a foreign file); one process start is enough here.
     proc = subprocess.run([sys.executable, "-m", "lego_vae.explore", "checkpoint=/no/such/model.ckpt",
-                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["error: checkpoint: no such file '/no/such/model.ckpt' (expected a .ckpt written by train.py)"]

@@ -11,7 +11,7 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.training.run import train
 from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
-from tests.conftest import ROOT, TINY
+from tests.conftest import HANG_GUARD_S, ROOT, TINY
 
 AVX512_BF16 = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
 AVX2_ONLY = "flags\t\t: fpu vme sse2 avx2 fma"
@@ -45,7 +45,7 @@ def test_ddp_on_two_cpu_processes_sees_every_image_once(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "train.py", *TINY, "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=2",
          "trainer.strategy=ddp", f"hydra.run.dir={run}", f"data.cache_dir={cache}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())

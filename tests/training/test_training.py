@@ -17,7 +17,7 @@ from lego_vae.training.callbacks import StopOnNonFiniteLoss
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.run import train
 from lego_vae.training.trainer import build_trainer
-from tests.conftest import ROOT, TINY
+from tests.conftest import HANG_GUARD_S, ROOT, TINY
 
 
 class RecordLR(L.Callback):
@@ -229,7 +229,7 @@ def test_train_py_end_to_end(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "train.py", *TINY, "trainer.max_epochs=3", f"hydra.run.dir={run}",
          f"data.cache_dir={tmp_path / 'cache'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ["checkpoints/best.ckpt", "checkpoints/last.ckpt", "samples.png", "reconstructions.png",
@@ -308,7 +308,7 @@ def test_train_py_stops_at_a_nan_loss_with_one_line(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "train.py", *TINY, "trainer.max_epochs=3", "optim.lr=100", "optim.final_lr=100",
          f"hydra.run.dir={run}", f"data.cache_dir={tmp_path / 'cache'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr

@@ -13,7 +13,7 @@ from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 from tests.tuning.test_proposals import FAST, FINISHED, propose_and_tell
 from tests.tuning.test_tuning import TUNE_TINY, _load, _tune_cmd
 
@@ -102,7 +102,7 @@ def test_another_epochs_on_resume_is_refused_in_one_line(make_cfg, tmp_path) -> 
                                             config_name="tune")), study_dir, 2)
     before = [(t.number, t.state, t.params) for t in _load(study_dir).trials]
     proc = subprocess.run(_tune_cmd(study_dir, *FAST[1:], "study.n_initial=2", "study.n_trials=4", "study.epochs=3"),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         "error: study 'lego-vae' was run with study.epochs=1 (2 finished trials); this run has study.epochs=3, and "

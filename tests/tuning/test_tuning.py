@@ -24,7 +24,7 @@ from lego_vae.tuning.objective import ValLossPruning
 from lego_vae.tuning.sampler import GPEISampler, integer_grid
 from lego_vae.tuning.storage import initial_design
 from lego_vae.tuning.study import tune
-from tests.conftest import ROOT, TINY
+from tests.conftest import HANG_GUARD_S, ROOT, TINY, wait_until
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -248,7 +248,7 @@ def _tune_cmd(study_dir, *extra: str) -> list[str]:
 
 def test_tune_py_end_to_end(tmp_path) -> None:
     study_dir = tmp_path / "study"
-    proc = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len([line for line in proc.stdout.splitlines() if line.startswith("trial ")]) == 5
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
@@ -287,7 +287,7 @@ def test_tune_py_end_to_end(tmp_path) -> None:
     # Running the finished study again trains nothing and keeps the refit as it was.
     ckpt = study_dir / refit / "checkpoints" / "best.ckpt"
     before = ckpt.stat().st_mtime_ns
-    again = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(_tune_cmd(study_dir), cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refit: already done" in again.stdout and not re.search(r"^trial ", again.stdout, re.M)
     assert ckpt.stat().st_mtime_ns == before and len(_load(study_dir).trials) == 5
@@ -305,7 +305,7 @@ def test_two_workers_share_one_study_and_stop_at_n_trials(tmp_path) -> None:
     cmd = _tune_cmd(study_dir, "study.n_trials=6", "refit.epochs=1")
     workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
-    outputs = [w.communicate(timeout=300) for w in workers]
+    outputs = [w.communicate(timeout=HANG_GUARD_S) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
     # Exactly one of them refits; the other finds it running or done.
     refits = [out for out, _ in outputs if re.search(r"^refit: hidden", out, re.M)]
@@ -332,21 +332,24 @@ def test_a_worker_killed_mid_trial_is_retried_by_a_rerun(tmp_path) -> None:
     worker = subprocess.Popen(_tune_cmd(study_dir, *hb, "study.epochs=2000", "pruner.kind=none"), cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = study_dir / "study.db"
-    deadline = time.monotonic() + 120
-    running = 0
-    while time.monotonic() < deadline and not running:
-        time.sleep(0.5)
-        if db.exists():
-            with sqlite3.connect(db) as con:
-                try:
-                    running = con.execute("select count(*) from trials where state='RUNNING'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    running = 0
-    time.sleep(2)  # well inside the trial: 2000 epochs take far longer than this
+
+    def training() -> int:
+        """Trials RUNNING and past their first training batch (setup_s recorded): killed mid-trial, whatever the
+        machine's speed (2000 epochs never end first)."""
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as con:
+            try:
+                return con.execute("select count(*) from trials t join trial_user_attributes a using (trial_id) "
+                                   "where t.state='RUNNING' and a.key='setup_s'").fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet
+                return 0
+
+    running = wait_until(training, worker, "a trial training")
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     assert running and [s for s in _states(study_dir) if s == "RUNNING"]
-    proc = subprocess.run(_tune_cmd(study_dir, *hb), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_tune_cmd(study_dir, *hb), cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = _load(study_dir)
     states = [t.state for t in study.trials]
@@ -367,7 +370,7 @@ def test_two_workers_on_postgresql(tmp_path) -> None:
     cmd = _tune_cmd(study_dir, "study.n_trials=6", "refit.enabled=false", f"study.storage={url}", f"study.name={name}")
     workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
-    outputs = [w.communicate(timeout=300) for w in workers]
+    outputs = [w.communicate(timeout=HANG_GUARD_S) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
     study = optuna.load_study(study_name=name, storage=url)
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 6
@@ -377,7 +380,7 @@ def test_two_workers_on_postgresql(tmp_path) -> None:
 
 def test_tune_py_bad_config_is_one_line(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "tune.py", "study.n_trials=0", f"hydra.run.dir={tmp_path}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         "error: study.n_trials=0: must be an integer >= 1"]
