@@ -27,6 +27,23 @@ def typed_path(value: str) -> str:
     return to_absolute_path(os.path.expanduser(value))
 
 
+def typed_folder() -> str:
+    """The folder where the command was typed: HydraConfig's runtime.cwd inside a Hydra app, else the working
+    directory (as hydra.utils.to_absolute_path reads it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """path as a user reads it in a line: relative to the folder where the command was typed when it lies inside
+    it (as they typed it, usually), else absolute."""
+    full = os.path.abspath(path)
+    folder = typed_folder()
+    inside = os.path.commonpath([full, folder]) == folder
+    return os.path.relpath(full, folder) if inside else full
+
+
 def typed_url(url: str) -> str:
     """A database URL whose sqlite file is relative, with that file made absolute (typed_path); others unchanged.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lego_vae.commandline import override
 from lego_vae.config import with_defaults
+from lego_vae.config.paths import shown_path
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
 from lego_vae.training.lit import LRFactor
@@ -109,7 +110,7 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
     lr = float(o["lr"])
     factor = LRFactor(lr, float(o["final_lr"]), length, o["schedule"])
     rest = f", {unit} {length} at {lr * factor(length - 1):.3g}" if length - 1 > done else ""
-    return (f"resume: {ckpt_path} ({done} {unit}s done) with changed settings: {', '.join(changed)}; the lr schedule "
+    return (f"resume: {shown_path(ckpt_path)} ({done} {unit}s done) with changed settings: {', '.join(changed)}; the lr schedule "
             f"is rebuilt for them: {unit} {done + 1} runs at lr {lr * factor(done):.3g}{rest}")
 
 
