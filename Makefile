@@ -57,11 +57,15 @@ bench: install
 bench-gpu: install
 	$(BIN)/python -m bench.gpu
 
+# Two pytest workers (pytest-xdist), a test module each at a time (loadscope: a module's fixtures are made once):
+# many tests wait on subprocesses, so two workers use two cores better than one.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: install
-	$(BIN)/python -m pytest -q -m ''
+	$(PYTEST) -m ''
 
 # A local PostgreSQL server for the multi-worker tuning test; prints its URL (needs root, installs Debian's postgresql).
 test-db:
