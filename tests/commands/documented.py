@@ -15,6 +15,7 @@ Placeholders (PLACEHOLDERS) become a real tiny run, study or image made once for
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -254,8 +255,10 @@ _SKIPPED_RECIPES = [
 
 def make_recipe(target: list[str]) -> list[str]:
     """The lines `make -n` prints for a target (and its VAR=value arguments), run in the checkout."""
-    proc = subprocess.run(["make", "-n", *[t for t in target if t != "-s"]], cwd=ROOT, capture_output=True,
-                          text=True, timeout=HANG_GUARD_S)  # make -n runs nothing
+    # Not the flags of a make this test may run under (`make test`): MAKELEVEL would add "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    proc = subprocess.run(["make", "--no-print-directory", "-n", *[t for t in target if t != "-s"]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, env=env)  # make -n runs nothing
     if proc.returncode != 0:
         raise Unplanned(f"make {' '.join(target)}: {proc.stderr.strip()}")
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
