@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,9 +22,9 @@ from lego_vae.evaluation.pictures import to_pil
 from lego_vae.explorer.session import Explorer
 from lego_vae.model.checkpoints import checkpoint_file, load_vae, study_refit_run
 from lego_vae.training.run import train
-from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY
+from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY, wait_until
 from tests.data.helpers import black_png
-from tests.explorer.helpers import chromium_path, morph_in_browser, running_explorer
+from tests.explorer.helpers import chromium_path, free_port, morph_in_browser, running_explorer
 
 gradio_client = pytest.importorskip("gradio_client", reason="the explorer's tests need the dev extra (gradio_client)")
 pytest.importorskip("gradio", reason="the explorer needs the app extra (gradio)")
@@ -209,6 +210,28 @@ def test_the_explorer_removes_its_folder_of_morph_gifs_when_it_ends(run_dir, tmp
         assert list(folder.glob("morph-*.gif"))  # the morph view's first strip, written as the page is built
     assert not list(tmp.glob("lego-vae-explore-*"))
     assert "Traceback" not in (tmp_path / "explore.log").read_text()
+
+
+def test_the_explorer_stopped_while_starting_ends_cleanly(run_dir, tmp_path) -> None:
+    # SIGTERM (or Ctrl+C) while Gradio was still starting its server (its start-up probes) used to end in a
+    # KeyboardInterrupt traceback, seen on a busy machine. Sent as soon as the explorer announces itself: no
+    # traceback, status 0 as for a stop of the running app, and its temporary folder gone.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    log = tmp_path / "explore.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "lego_vae.explore", f"checkpoint={run_dir}",
+                                 f"server.port={free_port()}", f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(tmp)})
+        try:
+            wait_until(lambda: "explorer: http" in log.read_text() or proc.poll() is not None)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=HANG_GUARD_S) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert not list(tmp.glob("lego-vae-explore-*"))
 
 
 def test_a_wrong_checkpoint_is_one_line_as_in_generate(tmp_path) -> None:
