@@ -1,6 +1,6 @@
 """The choices a config key may take: the names the schema checks and the code branches on."""
 
-SOURCES = ("synthetic", "folder", "lego_faces")
+SOURCES = ("synthetic", "ldraw", "folder", "lego_faces")
 ARCHS = ("conv", "mlp", "resconv")
 LIKELIHOODS = ("fixed", "calibrated")
 NORMS = ("batch", "group")  # the conv net's normalisation (model.norm)

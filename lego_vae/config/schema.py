@@ -50,9 +50,9 @@ class DataConfig:
     def check(data: dict, root: dict, prefix: str = "data") -> None:
         if data["source"] == "folder" and not data["root"]:
             raise UserError(f"{prefix}.root: the folder source needs a path (data.root=/path/to/images)")
-        if data["extra_train_faces"] and data["source"] != "synthetic":
-            raise UserError(f"{prefix}.extra_train_faces={data['extra_train_faces']}: only the synthetic source "
-                            "renders more faces (use 0)")
+        if data["extra_train_faces"] and data["source"] not in ("synthetic", "ldraw"):
+            raise UserError(f"{prefix}.extra_train_faces={data['extra_train_faces']}: only the synthetic and ldraw "
+                            "sources render more faces (use 0)")
         if data["val_fraction"] + data["test_fraction"] >= 1:
             total = data["val_fraction"] + data["test_fraction"]
             raise UserError(f"{prefix}.val_fraction + {prefix}.test_fraction = {total:g}: must be < 1")
@@ -141,7 +141,7 @@ class JudgeConfig:
     @staticmethod
     def check(judge: dict, root: dict) -> None:
         data = root.get("data", {})
-        if data.get("source") == "synthetic" and judge["seed"] == data.get("seed"):
+        if data.get("source") in ("synthetic", "ldraw") and judge["seed"] == data.get("seed"):
             raise UserError(f"eval.judge.seed={judge['seed']}: must differ from data.seed, or the judge trains on "
                             "the VAE's faces")
 

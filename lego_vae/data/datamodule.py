@@ -17,6 +17,7 @@ from torch import Tensor
 from lego_vae.data.download import fetch_lego_faces
 from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load_folder
 from lego_vae.data.images import DEFAULT_MAX_PIXELS
+from lego_vae.data.ldraw import design_labels, designs_digest, load_designs, render_in_batches
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 from lego_vae.files import save_torch, write_text
@@ -53,6 +54,11 @@ def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: fl
         [int.from_bytes(hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=8).digest(), "big") / 2**64 for n in names]
     )
     return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
+
+
+def design_of(name: str) -> str:
+    """The LDraw design of a render's name ("3626bp01#000012", "train-3626bp01#020000" -> "3626bp01")."""
+    return name.removeprefix(TRAIN_ONLY).split("#")[0]
 
 
 def render_in_parallel(n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:
@@ -106,7 +112,7 @@ class TensorBatches:
 
 
 class LegoFacesDataModule(L.LightningDataModule):
-    """Lego faces from one of three sources (synthetic | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
+    """Lego faces from one of four sources (synthetic | ldraw | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
 
     def __init__(
         self,
@@ -128,8 +134,9 @@ class LegoFacesDataModule(L.LightningDataModule):
         self.source, self.root, self.image_size, self.num_images = source, root, image_size, num_images
         self.batch_size, self.val_fraction, self.test_fraction = batch_size, val_fraction, test_fraction
         self.seed, self.cache_dir, self.url, self.blob = seed, Path(cache_dir), url, blob
-        # Synthetic only: faces rendered after the num_images ones (renderer indices num_images, ...), all in
-        # the train split, so validation and test stay exactly the faces of num_images alone.
+        # Rendered sources only: faces rendered after the num_images ones (renderer indices num_images, ...), all
+        # in the train split, so validation and test stay exactly the faces of num_images alone (ldraw: renders
+        # of the training designs only).
         self.extra_train_faces = extra_train_faces
         self.max_pixels = max_pixels  # photo sources: an image of more pixels is skipped before decoding
         self._keyed: tuple[tuple, dict] | None = None  # the last _key(), with the parameters it was made of
@@ -165,10 +172,12 @@ class LegoFacesDataModule(L.LightningDataModule):
 
     def _make_key(self) -> dict:
         key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
-        if self.source == "synthetic":
+        if self.source in ("synthetic", "ldraw"):
             key["seed"] = self.seed
             if self.extra_train_faces:  # absent when 0: the caches of runs without extra faces stay valid
                 key["extra_train"] = self.extra_train_faces
+            if self.source == "ldraw":  # the designs shipped, and which of them are training designs
+                key.update(designs=designs_digest(), split=[self.val_fraction, self.test_fraction])
             return key
         key["reading"] = READING_VERSION
         key["max_pixels"] = self.max_pixels
@@ -204,6 +213,8 @@ class LegoFacesDataModule(L.LightningDataModule):
             pixels, labels = render_in_parallel(n + extra, self.image_size, self.seed)
             names = [f"{i:06d}" for i in range(n)] + [f"{TRAIN_ONLY}{i:06d}" for i in range(n, n + extra)]
             return pixels, names, labels
+        if self.source == "ldraw":
+            return self._render_designs()
         root = self.root
         if self.source == "lego_faces":
             root = fetch_lego_faces(str(self.url), str(self.blob), self.cache_dir)
@@ -212,6 +223,18 @@ class LegoFacesDataModule(L.LightningDataModule):
         pixels, names = load_folder(Path(str(root)).expanduser(), self.image_size, limit=self.num_images,
                                     max_pixels=self.max_pixels)
         return pixels, names, None
+
+    def _render_designs(self) -> tuple[np.ndarray, list[str], None]:
+        """LDraw printed heads: render i shows design i mod the number of designs; the extra renders show the
+        training designs only (a design's split is a hash of its name, as split_of does for images)."""
+        designs = load_designs()
+        n, extra = self.num_images or 2600, self.extra_train_faces
+        which = [i % len(designs) for i in range(n)]
+        train = np.flatnonzero(split_of(list(designs.names), self.seed, self.val_fraction, self.test_fraction) == 0)
+        which += [int(train[j % len(train)]) for j in range(extra)] if len(train) else []
+        pixels = render_in_batches(designs, which, self.image_size, self.seed)
+        names = [f"{'' if i < n else TRAIN_ONLY}{designs.names[d]}#{i:06d}" for i, d in enumerate(which)]
+        return pixels, names, None  # labels come from the designs' names (labels())
 
     def prepare_data(self) -> None:
         """Decode the source once and cache it on disk; a later run finds the cache and skips this."""
@@ -228,7 +251,10 @@ class LegoFacesDataModule(L.LightningDataModule):
         save_torch({"images": images, "names": names}, path)
 
     def labels(self) -> list[dict] | None:
-        """The factor labels of the synthetic faces (None for photo sources)."""
+        """The factor labels of the rendered faces (None for photo sources)."""
+        if self.source == "ldraw":
+            assert self.names, "call setup() first"
+            return design_labels(self.names, self.seed)
         path = self.cache_path.with_suffix(".labels.json")
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -240,7 +266,9 @@ class LegoFacesDataModule(L.LightningDataModule):
             if not self.cache_path.exists():
                 self.prepare_data()
             self.images, self.names = load_cache(self.cache_path)
-            split = torch.from_numpy(split_of(self.names, self.seed, self.val_fraction, self.test_fraction))
+            # LDraw: by design, so validation and test show designs that no training step saw.
+            keys = [design_of(name) for name in self.names] if self.source == "ldraw" else self.names
+            split = torch.from_numpy(split_of(keys, self.seed, self.val_fraction, self.test_fraction))
             split[[i for i, name in enumerate(self.names) if name.startswith(TRAIN_ONLY)]] = 0
             for i, name in enumerate(SPLITS):
                 idx = torch.nonzero(split == i).flatten()

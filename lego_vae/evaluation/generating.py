@@ -12,7 +12,7 @@ from lego_vae.config.commands import GenerateConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
-from lego_vae.data.synthetic import FACTORS
+from lego_vae.data.labelled import factors_of
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import kl_per_dim
 from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
@@ -66,8 +66,13 @@ def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
     return pairs
 
 
-def check_classes(factor: str, values: list[str]) -> list[str]:
-    """The classes of a factor to show (all of them for []); UserError for an unknown factor or class."""
+def check_classes(factor: str, values: list[str], source: str = "synthetic") -> list[str]:
+    """The classes of a factor of a rendered source's labels to show (all of them for []); UserError for a source
+    without labels (photos), an unknown factor or class."""
+    FACTORS = factors_of(source)
+    if FACTORS is None:
+        raise UserError(f"classes.factor: needs a rendered source (synthetic or ldraw), whose faces carry their "
+                        f"classes; this run's is {source}")
     if factor not in FACTORS or factor == "extras":
         choices = ", ".join(f for f in FACTORS if f != "extras")
         raise UserError(f"classes.factor={factor}: not a factor with one class per face ({choices})")
@@ -79,7 +84,7 @@ def check_classes(factor: str, values: list[str]) -> list[str]:
 
 def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: list[str],
                 per_class: int) -> tuple[torch.Tensor, list[str]]:
-    """Test faces of each class of a factor of the synthetic faces, above their reconstructions.
+    """Test faces of each class of a factor of the rendered faces, above their reconstructions.
 
     Returns a (2 * K, 3, S, S) tensor in [0, 1], the K faces in the first half and their posterior-mean
     reconstructions in the second (a grid of nrow=K shows originals above reconstructions), and the class of
@@ -87,10 +92,10 @@ def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: 
     Raises UserError when the source has no labels (photos), for an unknown factor or class, or when no
     test face has any of the classes.
     """
-    values = check_classes(factor, values)
+    values = check_classes(factor, values, datamodule.source)
     labels = datamodule.split_labels("test")
     if labels is None:
-        raise UserError("classes.factor: needs the synthetic source, whose faces carry their classes")
+        raise UserError("classes.factor: needs a rendered source (synthetic or ldraw), whose faces carry their classes")
     picked = [(i, v) for v in values for i in [i for i, lab in enumerate(labels) if lab[factor] == v][:per_class]]
     if not picked:
         raise UserError(f"classes: no test face of {factor} {', '.join(values)}")
@@ -108,11 +113,11 @@ def validate_generate(cfg) -> dict:
 def generate(cfg, out_dir: str | Path) -> list[Path]:
     """Write samples.png, morph.png/.gif, traversal.png (and reconstructions.png for inputs) into out_dir."""
     plain = validate_generate(cfg)
-    if plain["classes"]["factor"] is not None:  # a wrong name is refused before any picture is written
-        check_classes(plain["classes"]["factor"], plain["classes"]["values"])
     out_dir = Path(out_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae, config, fitted = load_model(plain["checkpoint"], device)
+    if plain["classes"]["factor"] is not None:  # a wrong name is refused before any picture is written
+        check_classes(plain["classes"]["factor"], plain["classes"]["values"], config["data"]["source"])
     prior = chosen_prior(plain["prior"], fitted, plain["checkpoint"])
     size, steps, gen = config["data"]["image_size"], plain["steps"], torch.Generator().manual_seed(plain["seed"])
     max_pixels = config["data"]["max_pixels"]

@@ -35,22 +35,27 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from lego_vae.data.synthetic import FACTORS, render_faces
+from lego_vae.data.labelled import factors_of, render_labelled
 from lego_vae.files import save_torch
 from lego_vae.model.inference import evaluating, float_batches
 
 JUDGE_SEED = 1_000_003  # the renderer set the judge trains on: never a VAE's data.seed
 JUDGE_VERSION = 1  # bump when the network or its training changes, so old caches are not reused
-CATEGORICAL = tuple(f for f in FACTORS if f != "extras")
-EXTRAS = FACTORS["extras"]
+Factors = dict[str, tuple[str, ...]]  # factor -> its classes; "extras" lists 0+ items per face
+
+
+def categorical(factors: Factors) -> tuple[str, ...]:
+    """The factors with one class per face (all but extras)."""
+    return tuple(f for f in factors if f != "extras")
 
 
 class AttributeJudge(nn.Module):
     """Stride-2 conv stages down to a 4x4 grid, each with a 3x3 conv -> `num_features` -> a linear head per factor."""
 
-    def __init__(self, image_size: int, width: int = 16, num_features: int = 128) -> None:
+    def __init__(self, image_size: int, width: int = 16, num_features: int = 128, factors: Factors | None = None) -> None:
         super().__init__()
         self.image_size, self.width, self.num_features = image_size, width, num_features
+        self.factors: Factors = factors or factors_of("synthetic")  # the labels it reads (lego_vae.data.labelled)
         stages = max(1, int(math.log2(image_size / 4)))  # 64 px: 4 stages of stride 2 -> 4x4
         layers: list[nn.Module] = []
         channels = 3
@@ -64,7 +69,7 @@ class AttributeJudge(nn.Module):
         # A fixed 4x4 grid keeps where things are (brows above eyes above mouth) for any image size.
         layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(channels * 16, num_features), nn.ReLU()]
         self.body = nn.Sequential(*layers)
-        self.heads = nn.ModuleDict({f: nn.Linear(num_features, len(FACTORS[f])) for f in FACTORS})
+        self.heads = nn.ModuleDict({f: nn.Linear(num_features, len(c)) for f, c in self.factors.items()})
         self.meta: dict = {}  # ceiling, chance and settings, filled by load_or_train_judge
 
     def features(self, x: Tensor) -> Tensor:
@@ -76,21 +81,23 @@ class AttributeJudge(nn.Module):
         return self.features(x)
 
     def logits(self, x: Tensor) -> dict[str, Tensor]:
-        """Per-factor logits: (B, classes) for each categorical factor, (B, len(EXTRAS)) for extras."""
+        """Per-factor logits: (B, classes) for each categorical factor, (B, extras items) for extras."""
         h = self.features(x)
         return {f: head(h) for f, head in self.heads.items()}
 
 
-def encode_labels(labels: list[dict]) -> dict[str, Tensor]:
-    """Renderer labels -> class indices (N,) per categorical factor and a multi-hot (N, len(EXTRAS)) for extras."""
-    out = {f: torch.tensor([FACTORS[f].index(lab[f]) for lab in labels], dtype=torch.long) for f in CATEGORICAL}
-    out["extras"] = torch.tensor([[float(e in lab["extras"]) for e in EXTRAS] for lab in labels]).reshape(-1, len(EXTRAS))
+def encode_labels(labels: list[dict], factors: Factors | None = None) -> dict[str, Tensor]:
+    """Renderer labels -> class indices (N,) per categorical factor and a multi-hot (N, extras items) for extras."""
+    factors = factors or factors_of("synthetic")
+    extras = factors["extras"]
+    out = {f: torch.tensor([factors[f].index(lab[f]) for lab in labels], dtype=torch.long) for f in categorical(factors)}
+    out["extras"] = torch.tensor([[float(e in lab["extras"]) for e in extras] for lab in labels]).reshape(-1, len(extras))
     return out
 
 
 def _predict_indices(judge: AttributeJudge, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
     """Predicted class index per categorical factor and a 0/1 extras matrix, for every image."""
-    parts: dict[str, list[Tensor]] = {f: [] for f in FACTORS}
+    parts: dict[str, list[Tensor]] = {f: [] for f in judge.factors}
     with evaluating(judge) as device:
         for x in float_batches(images, batch_size, device):
             for f, z in judge.logits(x).items():
@@ -100,9 +107,10 @@ def _predict_indices(judge: AttributeJudge, images: Tensor, batch_size: int = 25
 
 def predict(judge: AttributeJudge, images: Tensor) -> list[dict]:
     """The judge's reading of each image, in the renderer's label format (factor -> name, extras -> list)."""
-    pred = _predict_indices(judge, images)
-    return [{**{f: FACTORS[f][int(pred[f][i])] for f in CATEGORICAL},
-             "extras": [e for e, on in zip(EXTRAS, pred["extras"][i].tolist()) if on]} for i in range(len(images))]
+    pred, factors = _predict_indices(judge, images), judge.factors
+    return [{**{f: factors[f][int(pred[f][i])] for f in categorical(factors)},
+             "extras": [e for e, on in zip(factors["extras"], pred["extras"][i].tolist()) if on]}
+            for i in range(len(images))]
 
 
 def _hits(pred: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -110,7 +118,7 @@ def _hits(pred: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tenso
     # Extras are 0+ items: a per-item mean would sit near 90 % by chance alone (most items are rare),
     # hiding the errors that matter, so a face's extras count as right only if every item is.
     return {f: (pred[f] == target[f]).all(1).float() if f == "extras" else (pred[f] == target[f]).float()
-            for f in FACTORS}
+            for f in pred}
 
 
 def _with_mean(per_factor: dict[str, float]) -> dict[str, float]:
@@ -119,7 +127,7 @@ def _with_mean(per_factor: dict[str, float]) -> dict[str, float]:
 
 def attribute_hits(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, Tensor]:
     """Per factor, (N,) 1.0 where the judge reads image i's factor right (extras: the whole set), else 0.0."""
-    return _hits(_predict_indices(judge, images), encode_labels(labels))
+    return _hits(_predict_indices(judge, images), encode_labels(labels, judge.factors))
 
 
 def accuracy_of(hits: dict[str, Tensor]) -> dict[str, float]:
@@ -138,12 +146,12 @@ def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict
     {factor: {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}.
     Extras (0 or more items per face) have no single class and are left out.
     """
-    pred, target = _predict_indices(judge, images), encode_labels(labels)
+    pred, target = _predict_indices(judge, images), encode_labels(labels, judge.factors)
     out = {}
-    for f in CATEGORICAL:
-        k = len(FACTORS[f])
+    for f in categorical(judge.factors):
+        k = len(judge.factors[f])
         counts = torch.bincount(target[f] * k + pred[f], minlength=k * k).view(k, k)
-        out[f] = {"classes": list(FACTORS[f]), "counts": counts.tolist()}
+        out[f] = {"classes": list(judge.factors[f]), "counts": counts.tolist()}
     return out
 
 
@@ -166,10 +174,10 @@ def confusion_losses(table: dict[str, dict], min_share: float = 0.5) -> list[str
     return [line for _, line in sorted(found, key=lambda item: -item[0])]
 
 
-def chance_accuracy(labels: list[dict]) -> dict[str, float]:
+def chance_accuracy(labels: list[dict], factors: Factors | None = None) -> dict[str, float]:
     """Most-frequent-class rate per factor (extras: the most frequent whole set) and their mean."""
     rates = {}
-    for f in FACTORS:
+    for f in factors or factors_of("synthetic"):
         values = [tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels]
         _, counts = np.unique(np.array([json.dumps(v, allow_nan=False) for v in values]), return_counts=True)
         rates[f] = float(counts.max() / len(values))
@@ -178,17 +186,17 @@ def chance_accuracy(labels: list[dict]) -> dict[str, float]:
 
 def _loss(logits: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
     """Sum over factors of cross-entropy (categorical) and binary cross-entropy per extras item."""
-    return sum(F.binary_cross_entropy_with_logits(z, target[f]) * len(EXTRAS) if f == "extras"
+    return sum(F.binary_cross_entropy_with_logits(z, target[f]) * z.shape[1] if f == "extras"
                else F.cross_entropy(z, target[f]) for f, z in logits.items())
 
 
 def train_judge(images: Tensor, labels: list[dict], epochs: int, batch_size: int, lr: float,
-                width: int, num_features: int, seed: int) -> AttributeJudge:
+                width: int, num_features: int, seed: int, factors: Factors | None = None) -> AttributeJudge:
     """Fit a judge on uint8 faces (N, 3, S, S) and their renderer labels; Adam with a cosine-decayed lr."""
-    target = encode_labels(labels)
+    target = encode_labels(labels, factors)
     with torch.random.fork_rng(devices=[]):  # deterministic, without touching the caller's RNG
         torch.manual_seed(seed)
-        judge = AttributeJudge(images.shape[-1], width=width, num_features=num_features)
+        judge = AttributeJudge(images.shape[-1], width=width, num_features=num_features, factors=factors)
         steps = epochs * -(-len(images) // batch_size)
         opt = torch.optim.Adam(judge.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
@@ -220,7 +228,8 @@ def _load(path: Path, settings: dict) -> AttributeJudge:
     saved = torch.load(path, weights_only=True)
     if saved["meta"]["settings"] != settings:
         raise ValueError("settings differ")
-    judge = AttributeJudge(settings["image_size"], width=settings["width"], num_features=settings["num_features"])
+    judge = AttributeJudge(settings["image_size"], width=settings["width"], num_features=settings["num_features"],
+                           factors=factors_of(settings.get("source", "synthetic")))
     judge.load_state_dict(saved["state_dict"])
     judge.meta = saved["meta"]
     return judge.eval()
@@ -228,10 +237,16 @@ def _load(path: Path, settings: dict) -> AttributeJudge:
 
 def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDGE_SEED, num_train: int = 6000,
                         num_holdout: int = 1000, epochs: int = 12, batch_size: int = 64, lr: float = 3e-3,
-                        width: int = 16, num_features: int = 128) -> tuple[AttributeJudge, dict]:
-    """The judge for this image size from `cache_dir`, or trained on renderer set `seed` and cached: (judge, info)."""
+                        width: int = 16, num_features: int = 128, source: str = "synthetic") -> tuple[AttributeJudge, dict]:
+    """The judge of a rendered source's labels for this image size from `cache_dir`, or trained on its render set
+    `seed` and cached: (judge, info). Raises KeyError for a source without labels (lego_vae.data.labelled)."""
     settings = {"image_size": image_size, "seed": seed, "num_train": num_train, "num_holdout": num_holdout,
                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width, "num_features": num_features}
+    if source != "synthetic":  # absent for synthetic faces: their judges cached before ldraw existed stay valid
+        settings["source"] = source
+    factors = factors_of(source)
+    if factors is None:
+        raise KeyError(f"{source}: a photo source has no labels for the judge")
     path = judge_cache_path(cache_dir, settings)
     if path.exists():
         try:
@@ -241,13 +256,14 @@ def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDG
             warnings.warn(f"judge cache {path} is unreadable ({type(error).__name__}); training the judge again",
                           stacklevel=2)
     start = time.perf_counter()
-    pixels, labels = render_faces(num_train + num_holdout, size=image_size, seed=seed)
+    pixels, labels = render_labelled(source, num_train + num_holdout, size=image_size, seed=seed)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-    judge = train_judge(images[:num_train], labels[:num_train], epochs, batch_size, lr, width, num_features, seed)
+    judge = train_judge(images[:num_train], labels[:num_train], epochs, batch_size, lr, width, num_features, seed,
+                        factors)
     held_images, held_labels = images[num_train:], labels[num_train:]
     judge.meta = {"settings": settings, "seconds": time.perf_counter() - start,
                   "ceiling": attribute_accuracy(judge, held_images, held_labels),
-                  "chance": chance_accuracy(held_labels)}
+                  "chance": chance_accuracy(held_labels, factors)}
     path.parent.mkdir(parents=True, exist_ok=True)
     # Whole or not at all (lego_vae.files): a killed run or a full disk never leaves a half-written judge behind.
     save_torch({"state_dict": judge.state_dict(), "meta": judge.meta}, path)

@@ -13,7 +13,7 @@ returns, JSON-serialisable:
     fd_judge_reason                null, or why a distance is null
     precision, recall              {prior: value}: k-NN manifolds (Kynkäänniemi et al. 2019)
     pr_reason                      null, or why precision/recall are null (k or fewer images in a set)
-    judge_note                     what the feature space is (the same for every data source)
+    judge_note                     what the feature space is (a rendered source's own judge; photos: synthetic's)
 
 FD/KD come from torchmetrics (via distances.image_set_distances) with the judge as the feature extractor,
 precision/recall from torch-fidelity's implementation on the judge's features. Read precision with
@@ -28,11 +28,12 @@ import torch
 from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from lego_vae.data.labelled import factors_of
 from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, confusion, load_or_train_judge
 from lego_vae.evaluation.metrics import decoded_samples, reconstructions
 
-NO_LABELS = "this data source has no factor labels (only synthetic faces do)"
+NO_LABELS = "this data source has no factor labels (only rendered faces do: synthetic, ldraw)"
 
 
 def judge_features(judge: AttributeJudge, images: Tensor, batch_size: int = 256) -> Tensor:
@@ -70,8 +71,8 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
         "judge_ceiling": judge.meta.get("ceiling"),
         "attr_chance": judge.meta.get("chance"),
         "judge_note": ("fd_judge, kd_judge, precision and recall are distances in the feature space of an "
-                       f"attribute classifier trained on synthetic faces (renderer seed {settings.get('seed')}), "
-                       "for every data source"),
+                       f"attribute classifier trained on {settings.get('source', 'synthetic')} faces (renderer seed "
+                       f"{settings.get('seed')}); photo sources are read by the synthetic faces' judge"),
     }
     if test_labels is None:
         out.update(attr_acc_real=None, attr_acc_recon=None, attr_confusion_recon=None, attr_reason=NO_LABELS)
@@ -113,7 +114,9 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dic
     if not cfg["enabled"]:
         return {}
     settings = {key: value for key, value in cfg.items() if key not in ("k", "enabled")}
-    judge, _ = load_or_train_judge(plain["data"]["image_size"], plain["data"]["cache_dir"], **settings)
+    # A rendered source's own judge (its labels); photos are read by the synthetic faces' judge.
+    source = plain["data"]["source"] if factors_of(plain["data"]["source"]) else "synthetic"
+    judge, _ = load_or_train_judge(plain["data"]["image_size"], plain["data"]["cache_dir"], **settings, source=source)
     test = datamodule.split_images("test")
     given = samples or {}
     samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=plain["seed"])

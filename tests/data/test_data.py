@@ -178,5 +178,5 @@ def test_many_faces_render_in_parallel_exactly_as_in_one_process() -> None:
 
 
 def test_extra_train_faces_need_the_synthetic_source(make_cfg) -> None:
-    with pytest.raises(UserError, match="data.extra_train_faces=5: only the synthetic source renders more faces"):
+    with pytest.raises(UserError, match="data.extra_train_faces=5: only the synthetic and ldraw sources render more faces"):
         validate(make_cfg("data=folder", "data.root=/tmp", "data.extra_train_faces=5"))

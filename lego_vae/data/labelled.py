@@ -1,0 +1,37 @@
+"""The rendered sources, whose faces carry labels: their factors, and n labelled faces of a render set.
+
+    factors_of("ldraw")                   # {factor: (class, ...)}; "extras" lists 0+ items per face
+    pixels, labels = render_labelled("ldraw", 1000, size=64, seed=7)   # (N, S, S, 3) uint8, a dict each
+
+The attribute judge trains on these (lego_vae.evaluation.judge); photo sources have no labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lego_vae.data import ldraw_labels, synthetic
+from lego_vae.data.ldraw import design_labels, load_designs, render_in_batches
+
+LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS, "ldraw": ldraw_labels.FACTORS}
+
+
+def factors_of(source: str) -> dict[str, tuple[str, ...]] | None:
+    """The factors of a source's labels and their classes; None for a photo source."""
+    return LABELLED.get(source)
+
+
+def render_labelled(source: str, n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """Faces 0..n-1 of render set `seed` of a rendered source: (n, S, S, 3) uint8 and their labels.
+
+    ldraw: face i shows design i mod the number of designs (every design, none held out: the judge is the
+    measuring instrument, and no VAE trains on its render set). Raises KeyError for a photo source.
+    """
+    if source == "synthetic":
+        return synthetic.render_faces(n, size=size, seed=seed)
+    if source != "ldraw":
+        raise KeyError(f"{source}: not a rendered source ({', '.join(LABELLED)})")
+    designs = load_designs()
+    which = [i % len(designs) for i in range(n)]
+    pixels = render_in_batches(designs, which, size, seed)
+    return pixels, design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
