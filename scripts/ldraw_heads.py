@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -135,10 +136,34 @@ def texture(polygons: list[tuple[int, np.ndarray]], palette: dict[int, int]) -> 
     return np.asarray(image, dtype=np.uint8)
 
 
+LICENCE_FILES = ("CAreadme.txt", "CAlicense.txt", "CAlicense4.txt")
+
+
+def write_notice(folder: Path, source: str, names: list[str], headers: list[dict]) -> None:
+    """NOTICE (where the designs come from, their licence, what was changed, every author) and the licence files."""
+    authors = sorted({a.strip() for h in headers for a in h["author"].split(";") if a.strip()})
+    lines = [
+        "The printed minifig head designs in heads.npz come from the LDraw.org Parts Library",
+        "(https://library.ldraw.org), licensed under CC BY 2.0 and CC BY 4.0: see CAreadme.txt, CAlicense.txt and",
+        "CAlicense4.txt beside this file. LDraw is a trademark of the Estate of James Jessiman; LEGO is a trademark of",
+        "the LEGO Group, which does not sponsor, authorize or endorse this project.",
+        "",
+        f"Made by scripts/ldraw_heads.py from {source}: each part's printed polygons were drawn into a texture",
+        "over the head's cylinder (angle x height); the geometry, edges and conditional lines were left out.",
+        f"{len(names)} parts: {', '.join(names)}.",
+        "",
+        "Authors of these parts (as their files name them):",
+        *[f"  {a}" for a in authors],
+    ]
+    (folder / "NOTICE").write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("library", type=Path)
     parser.add_argument("--out", type=Path, default=Path("lego_vae/data/ldraw/heads.npz"))
+    parser.add_argument("--source", default="the LDraw.org parts library",
+                        help="how NOTICE names the library copy read (e.g. its version or repository and commit)")
     args = parser.parse_args(argv)
     library = Library(args.library)
     colours = colour_table(args.library)
@@ -169,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         textures=np.stack(textures), codes=codes, rgb=rgb,
         grid=np.array([THETA, Y0, DY], dtype=np.float64),
     )
+    write_notice(args.out.parent, args.source, names, headers)
+    for name in LICENCE_FILES:  # the official library has them at its root, openscad-ldraw in orig/
+        found = [p for p in (args.library / name, args.library / "orig" / name) if p.exists()]
+        if found:
+            shutil.copyfile(found[0], args.out.parent / name)
     print(f"{len(names)} printed heads, {len(palette)} colours -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
     return 0
 
