@@ -17,7 +17,9 @@ from torch import Tensor
 from lego_vae.data.download import fetch_lego_faces
 from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load_folder
 from lego_vae.data.images import DEFAULT_MAX_PIXELS
-from lego_vae.data.ldraw import design_labels, designs_digest, load_designs, render_in_batches
+from lego_vae.data.ldraw.designs import designs_digest, load_designs
+from lego_vae.data.ldraw.labels import design_labels
+from lego_vae.data.ldraw.render import render_in_batches
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 from lego_vae.files import save_torch, write_text

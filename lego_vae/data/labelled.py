@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lego_vae.data import ldraw_labels, synthetic
-from lego_vae.data.ldraw import design_labels, load_designs, render_in_batches
+from lego_vae.data import synthetic
+from lego_vae.data.ldraw import labels as ldraw_labels
+from lego_vae.data.ldraw.designs import load_designs
+from lego_vae.data.ldraw.render import render_in_batches
 
 LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS, "ldraw": ldraw_labels.FACTORS}
 
@@ -34,4 +36,4 @@ def render_labelled(source: str, n: int, size: int, seed: int) -> tuple[np.ndarr
     designs = load_designs()
     which = [i % len(designs) for i in range(n)]
     pixels = render_in_batches(designs, which, size, seed)
-    return pixels, design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
+    return pixels, ldraw_labels.design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)

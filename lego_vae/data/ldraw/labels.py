@@ -7,7 +7,7 @@ Pattern", keywords "beard, moustache, ..."), so the judge's labels come from wor
   over lips, lips over the shape of a closed mouth. A 2-sided head ("Smile / Frown 2-Sided") is labelled by its
   first expression, the one printed on the front that the renders show.
 - extras (0 or more): every item of EXTRA_WORDS whose pattern matches.
-- head: the head's colour of the render (HEAD_COLOURS of lego_vae.data.ldraw), not of the design.
+- head: the head's colour of the render (HEAD_COLOURS of lego_vae.data.ldraw.render), not of the design.
 
 Words not printed on a design's front (a back print named after the slash) cannot be seen, hence the cut.
 """
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import functools
 import re
+
+from lego_vae.data.ldraw.designs import load_designs
+from lego_vae.data.ldraw.render import draw_params
 
 MOUTH_WORDS: dict[str, str] = {
     "teeth": r"open mouth|open smil|teeth|tooth|scream|shout|tongue|tounge|wide open|grimace|scared|fang",
@@ -62,8 +65,6 @@ def labels_of(description: str, keywords: str = "") -> dict:
 
 @functools.cache
 def _by_name() -> dict[str, dict]:
-    from lego_vae.data.ldraw import load_designs
-
     designs = load_designs()
     return {str(n): labels_of(str(d), str(k)) for n, d, k in zip(designs.names, designs.description, designs.keywords)}
 
@@ -72,3 +73,17 @@ def labels_for(design: str, head: str) -> dict:
     """The judge's labels of a render: its design's mouth and extras, and its head colour."""
     found = _by_name()[design]
     return {"mouth": found["mouth"], "head": head, "extras": list(found["extras"])}
+
+
+def design_labels(names: list[str], seed: int) -> list[dict]:
+    """The judge's labels of renders named "<design>#<index>" of set `seed` (lego_vae.data.ldraw_labels)."""
+    heads = {}
+    out = []
+    for name in names:
+        design, index = name.rsplit("#", 1)
+        design = design.removeprefix("train-")
+        i = int(index)
+        if i not in heads:
+            heads[i] = draw_params(i, seed)["head"]
+        out.append(labels_for(design, heads[i]))
+    return out

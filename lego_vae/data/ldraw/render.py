@@ -1,40 +1,33 @@
-"""Real printed minifig heads: the LDraw library's designs rendered as photo-like images, offline.
+"""Printed heads rendered as photo-like images: a design's print on the bare head, posed, lit, on a backdrop.
 
-The designs ship with the package (ldraw/heads.npz: each head's print as a palette texture over the head's
-cylinder, made by scripts/ldraw_heads.py from the LDraw.org parts library, CC BY: ldraw/NOTICE). Here they
-are put on the head of LDraw part 3626b (LDU, y down: a cylinder of radius 13 over y 4..17, its edges rounded
-to radius 8 at y 0 and 21, a stud of radius 6 above, a neck of radius 8 below), seen by an orthographic camera,
-lit (ambient, one soft key light, a specular highlight) and set on a light backdrop:
+    pixels, params = render_heads(load_designs(), [0, 0, 5], size=64, seed=0)   # (3, 64, 64, 3) uint8, a dict each
+    python -m lego_vae.data.ldraw.render --preview heads.png [--size 128] [--seed 0]   # an 8x8 grid
 
-    pixels, params = render_heads(designs, [0, 0, 5], size=64, seed=0)   # (3, 64, 64, 3) uint8, one dict each
-
-Render i of set `seed` draws its pose (yaw, pitch, roll, scale, shift), light, head colour and backdrop from
-`np.random.default_rng([seed, i])` alone, so it never depends on batch or order. Shading runs in torch, a batch
-at a time: 20,000 renders at 64 px take about a minute on 2 cores (bench/data_pipeline.py).
+Each render puts a design's palette texture (its colour 0: the head's colour) on the views of lego_vae.data.ldraw.head,
+sampled through the render's roll, scale and shift, turned by its yaw, and shades it: ambient, one soft key light
+(Lambert) and a Blinn-Phong highlight, the neck in the head's shadow, a little sensor noise, box-downsampled from 2x.
+Render i of set `seed` draws its settings from `np.random.default_rng([seed, i])` alone, so it never depends on
+batch or order. The shading runs in torch, a batch at a time (bench/data_pipeline.py measures it).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import argparse
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
-from lego_vae.data.ldraw_labels import labels_for
+from lego_vae.data.ldraw.designs import Designs, load_designs
+from lego_vae.data.ldraw.head import HALF_EXTENT, PITCHES, head_views
 
 CHUNK = 2000  # renders per task when many are rendered at once
 SUPERSAMPLE = 2  # render at 2x, then average 2x2: antialiasing of the outline and the print
-GEOMETRY_SIZE = 320  # pixels of the precomputed views of the bare head
-PITCHES = np.radians(np.linspace(-6.0, 18.0, 9))  # camera elevations of the precomputed views (+: from above)
-HALF_EXTENT = 19.0  # LDU from the frame's centre to its edge at scale 1: the head fills about 72% of the height
-CENTRE_Y = 10.0  # LDU: the point of the head (between stud top -4 and neck bottom 24) on the frame's centre
 POSE = {"yaw": math.radians(14), "roll": math.radians(4), "scale": (0.8, 1.12), "shift": 1.6}
 # Head colours as LDraw's colour table gives them (LDConfig: Yellow 14, Light Nougat 78, Nougat 92,
 # Medium Nougat 84, Reddish Brown 70), with how often a render gets each.
@@ -45,92 +38,6 @@ HEAD_COLOURS: dict[str, tuple[float, tuple[int, int, int]]] = {
     "medium_nougat": (0.08, (170, 125, 85)),
     "reddish_brown": (0.08, (95, 49, 9)),
 }
-
-
-@dataclass(frozen=True)
-class Designs:
-    """The shipped printed heads: names (N,), descriptions, keywords, authors, (N, H, W) uint8 palette textures
-    (0: the head's colour), the palette's LDraw codes (K,) and RGB (K, 3), and the texture grid (theta_max, y0, dy)."""
-
-    names: np.ndarray
-    description: np.ndarray
-    keywords: np.ndarray
-    author: np.ndarray
-    textures: np.ndarray
-    codes: np.ndarray
-    rgb: np.ndarray
-    grid: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-@functools.cache
-def load_designs() -> Designs:
-    """The printed heads shipped in lego_vae/data/ldraw/heads.npz (read once per process)."""
-    with resources.files("lego_vae.data").joinpath("ldraw/heads.npz").open("rb") as f:
-        data = np.load(f)
-        return Designs(**{name: data[name] for name in Designs.__dataclass_fields__})
-
-
-def _inside(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Part id at LDraw points: 0 outside, 1 the head's printable surface, 2 the stud, 3 the neck."""
-    r = np.hypot(x, z)
-    body = (y >= 4) & (y <= 17) & (r <= 13)
-    top = (y >= 0) & (y < 4) & ((r <= 8) | (((r - 8) / 5) ** 2 + ((y - 4) / 4) ** 2 <= 1))
-    bottom = (y > 17) & (y <= 21) & ((r <= 8) | (((r - 8) / 5) ** 2 + ((y - 17) / 4) ** 2 <= 1))
-    stud = (y >= -4) & (y < 0) & (r <= 6)
-    neck = (y > 21) & (y <= 24) & (r <= 8)
-    return np.select([body | top | bottom, stud, neck], [1, 2, 3], 0)
-
-
-def _normal(x: np.ndarray, y: np.ndarray, z: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """(3, ...) unit outward normals of the head at surface points of the given parts."""
-    r = np.maximum(np.hypot(x, z), 1e-6)
-    radial = np.stack([x / r, np.zeros_like(r), z / r])
-    up = np.stack([np.zeros_like(r), -np.ones_like(r), np.zeros_like(r)])
-    # The rounded edges are quarter ellipses in (r, y) with semi-axes 5 (r) and 4 (y): gradient of the ellipse.
-    centre = np.where(y < 10, 4.0, 17.0)
-    er, ey = np.maximum(r - 8, 0) / 25, (y - centre) / 16
-    ellipse = np.stack([er * x / r, ey, er * z / r])
-    on_ring = (part == 1) & ((y < 4) | (y > 17)) & (r > 8.01)
-    on_cap = ((part == 1) & ((y < 4) | (y > 17)) & (r <= 8.01)) | ((part == 2) & (y < -3.9))
-    n = np.where(on_ring, ellipse, np.where(on_cap, up * np.sign(10 - y), radial))
-    return n / np.maximum(np.linalg.norm(n, axis=0), 1e-9)
-
-
-@functools.cache
-def head_views(size: int = GEOMETRY_SIZE) -> torch.Tensor:
-    """The bare head seen from each of PITCHES: (P, 7, size, size) float32 maps over the frame at scale 1
-    (x right, y down, HALF_EXTENT LDU each side of (0, CENTRE_Y)): part id, theta (radians from the front),
-    y (LDU), normal (3, camera frame: x right, y down, z away from the camera), visible (0/1)."""
-    a = (np.arange(size) + 0.5) / size * 2 - 1
-    u, v = np.meshgrid(a * HALF_EXTENT, a * HALF_EXTENT + CENTRE_Y)
-    steps = np.linspace(-20.0, 20.0, 161)  # 0.25 LDU along each ray, then bisection
-    views = []
-    for pitch in PITCHES:
-        c, s = math.cos(pitch), math.sin(pitch)
-        # Camera frame -> LDraw: rotate about x by the pitch (the camera above the head looks down at it).
-        def point(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            yc, zc = v - CENTRE_Y, t
-            return u, CENTRE_Y + c * yc + s * zc, -s * yc + c * zc
-        first = np.full(u.shape, np.nan)
-        for t in steps:  # the first step inside along each ray (from the camera at z = -20)
-            hit = np.isnan(first) & (_inside(*point(np.full(u.shape, t))) > 0)
-            first[hit] = t
-        found = ~np.isnan(first)
-        lo, hi = np.where(found, first - 0.25, 0.0), np.where(found, first, 0.0)
-        for _ in range(10):
-            mid = (lo + hi) / 2
-            inside = _inside(*point(mid)) > 0
-            hi, lo = np.where(inside, mid, hi), np.where(inside, lo, mid)
-        x, y, z = point(hi)
-        part = np.where(found, _inside(*point(hi + 1e-3)), 0)
-        n = _normal(x, y, z, part)
-        # LDraw normal -> camera frame (the inverse rotation).
-        n_cam = np.stack([n[0], c * n[1] - s * n[2], s * n[1] + c * n[2]])
-        views.append(np.stack([part, np.arctan2(x, -z), y, *n_cam, (part > 0).astype(float)]))
-    return torch.from_numpy(np.stack(views).astype(np.float32))
 
 
 def _pick(rng: np.random.Generator, table: dict) -> str:
@@ -219,12 +126,6 @@ def render_heads(designs: Designs, which: list[int] | np.ndarray, size: int = 64
     return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8), settings
 
 
-def designs_digest() -> str:
-    """A short hash of the shipped designs' file: a cache of renders is remade when the designs change."""
-    with resources.files("lego_vae.data").joinpath("ldraw/heads.npz").open("rb") as f:
-        return hashlib.blake2b(f.read(), digest_size=8).hexdigest()
-
-
 def _render_chunk(which: list[int], size: int, seed: int, start: int) -> np.ndarray:
     torch.set_num_threads(1)  # one process per core
     return render_heads(load_designs(), which, size, seed, start)[0]
@@ -243,15 +144,29 @@ def render_in_batches(designs: Designs, which: list[int], size: int, seed: int) 
     return np.concatenate(parts)
 
 
-def design_labels(names: list[str], seed: int) -> list[dict]:
-    """The judge's labels of renders named "<design>#<index>" of set `seed` (lego_vae.data.ldraw_labels)."""
-    heads = {}
-    out = []
-    for name in names:
-        design, index = name.rsplit("#", 1)
-        design = design.removeprefix("train-")
-        i = int(index)
-        if i not in heads:
-            heads[i] = draw_params(i, seed)["head"]
-        out.append(labels_for(design, heads[i]))
-    return out
+
+
+def preview(path, size: int = 128, seed: int = 0, grid: int = 8) -> Path:
+    """Write a grid x grid PNG of renders 0..grid²-1 of set `seed` (render i shows design i) and return the path."""
+    designs = load_designs()
+    faces, _ = render_heads(designs, [i % len(designs) for i in range(grid * grid)], size=size, seed=seed)
+    sheet = faces.reshape(grid, grid, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(grid * size, grid * size, 3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: write a preview sheet of rendered printed heads."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preview", required=True, help="PNG file to write the grid of heads to")
+    parser.add_argument("--size", type=int, default=128, help="pixels per head")
+    parser.add_argument("--seed", type=int, default=0, help="which set of renders")
+    parser.add_argument("--grid", type=int, default=8, help="heads per row and column")
+    args = parser.parse_args(argv)
+    print(preview(args.preview, size=args.size, seed=args.seed, grid=args.grid))
+
+
+if __name__ == "__main__":
+    main()
