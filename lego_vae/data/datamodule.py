@@ -19,7 +19,7 @@ from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load
 from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.data.ldraw.designs import designs_digest, load_designs
 from lego_vae.data.ldraw.labels import design_labels
-from lego_vae.data.ldraw.render import render_in_batches
+from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 from lego_vae.files import save_torch, write_text
@@ -179,7 +179,7 @@ class LegoFacesDataModule(L.LightningDataModule):
             if self.extra_train_faces:  # absent when 0: the caches of runs without extra faces stay valid
                 key["extra_train"] = self.extra_train_faces
             if self.source == "ldraw":  # the designs shipped, and which of them are training designs
-                key.update(designs=designs_digest(), split=[self.val_fraction, self.test_fraction])
+                key.update(designs=designs_digest(), renderer=RENDER_VERSION, split=[self.val_fraction, self.test_fraction])
             return key
         key["reading"] = READING_VERSION
         key["max_pixels"] = self.max_pixels

@@ -15,7 +15,7 @@ import torch
 
 GEOMETRY_SIZE = 320  # pixels of the precomputed views of the bare head
 PITCHES = np.radians(np.linspace(-6.0, 18.0, 9))  # camera elevations of the precomputed views (+: from above)
-HALF_EXTENT = 19.0  # LDU from the frame's centre to its edge at scale 1: the head fills about 72% of the height
+HALF_EXTENT = 20.5  # LDU from the frame's centre to its edge at scale 1: the head fills about 68% of the height
 CENTRE_Y = 10.0  # LDU: the point of the head (between stud top -4 and neck bottom 24) on the frame's centre
 
 

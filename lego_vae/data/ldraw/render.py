@@ -28,6 +28,7 @@ from lego_vae.data.ldraw.head import HALF_EXTENT, PITCHES, head_views
 
 CHUNK = 2000  # renders per task when many are rendered at once
 SUPERSAMPLE = 2  # render at 2x, then average 2x2: antialiasing of the outline and the print
+RENDER_VERSION = 2  # bump when a render's look changes, so caches of older renders are not reused
 POSE = {"yaw": math.radians(14), "roll": math.radians(4), "scale": (0.8, 1.12), "shift": 1.6}
 # Head colours as LDraw's colour table gives them (LDConfig: Yellow 14, Light Nougat 78, Nougat 92,
 # Medium Nougat 84, Reddish Brown 70), with how often a render gets each.
@@ -55,7 +56,7 @@ def draw_params(index: int, seed: int) -> dict:
         "shift": rng.uniform(-1, 1, 2).tolist(), "light": (light / np.linalg.norm(light)).tolist(),
         "ambient": float(rng.uniform(0.45, 0.65)), "specular": float(rng.uniform(0.15, 0.45)),
         "shininess": float(rng.uniform(12, 40)), "head": _pick(rng, HEAD_COLOURS),
-        "tint": rng.uniform(0.94, 1.04, 3).tolist(), "backdrop": float(rng.choice([rng.uniform(0.9, 1.0), 1.0])),
+        "exposure": float(rng.uniform(1.0, 1.3)), "tint": rng.uniform(0.94, 1.04, 3).tolist(), "backdrop": float(rng.choice([rng.uniform(0.9, 1.0), 1.0])),
         "noise": float(rng.uniform(0.0, 0.015)),
     }
 
@@ -112,7 +113,8 @@ def render_heads(designs: Designs, which: list[int] | np.ndarray, size: int = 64
         shade = ambient + (1 - ambient) * lambert
         shade = torch.where((part == 3)[:, None], shade * 0.55, shade)  # the neck sits in the head's shadow
         lit = colour * shade + strength * spec.pow(shininess)
-        tint = torch.tensor([p["tint"] for p in params])[:, :, None, None]
+        # A product photo's exposure and white balance: bright, slightly off-neutral.
+        tint = torch.tensor([[p["exposure"] * t for t in p["tint"]] for p in params])[:, :, None, None]
         backdrop = torch.tensor([p["backdrop"] for p in params])[:, None, None, None].expand_as(lit)
         image = torch.where(visible > 0, (lit * tint).clamp(0, 1), backdrop)
         image = F.avg_pool2d(image, SUPERSAMPLE)
