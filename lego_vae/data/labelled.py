@@ -13,7 +13,7 @@ import numpy as np
 from lego_vae.data import synthetic
 from lego_vae.data.ldraw import labels as ldraw_labels
 from lego_vae.data.ldraw.designs import load_designs
-from lego_vae.data.ldraw.render import render_in_batches
+from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
 
 LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS, "ldraw": ldraw_labels.FACTORS}
 
@@ -21,6 +21,12 @@ LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTOR
 def factors_of(source: str) -> dict[str, tuple[str, ...]] | None:
     """The factors of a source's labels and their classes; None for a photo source."""
     return LABELLED.get(source)
+
+
+def render_version(source: str) -> int | None:
+    """The version of a rendered source's look (a judge trained on older renders is trained again); None for
+    synthetic faces, whose judges' cache keys predate this."""
+    return RENDER_VERSION if source == "ldraw" else None
 
 
 def render_labelled(source: str, n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:

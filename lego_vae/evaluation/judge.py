@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from lego_vae.data.labelled import factors_of, render_labelled
+from lego_vae.data.labelled import factors_of, render_labelled, render_version
 from lego_vae.files import save_torch
 from lego_vae.model.inference import evaluating, float_batches
 
@@ -243,7 +243,7 @@ def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDG
     settings = {"image_size": image_size, "seed": seed, "num_train": num_train, "num_holdout": num_holdout,
                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width, "num_features": num_features}
     if source != "synthetic":  # absent for synthetic faces: their judges cached before ldraw existed stay valid
-        settings["source"] = source
+        settings.update(source=source, renders=render_version(source))
     factors = factors_of(source)
     if factors is None:
         raise KeyError(f"{source}: a photo source has no labels for the judge")
