@@ -56,9 +56,14 @@ def test_data_pipeline_quick(tmp_path: Path) -> None:
     rows = [r["row"] for r in saved["results"]]
     assert rows == ["ours: first run (decode all files, write cache)", "ours: later run start-up (setup: load cache)",
                     "ours: epoch", "torchvision: epoch", "pool: 2,600 + 200 faces rendered once into the cache",
-                    "train batch, seed's 2,600 faces", "train batch, + 200 extra faces"]
-    pool = {t["what"]: t for t in saved["targets"]}["pool batch / seed-set batch (the pool's cost on a step)"]
+                    "train batch, seed's 2,600 faces", "train batch, + 200 extra faces",
+                    "ldraw pool: 2,600 + 200 printed heads rendered once into the cache"]
+    targets = {t["what"]: t for t in saved["targets"]}
+    pool = targets["pool batch / seed-set batch (the pool's cost on a step)"]
     assert pool["measured"] > 0 and pool["target"] == "<= 1.1x"
+    ldraw = targets["ldraw pool render / synthetic pool render (one-off)"]
+    rendered = {r["row"].split(":")[0]: r["seconds"] for r in saved["results"]}
+    assert ldraw["measured"] == pytest.approx(rendered["ldraw pool"] / rendered["pool"])
     epochs = {r["row"]: r for r in saved["results"]}
     # Both sides iterate the same train split.
     assert epochs["ours: epoch"]["images"] == epochs["torchvision: epoch"]["images"] < saved["settings"]["images"]

@@ -128,9 +128,9 @@ def render_heads(designs: Designs, which: list[int] | np.ndarray, size: int = 64
     return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8), settings
 
 
-def _render_chunk(which: list[int], size: int, seed: int, start: int) -> np.ndarray:
+def _render_chunk(which: list[int], size: int, seed: int, start: int, designs: Designs | None) -> np.ndarray:
     torch.set_num_threads(1)  # one process per core
-    return render_heads(load_designs(), which, size, seed, start)[0]
+    return render_heads(load_designs() if designs is None else designs, which, size, seed, start)[0]
 
 
 def render_in_batches(designs: Designs, which: list[int], size: int, seed: int) -> np.ndarray:
@@ -140,9 +140,10 @@ def render_in_batches(designs: Designs, which: list[int], size: int, seed: int) 
     if len(which) <= CHUNK or cores == 1:
         return render_heads(designs, which, size, seed)[0]
     starts = range(0, len(which), CHUNK)
+    given = None if designs is load_designs() else designs  # the shipped ones: each process reads its own
     with ProcessPoolExecutor(max_workers=cores) as pool:
         parts = list(pool.map(_render_chunk, [which[s:s + CHUNK] for s in starts], [size] * len(starts),
-                              [seed] * len(starts), starts))
+                              [seed] * len(starts), starts, [given] * len(starts)))
     return np.concatenate(parts)
 
 
