@@ -84,6 +84,7 @@ check-install:
 
 preview: install
 	$(BIN)/python -m lego_vae.data.synthetic --preview docs/faces.png
+	$(BIN)/python -m lego_vae.data.ldraw.render --preview docs/ldraw-heads.png --size 64
 
 # optuna-dashboard on a study's storage: make dashboard [STUDY=lego-vae] [STORAGE=postgresql://...]
 STUDY   ?= lego-vae
