@@ -205,6 +205,9 @@ def _needs_more_than_this_machine(program: str, args: list[str]) -> str:
     return ""
 
 
+PREVIEWS = ("lego_vae.data.synthetic", "lego_vae.data.ldraw.render")  # the renderers' preview sheets
+
+
 def plan(text: str, output: tuple[str, ...] = (), inline: bool = False) -> list[Step]:
     """How one command is checked; `make X` through its recipe (`make -n X`). Raises Unplanned.
 
@@ -230,7 +233,7 @@ def plan(text: str, output: tuple[str, ...] = (), inline: bool = False) -> list[
         program = HYDRA_APPS[module]
         why = _needs_more_than_this_machine(program, args)
         return [Step("parse" if why else "run", program, tuple(args), why, output)]
-    if module == "lego_vae.data.synthetic":
+    if module in PREVIEWS:
         return [Step("run", module, tuple(args), expected=output)]
     if module == "bench.judge_fresh":
         return [Step("run", module, tuple(args), expected=output)]

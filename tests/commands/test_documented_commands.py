@@ -37,7 +37,7 @@ from lego_vae.conf import CONF_DIR
 from lego_vae.config import validated
 from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig, TuneConfig
 from lego_vae.config.schema import TrainConfig
-from tests.commands.documented import RUN, DocCommand, Step, Unplanned, extract, plan
+from tests.commands.documented import PREVIEWS, RUN, DocCommand, Step, Unplanned, extract, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = extract()
@@ -248,10 +248,10 @@ def _check(step: Step, ws: Workspace, doc: DocCommand, monkeypatch) -> None:
     elif step.program in SCHEMAS:
         result = run_hydra(ws, step.program, list(step.args), keep_set=bool(step.expected))
         _judge(result, step.expected)
-    elif step.program == "lego_vae.data.synthetic":
+    elif step.program in PREVIEWS:
         module = importlib.import_module(step.program)
-        result = _call(lambda: module.main([*step.args, "--size", "16"]), _workspace_copy(ws, f"synthetic-{id(step)}"),
-                       ["synthetic"])
+        result = _call(lambda: module.main([*step.args, "--size", "16"]), _workspace_copy(ws, f"preview-{id(step)}"),
+                       [step.program.split(".")[-1]])
         _judge(result, step.expected)
     elif step.program == "bench.judge_fresh":
         module = importlib.import_module(step.program)
