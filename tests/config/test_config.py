@@ -46,7 +46,7 @@ def test_validate_names_the_key_and_the_allowed_values(make_cfg, override: str, 
 
 def test_the_default_config_is_valid(make_cfg) -> None:
     plain = validate(make_cfg())
-    assert plain["model"]["arch"] == "conv" and plain["data"]["source"] == "synthetic"
+    assert plain["model"]["arch"] == "conv" and plain["data"]["source"] == "synthetic"  # TINY pins it
     assert isinstance(plain, dict) and isinstance(plain["model"], dict)
 
 
@@ -61,6 +61,7 @@ def test_the_seed_defaults_match_the_plan(make_cfg) -> None:
     assert cfg.optim.lr == 1e-3 and cfg.optim.final_lr == 5e-7
     assert cfg.trainer.gradient_clip_val == 1.0 and cfg.trainer.gradient_clip_algorithm == "value"
     assert cfg.model.hidden == 512 and cfg.model.latent == 32
+    assert cfg.data.source == "ldraw"  # the default data since issue 26: real printed heads
 
 
 def test_folder_without_root_is_one_line(make_cfg) -> None:
