@@ -18,8 +18,9 @@ eval.judge settings; the first run's, cached under --cache-dir) reads them.
 What it does not measure: the spread between training seeds of one recipe. Train a recipe again with
 `seed=1` and read both runs here for that.
 
-RUN is a run folder, a .ckpt or a study folder (as evaluate's checkpoint=). Every run must be of synthetic
-faces of one image size; anything else is refused in one line (exit status 2).
+RUN is a run folder, a .ckpt or a study folder (as evaluate's checkpoint=). Every run must be of one rendered
+source and one image size; anything else is refused in one line (exit status 2). Runs on `data=ldraw` are read on
+`--faces` fresh renders (render seed `--seed`) of the first run's held-out test designs, by the LDraw heads' judge.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 from scipy.stats import binomtest
 
 from bench import common
-from lego_vae.data.synthetic import render_faces
+from lego_vae.data.labelled import factors_of, held_out_designs, render_labelled
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import accuracy_of, attribute_accuracy, attribute_hits, load_or_train_judge
 from lego_vae.evaluation.metrics import reconstructions
@@ -55,16 +56,23 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     models = {}
     for run in runs:
         vae, config, _ = load_model(run)
-        if config["data"]["source"] != "synthetic":
-            raise UserError(f"{run}: trained on data.source={config['data']['source']}; the judge reads synthetic faces only")
+        if factors_of(config["data"]["source"]) is None:
+            raise UserError(f"{run}: trained on data.source={config['data']['source']}; the judge reads rendered "
+                            "faces only (synthetic, ldraw)")
         models[str(checkpoint_file(run))] = (vae, config)
+    sources = {config["data"]["source"] for _, config in models.values()}
+    if len(sources) != 1:
+        raise UserError(f"the runs are of different data sources {sorted(sources)}: compare runs of one source")
+    source = sources.pop()
     sizes = {config["data"]["image_size"] for _, config in models.values()}
     if len(sizes) != 1:
         raise UserError(f"the runs are of different image sizes {sorted(sizes)}: compare runs of one size")
     size = sizes.pop()
     settings = {k: v for k, v in next(iter(models.values()))[1]["eval"]["judge"].items() if k not in ("k", "enabled")}
-    judge, info = load_or_train_judge(size, cache_dir, **settings)
-    pixels, labels = render_faces(faces, size=size, seed=seed)
+    judge, info = load_or_train_judge(size, cache_dir, **settings, source=source)
+    # ldraw: fresh renders of the first run's held-out (test) designs, which no training step saw.
+    among = held_out_designs(next(iter(models.values()))[1]["data"]) if source == "ldraw" else None
+    pixels, labels = render_labelled(source, faces, size, seed, among)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
     rows, hits = [], {}
     for name, (vae, _) in models.items():

@@ -29,17 +29,29 @@ def render_version(source: str) -> int | None:
     return RENDER_VERSION if source == "ldraw" else None
 
 
-def render_labelled(source: str, n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+def render_labelled(source: str, n: int, size: int, seed: int,
+                    among: list[int] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Faces 0..n-1 of render set `seed` of a rendered source: (n, S, S, 3) uint8 and their labels.
 
     ldraw: face i shows design i mod the number of designs (every design, none held out: the judge is the
-    measuring instrument, and no VAE trains on its render set). Raises KeyError for a photo source.
+    measuring instrument, and no VAE trains on its render set), or among[i mod len(among)] when `among` lists
+    design indices (a run's held-out designs: held_out_designs). Raises KeyError for a photo source.
     """
     if source == "synthetic":
         return synthetic.render_faces(n, size=size, seed=seed)
     if source != "ldraw":
         raise KeyError(f"{source}: not a rendered source ({', '.join(LABELLED)})")
     designs = load_designs()
-    which = [i % len(designs) for i in range(n)]
+    pool = list(range(len(designs))) if among is None else among
+    which = [pool[i % len(pool)] for i in range(n)]
     pixels = render_in_batches(designs, which, size, seed)
     return pixels, ldraw_labels.design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
+
+
+def held_out_designs(data: dict) -> list[int]:
+    """Indices of the LDraw designs in the test split of a run's `data` config (no training step saw them)."""
+    from lego_vae.data.datamodule import split_of
+
+    names = list(load_designs().names)
+    split = split_of(names, data["seed"], data["val_fraction"], data["test_fraction"])
+    return np.flatnonzero(split == 2).tolist()

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import io
+import itertools
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from tests.commands.documented import PREVIEWS, RUN, DocCommand, Step, Unplanned
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = extract()
+COPIES = itertools.count()  # unique names of workspace copies (id() of a freed step may come back)
 
 # The only keys appended to a documented command: sizes and budgets, each lowered to this value where the
 # command's config (with its preset) has more. A key the command itself sets is kept as written when the docs
@@ -250,7 +252,7 @@ def _check(step: Step, ws: Workspace, doc: DocCommand, monkeypatch) -> None:
         _judge(result, step.expected)
     elif step.program in PREVIEWS:
         module = importlib.import_module(step.program)
-        result = _call(lambda: module.main([*step.args, "--size", "16"]), _workspace_copy(ws, f"preview-{id(step)}"),
+        result = _call(lambda: module.main([*step.args, "--size", "16"]), _workspace_copy(ws, f"preview-{next(COPIES)}"),
                        [step.program.split(".")[-1]])
         _judge(result, step.expected)
     elif step.program == "bench.judge_fresh":

@@ -14,7 +14,7 @@ BAD = [
     ("model.hidden=-5", "model.hidden=-5: must be an integer >= 1"),
     ("data.image_size=7", "data.image_size=7: must be an integer in [8, 1024]"),
     ("optim.final_lr=0.01", "optim.final_lr=0.01: must be <= optim.lr=0.001"),
-    ("data.source=pictures", "data.source=pictures: must be one of synthetic, folder, lego_faces"),
+    ("data.source=pictures", "data.source=pictures: must be one of synthetic, ldraw, folder, lego_faces"),
     ("model.arch=resnet", "model.arch=resnet: must be one of conv, mlp, resconv"),
     ("model.norm=layer", "model.norm=layer: must be one of batch, group"),
     ("model.stage_convs=-1", "model.stage_convs=-1: must be an integer >= 0"),
@@ -73,7 +73,7 @@ def test_folder_without_root_is_one_line(make_cfg) -> None:
     ("overrides", "expected"),
     [
         (["model.latent=0"], "error: model.latent=0: must be an integer >= 1"),
-        (["data.source=nope"], "error: data.source=nope: must be one of synthetic, folder, lego_faces"),
+        (["data.source=nope"], "error: data.source=nope: must be one of synthetic, ldraw, folder, lego_faces"),
         (["data=folder", "data.root=/no/such/folder"], "error: data.root: folder '/no/such/folder' does not exist"),
     ],
 )
