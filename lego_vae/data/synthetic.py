@@ -9,7 +9,6 @@ uses only `np.random.default_rng([seed, index])`, so it never depends on batch o
 
 from __future__ import annotations
 
-import argparse
 import functools
 import io
 import math
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from lego_vae.data.sheet import preview_main, save_sheet
 
 SUPERSAMPLE = 4  # draw at 4x, then box-downsample: cheap antialiasing
 
@@ -486,23 +487,12 @@ def render_faces(n: int, size: int = 64, seed: int = 0, start: int = 0) -> tuple
 
 def preview(path, size: int = 128, seed: int = 0, grid: int = 8) -> Path:
     """Write a grid×grid PNG of faces 0..grid²-1 to path (parent folders created) and return the path."""
-    faces, _ = render_faces(grid * grid, size=size, seed=seed)
-    sheet = faces.reshape(grid, grid, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(grid * size, grid * size, 3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(path)
-    return path
+    return save_sheet(render_faces(grid * grid, size=size, seed=seed)[0], grid, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: write a preview sheet of synthetic faces."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preview", required=True, help="PNG file to write the grid of faces to")
-    parser.add_argument("--size", type=int, default=128, help="pixels per face")
-    parser.add_argument("--seed", type=int, default=0, help="which set of faces")
-    parser.add_argument("--grid", type=int, default=8, help="faces per row and column")
-    args = parser.parse_args(argv)
-    print(preview(args.preview, size=args.size, seed=args.seed, grid=args.grid))
+    preview_main(__doc__.splitlines()[0], preview, argv)
 
 
 if __name__ == "__main__":

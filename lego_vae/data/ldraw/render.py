@@ -12,7 +12,6 @@ batch or order. The shading runs in torch, a batch at a time (bench/data_pipelin
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -20,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.nn import functional as F
 
 from lego_vae.data.ldraw.designs import Designs, load_designs
 from lego_vae.data.ldraw.head import HALF_EXTENT, PITCHES, head_views
+from lego_vae.data.sheet import preview_main, save_sheet
 
 CHUNK = 2000  # renders per task when many are rendered at once
 SUPERSAMPLE = 2  # render at 2x, then average 2x2: antialiasing of the outline and the print
@@ -152,23 +151,12 @@ def render_in_batches(designs: Designs, which: list[int], size: int, seed: int) 
 def preview(path, size: int = 128, seed: int = 0, grid: int = 8) -> Path:
     """Write a grid x grid PNG of renders 0..grid²-1 of set `seed` (render i shows design i) and return the path."""
     designs = load_designs()
-    faces, _ = render_heads(designs, [i % len(designs) for i in range(grid * grid)], size=size, seed=seed)
-    sheet = faces.reshape(grid, grid, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(grid * size, grid * size, 3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(path)
-    return path
+    return save_sheet(render_heads(designs, [i % len(designs) for i in range(grid * grid)], size, seed)[0], grid, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: write a preview sheet of rendered printed heads."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preview", required=True, help="PNG file to write the grid of heads to")
-    parser.add_argument("--size", type=int, default=128, help="pixels per head")
-    parser.add_argument("--seed", type=int, default=0, help="which set of renders")
-    parser.add_argument("--grid", type=int, default=8, help="heads per row and column")
-    args = parser.parse_args(argv)
-    print(preview(args.preview, size=args.size, seed=args.seed, grid=args.grid))
+    preview_main(__doc__.splitlines()[0], preview, argv)
 
 
 if __name__ == "__main__":
