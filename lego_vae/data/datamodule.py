@@ -58,6 +58,11 @@ def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: fl
     return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
 
 
+def design_splits(seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) of each shipped LDraw design, from a hash of (seed, its name)."""
+    return split_of(list(load_designs().names), seed, val_fraction, test_fraction)
+
+
 def design_of(name: str) -> str:
     """The LDraw design of a render's name ("3626bp01#000012", "train-3626bp01#020000" -> "3626bp01")."""
     return name.removeprefix(TRAIN_ONLY).split("#")[0]
@@ -232,7 +237,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         designs = load_designs()
         n, extra = self.num_images or 2600, self.extra_train_faces
         which = [i % len(designs) for i in range(n)]
-        train = np.flatnonzero(split_of(list(designs.names), self.seed, self.val_fraction, self.test_fraction) == 0)
+        train = np.flatnonzero(design_splits(self.seed, self.val_fraction, self.test_fraction) == 0)
         which += [int(train[j % len(train)]) for j in range(extra)] if len(train) else []
         pixels = render_in_batches(designs, which, self.image_size, self.seed)
         names = [f"{'' if i < n else TRAIN_ONLY}{designs.names[d]}#{i:06d}" for i, d in enumerate(which)]

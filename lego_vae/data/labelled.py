@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lego_vae.data import synthetic
-from lego_vae.data.datamodule import split_of
+from lego_vae.data.datamodule import design_splits
 from lego_vae.data.ldraw import labels as ldraw_labels
 from lego_vae.data.ldraw.designs import load_designs
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
@@ -51,6 +51,4 @@ def render_labelled(source: str, n: int, size: int, seed: int,
 
 def held_out_designs(data: dict) -> list[int]:
     """Indices of the LDraw designs in the test split of a run's `data` config (no training step saw them)."""
-    names = list(load_designs().names)
-    split = split_of(names, data["seed"], data["val_fraction"], data["test_fraction"])
-    return np.flatnonzero(split == 2).tolist()
+    return np.flatnonzero(design_splits(data["seed"], data["val_fraction"], data["test_fraction"]) == 2).tolist()
