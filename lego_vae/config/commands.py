@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
-from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
+from lego_vae.config.fields import Section, anything, choice, flag, integer, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
@@ -16,7 +16,7 @@ CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder
 
 
 @dataclass(kw_only=True)
-class StudyConfig:
+class StudyConfig(Section):
     name: str = text(nonempty=True)
     storage: str | None = path(optional=True, url=True)
     n_trials: int = integer(1)
@@ -45,14 +45,14 @@ class StudyConfig:
 
 
 @dataclass(kw_only=True)
-class RangeConfig:
+class RangeConfig(Section):
     low: int = integer(1)
     high: int = integer(1)
     log: bool = flag()
 
 
 @dataclass(kw_only=True)
-class SpaceConfig:
+class SpaceConfig(Section):
     hidden: RangeConfig
     latent: RangeConfig
 
@@ -64,7 +64,7 @@ class SpaceConfig:
 
 
 @dataclass(kw_only=True)
-class SamplerConfig:
+class SamplerConfig(Section):
     kind: str = choice(SAMPLERS)
     acquisition: str = choice(ACQUISITIONS)
     lengthscale: float | None = number(0, low_open=True, optional=True)
@@ -73,14 +73,14 @@ class SamplerConfig:
 
 
 @dataclass(kw_only=True)
-class PrunerConfig:
+class PrunerConfig(Section):
     kind: str = choice(PRUNERS)
     warmup_epochs: int = integer(0)
     startup_trials: int = integer(0)
 
 
 @dataclass(kw_only=True)
-class RefitConfig:
+class RefitConfig(Section):
     enabled: bool = flag()
     only: bool = flag()
     epochs: int = integer(1)
@@ -119,19 +119,19 @@ class EvaluateConfig(TrainConfig):
 
 
 @dataclass(kw_only=True)
-class MorphConfig:
+class MorphConfig(Section):
     mode: str = choice(MORPH_MODES)
 
 
 @dataclass(kw_only=True)
-class TraversalConfig:
+class TraversalConfig(Section):
     dims: int = integer(1)
     steps: int = integer(2)
     range: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class ClassesConfig:
+class ClassesConfig(Section):
     """classes.png: test faces of chosen classes above their reconstructions (the names are checked against the
     synthetic source's factors when the picture is made: lego_vae.evaluation.generating.class_strip)."""
 
@@ -149,7 +149,7 @@ class ClassesConfig:
 
 
 @dataclass(kw_only=True)
-class GenerateConfig:
+class GenerateConfig(Section):
     """conf/generate.yaml: faces from a checkpoint."""
 
     checkpoint: str = path(nonempty=True)
@@ -173,26 +173,26 @@ class GenerateConfig:
 
 
 @dataclass(kw_only=True)
-class ServerConfig:
+class ServerConfig(Section):
     host: str = text(nonempty=True)
     port: int = integer(1, 65535)
     share: bool = flag()
 
 
 @dataclass(kw_only=True)
-class ExploreMorphConfig:
+class ExploreMorphConfig(Section):
     steps: int = integer(2)
     mode: str = choice(MORPH_MODES)
 
 
 @dataclass(kw_only=True)
-class SteerConfig:
+class SteerConfig(Section):
     dims: int = integer(1)
     range: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class ExploreConfig:
+class ExploreConfig(Section):
     """conf/explore.yaml: the face explorer."""
 
     checkpoint: str = path(nonempty=True)

@@ -25,13 +25,13 @@ from lego_vae.config.choices import (
     SCHEDULES,
     SOURCES,
 )
-from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
+from lego_vae.config.fields import Section, anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
 
 
 @dataclass(kw_only=True)
-class DataConfig:
+class DataConfig(Section):
     source: str = choice(SOURCES)
     root: str | None = path(optional=True)
     image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
@@ -59,7 +59,7 @@ class DataConfig:
 
 
 @dataclass(kw_only=True)
-class ModelConfig:
+class ModelConfig(Section):
     arch: str = choice(ARCHS)
     hidden: int = integer(1)
     latent: int = integer(1)
@@ -88,7 +88,7 @@ class ModelConfig:
 
 
 @dataclass(kw_only=True)
-class OptimConfig:
+class OptimConfig(Section):
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
     schedule: str = choice(SCHEDULES)
@@ -104,7 +104,7 @@ class OptimConfig:
 
 
 @dataclass(kw_only=True)
-class TrainerConfig:
+class TrainerConfig(Section):
     max_epochs: int = integer(1)
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
@@ -120,13 +120,13 @@ class TrainerConfig:
 
 
 @dataclass(kw_only=True)
-class LogConfig:
+class LogConfig(Section):
     images_every_n_epochs: int = integer(0)
     progress: str = choice(PROGRESS)
 
 
 @dataclass(kw_only=True)
-class JudgeConfig:
+class JudgeConfig(Section):
     enabled: bool = flag()
     seed: int = integer(0)
     num_train: int = integer(1)
@@ -147,32 +147,32 @@ class JudgeConfig:
 
 
 @dataclass(kw_only=True)
-class EvalConfig:
+class EvalConfig(Section):
     iwae_k: int = integer(1)
     inception_weights: str | None = path(optional=True)
     judge: JudgeConfig
 
 
 @dataclass(kw_only=True)
-class SampleConfig:
+class SampleConfig(Section):
     prior: str = choice(PRIORS)
     gmm_components: list[int] = integers(1)
     reg_covar: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class PicturesConfig:
+class PicturesConfig(Section):
     grid: int = integer(1)
     morph_steps: int = integer(2)
 
 
 @dataclass(kw_only=True)
-class PathsConfig:
+class PathsConfig(Section):
     output_root: str = path(nonempty=True)
 
 
 @dataclass(kw_only=True)
-class TrainConfig:
+class TrainConfig(Section):
     """conf/train.yaml: one training run."""
 
     seed: int = integer(0)

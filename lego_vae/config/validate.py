@@ -31,6 +31,8 @@ from lego_vae.errors import UserError
 
 def to_plain(cfg: DictConfig | Mapping) -> dict:
     """The config as plain, resolved Python containers (what checkpoints and hparams store)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return dataclasses.asdict(cfg)
     try:
         if isinstance(cfg, DictConfig):
             return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
@@ -39,13 +41,16 @@ def to_plain(cfg: DictConfig | Mapping) -> dict:
         raise UserError(f"config: {str(err).splitlines()[0]}") from None
 
 
-def get_key(plain: Mapping, key: str) -> Any:
-    """plain["a"]["b"] for key "a.b"; None where the path does not exist."""
-    node: Any = plain
+def get_key(config: Any, key: str) -> Any:
+    """The value at dotted key ("a.b") of a typed config or a mapping; None where the path does not exist."""
+    node: Any = config
     for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
+            node = getattr(node, part)
+        elif isinstance(node, Mapping) and not dataclasses.is_dataclass(node) and part in node:
+            node = node[part]
+        else:
             return None
-        node = node[part]
     return node
 
 
@@ -111,7 +116,12 @@ def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
     except MissingMandatoryValue as err:
         raise UserError(f"{err.full_key}: missing from the config") from None
     _walk(schema, out, out, plain, "")
-    return absolute_paths(out, schema)  # type: ignore[arg-type]
+    return typed(absolute_paths(out, schema), schema)
+
+
+def typed(plain: Mapping, schema: type) -> Any:
+    """plain (already checked) as an instance of the schema dataclass: sections nested as in the schema."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(plain)))
 
 
 def train_defaults(overrides: list[str]) -> DictConfig:
@@ -122,8 +132,9 @@ def train_defaults(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=overrides)
 
 
-def with_defaults(stored: Mapping) -> dict:
-    """A checkpoint's train config with any key added since it was written, at today's default (the stored values win).
+def with_defaults(stored: Mapping) -> TrainConfig:
+    """A checkpoint's train config, typed, with any key added since it was written at today's default (the stored
+    values win) and any key since removed dropped.
 
     Runs written before a key existed trained with what is now its default (e.g. model.channels), so an
     old checkpoint loads, evaluates and resumes like a new one. A relative path it stored (data.root,
@@ -137,8 +148,20 @@ def with_defaults(stored: Mapping) -> dict:
         groups.append(f"data={source}")
     defaults = train_defaults(groups)
     with open_dict(defaults):
-        merged = OmegaConf.merge(defaults, OmegaConf.create(dict(stored)))
-    return absolute_paths(to_plain(merged), TrainConfig)
+        merged = OmegaConf.merge(defaults, OmegaConf.create(known(stored, TrainConfig)))
+    return typed(absolute_paths(to_plain(merged), TrainConfig), TrainConfig)
+
+
+def known(section: Mapping, schema: type) -> dict:
+    """section without the keys schema does not know (a key a later version removed), nested as in the schema."""
+    hints = _hints(schema)
+    out = {}
+    for f in dataclasses.fields(schema):
+        if f.name in section:
+            value = section[f.name]
+            nested = dataclasses.is_dataclass(hints[f.name]) and isinstance(value, Mapping)
+            out[f.name] = known(value, hints[f.name]) if nested else value
+    return out
 
 
 def validate(cfg: DictConfig | Mapping) -> dict:

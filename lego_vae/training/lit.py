@@ -9,6 +9,7 @@ import lightning.pytorch as L
 import torch
 from torch import Tensor
 
+from lego_vae.config import to_plain
 from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma, vae_loss
 from lego_vae.model.vae import build_vae
 
@@ -51,7 +52,7 @@ class LitVAE(L.LightningModule):
     def __init__(self, config: dict) -> None:
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters({"config": config}, logger=False)
+        self.save_hyperparameters({"config": to_plain(config)}, logger=False)
         model, self.optim_cfg = config["model"], config["optim"]
         self.max_epochs = config["trainer"]["max_epochs"]
         self.clip = (config["trainer"]["gradient_clip_val"], config["trainer"]["gradient_clip_algorithm"])

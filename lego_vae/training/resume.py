@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lego_vae.commandline import override
-from lego_vae.config import with_defaults
+from lego_vae.config import to_plain, with_defaults
 from lego_vae.config.paths import shown_path
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
@@ -123,7 +123,7 @@ def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
         return find_last_checkpoint(plain, run_dir)
     stored = with_defaults(load_checkpoint(ckpt)["hyper_parameters"]["config"])
     if not same_run_setup(stored, plain):
-        raise UserError(f"ckpt_path={ckpt}: that run had model {stored['model']} and data source "
+        raise UserError(f"ckpt_path={ckpt}: that run had model {to_plain(stored.model)} and data source "
                         f"{stored['data']['source']} at {stored['data']['image_size']} px; override the same values to resume")
     return Path(ckpt)
 

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from lego_vae.config.schema import ModelConfig, TrainConfig
+
 from lego_vae.config import validate
 from lego_vae.errors import UserError
 from tests.conftest import HANG_GUARD_S, ROOT
@@ -45,9 +47,9 @@ def test_validate_names_the_key_and_the_allowed_values(make_cfg, override: str, 
 
 
 def test_the_default_config_is_valid(make_cfg) -> None:
-    plain = validate(make_cfg())
-    assert plain["model"]["arch"] == "conv" and plain["data"]["source"] == "synthetic"  # TINY pins it
-    assert isinstance(plain, dict) and isinstance(plain["model"], dict)
+    cfg = validate(make_cfg())
+    assert cfg.model.arch == "conv" and cfg.data.source == "synthetic"  # TINY pins it
+    assert isinstance(cfg, TrainConfig) and isinstance(cfg.model, ModelConfig)  # typed objects, not dicts
 
 
 def test_the_seed_defaults_match_the_plan(make_cfg) -> None:

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lego_vae.conf import CONF_DIR
-from lego_vae.config import validate, validate_tune, validated, with_defaults
+from lego_vae.config import to_plain, validate, validate_tune, validated, with_defaults
 from lego_vae.config.commands import EvaluateConfig, ExploreConfig, GenerateConfig
 from lego_vae.errors import UserError
 from tests.conftest import CONF, HANG_GUARD_S, ROOT
@@ -80,7 +80,7 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     # sharp_20k (train.py only: tune.py budgets by epochs) is sharp + 20,000 training faces at the seed's 13,200 steps.
     presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
     assert presets == ["demo", "quick", "sharp", "sharp_20k"]
-    plain = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
+    plain = {p: to_plain(validate(compose_plain("train", f"experiment={p}"))) for p in ("sharp", "sharp_20k")}
     best, sharp = plain["sharp_20k"], plain["sharp"]
     assert (best["data"]["extra_train_faces"], best["trainer"]["max_steps"]) == (20000, 13200)
     # The feature map, latent and hidden size measured best at this budget (docs/quality.md, "Underfit, not
@@ -97,13 +97,13 @@ def test_every_command_config_is_valid_as_shipped() -> None:
 def test_every_preset_serves_train_and_tune(preset: str) -> None:
     """A preset both commands take (README: `python train.py experiment=quick` and `python tune.py experiment=quick`)
     validates for both; the study's size reaches tune.py alone (train.py has no study keys to refuse)."""
-    train = validate(compose_plain("train", f"experiment={preset}"))
+    train = to_plain(validate(compose_plain("train", f"experiment={preset}")))
     assert "study" not in train
     if preset == "sharp_20k":  # train.py only: a budget in steps, which tune.py refuses in one line
         with pytest.raises(UserError, match=r"^trainer.max_steps=13200: tune.py budgets a trial by study.epochs"):
             validate_tune(compose_plain("tune", f"experiment={preset}"))
         return
-    tune = validate_tune(compose_plain("tune", f"experiment={preset}"))
+    tune = to_plain(validate_tune(compose_plain("tune", f"experiment={preset}")))
     # Every key train.py and tune.py share comes out the same from the preset.
     assert {k: v for k, v in tune.items() if k in train} == train
     study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400)}[preset]
@@ -111,7 +111,7 @@ def test_every_preset_serves_train_and_tune(preset: str) -> None:
 
 
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:
-    plain = validate(make_cfg("model=mlp", "model.channels=8"))
+    plain = to_plain(validate(make_cfg("model=mlp", "model.channels=8")))
     old = {**plain, "model": {k: v for k, v in plain["model"].items()
                               if k not in ("likelihood", "channels_last", "stage_convs", "feature_size")}}
     filled = with_defaults(old)
