@@ -32,15 +32,14 @@ class StudyConfig(Section):
     poll_seconds: float = number(0, low_open=True)
     workers: Any = anything("an integer >= 1 or auto")
 
-    @staticmethod
-    def check(study: dict, root: dict) -> None:
-        workers = study["workers"]
+    def check(self, root: Any) -> None:
+        workers = self.workers
         if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
             raise UserError(f"study.workers={workers}: must be an integer >= 1 or auto")
-        if "/" in study["name"]:
-            raise UserError(f"study.name={study['name']}: must be a non-empty name without '/'")
-        if study["storage"] is not None and "://" not in study["storage"]:
-            raise UserError(f"study.storage={study['storage']}: must be null (sqlite in the study folder) or a "
+        if "/" in self.name:
+            raise UserError(f"study.name={self.name}: must be a non-empty name without '/'")
+        if self.storage is not None and "://" not in self.storage:
+            raise UserError(f"study.storage={self.storage}: must be null (sqlite in the study folder) or a "
                             "database URL")
 
 
@@ -56,11 +55,10 @@ class SpaceConfig(Section):
     hidden: RangeConfig
     latent: RangeConfig
 
-    @staticmethod
-    def check(space: dict, root: dict) -> None:
-        for name, r in space.items():
-            if r["low"] >= r["high"]:
-                raise UserError(f"space.{name}: low={r['low']} must be < high={r['high']}")
+    def check(self, root: Any) -> None:
+        for name, r in vars(self).items():
+            if r.low >= r.high:
+                raise UserError(f"space.{name}: low={r.low} must be < high={r.high}")
 
 
 @dataclass(kw_only=True)
@@ -96,12 +94,11 @@ class TuneConfig(TrainConfig):
     pruner: PrunerConfig
     refit: RefitConfig
 
-    @staticmethod
-    def check(plain: dict, root: dict) -> None:
-        if plain["trainer"]["max_steps"] is not None:
-            raise UserError(f"trainer.max_steps={plain['trainer']['max_steps']}: tune.py budgets a trial by study.epochs "
+    def check(self, root: Any) -> None:
+        if self.trainer.max_steps is not None:
+            raise UserError(f"trainer.max_steps={self.trainer.max_steps}: tune.py budgets a trial by study.epochs "
                             "and the refit by refit.epochs; leave trainer.max_steps null")
-        devices, strategy = plain["trainer"]["devices"], plain["trainer"]["strategy"]
+        devices, strategy = self.trainer.devices, self.trainer.strategy
         if devices not in ("auto", 1, "1") or strategy not in ("auto", "single_device"):
             raise UserError(f"trainer.devices={devices}: a trial runs in one process on one device; "
                             "scale a study with more tune.py workers on one storage")
@@ -139,12 +136,11 @@ class ClassesConfig(Section):
     values: list = anything("a list of class names")
     per_class: int = integer(1)
 
-    @staticmethod
-    def check(plain: dict, root: dict) -> None:
-        values = plain["values"]
+    def check(self, root: Any) -> None:
+        values = self.values
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise UserError(f"classes.values={values}: must be a list of class names, e.g. [lipstick,grin]")
-        if plain["factor"] is None and values:
+        if self.factor is None and values:
             raise UserError("classes.values: give classes.factor too (e.g. classes.factor=mouth)")
 
 
@@ -166,9 +162,8 @@ class GenerateConfig(Section):
     inputs: str | None = path(optional=True)
     classes: ClassesConfig
 
-    @staticmethod
-    def check(plain: dict, root: dict) -> None:
-        if (plain["a"] is None) != (plain["b"] is None):
+    def check(self, root: Any) -> None:
+        if (self.a is None) != (self.b is None):
             raise UserError("a, b: give both images to morph between, or neither (random test faces)")
 
 

@@ -3,7 +3,7 @@
 Each field has a type (checked by OmegaConf when a composed config is merged into its schema) and its
 allowed range beside it (lego_vae.config.fields). Defaults are not here: they live once, commented,
 in the YAML files of lego_vae/conf. Checks that tie several fields together are each class's
-`check(section, root)`. The other commands' schemas are in commands.py.
+`check(root)` (root: the whole typed config). The other commands' schemas are in commands.py.
 """
 
 from __future__ import annotations
@@ -46,15 +46,14 @@ class DataConfig(Section):
     extra_train_faces: int = integer(0)
     max_pixels: int = integer(1, PILLOW_MAX_PIXELS)
 
-    @staticmethod
-    def check(data: dict, root: dict, prefix: str = "data") -> None:
-        if data["source"] == "folder" and not data["root"]:
+    def check(self, root: Any, prefix: str = "data") -> None:
+        if self.source == "folder" and not self.root:
             raise UserError(f"{prefix}.root: the folder source needs a path (data.root=/path/to/images)")
-        if data["extra_train_faces"] and data["source"] not in ("synthetic", "ldraw"):
-            raise UserError(f"{prefix}.extra_train_faces={data['extra_train_faces']}: only the synthetic and ldraw "
+        if self.extra_train_faces and self.source not in ("synthetic", "ldraw"):
+            raise UserError(f"{prefix}.extra_train_faces={self.extra_train_faces}: only the synthetic and ldraw "
                             "sources render more faces (use 0)")
-        if data["val_fraction"] + data["test_fraction"] >= 1:
-            total = data["val_fraction"] + data["test_fraction"]
+        if self.val_fraction + self.test_fraction >= 1:
+            total = self.val_fraction + self.test_fraction
             raise UserError(f"{prefix}.val_fraction + {prefix}.test_fraction = {total:g}: must be < 1")
 
 
@@ -77,13 +76,12 @@ class ModelConfig(Section):
     compile_mode: str = choice(COMPILE_MODES)
     channels_last: bool = flag()
 
-    @staticmethod
-    def check(model: dict, root: dict) -> None:
-        size = root.get("data", {}).get("image_size")
-        if model["arch"] == "resconv" and isinstance(size, int) and size % 2:
+    def check(self, root: TrainConfig) -> None:
+        size = root.data.image_size
+        if self.arch == "resconv" and size % 2:
             raise UserError(f"model.arch=resconv: needs an even data.image_size (got {size})")
-        if model["arch"] == "resconv" and isinstance(size, int) and model["feature_size"] >= size:
-            raise UserError(f"model.feature_size={model['feature_size']}: model.arch=resconv needs it below "
+        if self.arch == "resconv" and self.feature_size >= size:
+            raise UserError(f"model.feature_size={self.feature_size}: model.arch=resconv needs it below "
                             f"data.image_size={size} (at least one stride-2 stage)")
 
 
@@ -96,10 +94,9 @@ class OptimConfig(Section):
     beta1: float = number(0, 1, high_open=True)
     beta2: float = number(0, 1, high_open=True)
 
-    @staticmethod
-    def check(optim: dict, root: dict) -> None:
-        if optim["final_lr"] > optim["lr"]:
-            raise UserError(f"optim.final_lr={optim['final_lr']:g}: must be <= optim.lr={optim['lr']:g} "
+    def check(self, root: Any) -> None:
+        if self.final_lr > self.lr:
+            raise UserError(f"optim.final_lr={self.final_lr:g}: must be <= optim.lr={self.lr:g} "
                             "(the schedule decays)")
 
 
@@ -138,11 +135,9 @@ class JudgeConfig(Section):
     num_features: int = integer(1)
     k: int = integer(1)
 
-    @staticmethod
-    def check(judge: dict, root: dict) -> None:
-        data = root.get("data", {})
-        if data.get("source") in ("synthetic", "ldraw") and judge["seed"] == data.get("seed"):
-            raise UserError(f"eval.judge.seed={judge['seed']}: must differ from data.seed, or the judge trains on "
+    def check(self, root: TrainConfig) -> None:
+        if root.data.source in ("synthetic", "ldraw") and self.seed == root.data.seed:
+            raise UserError(f"eval.judge.seed={self.seed}: must differ from data.seed, or the judge trains on "
                             "the VAE's faces")
 
 

@@ -74,20 +74,19 @@ def _field(schema: type, key: str) -> dataclasses.Field | None:
     return None
 
 
-def _walk(schema: type, section: dict, root: dict, given: Mapping, prefix: str) -> None:
+def _walk(section: Any, root: Any, given: Mapping, prefix: str) -> None:
     """Every field's range, then the section's own check, depth first; errors quote the value as given."""
-    hints = _hints(schema)
-    for f in dataclasses.fields(schema):
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            _walk(hints[f.name], section[f.name], root, given, f"{key}.")
+    for f in dataclasses.fields(section):
+        key, value = f"{prefix}{f.name}", getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _walk(value, root, given, f"{key}.")
             continue
         try:
-            check_value(key, section[f.name], field_meta(f))
+            check_value(key, value, field_meta(f))
         except UserError:
             raise refuse(key, get_key(given, key), field_meta(f)) from None
-    if hasattr(schema, "check"):
-        schema.check(section, root)
+    if hasattr(section, "check"):
+        section.check(root)
 
 
 def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
@@ -115,8 +114,9 @@ def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
         out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
         raise UserError(f"{err.full_key}: missing from the config") from None
-    _walk(schema, out, out, plain, "")
-    return typed(absolute_paths(out, schema), schema)
+    config = typed(absolute_paths(out, schema), schema)
+    _walk(config, config, plain, "")
+    return config
 
 
 def typed(plain: Mapping, schema: type) -> Any:

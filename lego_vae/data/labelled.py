@@ -49,6 +49,6 @@ def render_labelled(source: str, n: int, size: int, seed: int,
     return pixels, ldraw_labels.design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
 
 
-def held_out_designs(data: dict) -> list[int]:
-    """Indices of the LDraw designs in the test split of a run's `data` config (no training step saw them)."""
-    return np.flatnonzero(design_splits(data["seed"], data["val_fraction"], data["test_fraction"]) == 2).tolist()
+def held_out_designs(seed: int, val_fraction: float, test_fraction: float) -> list[int]:
+    """Indices of the LDraw designs in the test split of a run's data settings (no training step saw them)."""
+    return np.flatnonzero(design_splits(seed, val_fraction, test_fraction) == 2).tolist()

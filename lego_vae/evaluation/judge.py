@@ -11,10 +11,10 @@ small conv net that reads them back from pixels is a judge we can train anywhere
 
 Wiring it to a run (the settings are conf `eval.judge`, all but `k` are keyword arguments here):
 
-    settings = {key: value for key, value in cfg["eval"]["judge"].items() if key != "k"}
-    judge, info = load_or_train_judge(cfg["data"]["image_size"], cfg["data"]["cache_dir"], **settings)
+    settings = {key: value for key, value in to_plain(cfg.eval.judge).items() if key not in ("k", "enabled")}
+    judge, info = load_or_train_judge(cfg.data.image_size, cfg.data.cache_dir, **settings)
     sample_quality.judge_metrics(judge, dm.split_images("test"), dm.split_labels("test"), recons,
-                                 {"standard": samples}, k=cfg["eval"]["judge"]["k"])
+                                 {"standard": samples}, k=cfg.eval.judge.k)
 
 It trains on faces of the set JUDGE_SEED, which no VAE sees (synthetic data.seed defaults to 0; the
 judge's seed is a large fixed prime far from any seed a user would pick), and its ceiling is its

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from lego_vae.config import to_plain
+from lego_vae.config.schema import TrainConfig
 from lego_vae.data.labelled import factors_of
 from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, confusion, load_or_train_judge
@@ -103,23 +105,23 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
     return out
 
 
-def run_judge_metrics(vae: torch.nn.Module, datamodule, plain: dict, priors: dict | None = None,
+def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, priors: dict | None = None,
                       samples: dict[str, Tensor] | None = None) -> dict:
     """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior.
 
-    samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=plain["seed"])} where the
+    samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=config.seed)} where the
     caller decoded them already (training.py shares them with evaluate()); decoded here otherwise.
     """
-    cfg = plain["eval"]["judge"]
-    if not cfg["enabled"]:
+    judge_cfg, data = config.eval.judge, config.data
+    if not judge_cfg.enabled:
         return {}
-    settings = {key: value for key, value in cfg.items() if key not in ("k", "enabled")}
+    settings = {key: value for key, value in to_plain(judge_cfg).items() if key not in ("k", "enabled")}
     # A rendered source's own judge (its labels); photos are read by the synthetic faces' judge.
-    source = plain["data"]["source"] if factors_of(plain["data"]["source"]) else "synthetic"
-    judge, _ = load_or_train_judge(plain["data"]["image_size"], plain["data"]["cache_dir"], **settings, source=source)
+    source = data.source if factors_of(data.source) else "synthetic"
+    judge, _ = load_or_train_judge(data.image_size, data.cache_dir, **settings, source=source)
     test = datamodule.split_images("test")
     given = samples or {}
-    samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=plain["seed"])
+    samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=config.seed)
                for name, prior in {"normal": None, **(priors or {})}.items()}
     return judge_metrics(judge, test, datamodule.split_labels("test"), reconstructions(vae, test), samples,
-                         k=cfg["k"], seed=plain["seed"])
+                         k=judge_cfg.k, seed=config.seed)
