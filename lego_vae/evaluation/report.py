@@ -8,12 +8,14 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import UnidentifiedImageError
 
+from lego_vae.config import get_key, to_plain
 from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.page import CSS, MISSING, SORT_JS, esc, figure_html, fmt, is_number
 from lego_vae.files import write_text
@@ -184,14 +186,16 @@ def _pictures_html(entries: list[tuple[str, Path]], pixel: bool, face_px: int | 
 def write_report(
     path: Path,
     title: str,
-    config: dict,
+    config: Any,
     metrics: dict,
     images: dict[str, Path],
     curves: list[dict] | None = None,
     trials: list[dict] | None = None,
     plots: list[Path] | None = None,
 ) -> Path:
-    """Write one self-contained report.html (images embedded) and return its path."""
+    """Write one self-contained report.html (images embedded) and return its path.
+
+    config: the run's or study's typed config (or its plain mapping), shown whole at the end."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     context = f"{path.parent.resolve().name} \u00b7 written {time.strftime('%Y-%m-%d %H:%M')}"
@@ -205,7 +209,7 @@ def write_report(
         figure = figure_html(png, "loss curves", pixel=False)
         body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
     if images:
-        size = (config.get("data") or {}).get("image_size") if isinstance(config, Mapping) else None
+        size = get_key(config, "data.image_size")
         face_px = size if is_number(size) and size > 0 else None
         body += ["<h2>Pictures</h2>", _pictures_html(list(images.items()), pixel=True, face_px=face_px)]
     if trials is not None:
@@ -214,7 +218,7 @@ def write_report(
     if plots:
         named = [(Path(p).stem, Path(p)) for p in plots]
         body += ["<h2>Tuning plots</h2>", _pictures_html(named, pixel=False)]
-    dumped = yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    dumped = yaml.safe_dump(_plain(to_plain(config)), sort_keys=False, default_flow_style=False, allow_unicode=True)
     body += ["<h2>Config</h2>", f"<pre>{esc(dumped)}</pre>"]
     if trials is not None:
         body.append(f"<script>{SORT_JS}</script>")
