@@ -68,8 +68,7 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     if len(sizes) != 1:
         raise UserError(f"the runs are of different image sizes {sorted(sizes)}: compare runs of one size")
     size = sizes.pop()
-    settings = {k: v for k, v in next(iter(models.values()))[1]["eval"]["judge"].items() if k not in ("k", "enabled")}
-    judge, info = load_or_train_judge(size, cache_dir, **settings, source=source)
+    judge, info = load_or_train_judge(size, cache_dir, next(iter(models.values()))[1].eval.judge, source=source)
     # ldraw: fresh renders of the first run's held-out (test) designs, which no training step saw.
     data = next(iter(models.values()))[1]["data"]
     among = held_out_designs(data["seed"], data["val_fraction"], data["test_fraction"]) if source == "ldraw" else None

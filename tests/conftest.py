@@ -74,3 +74,12 @@ def make_cfg(tmp_path: Path):
             )
 
     return make
+
+
+def judge_config(**changes):
+    """The default eval.judge section (conf/common.yaml) as its typed object, with changes (e.g. num_train=32)."""
+    import dataclasses
+
+    from lego_vae.config import with_defaults
+
+    return dataclasses.replace(with_defaults({}).eval.judge, **changes)

@@ -3,20 +3,19 @@
 Offline there are no Inception weights, so FID is null. The renderer knows every face's factors, so a
 small conv net that reads them back from pixels is a judge we can train anywhere, in minutes:
 
-    judge, info = load_or_train_judge(image_size, cache_dir)        # trained once, cached per settings
+    judge, info = load_or_train_judge(image_size, cache_dir, cfg.eval.judge)   # trained once, cached per settings
     judge(x)            # (B, 3, S, S) floats in [0, 1] -> (B, num_features): the feature space of fd/kd/PR
     judge.logits(x)     # {factor: (B, classes)}; "extras" is (B, len(EXTRAS)) presence logits
     predict(judge, x)   # [{factor: class name, "extras": [names]}] per image
     info                # {"ceiling", "chance", "loaded", "seconds", "path", ...}
 
-Wiring it to a run (the settings are conf `eval.judge`, all but `k` are keyword arguments here):
+Wiring it to a run (the settings are conf `eval.judge`):
 
-    settings = {key: value for key, value in to_plain(cfg.eval.judge).items() if key not in ("k", "enabled")}
-    judge, info = load_or_train_judge(cfg.data.image_size, cfg.data.cache_dir, **settings)
+    judge, info = load_or_train_judge(cfg.data.image_size, cfg.data.cache_dir, cfg.eval.judge)
     sample_quality.judge_metrics(judge, dm.split_images("test"), dm.split_labels("test"), recons,
                                  {"standard": samples}, k=cfg.eval.judge.k)
 
-It trains on faces of the set JUDGE_SEED, which no VAE sees (synthetic data.seed defaults to 0; the
+It trains on faces of the set eval.judge.seed, which no VAE sees (synthetic data.seed defaults to 0; the
 judge's seed is a large fixed prime far from any seed a user would pick), and its ceiling is its
 accuracy on clean held-out faces of the same set. Factors are those of `synthetic.FACTORS`.
 """
@@ -35,11 +34,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lego_vae.config.schema import JudgeConfig
 from lego_vae.data.labelled import factors_of, render_labelled, render_version
 from lego_vae.files import save_torch
 from lego_vae.model.inference import evaluating, float_batches
 
-JUDGE_SEED = 1_000_003  # the renderer set the judge trains on: never a VAE's data.seed
 JUDGE_VERSION = 1  # bump when the network or its training changes, so old caches are not reused
 Factors = dict[str, tuple[str, ...]]  # factor -> its classes; "extras" lists 0+ items per face
 
@@ -235,13 +234,15 @@ def _load(path: Path, settings: dict) -> AttributeJudge:
     return judge.eval()
 
 
-def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDGE_SEED, num_train: int = 6000,
-                        num_holdout: int = 1000, epochs: int = 12, batch_size: int = 64, lr: float = 3e-3,
-                        width: int = 16, num_features: int = 128, source: str = "synthetic") -> tuple[AttributeJudge, dict]:
-    """The judge of a rendered source's labels for this image size from `cache_dir`, or trained on its render set
-    `seed` and cached: (judge, info). Raises KeyError for a source without labels (lego_vae.data.labelled)."""
+def load_or_train_judge(image_size: int, cache_dir: str | Path, judge_cfg: JudgeConfig,
+                        source: str = "synthetic") -> tuple[AttributeJudge, dict]:
+    """The judge of a rendered source's labels for this image size from `cache_dir`, or trained on the render set
+    judge_cfg.seed (a run's eval.judge: its sizes and schedule) and cached: (judge, info). Raises KeyError for a
+    source without labels (lego_vae.data.labelled)."""
+    seed, num_train, num_holdout = judge_cfg.seed, judge_cfg.num_train, judge_cfg.num_holdout
     settings = {"image_size": image_size, "seed": seed, "num_train": num_train, "num_holdout": num_holdout,
-                "epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width, "num_features": num_features}
+                "epochs": judge_cfg.epochs, "batch_size": judge_cfg.batch_size, "lr": judge_cfg.lr,
+                "width": judge_cfg.width, "num_features": judge_cfg.num_features}
     if source != "synthetic":  # absent for synthetic faces: their judges cached before ldraw existed stay valid
         settings.update(source=source, renders=render_version(source))
     factors = factors_of(source)
@@ -258,8 +259,8 @@ def load_or_train_judge(image_size: int, cache_dir: str | Path, seed: int = JUDG
     start = time.perf_counter()
     pixels, labels = render_labelled(source, num_train + num_holdout, size=image_size, seed=seed)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-    judge = train_judge(images[:num_train], labels[:num_train], epochs, batch_size, lr, width, num_features, seed,
-                        factors)
+    judge = train_judge(images[:num_train], labels[:num_train], judge_cfg.epochs, judge_cfg.batch_size, judge_cfg.lr,
+                        judge_cfg.width, judge_cfg.num_features, seed, factors)
     held_images, held_labels = images[num_train:], labels[num_train:]
     judge.meta = {"settings": settings, "seconds": time.perf_counter() - start,
                   "ceiling": attribute_accuracy(judge, held_images, held_labels),

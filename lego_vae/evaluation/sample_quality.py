@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from lego_vae.config import to_plain
 from lego_vae.config.schema import TrainConfig
 from lego_vae.data.labelled import factors_of
 from lego_vae.evaluation.distances import image_set_distances
@@ -115,10 +114,9 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, pri
     judge_cfg, data = config.eval.judge, config.data
     if not judge_cfg.enabled:
         return {}
-    settings = {key: value for key, value in to_plain(judge_cfg).items() if key not in ("k", "enabled")}
     # A rendered source's own judge (its labels); photos are read by the synthetic faces' judge.
     source = data.source if factors_of(data.source) else "synthetic"
-    judge, _ = load_or_train_judge(data.image_size, data.cache_dir, **settings, source=source)
+    judge, _ = load_or_train_judge(data.image_size, data.cache_dir, judge_cfg, source=source)
     test = datamodule.split_images("test")
     given = samples or {}
     samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=config.seed)

@@ -16,6 +16,7 @@ from lego_vae.data.ldraw.labels import design_labels, labels_of
 from lego_vae.data.ldraw.render import HEAD_COLOURS, draw_params, render_heads, render_in_batches
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import load_or_train_judge
+from tests.conftest import judge_config
 
 
 def _plain(texture_value: int, rgb: tuple[int, int, int] = (0, 0, 0)) -> Designs:
@@ -220,17 +221,17 @@ def test_extra_train_faces_are_for_rendered_sources(make_cfg, source, refused) -
 
 def test_the_judge_of_ldraw_heads_reads_their_factors_and_is_cached_apart(tmp_path) -> None:
     settings = {"num_train": 80, "num_holdout": 40, "epochs": 1, "width": 4, "num_features": 8}
-    judge, info = load_or_train_judge(16, tmp_path, source="ldraw", **settings)
+    judge, info = load_or_train_judge(16, tmp_path, judge_config(**settings), source="ldraw")
     factors = factors_of("ldraw")
     assert judge.factors == factors and not info["loaded"]
     assert set(info["ceiling"]) == set(info["chance"]) == {*factors, "mean"}
-    again, info_again = load_or_train_judge(16, tmp_path, source="ldraw", **settings)
+    again, info_again = load_or_train_judge(16, tmp_path, judge_config(**settings), source="ldraw")
     assert info_again["loaded"] and info_again["path"] == info["path"]
     assert again.factors == factors and info_again["ceiling"] == info["ceiling"]
     for name, value in judge.state_dict().items():
         assert torch.equal(value, again.state_dict()[name])
-    synthetic, synthetic_info = load_or_train_judge(16, tmp_path, **settings)
+    synthetic, synthetic_info = load_or_train_judge(16, tmp_path, judge_config(**settings))
     assert synthetic_info["path"] != info["path"] and not synthetic_info["loaded"]
     assert synthetic.factors == factors_of("synthetic") != factors
     with pytest.raises(KeyError):
-        load_or_train_judge(16, tmp_path, source="folder", **settings)
+        load_or_train_judge(16, tmp_path, judge_config(**settings), source="folder")

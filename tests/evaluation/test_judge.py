@@ -14,7 +14,6 @@ from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.synthetic import FACTORS, render_faces
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import (
-    JUDGE_SEED,
     AttributeJudge,
     attribute_accuracy,
     chance_accuracy,
@@ -24,6 +23,7 @@ from lego_vae.evaluation.judge import (
     predict,
 )
 from lego_vae.evaluation.sample_quality import NO_LABELS, judge_features, judge_metrics, precision_recall
+from tests.conftest import judge_config
 
 # Tiny but learnable: 32 px is the smallest size where the mouth is still a few pixels tall.
 TINY_JUDGE = {"num_train": 1000, "num_holdout": 300, "epochs": 20, "width": 16, "num_features": 128}
@@ -33,7 +33,7 @@ SPEC_JUDGE = {"num_train": 32, "num_holdout": 16, "epochs": 1, "width": 4, "num_
 
 @pytest.fixture(scope="module")
 def tiny_judge(tmp_path_factory):
-    return load_or_train_judge(32, tmp_path_factory.mktemp("judge"), **TINY_JUDGE)
+    return load_or_train_judge(32, tmp_path_factory.mktemp("judge"), judge_config(**TINY_JUDGE))
 
 
 @pytest.fixture(scope="module")
@@ -81,33 +81,33 @@ def test_chance_is_the_most_frequent_class_rate():
 
 
 def test_second_call_loads_the_cache_without_training(tmp_path):
-    judge, info = load_or_train_judge(16, tmp_path, **SPEC_JUDGE)
+    judge, info = load_or_train_judge(16, tmp_path, judge_config(**SPEC_JUDGE))
     path = tmp_path / info["path"].rsplit("/", 1)[-1]
     mtime = path.stat().st_mtime_ns
-    again, info2 = load_or_train_judge(16, tmp_path, **SPEC_JUDGE)
+    again, info2 = load_or_train_judge(16, tmp_path, judge_config(**SPEC_JUDGE))
     assert (info["loaded"], info2["loaded"]) == (False, True)
     assert path.stat().st_mtime_ns == mtime
     assert info2["ceiling"] == info["ceiling"] and info2["chance"] == info["chance"]
     for key, value in judge.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
     saved = torch.load(path, weights_only=True)  # plain tensors and dicts only
-    assert saved["meta"]["settings"]["seed"] == JUDGE_SEED
+    assert saved["meta"]["settings"]["seed"] == judge_config().seed == 1000003
     # Another image size or setting is another judge, in its own file.
-    _, other = load_or_train_judge(16, tmp_path, **{**SPEC_JUDGE, "epochs": 2})
+    _, other = load_or_train_judge(16, tmp_path, judge_config(**{**SPEC_JUDGE, "epochs": 2}))
     assert other["loaded"] is False and other["path"] != info["path"]
 
 
 def test_corrupted_cache_is_rebuilt_with_one_warning(tmp_path):
-    _, info = load_or_train_judge(16, tmp_path, **SPEC_JUDGE)
+    _, info = load_or_train_judge(16, tmp_path, judge_config(**SPEC_JUDGE))
     path = tmp_path / info["path"].rsplit("/", 1)[-1]
     path.write_bytes(b"not a judge")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, rebuilt = load_or_train_judge(16, tmp_path, **SPEC_JUDGE)
+        _, rebuilt = load_or_train_judge(16, tmp_path, judge_config(**SPEC_JUDGE))
     ours = [w for w in caught if "judge cache" in str(w.message)]
     assert len(ours) == 1 and "\n" not in str(ours[0].message) and str(path) in str(ours[0].message)
     assert rebuilt["loaded"] is False
-    assert load_or_train_judge(16, tmp_path, **SPEC_JUDGE)[1]["loaded"] is True
+    assert load_or_train_judge(16, tmp_path, judge_config(**SPEC_JUDGE))[1]["loaded"] is True
 
 
 def test_precision_recall_known_answers():
@@ -211,10 +211,10 @@ def test_bad_judge_config_is_one_line(make_cfg, override, message):
 
 @pytest.mark.slow
 def test_default_judge_at_64px_reads_faces(tmp_path, make_cfg):
-    settings = {k: v for k, v in validate(make_cfg())["eval"]["judge"].items() if k != "k"}
+    settings = validate(make_cfg()).eval.judge
     # Its training time (a budget of 3 minutes on 2 cores) is not judged here: a verdict on time would depend on
     # how fast and how busy the machine is.
-    _, info = load_or_train_judge(64, tmp_path, **settings)
+    _, info = load_or_train_judge(64, tmp_path, settings)
     assert np.mean([info["ceiling"][f] for f in FACTORS]) > 0.85
     for factor in FACTORS:
         assert info["ceiling"][factor] > info["chance"][factor] + 0.2, factor
