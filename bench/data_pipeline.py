@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from bench import common
+from lego_vae.config import default_data
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.synthetic import render_faces
 
@@ -63,8 +64,8 @@ def write_jpegs(root: Path, n: int, render_size: int) -> Path:
 
 def datamodule(root: Path, size: int, batch_size: int, cache_dir: Path) -> LegoFacesDataModule:
     """The project's datamodule on the JPEG folder (the `folder` source, every image)."""
-    return LegoFacesDataModule(source="folder", root=str(root), image_size=size, num_images=None,
-                               batch_size=batch_size, cache_dir=str(cache_dir))
+    return LegoFacesDataModule.from_config(default_data("folder", root=str(root), image_size=size, num_images=None,
+                                                        batch_size=batch_size, cache_dir=str(cache_dir)))
 
 
 def torchvision_loader(root: Path, train_names: list[str], size: int, batch_size: int, workers: int) -> DataLoader:
@@ -183,8 +184,9 @@ def pool_rows(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     pool = 200 if args.quick else args.pool
     with tempfile.TemporaryDirectory() as tmp:
         def module(extra: int, source: str = "synthetic") -> LegoFacesDataModule:
-            return LegoFacesDataModule(source=source, image_size=args.size, num_images=2600,
-                                       batch_size=args.batch_size, cache_dir=tmp, extra_train_faces=extra)
+            return LegoFacesDataModule.from_config(default_data(source, image_size=args.size, num_images=2600,
+                                                                batch_size=args.batch_size, cache_dir=tmp,
+                                                                extra_train_faces=extra))
 
         seed_set, pooled = module(0), module(pool)
         seed_set.setup("fit")

@@ -76,6 +76,14 @@ def make_cfg(tmp_path: Path):
     return make
 
 
+def data_module(source: str = "synthetic", **changes):
+    """The data module of conf/data/<source>.yaml's defaults with changes (keys of the data section)."""
+    from lego_vae.config import default_data
+    from lego_vae.data.datamodule import LegoFacesDataModule
+
+    return LegoFacesDataModule.from_config(default_data(source, **changes))
+
+
 def judge_config(**changes):
     """The default eval.judge section (conf/common.yaml) as its typed object, with changes (e.g. num_train=32)."""
     import dataclasses

@@ -25,7 +25,7 @@ from lego_vae.conf import CONF_DIR
 from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
 from lego_vae.config.fields import check_value, field_meta, refuse
 from lego_vae.config.paths import absolute_paths
-from lego_vae.config.schema import TrainConfig
+from lego_vae.config.schema import DataConfig, TrainConfig
 from lego_vae.errors import UserError
 
 
@@ -150,6 +150,12 @@ def with_defaults(stored: Mapping) -> TrainConfig:
     with open_dict(defaults):
         merged = OmegaConf.merge(defaults, OmegaConf.create(known(stored, TrainConfig)))
     return typed(absolute_paths(to_plain(merged), TrainConfig), TrainConfig)
+
+
+def default_data(source: str, **changes: Any) -> DataConfig:
+    """The `data` section of conf/data/<source>.yaml, typed, with changes (keys of DataConfig): what a script or
+    a test builds a data module from (LegoFacesDataModule.from_config). Raises TypeError for an unknown key."""
+    return dataclasses.replace(with_defaults({"data": {"source": source}}).data, **changes)
 
 
 def known(section: Mapping, schema: type) -> dict:

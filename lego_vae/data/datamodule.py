@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import numpy as np
@@ -16,7 +17,6 @@ from torch import Tensor
 
 from lego_vae.data.download import fetch_lego_faces
 from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load_folder
-from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.data.ldraw.designs import designs_digest, load_designs
 from lego_vae.data.ldraw.labels import design_labels
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
@@ -121,22 +121,10 @@ class TensorBatches:
 class LegoFacesDataModule(L.LightningDataModule):
     """Lego faces from one of four sources (synthetic | ldraw | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
 
-    def __init__(
-        self,
-        source: str = "synthetic",
-        root: str | None = None,
-        image_size: int = 64,
-        num_images: int | None = 2600,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        cache_dir: str = ".cache/lego_vae",
-        url: str | None = None,
-        blob: str | None = None,
-        extra_train_faces: int = 0,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> None:
+    def __init__(self, *, source: str, root: str | None, image_size: int, num_images: int | None, batch_size: int,
+                 val_fraction: float, test_fraction: float, seed: int, cache_dir: str, url: str | None,
+                 blob: str | None, extra_train_faces: int, max_pixels: int) -> None:
+        """The keys of the config's `data` section, documented beside their defaults in conf/data/*.yaml."""
         super().__init__()
         self.source, self.root, self.image_size, self.num_images = source, root, image_size, num_images
         self.batch_size, self.val_fraction, self.test_fraction = batch_size, val_fraction, test_fraction
@@ -153,9 +141,9 @@ class LegoFacesDataModule(L.LightningDataModule):
         self.loaders: dict[str, TensorBatches] = {}
 
     @classmethod
-    def from_config(cls, data: dict) -> LegoFacesDataModule:
-        """Build from the `data` section of the config."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__init__.__code__.co_varnames})
+    def from_config(cls, data: Any) -> LegoFacesDataModule:
+        """Build from the config's typed `data` section (lego_vae.config.schema.DataConfig)."""
+        return cls(**vars(data))
 
     @classmethod
     def ready(cls, data: dict) -> LegoFacesDataModule:

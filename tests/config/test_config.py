@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from lego_vae.config.schema import ModelConfig, TrainConfig
-
 from lego_vae.config import validate
+from lego_vae.config.schema import ModelConfig, TrainConfig
 from lego_vae.errors import UserError
 from tests.conftest import HANG_GUARD_S, ROOT
 

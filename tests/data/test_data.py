@@ -18,6 +18,7 @@ from lego_vae.data.datamodule import (
 from lego_vae.data.download import git_blob_sha1
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
+from tests.conftest import data_module
 
 
 def test_splits_are_disjoint_deterministic_and_stable() -> None:
@@ -34,7 +35,7 @@ def test_splits_are_disjoint_deterministic_and_stable() -> None:
 def _dm(tmp_path, **kw) -> LegoFacesDataModule:
     args = {"source": "synthetic", "image_size": 16, "num_images": 200, "batch_size": 16,
             "cache_dir": str(tmp_path / "cache"), **kw}
-    dm = LegoFacesDataModule(**args)
+    dm = data_module(**args)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -153,8 +154,8 @@ def test_lego_faces_source_from_a_verified_zip(tmp_path) -> None:
 
 
 def test_extra_train_faces_only_grow_the_train_split(tmp_path) -> None:
-    base = LegoFacesDataModule(image_size=16, num_images=60, cache_dir=str(tmp_path))
-    more = LegoFacesDataModule(image_size=16, num_images=60, cache_dir=str(tmp_path), extra_train_faces=50)
+    base = data_module(image_size=16, num_images=60, cache_dir=str(tmp_path))
+    more = data_module(image_size=16, num_images=60, cache_dir=str(tmp_path), extra_train_faces=50)
     for dm in (base, more):
         dm.setup("fit")
     assert base.cache_path != more.cache_path

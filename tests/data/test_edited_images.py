@@ -11,6 +11,7 @@ from PIL import Image
 
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.images import load_image
+from tests.conftest import data_module
 
 SIZE = 16
 ORIENTATION = 0x0112  # the EXIF tag
@@ -23,7 +24,7 @@ def _exif(orientation: int) -> bytes:
 
 
 def _dm(tmp_path: Path, root: Path) -> LegoFacesDataModule:
-    dm = LegoFacesDataModule(source="folder", root=str(root), image_size=SIZE, num_images=None, batch_size=8,
+    dm = data_module(source="folder", root=str(root), image_size=SIZE, num_images=None, batch_size=8,
                              cache_dir=str(tmp_path / "cache"))
     dm.setup("fit")
     return dm

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import find_images, load_folder
 from lego_vae.errors import UserError
+from tests.conftest import data_module
 
 SIZE = 16
 
@@ -108,7 +108,7 @@ def test_the_cache_sees_the_linked_folder(tmp_path: Path) -> None:
     (root / "more").symlink_to(elsewhere, target_is_directory=True)
     assert len(find_images(root)) == 30
     with pytest.warns(UserWarning, match="read 10 of 30 images"):
-        dm = LegoFacesDataModule(source="folder", root=str(root), image_size=SIZE, num_images=None,
+        dm = data_module(source="folder", root=str(root), image_size=SIZE, num_images=None,
                                  cache_dir=str(tmp_path / "cache"))
         dm.prepare_data()
         dm.setup("fit")
@@ -116,6 +116,6 @@ def test_the_cache_sees_the_linked_folder(tmp_path: Path) -> None:
     # A face added in the linked folder is a new listing: a new cache.
     before = dm.cache_path
     _faces(elsewhere / "new", "new", 1, seed=2)
-    again = LegoFacesDataModule(source="folder", root=str(root), image_size=SIZE, num_images=None,
+    again = data_module(source="folder", root=str(root), image_size=SIZE, num_images=None,
                                 cache_dir=str(tmp_path / "cache"))
     assert again.cache_path != before

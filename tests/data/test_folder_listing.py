@@ -15,6 +15,7 @@ from PIL import Image
 from lego_vae.data.datamodule import LegoFacesDataModule, split_of
 from lego_vae.data.download import git_blob_sha1
 from lego_vae.data.folder import find_images, load_folder
+from tests.conftest import data_module
 
 SIZE = 16
 
@@ -30,7 +31,7 @@ def _faces(root: Path, n: int, seed: int = 0) -> list[str]:
 
 
 def _dm(tmp_path: Path, root: Path, **kw) -> LegoFacesDataModule:
-    dm = LegoFacesDataModule(source="folder", root=str(root), image_size=SIZE, num_images=None, batch_size=8,
+    dm = data_module(source="folder", root=str(root), image_size=SIZE, num_images=None, batch_size=8,
                              cache_dir=str(tmp_path / "cache"), **kw)
     dm.prepare_data()
     dm.setup("fit")
@@ -143,7 +144,7 @@ def test_the_lego_faces_zip_goes_through_the_same_rules(tmp_path: Path) -> None:
         zf.write(src / "face005.jpg", "dataset/@eaDir/face005.jpg/SYNOFILE_THUMB_S.jpg")
         zf.write(src / "face006.jpg", "dataset/face006_copy.jpg")
     with pytest.warns(UserWarning, match="dropped 1 byte-identical copy"):
-        dm = LegoFacesDataModule(source="lego_faces", image_size=SIZE, num_images=None, batch_size=8,
+        dm = data_module(source="lego_faces", image_size=SIZE, num_images=None, batch_size=8,
                                  cache_dir=str(tmp_path / "cache"), url=archive.as_uri(), blob=git_blob_sha1(archive))
         dm.prepare_data()
         dm.setup("fit")

@@ -11,10 +11,10 @@ from PIL import Image
 
 from lego_vae.cli import run_app
 from lego_vae.config import validate
-from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.folder import load_folder
 from lego_vae.data.images import TooLargeImageError, load_image
 from lego_vae.errors import UserError
+from tests.conftest import data_module
 from tests.data.helpers import black_png
 
 SIZE = 16
@@ -75,7 +75,7 @@ def test_data_max_pixels_sets_the_limit_and_the_cache(tmp_path: Path) -> None:
         f"skipped 1 image over the limit of 1,000 pixels (data.max_pixels) under '{root}', before decoding: "
         "wide.png (40 x 30 = 1,200 pixels)"]
     # Raising the limit reads it: another cache, since which images are read changed.
-    low, high = (LegoFacesDataModule(source="folder", root=str(root), image_size=SIZE, num_images=None,
+    low, high = (data_module(source="folder", root=str(root), image_size=SIZE, num_images=None,
                                      cache_dir=str(tmp_path / "cache"), max_pixels=n) for n in (1000, 2000))
     with pytest.warns(UserWarning, match="wide.png"):
         low.setup("fit")

@@ -16,7 +16,7 @@ from lego_vae.data.ldraw.labels import design_labels, labels_of
 from lego_vae.data.ldraw.render import HEAD_COLOURS, draw_params, render_heads, render_in_batches
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import load_or_train_judge
-from tests.conftest import judge_config
+from tests.conftest import data_module, judge_config
 
 
 def _plain(texture_value: int, rgb: tuple[int, int, int] = (0, 0, 0)) -> Designs:
@@ -158,7 +158,7 @@ def test_a_renders_labels_are_its_designs_and_its_head_colour() -> None:
 def _dm(tmp_path, **kw) -> LegoFacesDataModule:
     args = {"source": "ldraw", "image_size": 16, "num_images": 60, "extra_train_faces": 20, "batch_size": 16,
             "cache_dir": str(tmp_path / "cache"), **kw}
-    return LegoFacesDataModule(**args)
+    return data_module(**args)
 
 
 def _designs_of(dm: LegoFacesDataModule, split: str) -> set[str]:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from lego_vae.config import validate
-from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.synthetic import FACTORS, render_faces
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import (
@@ -23,7 +22,7 @@ from lego_vae.evaluation.judge import (
     predict,
 )
 from lego_vae.evaluation.sample_quality import NO_LABELS, judge_features, judge_metrics, precision_recall
-from tests.conftest import judge_config
+from tests.conftest import data_module, judge_config
 
 # Tiny but learnable: 32 px is the smallest size where the mouth is still a few pixels tall.
 TINY_JUDGE = {"num_train": 1000, "num_holdout": 300, "epochs": 20, "width": 16, "num_features": 128}
@@ -189,7 +188,7 @@ def test_float_and_uint8_images_give_the_same_features(tiny_judge, faces):
 
 
 def test_split_labels_follow_split_images(tmp_path):
-    dm = LegoFacesDataModule(image_size=16, num_images=60, cache_dir=str(tmp_path), seed=3)
+    dm = data_module(image_size=16, num_images=60, cache_dir=str(tmp_path), seed=3)
     dm.setup()
     images, labels = dm.split_images("test"), dm.split_labels("test")
     _, every = render_faces(60, size=16, seed=3)

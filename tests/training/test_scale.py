@@ -7,11 +7,10 @@ import sys
 import pytest
 import torch
 
-from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.training.run import train
 from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
-from tests.conftest import HANG_GUARD_S, ROOT, TINY
+from tests.conftest import HANG_GUARD_S, ROOT, TINY, data_module
 
 AVX512_BF16 = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
 AVX2_ONLY = "flags\t\t: fpu vme sse2 avx2 fma"
@@ -52,7 +51,7 @@ def test_ddp_on_two_cpu_processes_sees_every_image_once(tmp_path) -> None:
     assert metrics["epochs"] == 1 and metrics["val_loss"] > 0
     # Across the two ranks, the epoch's image count is the train split: each image exactly once
     # (the shards are disjoint: tests/test_data.py::test_ranks_take_disjoint_shards_that_cover_the_epoch).
-    dm = LegoFacesDataModule(source="synthetic", image_size=16, num_images=160, batch_size=32, cache_dir=str(cache))
+    dm = data_module(source="synthetic", image_size=16, num_images=160, batch_size=32, cache_dir=str(cache))
     dm.setup()
     events = EventAccumulator(str(run / "tb")).Reload()
     assert [e.value for e in events.Scalars("train/images")] == [len(dm.split_indices["train"])]
