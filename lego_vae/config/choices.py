@@ -1,8 +1,10 @@
 """The choices a config key may take: the names the schema checks and the code branches on."""
 
+from lego_vae.model.build import architectures, likelihoods
+
 SOURCES = ("synthetic", "ldraw", "folder", "lego_faces")
-ARCHS = ("conv", "mlp", "resconv")
-LIKELIHOODS = ("fixed", "calibrated")
+ARCHS = architectures()  # one per file of lego_vae/model/archs
+LIKELIHOODS = likelihoods()  # one per file of lego_vae/model/likelihoods
 NORMS = ("batch", "group")  # the conv net's normalisation (model.norm)
 PRIORS = ("normal", "gmm")
 SCHEDULES = ("exponential", "cosine")

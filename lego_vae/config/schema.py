@@ -28,6 +28,7 @@ from lego_vae.config.choices import (
 from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
+from lego_vae.model.build import refusal
 
 
 @dataclass(kw_only=True)
@@ -80,11 +81,8 @@ class ModelConfig:
     @staticmethod
     def check(model: dict, root: dict) -> None:
         size = root.get("data", {}).get("image_size")
-        if model["arch"] == "resconv" and isinstance(size, int) and size % 2:
-            raise UserError(f"model.arch=resconv: needs an even data.image_size (got {size})")
-        if model["arch"] == "resconv" and isinstance(size, int) and model["feature_size"] >= size:
-            raise UserError(f"model.feature_size={model['feature_size']}: model.arch=resconv needs it below "
-                            f"data.image_size={size} (at least one stride-2 stage)")
+        if isinstance(size, int) and (problem := refusal(model, size)):  # what the architecture cannot build
+            raise UserError(problem)
 
 
 @dataclass(kw_only=True)
