@@ -160,3 +160,22 @@ def test_interpolation_ends_at_the_two_reconstructions() -> None:
     path = vae.interpolate(a, b, steps=5)
     assert torch.allclose(path[0], vae.reconstruct(a[None])[0], atol=1e-6)
     assert torch.allclose(path[-1], vae.reconstruct(b[None])[0], atol=1e-6)
+
+
+FC_KEYS = {"encoder_fc.1", "mu", "logvar", "decoder_fc.0", "decoder_fc.2"}  # the layers every architecture shares
+
+
+@pytest.mark.parametrize(("arch", "layers"), [
+    ("mlp", set()),
+    ("conv", {"features.0", "features.1", "unfeatures.0", "unfeatures.1", "unfeatures.3"}),
+    ("resconv", {"features.0", "features.1.body.0", "features.1.body.2", "features.1.body.3", "features.1.body.5",
+                 "features.2", "features.3", "unfeatures.1", "unfeatures.2.body.0", "unfeatures.2.body.2",
+                 "unfeatures.2.body.3", "unfeatures.2.body.5", "unfeatures.3", "unfeatures.5"}),
+])
+def test_the_state_dict_keys_of_earlier_checkpoints_are_kept(arch: str, layers: set[str]) -> None:
+    """The keys every earlier run's checkpoint holds (one stride-2 stage, a calibrated decoder): they load as they are."""
+    vae = vae_of(16, hidden=8, latent=3, arch=arch, channels=4, max_channels=8, feature_size=8, blocks=1,
+                 likelihood="calibrated")
+    state = vae.state_dict()
+    assert {key.rpartition(".")[0] or key for key in state} == {"log_sigma", *FC_KEYS, *layers}
+    assert state["log_sigma"].shape == () and state["decoder_fc.2.weight"].shape == ((768 if arch == "mlp" else 256), 8)

@@ -1,5 +1,7 @@
 """The decoder likelihoods: each module here defines one Likelihood subclass; importing the package registers them all."""
 
-from lego_vae.model.registry import import_all
+import importlib
+import pkgutil
 
-import_all(__name__, __path__)
+for _module in pkgutil.iter_modules(__path__):  # in the order of the files' names
+    importlib.import_module(f"{__name__}.{_module.name}")
