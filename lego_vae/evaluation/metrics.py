@@ -25,11 +25,9 @@ MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x 
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
     """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
-    # loss = recon + beta * kl exactly as in training, averaged over all images; eps ~ N(0, I) comes from
-    # a CPU generator seeded with `seed`, so it is deterministic on any device. The fixed decoder's recon
-    # is sum (x - x_hat)^2: for beta = 1, -ELBO in nats of its Gaussian (variance 1/2 per pixel, see
-    # iwae_nll) is recon + kl + (D/2) log(pi), D = 3 S^2. The calibrated decoder's recon is already the
-    # Gaussian NLL in nats, at the running sigma kept from training (never the test batch's own error).
+    # The likelihood's loss, recon + beta * kl, as on a validation batch (a calibrated decoder scores at its
+    # running sigma, never the test batch's own error), averaged over all images; eps ~ N(0, I) comes from a
+    # CPU generator seeded with `seed`, so it is deterministic on any device.
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     with evaluating(vae) as device:
@@ -46,11 +44,9 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
 def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
     """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
 
-    The decoder is Gaussian: the seed's MSE loss is the log-likelihood with variance 1/2 per pixel,
-        log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi),   D = 3 S^2, x in [0, 1]^D,
-    and a calibrated decoder's is the same density at its running sigma from training,
-        log p(x|z) = -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
-    and with z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
+    log p(x|z) is the VAE's likelihood's log_prob: for the Gaussian decoders, at sigma^2 = 1/2 (fixed) or the
+    running sigma from training (calibrated), -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
+    D = 3 S^2, x in [0, 1]^D. With z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
         log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
     a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
     over images of the bound on -log p(x), a continuous density on [0, 1]^D, "bits_per_dim":

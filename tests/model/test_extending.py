@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from lego_vae.config import validate
 from lego_vae.config.choices import ARCHS, LIKELIHOODS
 from lego_vae.evaluation import metrics
-from lego_vae.model.build import architectures, build_vae, likelihoods, make_vae
+from lego_vae.model.build import build_vae, make_vae
 from lego_vae.model.likelihood import Likelihood
 from lego_vae.model.losses import kl_divergence
 from lego_vae.model.vae import VAE
@@ -62,15 +62,15 @@ def toys():
 
 
 def test_the_config_choices_are_the_registered_files() -> None:
-    assert ARCHS == architectures() == ("conv", "mlp", "resconv")  # one per file of lego_vae/model/archs
-    assert LIKELIHOODS == likelihoods() == ("fixed", "calibrated")
+    assert ARCHS == tuple(VAE.registry) == ("conv", "mlp", "resconv")  # one per file of lego_vae/model/archs
+    assert LIKELIHOODS == tuple(Likelihood.registry) == ("fixed", "calibrated")
     with pytest.raises(ValueError, match="unknown arch 'nope'"):
         make_vae(16, arch="nope", likelihood="fixed", hidden=8, latent=2)
 
 
 def test_a_new_architecture_and_likelihood_build_and_train_through_the_product(toys, make_cfg) -> None:
     pooled, laplace = toys
-    assert architectures()[-1] == "pooled" and likelihoods()[-1] == "laplace"
+    assert list(VAE.registry)[-1] == "pooled" and list(Likelihood.registry)[-1] == "laplace"
     config = validate(make_cfg("trainer.max_steps=3"))
     config["model"].update(arch="pooled", likelihood="laplace")  # what model=pooled model.likelihood=laplace gives
     module = LitVAE(config)
