@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from typing import Any
 
 import lego_vae.model.archs  # noqa: F401  (registers every architecture)
 import lego_vae.model.likelihoods  # noqa: F401  (registers every likelihood)
@@ -22,9 +24,15 @@ def _own(cls: type, options: dict) -> dict:
     return {key: value for key, value in options.items() if key in inspect.signature(cls).parameters}
 
 
-def refusal(model: dict, image_size: int) -> str | None:
+def _options(model: Any) -> dict:
+    """The model section's keys and values, of a plain dict or of a config object (its attributes)."""
+    return dict(model) if isinstance(model, Mapping) else dict(vars(model))
+
+
+def refusal(model: Any, image_size: int) -> str | None:
     """Why model.arch cannot be built at data.image_size with the model section's options, or None."""
-    return _named(VAE.registry, "arch", model["arch"]).refusal(image_size, **model)
+    options = _options(model)
+    return _named(VAE.registry, "arch", options.pop("arch")).refusal(image_size, **options)
 
 
 def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
@@ -41,4 +49,4 @@ def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
 
 def build_vae(config: dict) -> VAE:
     """The VAE that a run's (validated) config describes: its model section and data.image_size."""
-    return make_vae(config["data"]["image_size"], **config["model"])
+    return make_vae(config["data"]["image_size"], **_options(config["model"]))

@@ -72,7 +72,8 @@ def test_a_new_architecture_and_likelihood_build_and_train_through_the_product(t
     pooled, laplace = toys
     assert list(VAE.registry)[-1] == "pooled" and list(Likelihood.registry)[-1] == "laplace"
     config = validate(make_cfg("trainer.max_steps=3"))
-    config["model"].update(arch="pooled", likelihood="laplace")  # what model=pooled model.likelihood=laplace gives
+    config["model"]["arch"] = "pooled"  # what model=pooled gives, with the YAML file of docs/extending.md
+    config["model"]["likelihood"] = "laplace"
     module = LitVAE(config)
     vae = module.vae
     assert type(vae) is pooled and type(vae.likelihood) is laplace and vae.likelihood.vae is vae
