@@ -22,10 +22,10 @@ class VAE(nn.Module):
     decoder_fc -> unfeatures.
 
     A subclass sets `name` (which registers it) and builds `features` (B, 3, S, S) -> (B, *feature_shape) and
-    `unfeatures` (B, *feature_shape) -> images in [0, 1] (its last layer a sigmoid, or decoder_fc's fc_out);
-    the fully connected `hidden` layer on both sides and the latent heads are here. The attribute names are
-    the state_dict keys of every checkpoint: features, unfeatures, encoder_fc, mu, logvar, decoder_fc (and the
-    likelihood's buffers, such as log_sigma).
+    `unfeatures` (B, *feature_shape) -> images in [0, 1] (ending in a sigmoid), with fc_out an activation after
+    decoder_fc; the fully connected `hidden` layer on both sides and the latent heads are here. The attribute
+    names are the state_dict keys of every checkpoint: features, unfeatures, encoder_fc, mu, logvar, decoder_fc
+    (and the likelihood's buffers, such as log_sigma).
     """
 
     name: ClassVar[str]  # the model.arch value that builds this class; set by each architecture
@@ -55,7 +55,7 @@ class VAE(nn.Module):
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)
         self.decoder_fc = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, flat))
-        if fc_out is not None:  # an activation on the features the decoder's nets read
+        if fc_out is not None:
             self.decoder_fc.append(fc_out)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,4 @@
-"""Building blocks shared by the conv architectures: the stride-2 stage count, the norms, two residual layers."""
+"""Building blocks of the conv architectures: the stride-2 stages' widths, the norms, two residual layers."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ import math
 from torch import Tensor, nn
 
 IMAGE_CHANNELS = 3
-FEATURE_SIZE = 4  # the conv encoder halves the image until it is this small (or odd): the seed-era net
 
 
-def conv_stages(image_size: int, feature_size: int = FEATURE_SIZE) -> int:
-    """How many stride-2 stages take image_size down to feature_size (fewer where it turns odd first)."""
-    stages, size = 0, image_size
+def conv_widths(image_size: int, channels: int, max_channels: int, feature_size: int) -> list[int]:
+    """Channels after each stride-2 stage: `channels`, doubled each stage, capped at `max_channels`; as many
+    stages as halve image_size down to feature_size (fewer where the side turns odd first, none if it is odd)."""
+    widths, size = [], image_size
     while size > feature_size and size % 2 == 0:
+        widths.append(min(channels * 2 ** len(widths), max_channels))
         size //= 2
-        stages += 1
-    return stages
-
-
-def conv_widths(image_size: int, channels: int, max_channels: int, feature_size: int = FEATURE_SIZE) -> list[int]:
-    """Channels after each stride-2 stage: `channels`, doubled each stage, capped at `max_channels`."""
-    return [min(channels * 2**i, max_channels) for i in range(conv_stages(image_size, feature_size))]
+    return widths
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

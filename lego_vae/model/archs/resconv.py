@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lego_vae.model.archs.blocks import IMAGE_CHANNELS, ResBlock, conv_stages, conv_widths, norm_layer
+from lego_vae.model.archs.blocks import IMAGE_CHANNELS, ResBlock, conv_widths, norm_layer
 from lego_vae.model.likelihood import Likelihood
 from lego_vae.model.vae import VAE
 
@@ -20,7 +20,7 @@ class ResConv(VAE):
     def refusal(cls, image_size: int, **options) -> str | None:
         if image_size % 2:
             return f"model.arch=resconv: needs an even data.image_size (got {image_size})"
-        if conv_stages(image_size, options["feature_size"]) == 0:
+        if not conv_widths(image_size, 1, 1, options["feature_size"]):
             return (f"model.feature_size={options['feature_size']}: model.arch=resconv needs it below "
                     f"data.image_size={image_size} (at least one stride-2 stage)")
         return None
