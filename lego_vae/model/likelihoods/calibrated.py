@@ -20,7 +20,8 @@ from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma
 
 
 class Calibrated(Fixed):
-    """The fixed decoder's Gaussian (its log_prob and metrics) at a learnt sigma instead of sqrt(1/2)."""
+    """The fixed decoder's Gaussian at a learnt sigma instead of sqrt(1/2). (A subclass of Fixed, so Fixed is
+    registered first: the order the config's one-line error lists the likelihoods in, "fixed, calibrated".)"""
 
     name = "calibrated"
 
