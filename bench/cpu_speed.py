@@ -25,8 +25,8 @@ import contextlib
 import torch
 
 from bench import common
+from lego_vae.model.build import make_vae
 from lego_vae.model.losses import vae_loss
-from lego_vae.model.vae import VAE
 from lego_vae.training.trainer import cpu_has_bf16, resolve_precision
 
 NAME = "cpu_speed"
@@ -36,7 +36,8 @@ TARGET = 3.0
 def step_fn(size: int, hidden: int, latent: int, bf16: bool, channels_last: bool, steps: int, fused: bool = False):
     """A callable running `steps` training steps of a fresh VAE in one setting (the seconds are timed outside)."""
     torch.manual_seed(0)
-    vae = VAE(image_size=size, hidden=hidden, latent=latent, arch="conv", channels=32, max_channels=256)
+    vae = make_vae(size, arch="conv", likelihood="fixed", hidden=hidden, latent=latent, channels=32, max_channels=256,
+                   stage_convs=0, norm="batch", feature_size=4)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     vae = vae.to(memory_format=fmt)
     opt = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=fused or None)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from bench import common
-from lego_vae.model.vae import build_vae
+from lego_vae.model.build import build_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "explore_latency"

@@ -51,8 +51,8 @@ from torch.nn.utils import clip_grad_value_
 from bench import common
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
+from lego_vae.model.build import build_vae
 from lego_vae.model.losses import vae_loss
-from lego_vae.model.vae import build_vae
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.trainer import METRIC, build_trainer, resolve_precision
 from lego_vae.tuning.config import train_overrides

@@ -1,8 +1,10 @@
 """The choices a config key may take: the names the schema checks and the code branches on."""
 
+from lego_vae.model.build import VAE, Likelihood
+
 SOURCES = ("synthetic", "ldraw", "folder", "lego_faces")
-ARCHS = ("conv", "mlp", "resconv")
-LIKELIHOODS = ("fixed", "calibrated")
+ARCHS = tuple(VAE.registry)  # one per file of lego_vae/model/archs, in the order of their names
+LIKELIHOODS = tuple(Likelihood.registry)  # one per file of lego_vae/model/likelihoods
 NORMS = ("batch", "group")  # the conv net's normalisation (model.norm)
 PRIORS = ("normal", "gmm")
 SCHEDULES = ("exponential", "cosine")

@@ -28,6 +28,7 @@ from lego_vae.config.choices import (
 from lego_vae.config.fields import Section, anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
+from lego_vae.model.build import refusal
 
 
 @dataclass(kw_only=True)
@@ -77,12 +78,8 @@ class ModelConfig(Section):
     channels_last: bool = flag()
 
     def check(self, root: TrainConfig) -> None:
-        size = root.data.image_size
-        if self.arch == "resconv" and size % 2:
-            raise UserError(f"model.arch=resconv: needs an even data.image_size (got {size})")
-        if self.arch == "resconv" and self.feature_size >= size:
-            raise UserError(f"model.feature_size={self.feature_size}: model.arch=resconv needs it below "
-                            f"data.image_size={size} (at least one stride-2 stage)")
+        if problem := refusal(self, root.data.image_size):  # what the architecture cannot build
+            raise UserError(problem)
 
 
 @dataclass(kw_only=True)

@@ -17,8 +17,6 @@ from torch import Tensor, nn
 
 from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.model.inference import evaluating, float_batches, posterior
-from lego_vae.model.losses import calibrated_vae_loss, decoder_log_prob, vae_loss
-from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE
 
 PSNR_CAP_DB = 100.0  # identical images have PSNR = inf, which JSON cannot hold: report this instead
@@ -27,11 +25,9 @@ MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x 
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
     """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
-    # loss = recon + beta * kl exactly as in training, averaged over all images; eps ~ N(0, I) comes from
-    # a CPU generator seeded with `seed`, so it is deterministic on any device. The fixed decoder's recon
-    # is sum (x - x_hat)^2: for beta = 1, -ELBO in nats of its Gaussian (variance 1/2 per pixel, see
-    # iwae_nll) is recon + kl + (D/2) log(pi), D = 3 S^2. The calibrated decoder's recon is already the
-    # Gaussian NLL in nats, at the running sigma kept from training (never the test batch's own error).
+    # The likelihood's loss, recon + beta * kl, as on a validation batch (a calibrated decoder scores at its
+    # running sigma, never the test batch's own error), averaged over all images; eps ~ N(0, I) comes from a
+    # CPU generator seeded with `seed`, so it is deterministic on any device.
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     with evaluating(vae) as device:
@@ -39,10 +35,7 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
             mu, logvar = vae.encode(x)
             eps = torch.randn(mu.shape, generator=generator).to(device)
             x_hat = vae.decode(mu + torch.exp(0.5 * logvar) * eps)
-            if vae.likelihood == "calibrated":
-                parts = calibrated_vae_loss(x_hat, x, mu, logvar, vae.log_sigma, beta)
-            else:
-                parts = vae_loss(x_hat, x, mu, logvar, beta)
+            parts = vae.likelihood.loss(x_hat, x, mu, logvar, beta)
             for key in totals:  # the losses average over their batch: weight by batch size for the set mean
                 totals[key] += parts[key].item() * len(x)
     return {key: total / len(images) for key, total in totals.items()}
@@ -51,11 +44,9 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
 def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
     """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
 
-    The decoder is Gaussian: the seed's MSE loss is the log-likelihood with variance 1/2 per pixel,
-        log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi),   D = 3 S^2, x in [0, 1]^D,
-    and a calibrated decoder's is the same density at its running sigma from training,
-        log p(x|z) = -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
-    and with z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
+    log p(x|z) is the VAE's likelihood's log_prob: for the Gaussian decoders, at sigma^2 = 1/2 (fixed) or the
+    running sigma from training (calibrated), -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
+    D = 3 S^2, x in [0, 1]^D. With z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
         log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
     a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
     over images of the bound on -log p(x), a continuous density on [0, 1]^D, "bits_per_dim":
@@ -77,8 +68,7 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
                 eps = torch.randn(len(x), m, mu.shape[1], generator=generator).to(device)  # (B, m, L)
                 z = mu[:, None] + std[:, None] * eps
                 x_hat = vae.decode(z.flatten(0, 1)).view(len(x), m, *x.shape[1:])
-                log_px_z = decoder_log_prob(x_hat.flatten(0, 1), x.repeat_interleave(m, dim=0), vae.likelihood,
-                                            getattr(vae, "log_sigma", None)).view(len(x), m).double()  # (B, m)
+                log_px_z = vae.likelihood.log_prob(x_hat.flatten(0, 1), x.repeat_interleave(m, dim=0)).view(len(x), m)
                 # log N(z; 0, I) - log N(z; mu, sigma^2) = -1/2 |z|^2 + 1/2 sum(eps^2 + logvar): the
                 # (L/2) log(2 pi) terms cancel.
                 log_pz_qz = 0.5 * (eps.pow(2) + logvar[:, None] - z.pow(2)).sum(-1).double()
@@ -89,39 +79,25 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
     return {"iwae_k": k, "nll_nats": nll, "bits_per_dim": (nll + dims * math.log(256)) / (dims * math.log(2))}
 
 
-# Metrics run on one process (rank 0 under DDP, the others do not call them): never sync across ranks.
-def _quality_metrics(size: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
+def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
+    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1.
+
+    PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image PSNRs),
+    capped at PSNR_CAP_DB; SSIM is the mean over images.
+    """
     from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-    # SSIM's Gaussian window must fit the image: the default 11 px, or the largest odd size below S.
-    kernel = min(11, size if size % 2 else size - 1)
-    return (PeakSignalNoiseRatio(data_range=1.0, sync_on_compute=False).to(device),
-            StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel, sync_on_compute=False).to(device))
-
-
-def _quality_result(psnr: nn.Module, ssim: nn.Module) -> dict:
-    # PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image
-    # PSNRs), capped at PSNR_CAP_DB; SSIM is the mean over images.
-    return {"psnr": min(float(psnr.compute()), PSNR_CAP_DB), "ssim": float(ssim.compute())}
-
-
-def image_quality(preds: Tensor, target: Tensor) -> dict:
-    """PSNR (dB, pooled MSE, capped at PSNR_CAP_DB) and mean SSIM of float images in [0, 1], (N, 3, S, S)."""
-    psnr, ssim = _quality_metrics(target.shape[-1], target.device)
-    psnr.update(preds, target)
-    ssim.update(preds, target)
-    return _quality_result(psnr, ssim)
-
-
-def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
-    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1."""
+    size = images.shape[-1]
+    kernel = min(11, size if size % 2 else size - 1)  # SSIM's Gaussian window must fit: 11 px or the largest odd below S
     with evaluating(vae) as device:
-        psnr, ssim = _quality_metrics(images.shape[-1], device)
+        # Metrics run on one process (rank 0 under DDP, the others do not call them): never sync across ranks.
+        psnr = PeakSignalNoiseRatio(data_range=1.0, sync_on_compute=False).to(device)
+        ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=kernel, sync_on_compute=False).to(device)
         for x in float_batches(images, batch_size, device):
             x_hat = vae.reconstruct(x)
             psnr.update(x_hat, x)
             ssim.update(x_hat, x)
-        return _quality_result(psnr, ssim)
+        return {"psnr": min(float(psnr.compute()), PSNR_CAP_DB), "ssim": float(ssim.compute())}
 
 
 def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
@@ -157,11 +133,11 @@ def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int
     """n new faces as uint8 (n, 3, S, S) on the CPU, from the fitted prior if given, else z ~ N(0, I)."""
     generator = torch.Generator().manual_seed(seed)
     samples = []
-    with evaluating(vae) as device:
+    with evaluating(vae):
         for start in range(0, n, batch_size):
-            z = sample_latents(vae.latent, min(batch_size, n - start), prior, generator=generator)
+            faces = vae.sample(min(batch_size, n - start), generator=generator, prior=prior)
             # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
-            samples.append((vae.decode(z.to(device)) * 255).round().to(torch.uint8).cpu())
+            samples.append((faces * 255).round().to(torch.uint8).cpu())
     return torch.cat(samples) if samples else torch.zeros(0, 3, vae.image_size, vae.image_size, dtype=torch.uint8)
 
 
@@ -192,8 +168,7 @@ def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception
     # fid_reason saying why, when FID cannot be computed; active_units likewise (active_units_reason).
     elbo = negative_elbo(vae, images, beta=beta, seed=seed)
     result = {
-        "likelihood": vae.likelihood,
-        "decoder_sigma": math.exp(float(vae.log_sigma)) if vae.likelihood == "calibrated" else math.sqrt(0.5),
+        **vae.likelihood.metrics(),  # likelihood, decoder_sigma, and what else the decoder reports
         **{f"test_{key}": value for key, value in elbo.items()},
         **iwae_nll(vae, images, k=k, seed=seed),
         **reconstruction_quality(vae, images),

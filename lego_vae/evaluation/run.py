@@ -140,8 +140,6 @@ def evaluate_run(
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
                                 ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
-    if vae.likelihood == "calibrated":
-        metrics["test_log_sigma"] = float(vae.log_sigma)  # the running sigma every test image is scored at
     metrics.update(evaluate(vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],
                             inception_weights=ev["inception_weights"], seed=seed, priors=priors, samples=samples))
     metrics.update(run_judge_metrics(vae, datamodule, plain, priors=priors, samples=samples))

@@ -18,8 +18,9 @@ import yaml
 from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.files import human_bytes
+from lego_vae.model.build import build_vae
 from lego_vae.model.prior import GaussianMixturePrior, load_prior
-from lego_vae.model.vae import VAE, build_vae
+from lego_vae.model.vae import VAE
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints/, in order of preference
 

@@ -1,13 +1,8 @@
-"""The VAE's loss: a Gaussian decoder's reconstruction term plus the KL divergence, per image, batch-averaged.
+"""The VAE's loss terms: a Gaussian decoder's reconstruction term plus the KL divergence, per image, batch-averaged.
 
-Two decoders (`model.likelihood`):
-- `fixed` (the seed's): recon = sum over pixels of (x_hat - x)^2. This is the Gaussian negative
-  log-likelihood with variance 1/2 per pixel, less its constant (D/2) log(pi).
-- `calibrated` (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated
-  Decoders"): recon = D/2 log(2 pi sigma^2) + sum (x - x_hat)^2 / (2 sigma^2), one sigma shared by all
-  pixels. In training sigma^2 takes its closed-form optimum, the batch's mean squared error (the
-  sigma-VAE), with log sigma floored; at evaluation it is a fixed number, the running value from training.
-  recon is then a true negative log-likelihood in nats.
+The formulas each likelihood (lego_vae/model/likelihoods) builds its loss and density from: the seed's sum of
+squared errors (vae_loss), the Gaussian negative log-likelihood at a shared sigma and its batch optimum
+(Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders").
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import math
 
 from torch import Tensor
 
-FIXED_LOG_SIGMA = 0.5 * math.log(0.5)  # the seed's MSE is a Gaussian with sigma^2 = 1/2
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -62,14 +56,8 @@ def calibrated_vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, lo
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "log_sigma": log_sigma.detach()}
 
 
-def decoder_log_prob(x_hat: Tensor, x: Tensor, likelihood: str, log_sigma: Tensor | float | None = None) -> Tensor:
-    """log p(x | z) per image, (B,) float64, of the decoder a run trained: fixed sigma^2 = 1/2, or the calibrated sigma."""
-    if likelihood == "fixed":
-        log_sigma = FIXED_LOG_SIGMA
-    elif likelihood != "calibrated":
-        raise ValueError(f"unknown likelihood {likelihood!r}")
-    elif log_sigma is None:
-        raise ValueError("the calibrated decoder needs its log_sigma")
+def gaussian_log_prob(x_hat: Tensor, x: Tensor, log_sigma: float) -> Tensor:
+    """log N(x; x_hat, sigma^2 I) per image, (B,) float64: -(D (log sigma + 1/2 log 2 pi) + sum (x - x_hat)^2 / (2 sigma^2))."""
     # In float64: the constant D (log sigma + 1/2 log 2 pi) is thousands of nats, the differences that matter small.
     log_sigma = float(log_sigma)
     sse = squared_error(x_hat, x).double()

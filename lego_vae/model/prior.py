@@ -82,11 +82,12 @@ def check_gmm_data(components: Sequence[int], n_train: int) -> None:
                         f"least {max(MIN_GMM_FACES, min(components))}); use more images or sample.prior=normal")
 
 
-def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int] = (1, 5, 10, 20),
-            reg_covar: float = 1e-4, seed: int = 0) -> GaussianMixturePrior:
+def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int], reg_covar: float,
+            seed: int = 0) -> GaussianMixturePrior:
     """The full-covariance mixture, over the given numbers of components, that best explains val_means.
 
-    train_means (N, L), val_means (M, L); candidates with more components than N are left out. Raises
+    train_means (N, L), val_means (M, L); components and reg_covar: sample.gmm_components and sample.reg_covar
+    (their defaults are in conf/common.yaml); candidates with more components than N are left out. Raises
     UserError (check_gmm_data) for N < 2 or no candidate that fits.
     """
     check_gmm_data(components, len(train_means))

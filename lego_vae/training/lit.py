@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 from lego_vae.config import to_plain
-from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma, vae_loss
-from lego_vae.model.vae import build_vae
+from lego_vae.model.build import build_vae
 
 EVAL_SEED = 12345
 
@@ -47,7 +46,7 @@ def fused_adam(config: dict, precision: str) -> bool:
 
 
 class LitVAE(L.LightningModule):
-    """Trains a VAE with loss = reconstruction NLL (fixed or calibrated decoder) + beta * KLD, Adam, a decaying lr."""
+    """Trains a VAE with loss = its likelihood's reconstruction term + beta * KLD, Adam, a decaying lr."""
 
     def __init__(self, config: dict) -> None:
         super().__init__()
@@ -60,11 +59,8 @@ class LitVAE(L.LightningModule):
         # trainer.max_steps: an exact number of optimizer steps, and the lr schedule per step over them.
         self.max_steps = config["trainer"]["max_steps"]
         self.beta = float(model["beta"])
-        self.likelihood = model["likelihood"]
-        self.log_sigma_min = float(model["log_sigma_min"])
-        self.sigma_momentum = float(model["sigma_momentum"])
         self.vae = build_vae(config)
-        self.channels_last = bool(model["channels_last"]) and model["arch"] == "conv"
+        self.channels_last = bool(model["channels_last"]) and self.vae.channels_last
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
         net = torch.compile(self.vae, mode=model.get("compile_mode", "default")) if model["compile"] else self.vae
@@ -114,21 +110,8 @@ class LitVAE(L.LightningModule):
         return terms["loss"]
 
     def loss(self, x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, training: bool) -> dict[str, Tensor]:
-        """The configured loss; a calibrated decoder uses the batch's optimal sigma in training, the running one else."""
-        if self.likelihood == "fixed":
-            return vae_loss(x_hat, x, mu, logvar, self.beta)
-        if not training:
-            return calibrated_vae_loss(x_hat, x, mu, logvar, self.vae.log_sigma, self.beta)
-        log_sigma = optimal_log_sigma(x_hat, x, self.log_sigma_min)
-        # The running sigma^2 is an exponential moving average of the batches' optimal sigma^2 (their MSE):
-        # evaluation then scores every image against one fixed variance, not the test batch's own error.
-        with torch.no_grad():
-            # NaN: not trained yet (a resumed run loads its value from the checkpoint). torch.where, not a
-            # Python `if`, so the step never waits for the device to answer.
-            running = torch.where(torch.isnan(self.vae.log_sigma), log_sigma, self.vae.log_sigma)
-            mixed = (1 - self.sigma_momentum) * (2 * running).exp() + self.sigma_momentum * (2 * log_sigma).exp()
-            self.vae.log_sigma.copy_(0.5 * mixed.log())
-        return calibrated_vae_loss(x_hat, x, mu, logvar, log_sigma, self.beta)
+        """The configured loss: the VAE's likelihood's (a calibrated decoder learns its sigma from training batches)."""
+        return self.vae.likelihood.loss(x_hat, x, mu, logvar, self.beta, training)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         return self._step(batch, "train")

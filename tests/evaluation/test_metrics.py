@@ -14,6 +14,7 @@ from lego_vae.data.synthetic import render_faces
 from lego_vae.evaluation import distances, metrics
 from lego_vae.model.losses import vae_loss
 from lego_vae.model.vae import VAE
+from tests.model.helpers import vae_of
 
 SIZE = 16
 D = 3 * SIZE * SIZE
@@ -31,7 +32,7 @@ def faces() -> torch.Tensor:
 def trained(faces: torch.Tensor) -> VAE:
     """A tiny mlp VAE after 200 Adam steps: its posterior is imperfect, so IWAE has room to tighten."""
     torch.manual_seed(0)
-    vae = VAE(SIZE, hidden=32, latent=4, arch="mlp")
+    vae = vae_of(SIZE, hidden=32, latent=4, arch="mlp")
     optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
     x = faces.float() / 255
     generator = torch.Generator().manual_seed(0)
@@ -47,7 +48,7 @@ def trained(faces: torch.Tensor) -> VAE:
 
 def fresh_vae(arch: str = "mlp", latent: int = 4, seed: int = 0) -> VAE:
     torch.manual_seed(seed)
-    return VAE(SIZE, hidden=32, latent=latent, arch=arch, channels=8)
+    return vae_of(SIZE, hidden=32, latent=latent, arch=arch, channels=8)
 
 
 class TinyFeatures(nn.Module):
@@ -134,27 +135,43 @@ def test_iwae_is_deterministic_in_the_seed(trained: VAE, faces: torch.Tensor) ->
 
 # ---- PSNR / SSIM ----------------------------------------------------------------------------------
 
+class Shifted(nn.Module):
+    """A stand-in whose reconstruction is its input plus `shift` (clamped to [0, 1]): a known error for PSNR."""
+
+    def __init__(self, shift: float) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.tensor(shift), requires_grad=False)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.shift).clamp(0, 1)
+
+
 def test_psnr_of_identical_images_is_capped_and_ssim_is_one() -> None:
     x = torch.rand(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    got = metrics.image_quality(x, x.clone())
+    got = metrics.reconstruction_quality(Shifted(0.0), x)
     assert got["psnr"] == metrics.PSNR_CAP_DB == 100.0
     assert got["ssim"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_psnr_of_a_known_mse() -> None:
     target = 0.9 * torch.rand(8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    got = metrics.image_quality(target + 0.1, target)  # MSE = 0.01 -> 10 log10(1 / 0.01) = 20 dB
+    got = metrics.reconstruction_quality(Shifted(0.1), target)  # MSE = 0.01 -> 10 log10(1 / 0.01) = 20 dB
     assert got["psnr"] == pytest.approx(20.0, abs=1e-3)
     assert got["ssim"] < 1.0
 
 
 def test_reconstruction_quality_pools_over_the_set(trained: VAE, faces: torch.Tensor) -> None:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     images = faces[:120]
     whole = metrics.reconstruction_quality(trained, images, batch_size=len(images))
     batched = metrics.reconstruction_quality(trained, images, batch_size=50)
     with torch.no_grad():
         x = images.float() / 255
-        direct = metrics.image_quality(trained.reconstruct(x), x)
+        x_hat = trained.reconstruct(x)
+    # PSNR of the MSE pooled over every pixel; SSIM (11 px window) averaged over the images
+    direct = {"psnr": float(-10 * torch.log10((x_hat - x).pow(2).mean())),
+              "ssim": float(structural_similarity_index_measure(x_hat, x, data_range=1.0, kernel_size=11))}
     assert batched == pytest.approx(whole, rel=1e-5)
     assert whole == pytest.approx(direct, rel=1e-5)
     assert 10 < whole["psnr"] < 40 and 0 < whole["ssim"] < 1

@@ -9,7 +9,7 @@ import torch
 
 from lego_vae.evaluation.generating import morph_rows
 from lego_vae.model.interpolation import interpolate_latents
-from lego_vae.model.vae import VAE
+from tests.model.helpers import vae_of
 
 STEPS = 11
 REL = 1e-5  # float32 rounding of a norm
@@ -112,7 +112,7 @@ def test_a_morph_of_opposite_faces_in_one_latent_dimension_is_not_saturated() ->
     # What generate and the explorer show: with model.latent=1 and two faces whose means have opposite
     # signs, the slerp frames in between were pure black and white (latents near -600,000).
     torch.manual_seed(0)
-    vae = VAE(16, hidden=16, latent=1, arch="conv", channels=4).eval()
+    vae = vae_of(16, hidden=16, latent=1, arch="conv", channels=4).eval()
     faces = torch.rand(64, 3, 16, 16)
     with torch.no_grad():
         vae.mu.bias -= vae.encode(faces)[0][:, 0].median()  # centre the means on 0, as a trained VAE's are

@@ -6,13 +6,8 @@ import pytest
 import torch
 
 from lego_vae.config import validate
-from lego_vae.model.losses import (
-    FIXED_LOG_SIGMA,
-    calibrated_vae_loss,
-    decoder_log_prob,
-    optimal_log_sigma,
-    vae_loss,
-)
+from lego_vae.model.likelihoods.fixed import Fixed
+from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma, vae_loss
 from lego_vae.training.lit import LitVAE
 
 X = torch.tensor([[[[0.0, 1.0]]], [[[0.5, 0.5]]]])  # (2, 1, 1, 2): D = 2 per image
@@ -44,8 +39,8 @@ def test_the_optimal_sigma_minimises_the_nll_and_respects_its_floor() -> None:
 def test_fixed_decoder_log_prob_is_the_seed_loss_plus_its_constant() -> None:
     # -log p(x|z) = SSE / (2 * 1/2) + D/2 log(2 pi 1/2) = SSE + D/2 log(pi)
     want = vae_loss(X_HAT, X, MU, LOGVAR)["recon"].item() + 2 / 2 * math.log(math.pi)
-    assert -decoder_log_prob(X_HAT, X, "fixed").mean().item() == pytest.approx(want)
-    assert FIXED_LOG_SIGMA == pytest.approx(0.5 * math.log(0.5))
+    assert -Fixed().log_prob(X_HAT, X).mean().item() == pytest.approx(want)
+    assert Fixed().log_sigma() == pytest.approx(0.5 * math.log(0.5))
 
 
 def test_calibrated_module_keeps_a_running_sigma_and_evaluates_with_it(make_cfg) -> None:

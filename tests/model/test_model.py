@@ -5,14 +5,16 @@ import math
 import pytest
 import torch
 
+from lego_vae.model.archs.blocks import StageConv
 from lego_vae.model.losses import vae_loss
-from lego_vae.model.vae import VAE, StageConv
+from lego_vae.model.vae import VAE
+from tests.model.helpers import vae_of
 
 
 @pytest.mark.parametrize("arch", ["conv", "mlp", "resconv"])
 @pytest.mark.parametrize("size", [8, 16, 32, 36, 64])
 def test_shapes(arch: str, size: int) -> None:
-    vae = VAE(size, hidden=24, latent=5, arch=arch, channels=4)
+    vae = vae_of(size, hidden=24, latent=5, arch=arch, channels=4)
     x = torch.rand(3, 3, size, size)
     x_hat, mu, logvar = vae(x)
     assert x_hat.shape == x.shape
@@ -25,7 +27,7 @@ def test_shapes(arch: str, size: int) -> None:
 
 @pytest.mark.parametrize("size", [8, 36, 64])
 def test_stage_convs_add_3x3_convs_at_every_scale_and_keep_the_shapes(size: int) -> None:
-    plain, deeper = (VAE(size, hidden=24, latent=5, channels=4, stage_convs=k) for k in (0, 2))
+    plain, deeper = (vae_of(size, hidden=24, latent=5, channels=4, stage_convs=k) for k in (0, 2))
     x = torch.rand(3, 3, size, size)
     assert deeper(x)[0].shape == x.shape and deeper.sample(2).shape == (2, 3, size, size)
 
@@ -48,7 +50,7 @@ def test_stage_convs_add_3x3_convs_at_every_scale_and_keep_the_shapes(size: int)
 def test_feature_size_is_the_side_of_the_last_feature_map(arch: str, size: int, feature_size: int,
                                                           shape: tuple[int, int, int]) -> None:
     """The image is halved until its side is feature_size (or odd): fewer stride-2 stages for a larger side."""
-    vae = VAE(size, hidden=16, latent=3, arch=arch, channels=32, feature_size=feature_size)
+    vae = vae_of(size, hidden=16, latent=3, arch=arch, channels=32, feature_size=feature_size)
     assert vae.feature_shape == shape
     x = torch.rand(2, 3, size, size)
     assert vae.features(x).shape == (2, *shape)
@@ -59,13 +61,13 @@ def test_feature_size_is_the_side_of_the_last_feature_map(arch: str, size: int, 
 
 def test_a_feature_size_as_large_as_the_image_leaves_the_conv_net_no_stage() -> None:
     """conv: the fully connected layers read the image itself; resconv needs a stage (ValueError; the config refuses it)."""
-    assert VAE(16, hidden=8, latent=2, feature_size=16).feature_shape == (3, 16, 16)
+    assert vae_of(16, hidden=8, latent=2, feature_size=16).feature_shape == (3, 16, 16)
     with pytest.raises(ValueError, match="resconv needs at least one stride-2 stage"):
-        VAE(16, hidden=8, latent=2, arch="resconv", feature_size=16)
+        vae_of(16, hidden=8, latent=2, arch="resconv", feature_size=16)
 
 
 def test_norm_group_puts_groupnorm_where_batchnorm_was() -> None:
-    batch, group = (VAE(32, hidden=16, latent=3, channels=4, stage_convs=1, norm=n) for n in ("batch", "group"))
+    batch, group = (vae_of(32, hidden=16, latent=3, channels=4, stage_convs=1, norm=n) for n in ("batch", "group"))
     kinds = {n: [type(m).__name__ for m in v.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
              for n, v in (("batch", batch), ("group", group))}
     assert kinds["batch"] and set(kinds["batch"]) == {"BatchNorm2d"}
@@ -78,7 +80,7 @@ def test_norm_group_puts_groupnorm_where_batchnorm_was() -> None:
     batch.train()
     assert not torch.allclose(batch.encode(x)[0][:1], batch.encode(x[:1].repeat(2, 1, 1, 1))[0][:1], atol=1e-5)
     with pytest.raises(ValueError, match="unknown norm 'layer'"):
-        VAE(32, hidden=16, latent=3, norm="layer")
+        vae_of(32, hidden=16, latent=3, norm="layer")
 
 
 def test_a_stage_conv_starts_as_the_identity_and_then_learns() -> None:
@@ -97,7 +99,7 @@ def test_a_stage_conv_starts_as_the_identity_and_then_learns() -> None:
 
 def test_hidden_is_the_fully_connected_width() -> None:
     for arch in ("conv", "mlp", "resconv"):
-        vae = VAE(32, hidden=77, latent=9, arch=arch)
+        vae = vae_of(32, hidden=77, latent=9, arch=arch)
         assert vae.mu.in_features == vae.logvar.in_features == 77
         assert vae.decoder_fc[0].in_features == 9 and vae.decoder_fc[0].out_features == 77
 
@@ -153,8 +155,27 @@ def test_kl_is_zero_at_the_prior() -> None:
 
 def test_interpolation_ends_at_the_two_reconstructions() -> None:
     torch.manual_seed(0)
-    vae = VAE(16, hidden=16, latent=4, arch="conv", channels=4).eval()
+    vae = vae_of(16, hidden=16, latent=4, arch="conv", channels=4).eval()
     a, b = torch.rand(3, 16, 16), torch.rand(3, 16, 16)
     path = vae.interpolate(a, b, steps=5)
     assert torch.allclose(path[0], vae.reconstruct(a[None])[0], atol=1e-6)
     assert torch.allclose(path[-1], vae.reconstruct(b[None])[0], atol=1e-6)
+
+
+FC_KEYS = {"encoder_fc.1", "mu", "logvar", "decoder_fc.0", "decoder_fc.2"}  # the layers every architecture shares
+
+
+@pytest.mark.parametrize(("arch", "layers"), [
+    ("mlp", set()),
+    ("conv", {"features.0", "features.1", "unfeatures.0", "unfeatures.1", "unfeatures.3"}),
+    ("resconv", {"features.0", "features.1.body.0", "features.1.body.2", "features.1.body.3", "features.1.body.5",
+                 "features.2", "features.3", "unfeatures.1", "unfeatures.2.body.0", "unfeatures.2.body.2",
+                 "unfeatures.2.body.3", "unfeatures.2.body.5", "unfeatures.3", "unfeatures.5"}),
+])
+def test_the_state_dict_keys_of_earlier_checkpoints_are_kept(arch: str, layers: set[str]) -> None:
+    """The keys every earlier run's checkpoint holds (one stride-2 stage, a calibrated decoder): they load as they are."""
+    vae = vae_of(16, hidden=8, latent=3, arch=arch, channels=4, max_channels=8, feature_size=8, blocks=1,
+                 likelihood="calibrated")
+    state = vae.state_dict()
+    assert {key.rpartition(".")[0] or key for key in state} == {"log_sigma", *FC_KEYS, *layers}
+    assert state["log_sigma"].shape == () and state["decoder_fc.2.weight"].shape == ((768 if arch == "mlp" else 256), 8)

@@ -15,7 +15,7 @@ def two_clusters(n: int, seed: int) -> torch.Tensor:
 
 
 def test_the_validation_likelihood_chooses_the_true_number_of_components() -> None:
-    prior = fit_gmm(two_clusters(800, 0), two_clusters(400, 1), components=(1, 2, 8))
+    prior = fit_gmm(two_clusters(800, 0), two_clusters(400, 1), components=(1, 2, 8), reg_covar=1e-4)
     assert prior.info["components"] == 2
     scores = dict(zip(prior.info["candidates"], prior.info["candidate_scores"]))
     assert scores[2] > scores[1]
@@ -42,7 +42,7 @@ def test_samples_follow_the_mixture_moments() -> None:
 
 
 def test_the_prior_round_trips_through_a_checkpoint_loaded_with_weights_only(tmp_path) -> None:
-    prior = fit_gmm(two_clusters(400, 0), two_clusters(200, 1), components=(1, 2))
+    prior = fit_gmm(two_clusters(400, 0), two_clusters(200, 1), components=(1, 2), reg_covar=1e-4)
     path = tmp_path / "best.ckpt"
     torch.save({"state_dict": {"vae.w": torch.ones(2)}, "hyper_parameters": {"config": {"a": 1}}}, path)
     store_prior(path, prior)
