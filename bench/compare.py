@@ -30,10 +30,10 @@ from PIL import Image, ImageDraw
 from bench import common
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.evaluation.metrics import decoded_samples
-from lego_vae.evaluation.pictures import to_pil
-from lego_vae.model.checkpoints import load_model
+from lego_vae.pictures import to_pil
+from lego_vae.pipeline import train_and_evaluate
+from lego_vae.runs import load_model
 from lego_vae.strict_json import write_json
-from lego_vae.training.run import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 # One training per run; a row is a run read with one prior.

@@ -132,10 +132,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args) -> dict:
     """The benchmark itself, for parsed arguments."""
-    from lego_vae.evaluation.pictures import to_pil
     from lego_vae.explorer.app import build_app, launch
     from lego_vae.explorer.serve import validate_explore
     from lego_vae.explorer.session import Explorer
+    from lego_vae.pictures import to_pil
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

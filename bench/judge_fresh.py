@@ -38,7 +38,8 @@ from lego_vae.data.labelled import factors_of, held_out_designs, render_labelled
 from lego_vae.errors import UserError
 from lego_vae.evaluation.judge import accuracy_of, attribute_accuracy, attribute_hits, load_or_train_judge
 from lego_vae.evaluation.metrics import reconstructions
-from lego_vae.model.checkpoints import checkpoint_file, load_model
+from lego_vae.model.checkpoints import checkpoint_file
+from lego_vae.runs import load_model
 
 NAME = "judge_fresh"
 FACTOR = "mouth"  # the factor of the paired test: the one issue 16 is about

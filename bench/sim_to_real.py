@@ -42,10 +42,11 @@ from lego_vae.data.folder import load_folder
 from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import PSNR_CAP_DB
-from lego_vae.evaluation.pictures import save_grid
-from lego_vae.model.checkpoints import checkpoint_file, load_model
+from lego_vae.model.checkpoints import checkpoint_file
 from lego_vae.model.inference import evaluating, float_batches
 from lego_vae.model.vae import VAE
+from lego_vae.pictures import save_grid
+from lego_vae.runs import load_model
 
 NAME = "sim_to_real"
 

@@ -1,5 +1,6 @@
-"""generate(cfg, out_dir): samples, face morphs, latent traversals and reconstructions from a checkpoint
-(and classes.png: test faces of chosen classes above their reconstructions)."""
+"""Pictures of a trained VAE: a run's (write_run_pictures), and the generate command's (generate(cfg, out_dir)):
+samples, face morphs, latent traversals and reconstructions from a checkpoint (and classes.png: test faces of
+chosen classes above their reconstructions)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from lego_vae.data.folder import load_folder
 from lego_vae.data.images import load_image
 from lego_vae.data.labelled import factors_of
 from lego_vae.errors import UserError
-from lego_vae.evaluation.metrics import kl_per_dim
-from lego_vae.evaluation.pictures import save_gif, save_grid, traversal
-from lego_vae.model.checkpoints import chosen_prior, load_model
-from lego_vae.model.interpolation import interpolate_latents
+from lego_vae.model.checkpoints import chosen_prior
+from lego_vae.model.inference import device_for, evaluating, kl_per_dim
 from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE
+from lego_vae.pictures import save_gif, save_grid
+from lego_vae.runs import load_model
 
 
 def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:
@@ -35,11 +36,45 @@ def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: 
     """
     if not pairs:
         raise ValueError("morph_rows: no pairs to morph")
+    return torch.stack([vae.interpolate(a, b, steps, mode) for a, b in pairs])
+
+
+@torch.no_grad()
+def traversal(vae: torch.nn.Module, face: torch.Tensor, dims: list[int], steps: int, span: float) -> torch.Tensor:
+    """(len(dims), steps, 3, S, S): one row per latent dimension, set from -span to +span around face's mean."""
+    mu = vae.encode(face[None])[0][0]
+    values = torch.linspace(-span, span, steps, device=mu.device)
     rows = []
-    for a, b in pairs:
-        mu = vae.encode(torch.stack([a, b]))[0]  # (2, latent)
-        rows.append(vae.decode(interpolate_latents(mu[0], mu[1], steps, mode)))
+    for d in dims:
+        z = mu.repeat(steps, 1)
+        z[:, d] = values
+        rows.append(vae.decode(z))
     return torch.stack(rows)
+
+
+def write_run_pictures(vae: VAE, datamodule: LegoFacesDataModule, run_dir: Path, grid: int = 8, steps: int = 10,
+                       seed: int = 0, prior=None) -> list[Path]:
+    """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
+    morph.png, morph.gif (between two held-out faces: datamodule.held_out("test")), traversal.png."""
+    with evaluating(vae) as device:
+        test = datamodule.split_images("test").to(device).float() / 255  # (N, 3, S, S)
+        z = sample_latents(vae.latent, grid * grid, prior, generator=torch.Generator().manual_seed(seed))
+        samples = vae.decode(z.to(device))
+        inputs = test[:grid]
+        recon = vae.reconstruct(inputs)
+        # Two test faces; with one (the smallest data sets), the test face and a validation face.
+        ends = datamodule.held_out("test", at_least=2)[0][:2].to(device).float() / 255
+        morph = vae.interpolate(ends[0], ends[-1], steps)
+        # The most used latent dimensions (by mean KL over the test faces), one row each.
+        dims = kl_per_dim(vae, datamodule.split_images("test")).argsort(descending=True)[:grid].tolist()
+        rows = traversal(vae, test[0], dims, steps, span=3.0)
+    return [
+        save_grid(samples, run_dir / "samples.png", nrow=grid),
+        save_grid(torch.cat([inputs, recon]), run_dir / "reconstructions.png", nrow=len(inputs)),
+        save_grid(morph, run_dir / "morph.png", nrow=steps),
+        save_gif(morph, run_dir / "morph.gif"),  # native pixels, like the PNGs: report.html blows them all up alike
+        save_grid(rows.flatten(0, 1), run_dir / "traversal.png", nrow=steps),
+    ]
 
 
 def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
@@ -114,7 +149,7 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     """Write samples.png, morph.png/.gif, traversal.png (and reconstructions.png for inputs) into out_dir."""
     plain = validate_generate(cfg)
     out_dir = Path(out_dir)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device_for()
     vae, config, fitted = load_model(plain["checkpoint"], device)
     if plain["classes"]["factor"] is not None:  # a wrong name is refused before any picture is written
         check_classes(plain["classes"]["factor"], plain["classes"]["values"], config["data"]["source"])

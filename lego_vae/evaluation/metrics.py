@@ -100,13 +100,6 @@ def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> d
         return {"psnr": min(float(psnr.compute()), PSNR_CAP_DB), "ssim": float(ssim.compute())}
 
 
-def kl_per_dim(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Mean KL of each latent dimension over the images, shape (latent,): ranks dimensions by how much they are used."""
-    mu, logvar = posterior(vae, images, batch_size)
-    # KL(N(mu_d, sigma_d^2) || N(0, 1)) = -1/2 (1 + logvar_d - mu_d^2 - exp(logvar_d)), per dimension
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0).float()
-
-
 def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
     """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.).
 

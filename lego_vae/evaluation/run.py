@@ -16,29 +16,25 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lego_vae.config import validate, validated, with_defaults
+from lego_vae.config import validate, validated
 from lego_vae.config.commands import EvaluateConfig
 from lego_vae.config.validate import get_key
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
+from lego_vae.evaluation.generating import write_run_pictures
 from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.metrics import decoded_samples, evaluate
-from lego_vae.evaluation.pictures import write_run_pictures
 from lego_vae.evaluation.report import read_curves, write_report
 from lego_vae.evaluation.sample_quality import run_judge_metrics
-from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint, model_of
+from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint
+from lego_vae.model.inference import device_for
 from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, store_prior
 from lego_vae.model.vae import VAE
+from lego_vae.runs import model_of, stored_config
 from lego_vae.strict_json import finite_or_null, write_json
 
 # What training measured (train() returns them); an evaluation of an existing run reads them back.
 FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "steps", "best_checkpoint", "resumed_from", "fit_seconds")
-
-
-def eval_device(plain: dict) -> str:
-    """The device a run is evaluated on: the GPU where its trainer.accelerator allows one and one exists."""
-    gpu = plain["trainer"]["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "cuda" if gpu else "cpu"
 
 
 def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: GaussianMixturePrior | None,
@@ -122,8 +118,8 @@ def evaluate_run(
     run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     checkpoint = load_checkpoint(ckpt_path)
-    plain = validate(config if config is not None else with_defaults(checkpoint["hyper_parameters"]["config"]))
-    vae, _, stored_prior = model_of(checkpoint, device if device is not None else eval_device(plain))
+    plain = validate(config if config is not None else stored_config(checkpoint))
+    vae, _, stored_prior = model_of(checkpoint, device if device is not None else device_for(plain["trainer"]["accelerator"]))
     fitted = fitted if fitted is not None else fit_metrics(run_dir, checkpoint)
     seed = plain["seed"]
 
@@ -176,7 +172,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """
     plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
     ckpt_path = checkpoint_file(plain["checkpoint"])
-    config = OmegaConf.create(with_defaults(load_checkpoint(ckpt_path)["hyper_parameters"]["config"]))
+    config = OmegaConf.create(stored_config(load_checkpoint(ckpt_path)))
     for key in (override_key(o) for o in overrides):
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
             continue

@@ -15,8 +15,8 @@ import gradio as gr
 import torch
 
 from lego_vae.errors import UserError
-from lego_vae.evaluation.pictures import grid_tensor, save_gif, to_pil
 from lego_vae.explorer.session import Explorer, Face
+from lego_vae.pictures import grid_tensor, save_gif, to_pil
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]

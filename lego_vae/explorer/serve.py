@@ -8,12 +8,11 @@ import os
 import signal
 import threading
 
-import torch
-
 from lego_vae.config import validated
 from lego_vae.config.commands import ExploreConfig
 from lego_vae.errors import UserError
 from lego_vae.explorer.session import Explorer
+from lego_vae.model.inference import device_for
 
 
 def validate_explore(cfg) -> dict:
@@ -33,9 +32,7 @@ def offline_environment() -> None:
 def explore(cfg, block: bool = True):
     """Load the checkpoint (a wrong one fails before any server starts) and serve the explorer."""
     plain = validate_explore(cfg)
-    device = plain["device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device_for() if plain["device"] == "auto" else plain["device"]
     explorer = Explorer.from_checkpoint(plain["checkpoint"], device, plain["max_pixels"])
     offline_environment()
     try:  # gradio is the optional [app] extra: imported only when the explorer is served

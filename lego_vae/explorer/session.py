@@ -23,11 +23,12 @@ from lego_vae.data.images import (
     open_image,
 )
 from lego_vae.errors import UserError
-from lego_vae.evaluation.metrics import kl_per_dim
-from lego_vae.model.checkpoints import checkpoint_file, chosen_prior, load_model
+from lego_vae.model.checkpoints import checkpoint_file, chosen_prior
+from lego_vae.model.inference import kl_per_dim
 from lego_vae.model.interpolation import interpolate_latents
 from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE
+from lego_vae.runs import load_model
 
 MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals of the path
 
@@ -151,10 +152,9 @@ class Explorer:
         path = interpolate_latents(a.mu, b.mu, MORPH_RESOLUTION + 1, mode)
         return path[round(min(max(float(t), 0.0), 1.0) * MORPH_RESOLUTION)]
 
-    @torch.no_grad()
     def morph_strip(self, a: Face, b: Face, steps: int, mode: str = "linear") -> Tensor:
         """(steps, 3, S, S) faces along the path from a to b."""
-        return self.vae.decode(interpolate_latents(a.mu, b.mu, steps, mode))
+        return self.vae.interpolate(a.image.to(self.device), b.image.to(self.device), steps, mode)
 
     def steer_dims(self, n: int) -> list[int]:
         """The n most active latent dimensions (by mean KL over the test faces)."""

@@ -1,8 +1,7 @@
-"""Finding a checkpoint (a .ckpt, a run folder, a study folder) and loading the model it holds.
+"""Finding a checkpoint (a .ckpt, a run folder, a study folder), reading it, and telling a damaged one apart.
 
-Every command that reads a trained model (evaluate, generate, explore, bench) goes through
-`load_model`: torch.load with weights_only=True (no arbitrary unpickling), the VAE rebuilt from the
-config stored in the checkpoint, and the fitted prior if the run stored one.
+Every read is torch.load with weights_only=True (no arbitrary unpickling): load_checkpoint. The model a
+checkpoint holds is rebuilt from its config by lego_vae.runs.load_model, which needs the config system.
 """
 
 from __future__ import annotations
@@ -15,12 +14,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from lego_vae.config import with_defaults
 from lego_vae.errors import UserError
 from lego_vae.files import human_bytes
-from lego_vae.model.build import build_vae
-from lego_vae.model.prior import GaussianMixturePrior, load_prior
-from lego_vae.model.vae import VAE
+from lego_vae.model.prior import GaussianMixturePrior
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints/, in order of preference
 
@@ -164,26 +160,6 @@ def checkpoint_file(path: str | Path) -> Path:
         raise UserError(f"checkpoint={path}: a folder without checkpoints/best.ckpt or last.ckpt "
                         "(expected a train.py run folder or a tune.py study folder)")
     return path
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
-    """The VAE of a checkpoint, run or study folder (weights_only), in eval mode on device; its config; its prior or None."""
-    return model_of(load_checkpoint(checkpoint_file(path)), device)
-
-
-def model_of(ckpt: dict, device: str | torch.device = "cpu") -> tuple[VAE, dict, GaussianMixturePrior | None]:
-    """load_model for a checkpoint already loaded with load_checkpoint (a caller that needs the dict too)."""
-    config = with_defaults(ckpt["hyper_parameters"]["config"])
-    vae = build_vae(config)
-    state = {k.removeprefix("vae."): v for k, v in ckpt["state_dict"].items() if k.startswith("vae.")}
-    vae.load_state_dict(state)
-    return vae.to(device).eval(), config, load_prior(ckpt)
-
-
-def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, dict]:
-    """The VAE of a checkpoint (loaded with weights_only) and the config it was trained with."""
-    vae, config, _ = load_model(path, device)
-    return vae, config
 
 
 def chosen_prior(name: str, prior: GaussianMixturePrior | None, checkpoint: str | Path) -> GaussianMixturePrior | None:

@@ -1,4 +1,4 @@
-"""Running a network over many images: eval mode under no_grad, float batches in [0, 1], the posterior of each."""
+"""Running a network over many images: the device, eval mode under no_grad, float batches in [0, 1], the posterior."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+
+def device_for(accelerator: str = "auto") -> str:
+    """The device a trainer.accelerator setting runs a model on: "cuda" where it allows a GPU ("auto", "gpu",
+    "cuda") and one exists, else "cpu"."""
+    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 
 @contextmanager
@@ -36,3 +42,10 @@ def posterior(vae: nn.Module, images: Tensor, batch_size: int = 256) -> tuple[Te
         empty = torch.zeros(0, vae.latent, dtype=torch.float64)
         return empty, empty.clone()
     return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()
+
+
+def kl_per_dim(vae: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """Mean KL of each latent dimension over the images, shape (latent,): ranks dimensions by how much they are used."""
+    mu, logvar = posterior(vae, images, batch_size)
+    # KL(N(mu_d, sigma_d^2) || N(0, 1)) = -1/2 (1 + logvar_d - mu_d^2 - exp(logvar_d)), per dimension
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0).float()

@@ -11,7 +11,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lego_vae.errors import NonFiniteLoss
-from lego_vae.evaluation.pictures import grid_tensor
+from lego_vae.model.inference import evaluating
+from lego_vae.pictures import grid_tensor
 
 
 def flat_hparams(config: dict, prefix: str = "") -> dict:
@@ -57,16 +58,14 @@ class TensorBoardPictures(L.Callback):
         if self.every_n_epochs <= 0 or not (epoch % self.every_n_epochs == 0 or last):
             return
         vae, dm = pl_module.vae, trainer.datamodule
-        val = dm.split_images("val")[: self.n].to(pl_module.device).float() / 255
-        # The morph's ends: the first and the n-th validation face; with one, that face and a test face.
-        ends = dm.held_out("val", at_least=2)[0][: max(2, len(val))].to(pl_module.device).float() / 255
-        gen = torch.Generator().manual_seed(self.seed)  # the same z every time: watch faces form
-        was_training = vae.training
-        vae.eval()
-        samples = vae.sample(self.n * self.n, generator=gen)
-        recon = vae.reconstruct(val)
-        morph = vae.interpolate(ends[0], ends[-1], self.morph_steps)
-        vae.train(was_training)
+        with evaluating(vae) as device:
+            val = dm.split_images("val")[: self.n].to(device).float() / 255
+            # The morph's ends: the first and the n-th validation face; with one, that face and a test face.
+            ends = dm.held_out("val", at_least=2)[0][: max(2, len(val))].to(device).float() / 255
+            gen = torch.Generator().manual_seed(self.seed)  # the same z every time: watch faces form
+            samples = vae.sample(self.n * self.n, generator=gen)
+            recon = vae.reconstruct(val)
+            morph = vae.interpolate(ends[0], ends[-1], self.morph_steps)
         step = trainer.global_step
         logger.experiment.add_image("samples", grid_tensor(samples, self.n), step)
         logger.experiment.add_image("reconstructions", grid_tensor(torch.cat([val, recon]), len(val)), step)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from lego_vae.commandline import override
-from lego_vae.config import to_plain, with_defaults
+from lego_vae.config import to_plain
 from lego_vae.config.paths import shown_path
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
+from lego_vae.runs import stored_config
 from lego_vae.training.lit import LRFactor
 
 IGNORED_DATA_KEYS = ("cache_dir",  # where the cache lives does not change the data
@@ -44,7 +45,7 @@ def find_last_checkpoint(plain: dict, run_dir: Path) -> Path:
     chosen = None
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            stored = with_defaults(load_checkpoint(path)["hyper_parameters"]["config"])
+            stored = stored_config(load_checkpoint(path))
         except DamagedCheckpoint as err:
             newest_damaged = newest_damaged or err
             continue
@@ -103,7 +104,7 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
         raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} {unit}s already; pass "
                         f"{key}={done + 1} or more to train it further (python -m lego_vae.evaluate "
                         f"{override('checkpoint', ckpt_path)} evaluates it as it is)")
-    changed = changed_training_settings(with_defaults(ckpt["hyper_parameters"]["config"]), plain)
+    changed = changed_training_settings(stored_config(ckpt), plain)
     if not changed:
         return None
     o = plain["optim"]
@@ -121,7 +122,7 @@ def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
         return None
     if ckpt == "last":
         return find_last_checkpoint(plain, run_dir)
-    stored = with_defaults(load_checkpoint(ckpt)["hyper_parameters"]["config"])
+    stored = stored_config(load_checkpoint(ckpt))
     if not same_run_setup(stored, plain):
         raise UserError(f"ckpt_path={ckpt}: that run had model {to_plain(stored.model)} and data source "
                         f"{stored['data']['source']} at {stored['data']['image_size']} px; override the same values to resume")

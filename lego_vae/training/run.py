@@ -1,7 +1,6 @@
 """train(cfg, run_dir): one training run, from a composed config to best.ckpt and last.ckpt.
 
-`train_and_evaluate` is what `python train.py` and tune.py's refit run: train(), then the run's
-evaluation (lego_vae.evaluation.run.evaluate_run) over the checkpoint it wrote.
+What `python train.py` and tune.py's refit run after it (the evaluation) is lego_vae.pipeline's.
 """
 
 from __future__ import annotations
@@ -14,14 +13,12 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 from lego_vae.commandline import override
 from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import NonFiniteLoss, UserError
-from lego_vae.evaluation.run import evaluate_run
 from lego_vae.files import write_text
 from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.model.prior import check_gmm_data
@@ -170,15 +167,3 @@ def train(
         "seconds": round(time.perf_counter() - started, 2),  # everything; train_and_evaluate adds the evaluation
     }
 
-
-def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
-    """train(), then evaluate_run() on its best checkpoint: metrics.json, pictures, report.html; returns the metrics."""
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
-    fitted = train(cfg, run_dir, tb_dir=tb_dir)
-    if rank_zero_only.rank != 0:  # under DDP, one process evaluates
-        return fitted
-    for path in (run_dir / "checkpoints", run_dir / "config.yaml", tb_dir):
-        print(f"wrote {path}")
-    return evaluate_run(run_dir, fitted=fitted, tb_dir=tb_dir, started=started)

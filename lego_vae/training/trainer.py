@@ -16,6 +16,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 
 from lego_vae.errors import UserError
 from lego_vae.files import is_storage_error, save_torch, storage_message
+from lego_vae.model.inference import device_for
 from lego_vae.training.callbacks import (
     PlainProgress,
     StopOnNonFiniteLoss,
@@ -85,7 +86,7 @@ def resolve_precision(precision: str, accelerator: str, cpu_bf16: bool | None = 
     third of the time (bench/cpu_speed.py). cpu_bf16: whether the CPU has native bf16 (default: cpu_has_bf16())."""
     if str(precision) != "auto":
         return str(precision)
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if device_for(accelerator) == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     cpu_bf16 = cpu_has_bf16() if cpu_bf16 is None else cpu_bf16
     return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_bf16 else "32-true"

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial
 
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import checkpoint_damage, intact_sibling
-from lego_vae.training.run import train_and_evaluate
+from lego_vae.pipeline import train_and_evaluate
 from lego_vae.tuning.config import train_overrides
 
 

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.files import is_storage_error, storage_message
+from lego_vae.model.inference import device_for
 from lego_vae.tuning.progress import best_value, trial_line
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import locked
@@ -40,7 +41,7 @@ STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial bef
 
 def on_gpu(plain: dict) -> bool:
     """Whether trials of this config train on a CUDA GPU."""
-    return plain["trainer"]["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return device_for(plain["trainer"]["accelerator"]) == "cuda"
 
 
 def measured_workers(cache_dir: str | Path, device: str) -> dict | None:

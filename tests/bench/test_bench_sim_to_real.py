@@ -13,7 +13,7 @@ from PIL import Image
 from bench.sim_to_real import main
 from lego_vae.data.folder import load_folder
 from lego_vae.data.synthetic import render_faces
-from lego_vae.model.checkpoints import load_model
+from lego_vae.runs import load_model
 from lego_vae.training.run import train
 
 PAD = 2  # save_grid's padding between and around the cells

@@ -19,7 +19,8 @@ from PIL import Image
 from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
 from lego_vae.explorer.session import Explorer
-from lego_vae.training.run import train, train_and_evaluate
+from lego_vae.pipeline import train_and_evaluate
+from lego_vae.training.run import train
 from lego_vae.tuning.study import tune
 from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY
 
@@ -35,9 +36,9 @@ def _compose(tmp: Path, *overrides: str, config_name: str = "train"):
 
 def _split_sizes(run: Path) -> list[int]:
     from lego_vae.data.datamodule import LegoFacesDataModule
-    from lego_vae.model.checkpoints import load_vae
+    from lego_vae.runs import load_model
 
-    dm = LegoFacesDataModule.ready(load_vae(run)[1]["data"])
+    dm = LegoFacesDataModule.ready(load_model(run)[1]["data"])
     return [len(dm.split_indices[s]) for s in ("train", "val", "test")]
 
 

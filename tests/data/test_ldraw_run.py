@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from lego_vae.data.labelled import factors_of
 from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
-from lego_vae.training.run import train_and_evaluate
+from lego_vae.pipeline import train_and_evaluate
 from tests.conftest import CONF, TINY
 
 

@@ -3,7 +3,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lego_vae.training.run import train_and_evaluate
+from lego_vae.pipeline import train_and_evaluate
 from tests.conftest import CONF, TINY
 
 

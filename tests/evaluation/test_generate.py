@@ -11,8 +11,8 @@ from PIL import Image
 
 from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
-from lego_vae.model.checkpoints import load_vae
 from lego_vae.model.vae import interpolate_latents
+from lego_vae.runs import load_model
 from lego_vae.training.run import train
 from tests.conftest import HANG_GUARD_S, ROOT
 from tests.data.helpers import black_png
@@ -70,7 +70,6 @@ def test_generate_writes_every_picture(run_dir, tmp_path) -> None:
 def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstructions(run_dir, tmp_path, capsys) -> None:
     from lego_vae.data.datamodule import LegoFacesDataModule
     from lego_vae.evaluation.generating import class_strip
-    from lego_vae.model.checkpoints import load_model
 
     out = tmp_path / "out"
     written = generate(_cfg(run_dir, **{"classes.factor": "mouth", "classes.values": ["smile", "grin"],
@@ -99,8 +98,8 @@ def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstruction
 
 
 def test_checkpoint_may_be_a_run_folder_or_a_file(run_dir) -> None:
-    vae_a, cfg_a = load_vae(run_dir)
-    vae_b, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    vae_a, cfg_a, _ = load_model(run_dir)
+    vae_b, _, _ = load_model(run_dir / "checkpoints" / "best.ckpt")
     assert cfg_a["data"]["image_size"] == 16
     for (k, a), (_, b) in zip(vae_a.state_dict().items(), vae_b.state_dict().items()):
         assert torch.equal(a, b), k
@@ -155,7 +154,6 @@ def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, checkpoint: str, 
 
 
 def test_a_gmm_run_stores_its_prior_and_reports_both_priors(gmm_run) -> None:
-    from lego_vae.model.checkpoints import load_model
 
     run, metrics = gmm_run
     ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)

@@ -18,9 +18,10 @@ from PIL import Image
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.images import load_image
 from lego_vae.errors import UserError
-from lego_vae.evaluation.pictures import to_pil
 from lego_vae.explorer.session import Explorer
-from lego_vae.model.checkpoints import checkpoint_file, load_vae, study_refit_run
+from lego_vae.model.checkpoints import checkpoint_file, study_refit_run
+from lego_vae.pictures import to_pil
+from lego_vae.runs import load_model
 from lego_vae.training.run import train
 from tests.conftest import CONF, HANG_GUARD_S, ROOT, TINY, wait_until
 from tests.data.helpers import black_png
@@ -64,7 +65,7 @@ def run_dir(tmp_path_factory) -> Path:
     from lego_vae.data.datamodule import LegoFacesDataModule
     from lego_vae.model.prior import fit_prior, store_prior
 
-    vae, config = load_vae(tmp / "run")
+    vae, config, _ = load_model(tmp / "run")
     dm = LegoFacesDataModule.from_config(config["data"])
     dm.prepare_data()
     dm.setup("fit")
@@ -122,7 +123,7 @@ def test_the_gmm_prior_needs_a_checkpoint_that_holds_one(run_dir) -> None:
 
 @pytest.mark.parametrize("mode", ["linear", "slerp"])
 def test_morph_between_two_uploads_starts_at_a_and_ends_at_b(client, run_dir, files, mode) -> None:
-    vae, _ = load_vae(run_dir)
+    vae, _, _ = load_model(run_dir)
     a, b = (torch.from_numpy(load_image(files[k], SIZE)).permute(2, 0, 1).float() / 255 for k in ("a", "b"))
     client.predict(handle(files["a"]), 0.5, mode, api_name="/morph_upload_a")
     *_, frame, strip, gif, note = client.predict(handle(files["b"]), 0.5, mode, api_name="/morph_upload_b")
@@ -137,7 +138,7 @@ def test_morph_between_two_uploads_starts_at_a_and_ends_at_b(client, run_dir, fi
 
 
 def test_steer_at_zero_is_the_face_and_each_slider_moves_it(client, run_dir) -> None:
-    vae, config = load_vae(run_dir)
+    vae, config, _ = load_model(run_dir)
     face = LegoFacesDataModule.ready(config["data"]).split_images("test")[3].float() / 255
     _, shown, _ = client.predict(3, 0, 0, 0, 0, api_name="/steer_pick")  # latent 4: four sliders
     at_zero = client.predict(0, 0, 0, 0, api_name="/steer")
@@ -147,7 +148,7 @@ def test_steer_at_zero_is_the_face_and_each_slider_moves_it(client, run_dir) -> 
 
 
 def test_reconstruct_shows_each_photo_beside_its_reconstruction_with_its_error(client, run_dir, files) -> None:
-    vae, _ = load_vae(run_dir)
+    vae, _, _ = load_model(run_dir)
     items, note = client.predict([handle(files["a"]), handle(files["notes"]), handle(files["b"])],
                                  api_name="/reconstruct")
     assert [item["caption"].split(":")[0] for item in items] == ["a.png", "b.jpg"]

@@ -7,7 +7,8 @@ import lightning.pytorch as L
 import pytest
 
 from lego_vae.model.checkpoints import load_checkpoint
-from lego_vae.training.run import train, train_and_evaluate
+from lego_vae.pipeline import train_and_evaluate
+from lego_vae.training.run import train
 
 # TINY's 160 faces leave 125 training faces: 4 steps of batch 32 an epoch.
 

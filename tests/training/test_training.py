@@ -452,13 +452,13 @@ def test_val_psnr_is_logged_every_epoch_as_the_test_metrics_define_it(make_cfg, 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from lego_vae.evaluation.metrics import reconstruction_quality
-    from lego_vae.model.checkpoints import load_vae
+    from lego_vae.runs import load_model
 
     train(make_cfg("trainer.max_epochs=2", "trainer.precision=32-true"), tmp_path / "run")
     logged = EventAccumulator(str(tmp_path / "run" / "tb")).Reload().Scalars("val/psnr")
     assert len(logged) == 2  # one value per epoch
     # The last epoch's value is the PSNR of the last weights' posterior-mean reconstructions of the val split.
-    vae, config = load_vae(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    vae, config, _ = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
     val = LegoFacesDataModule.ready(config["data"]).split_images("val")
     assert logged[-1].value == pytest.approx(reconstruction_quality(vae, val)["psnr"], abs=0.01)
 

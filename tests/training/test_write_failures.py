@@ -26,9 +26,10 @@ from lego_vae.cli import run_app
 from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.evaluation.generating import generate
-from lego_vae.evaluation.pictures import save_gif, save_grid
 from lego_vae.evaluation.run import evaluate_run
-from lego_vae.model.checkpoints import DamagedCheckpoint, load_checkpoint, load_model
+from lego_vae.model.checkpoints import DamagedCheckpoint, load_checkpoint
+from lego_vae.pictures import save_gif, save_grid
+from lego_vae.runs import load_model
 from lego_vae.strict_json import write_json
 from lego_vae.training.run import train
 from lego_vae.tuning.refit import refit
