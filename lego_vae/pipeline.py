@@ -1,5 +1,6 @@
-"""What `python train.py` and tune.py's refit run: fit, then evaluate the checkpoint it wrote (metrics, pictures,
-report). Training knows nothing of the evaluation; this module, above both, puts them in order."""
+"""What `python train.py` and tune.py's refit run: fit, evaluate, pictures, report. Training knows nothing of the
+evaluation; this module, above both, puts them in order (`python -m lego_vae.evaluate` runs the last three alone:
+evaluation.run.evaluate_run)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
 
-from lego_vae.evaluation.run import evaluate_run
+from lego_vae.evaluation.run import measure, open_run, pictures, report
 from lego_vae.training.run import train
 
 
 def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
-    """train(), then evaluate_run() on its best checkpoint: metrics.json, pictures, report.html; returns the metrics
-    (what train() returned, in a DDP process other than rank zero, which evaluates nothing)."""
+    """Train cfg's VAE into run_dir (checkpoints/, config.yaml, TensorBoard in tb_dir, default run_dir/tb), then
+    evaluate its best checkpoint there: metrics.json, the pictures, report.html. Returns the metrics (in a DDP
+    process other than rank zero, which evaluates nothing: what train() returned). Raises what train() and
+    evaluation.run.open_run raise."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
@@ -24,4 +27,8 @@ def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None
         return fitted
     for path in (run_dir / "checkpoints", run_dir / "config.yaml", tb_dir):
         print(f"wrote {path}")
-    return evaluate_run(run_dir, fitted=fitted, tb_dir=tb_dir, started=started)
+    run = open_run(run_dir, fitted=fitted)  # its best checkpoint's model, the data, the sampling prior
+    metrics = measure(run)
+    images = pictures(run, run_dir)
+    report(run, metrics, images, run_dir, tb_dir, started)
+    return metrics

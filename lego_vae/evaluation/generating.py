@@ -140,14 +140,9 @@ def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: 
     return torch.cat([faces, vae.reconstruct(faces)]), [c for _, c in picked]
 
 
-def validate_generate(cfg) -> dict:
-    """Check a generate config (conf/generate.yaml); return it as plain data."""
-    return validated(cfg, GenerateConfig)
-
-
 def generate(cfg, out_dir: str | Path) -> list[Path]:
     """Write samples.png, morph.png/.gif, traversal.png (and reconstructions.png for inputs) into out_dir."""
-    plain = validate_generate(cfg)
+    plain = validated(cfg, GenerateConfig)  # conf/generate.yaml, checked
     out_dir = Path(out_dir)
     device = device_for()
     vae, config, fitted = load_model(plain["checkpoint"], device)

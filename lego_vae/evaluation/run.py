@@ -1,8 +1,9 @@
-"""evaluate_run(run): a trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html.
+"""A trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html, in four steps:
+open_run, measure, pictures, report.
 
-`python train.py` calls it after training; `python -m lego_vae.evaluate checkpoint=RUN` calls it on
-a run that exists already (with other eval.*, sample.* or pictures.* settings, or into another folder).
-For the same checkpoint, config and seed it gives the same numbers whichever way it is called.
+`python train.py` runs them after training (lego_vae.pipeline); `python -m lego_vae.evaluate checkpoint=RUN`
+runs them on a run that exists already (evaluate_run; with other eval.*, sample.* or pictures.* settings, or
+into another folder). For the same checkpoint, config and seed they give the same numbers either way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -95,64 +97,96 @@ def summary_line(m: dict) -> str:
             f"{m['seconds']:.0f}s\n{fid}")
 
 
-def evaluate_run(
-    run: str | Path,
-    *,
-    config: dict | None = None,
-    out_dir: str | Path | None = None,
-    fitted: dict | None = None,
-    tb_dir: str | Path | None = None,
-    started: float | None = None,
-    device: str | torch.device | None = None,
-) -> dict:
-    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt: test metrics, prior, pictures, judge, report.
+@dataclass
+class TrainedRun:
+    """A run opened for evaluation (open_run): its checkpoint and run folder, config (validated), model in eval
+    mode, data, sampling prior (None: N(0, I)) and what training measured (train()'s result, or read back)."""
+
+    ckpt_path: Path
+    folder: Path
+    plain: dict
+    vae: VAE
+    datamodule: LegoFacesDataModule
+    prior: GaussianMixturePrior | None
+    fitted: dict
+
+
+def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None = None,
+             device: str | torch.device | None = None) -> TrainedRun:
+    """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; nothing is written but a gmm
+    prior fitted now into a checkpoint that holds none (run_prior).
 
     config: the checkpoint's own config with other eval/sample/pictures settings (default: the stored one).
-    out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
     fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
-    Returns the metrics written to metrics.json (strict JSON: a non-finite value is null, with a `<key>_reason`).
-    Raises UserError for a missing or foreign checkpoint.
+    device: default: the GPU where the run's trainer.accelerator allows one and one exists.
+    Raises UserError for a missing, foreign or damaged checkpoint, or a gmm prior the data cannot fit.
     """
-    started = time.perf_counter() if started is None else started
     ckpt_path = checkpoint_file(run)
-    run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     checkpoint = load_checkpoint(ckpt_path)
     plain = validate(config if config is not None else stored_config(checkpoint))
     vae, _, stored_prior = model_of(checkpoint, device if device is not None else device_for(plain["trainer"]["accelerator"]))
-    fitted = fitted if fitted is not None else fit_metrics(run_dir, checkpoint)
-    seed = plain["seed"]
-
     datamodule = LegoFacesDataModule.ready(plain["data"])
-    prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)  # a UserError here leaves out_dir as it was
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_run_pictures(vae, datamodule, out_dir, grid=plain["pictures"]["grid"],
-                               steps=plain["pictures"]["morph_steps"], seed=seed, prior=prior)
-    ev, test = plain["eval"], datamodule.split_images("test")
+    prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)
+    return TrainedRun(ckpt_path, folder, plain, vae, datamodule, prior,
+                      fitted if fitted is not None else fit_metrics(folder, checkpoint))
+
+
+def measure(run: TrainedRun) -> dict:
+    """The run's metrics: what training measured, the test metrics (for each prior), the judge's; strict JSON values
+    (a metric that came out NaN or infinite is null, with a `<key>_reason` beside it)."""
+    vae, plain, prior, seed = run.vae, run.plain, run.prior, run.plain["seed"]
+    ev, test = plain["eval"], run.datamodule.split_images("test")
     priors = {"gmm": prior} if prior is not None else None
     # One set of samples per prior, decoded once, for FID/KID and for the judge.
     samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **(priors or {})}.items()}
-    metrics: dict = dict(fitted)
+    metrics: dict = dict(run.fitted)
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
                                 ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
     metrics.update(evaluate(vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],
                             inception_weights=ev["inception_weights"], seed=seed, priors=priors, samples=samples))
-    metrics.update(run_judge_metrics(vae, datamodule, plain, priors=priors, samples=samples))
-    metrics["checkpoint"] = str(ckpt_path.resolve())
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    metrics.update(run_judge_metrics(vae, run.datamodule, plain, priors=priors, samples=samples))
+    metrics["checkpoint"] = str(run.ckpt_path.resolve())
+    return finite_or_null(metrics)
 
-    # Strict JSON: a metric that came out NaN or infinite is null, with a <key>_reason beside it.
-    metrics = finite_or_null(metrics)
+
+def pictures(run: TrainedRun, out_dir: Path) -> list[Path]:
+    """The run's samples, reconstructions, morph and traversal pictures in out_dir (pictures.* settings)."""
+    settings = run.plain["pictures"]
+    return write_run_pictures(run.vae, run.datamodule, out_dir, grid=settings["grid"], steps=settings["morph_steps"],
+                              seed=run.plain["seed"], prior=run.prior)
+
+
+def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb_dir: Path, started: float) -> None:
+    """metrics.json (with "seconds" since started, a time.perf_counter()) and report.html (the pictures, the curves
+    of the TensorBoard folder tb_dir) in out_dir, and the run's summary printed."""
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
     write_json(out_dir / "metrics.json", metrics)
-    tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"
-    report = write_report(out_dir / "report.html", f"lego-vae run {run_dir.name}", plain, metrics,
-                          images={p.name: p for p in paths}, curves=read_curves(tb_dir))
+    page = write_report(out_dir / "report.html", f"lego-vae run {run.folder.name}", run.plain, metrics,
+                        images={p.name: p for p in images}, curves=read_curves(tb_dir))
     print(summary_line(metrics))
     if lost := confusion_losses(metrics.get("attr_confusion_recon") or {}):
         print("reconstructions lose: " + "; ".join(lost[:4]))
-    for path in [*paths, out_dir / "metrics.json", report]:
+    for path in [*images, out_dir / "metrics.json", page]:
         print(f"wrote {path}")
+
+
+def evaluate_run(run: str | Path, *, config: dict | None = None, out_dir: str | Path | None = None,
+                 fitted: dict | None = None, tb_dir: str | Path | None = None, device: str | torch.device | None = None,
+                 ) -> dict:
+    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run): metrics, pictures, report.
+
+    out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
+    Returns the metrics written to metrics.json. Raises UserError as open_run does, before anything is written.
+    """
+    started = time.perf_counter()
+    opened = open_run(run, config=config, fitted=fitted, device=device)
+    out_dir = Path(out_dir) if out_dir is not None else opened.folder
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = measure(opened)
+    images = pictures(opened, out_dir)
+    report(opened, metrics, images, out_dir, Path(tb_dir) if tb_dir is not None else opened.folder / "tb", started)
     return metrics
 
 

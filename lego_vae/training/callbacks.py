@@ -29,11 +29,6 @@ def flat_hparams(config: dict, prefix: str = "") -> dict:
     return flat
 
 
-def tensorboard_of(trainer: L.Trainer) -> TensorBoardLogger | None:
-    """The trainer's TensorBoard logger, if it has one."""
-    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-
 class TensorBoardPictures(L.Callback):
     """Every n epochs: samples from fixed z, reconstructions of a fixed val batch, a morph strip.
 
@@ -46,7 +41,7 @@ class TensorBoardPictures(L.Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = tensorboard_of(trainer)
+        logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None or trainer.sanity_checking:
             return
         if not self.hparams_logged and "val/loss" in trainer.callback_metrics:

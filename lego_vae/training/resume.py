@@ -8,6 +8,7 @@ from pathlib import Path
 from lego_vae.commandline import override
 from lego_vae.config import to_plain
 from lego_vae.config.paths import shown_path
+from lego_vae.config.validate import get_key
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
 from lego_vae.runs import stored_config
@@ -77,15 +78,10 @@ def damaged_last(err: DamagedCheckpoint, older: Path | None) -> DamagedCheckpoin
                              + "; or ".join(ways), err.path, err.why)
 
 
-def _get(config: dict, dotted: str) -> object:
-    section, key = dotted.split(".")
-    return config.get(section, {}).get(key)
-
-
 def changed_training_settings(stored: dict, plain: dict) -> list[str]:
     """'key old -> new' for each TRAINING_KEYS setting that differs between a checkpoint's config and this one."""
-    return [f"{key} {_get(stored, key)} -> {_get(plain, key)}" for key in TRAINING_KEYS
-            if _get(stored, key) != _get(plain, key)]
+    return [f"{key} {get_key(stored, key)} -> {get_key(plain, key)}" for key in TRAINING_KEYS
+            if get_key(stored, key) != get_key(plain, key)]
 
 
 def resume_plan(plain: dict, ckpt_path: Path) -> str | None:

@@ -67,12 +67,6 @@ def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Ligh
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
 
-def last_finite_checkpoint(run_dir: Path, resumed_from: Path | None) -> Path | None:
-    """The checkpoint a run that went non-finite leaves to resume from: its own last.ckpt, else the one it resumed."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else resumed_from
-
-
 def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_from: Path | None,
                       checkpoints: bool) -> str:
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
@@ -83,7 +77,8 @@ def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_fr
               " or clipping (trainer.gradient_clip_val=1.0)"))
     if not checkpoints:
         return f"{err}; {tip}"
-    ckpt = last_finite_checkpoint(run_dir, resumed_from)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = last if last.is_file() else resumed_from  # its own last.ckpt, else the checkpoint it resumed
     if ckpt is None:
         return f"{err}; no checkpoint was written before it; {tip}"
     epoch = int(load_checkpoint(ckpt).get("epoch", -1)) + 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import os
 import sys
 import time
@@ -46,21 +45,12 @@ QUIET_TWINS = QuietTwins()
 logging.getLogger("optuna.study._optimize").addFilter(QUIET_TWINS)  # the logger of Optuna's optimize loop
 
 
-class FiniteLossCheck(L.Callback):
-    """Stops a trial whose loss is no longer finite (one host sync per epoch, not per step)."""
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for key in ("train/loss", METRIC):
-            value = trainer.callback_metrics.get(key)
-            if value is not None and not torch.isfinite(value).all():
-                raise NonFiniteLoss(f"{key} became {float(value)} at epoch {trainer.current_epoch}")
-
-
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
-    A non-finite val/loss is never reported: Optuna's pruners prune at NaN, which would count the trial as
-    finished (PRUNED) instead of failed; it raises NonFiniteLoss, and the trial ends FAIL with that reason.
+    A non-finite val/loss is never reported (Optuna's pruners prune at NaN, which would count the trial as
+    finished, PRUNED, instead of failed): the trainer's StopOnNonFiniteLoss, which build_trainer runs before
+    every other callback, raises NonFiniteLoss first, and the trial ends FAIL with that reason.
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
@@ -73,11 +63,8 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
-        value = float(trainer.callback_metrics[self.monitor])
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"{self.monitor} became {value} at epoch {trainer.current_epoch + 1}")
         if not self.can_prune:
-            self._trial.report(value, step=pl_module.current_epoch)
+            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
             return
         super().on_validation_end(trainer, pl_module)
 
@@ -197,7 +184,7 @@ class Objective:
         if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
-        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
+        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)),
                      RecordThreads(trial), TrialClock(trial, started)]
         oom = None  # the reason, when the trial ran out of memory
         try:
