@@ -1,6 +1,5 @@
 """What `python train.py` and tune.py's refit run: fit, evaluate, pictures, report. Training knows nothing of the
-evaluation; this module, above both, puts them in order (`python -m lego_vae.evaluate` runs the last three alone:
-evaluation.run.evaluate_run)."""
+evaluation: this module, above both, puts them in order."""
 
 from __future__ import annotations
 
@@ -16,9 +15,8 @@ from lego_vae.training.run import train
 
 def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
     """Train cfg's VAE into run_dir (checkpoints/, config.yaml, TensorBoard in tb_dir, default run_dir/tb), then
-    evaluate its best checkpoint there: metrics.json, the pictures, report.html. Returns the metrics (in a DDP
-    process other than rank zero, which evaluates nothing: what train() returned). Raises what train() and
-    evaluation.run.open_run raise."""
+    evaluate its best checkpoint there: metrics.json, the pictures, report.html. Returns the metrics (what train()
+    returned in a DDP process other than rank zero: it evaluates nothing). Raises what train() and open_run raise."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"

@@ -40,12 +40,14 @@ def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: 
 
 
 @torch.no_grad()
-def traversal(vae: torch.nn.Module, face: torch.Tensor, dims: list[int], steps: int, span: float) -> torch.Tensor:
-    """(len(dims), steps, 3, S, S): one row per latent dimension, set from -span to +span around face's mean."""
-    mu = vae.encode(face[None])[0][0]
+def traversal(vae: VAE, test: torch.Tensor, dims: int, steps: int, span: float) -> torch.Tensor:
+    """(dims, steps, 3, S, S): one row for each of the dims most used latent dimensions (by mean KL over the test
+    faces, uint8 (N, 3, S, S)), set from -span to +span around the first test face's mean."""
+    ranked = kl_per_dim(vae, test).argsort(descending=True).tolist()[:dims]
+    mu = vae.encode(to_float(test[:1], vae))[0][0]
     values = torch.linspace(-span, span, steps, device=mu.device)
     rows = []
-    for d in dims:
+    for d in ranked:
         z = mu.repeat(steps, 1)
         z[:, d] = values
         rows.append(vae.decode(z))
@@ -56,18 +58,16 @@ def write_run_pictures(vae: VAE, datamodule: LegoFacesDataModule, run_dir: Path,
                        seed: int = 0, prior=None) -> list[Path]:
     """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
     morph.png, morph.gif (between two held-out faces: datamodule.held_out("test")), traversal.png."""
+    test = datamodule.split_images("test")  # (N, 3, S, S) uint8
     with evaluating(vae) as device:
-        test = datamodule.split_images("test").to(device).float() / 255  # (N, 3, S, S)
         z = sample_latents(vae.latent, grid * grid, prior, generator=torch.Generator().manual_seed(seed))
         samples = vae.decode(z.to(device))
-        inputs = test[:grid]
+        inputs = to_float(test[:grid], vae)
         recon = vae.reconstruct(inputs)
         # Two test faces; with one (the smallest data sets), the test face and a validation face.
-        ends = datamodule.held_out("test", at_least=2)[0][:2].to(device).float() / 255
+        ends = to_float(datamodule.held_out("test", at_least=2)[0][:2], vae)
         morph = vae.interpolate(ends[0], ends[-1], steps)
-        # The most used latent dimensions (by mean KL over the test faces), one row each.
-        dims = kl_per_dim(vae, datamodule.split_images("test")).argsort(descending=True)[:grid].tolist()
-        rows = traversal(vae, test[0], dims, steps, span=3.0)
+        rows = traversal(vae, test, grid, steps, span=3.0)
     return [
         save_grid(samples, run_dir / "samples.png", nrow=grid),
         save_grid(torch.cat([inputs, recon]), run_dir / "reconstructions.png", nrow=len(inputs)),
@@ -155,7 +155,6 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain["n"])]
 
     datamodule = LegoFacesDataModule.ready(config["data"])
-    test = datamodule.split_images("test")
     if plain.get("a") is not None:
         # The training run's data.max_pixels (today's default for a checkpoint older than the key).
         a, b = (to_float(torch.from_numpy(load_image(plain[k], size, max_pixels)).permute(2, 0, 1), vae)
@@ -169,10 +168,9 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     frames = torch.stack([torch.cat(list(morph[:, t]), dim=1) for t in range(steps)])
     written.append(save_gif(frames, out_dir / "morph.gif", scale=max(1, 128 // size)))
 
-    faces = to_float(test, vae)
-    ranked = kl_per_dim(vae, test).argsort(descending=True).tolist()[: plain["traversal"]["dims"]]
-    rows = traversal(vae, faces[0], ranked, plain["traversal"]["steps"], plain["traversal"]["range"])
-    written.append(save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=plain["traversal"]["steps"]))
+    t = plain["traversal"]
+    rows = traversal(vae, datamodule.split_images("test"), t["dims"], t["steps"], t["range"])
+    written.append(save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=t["steps"]))
 
     if plain["classes"]["factor"] is not None:
         c = plain["classes"]

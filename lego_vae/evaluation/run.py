@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.config import validate, validated
@@ -111,21 +110,20 @@ class TrainedRun:
     fitted: dict
 
 
-def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None = None,
-             device: str | torch.device | None = None) -> TrainedRun:
-    """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; nothing is written but a gmm
+def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None = None) -> TrainedRun:
+    """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; it writes nothing but a gmm
     prior fitted now into a checkpoint that holds none (run_prior).
 
     config: the checkpoint's own config with other eval/sample/pictures settings (default: the stored one).
     fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
-    device: default: the GPU where the run's trainer.accelerator allows one and one exists.
-    Raises UserError for a missing, foreign or damaged checkpoint, or a gmm prior the data cannot fit.
+    The model is on device_for(trainer.accelerator). Raises UserError for a missing, foreign or damaged
+    checkpoint, or a gmm prior the data cannot fit.
     """
     ckpt_path = checkpoint_file(run)
     folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     checkpoint = load_checkpoint(ckpt_path)
     plain = validate(config if config is not None else stored_config(checkpoint))
-    vae, _, stored_prior = model_of(checkpoint, device if device is not None else device_for(plain["trainer"]["accelerator"]))
+    vae, _, stored_prior = model_of(checkpoint, device_for(plain["trainer"]["accelerator"]))
     datamodule = LegoFacesDataModule.ready(plain["data"])
     prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)
     return TrainedRun(ckpt_path, folder, plain, vae, datamodule, prior,
@@ -173,20 +171,19 @@ def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb
 
 
 def evaluate_run(run: str | Path, *, config: dict | None = None, out_dir: str | Path | None = None,
-                 fitted: dict | None = None, tb_dir: str | Path | None = None, device: str | torch.device | None = None,
-                 ) -> dict:
+                 fitted: dict | None = None) -> dict:
     """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run): metrics, pictures, report.
 
     out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
     Returns the metrics written to metrics.json. Raises UserError as open_run does, before anything is written.
     """
     started = time.perf_counter()
-    opened = open_run(run, config=config, fitted=fitted, device=device)
+    opened = open_run(run, config=config, fitted=fitted)
     out_dir = Path(out_dir) if out_dir is not None else opened.folder
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = measure(opened)
     images = pictures(opened, out_dir)
-    report(opened, metrics, images, out_dir, Path(tb_dir) if tb_dir is not None else opened.folder / "tb", started)
+    report(opened, metrics, images, out_dir, opened.folder / "tb", started)
     return metrics
 
 

@@ -1,1 +1,1 @@
-"""The model: the plain-torch VAE and its nets, the losses, the fitted prior, and loading a checkpoint."""
+"""The model, plain torch: the VAE and its nets, the losses, the fitted prior, finding and reading a checkpoint."""

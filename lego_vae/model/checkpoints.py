@@ -32,8 +32,12 @@ class DamagedCheckpoint(UserError):
         self.path, self.why = path, why
 
 
-def looks_like_torch_file(head: bytes) -> bool:
-    """Whether a file's first bytes are those of torch.save's zip archive: a zip whose first entry is <name>/data.pkl."""
+def is_torch_file(path: Path) -> bool:
+    """Whether a file begins as torch.save's zip archive does: a zip whose first entry is <name>/data.pkl.
+
+    Raises OSError for a file that cannot be read."""
+    with open(path, "rb") as f:
+        head = f.read(512)
     if len(head) < 30 or head[:4] != b"PK\x03\x04":
         return False
     name_length = struct.unpack("<H", head[26:28])[0]  # the zip local file header's name length
@@ -49,9 +53,7 @@ def checkpoint_damage(path: str | Path) -> str | None:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-        if not looks_like_torch_file(head):
+        if not is_torch_file(path):
             return None
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -69,10 +71,8 @@ def intact_sibling(path: str | Path) -> Path | None:
         return None
     for name in CHECKPOINT_NAMES:
         other = path.with_name(name)
-        if name != path.name and other.is_file() and checkpoint_damage(other) is None:
-            with open(other, "rb") as f:
-                if looks_like_torch_file(f.read(512)):
-                    return other
+        if name != path.name and other.is_file() and checkpoint_damage(other) is None and is_torch_file(other):
+            return other
     return None
 
 

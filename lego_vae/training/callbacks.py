@@ -128,11 +128,8 @@ class StopOnNonFiniteLoss(L.Callback):
 
     def _check(self, trainer: L.Trainer) -> None:
         """Read the record and raise NonFiniteLoss if a step was non-finite."""
-        if self.step is not None and self._first_bad_step() >= 0:
-            self._raise(trainer)
-
-    def _raise(self, trainer: L.Trainer) -> None:
-        step = self._first_bad_step()
+        if self.step is None or (step := self._first_bad_step()) < 0:
+            return
         batches = trainer.num_training_batches
         of = f" of {batches}" if isinstance(batches, int) else ""
         raise NonFiniteLoss(f"train/loss became {float(self.value)} at epoch {trainer.current_epoch + 1}, step {step} "
