@@ -1,8 +1,5 @@
-"""A trained run read back through the config system: a checkpoint's config at today's defaults, and its model.
-
-Above model/ (the VAE; finding, reading and checking checkpoint files) and config/ (the defaults of keys added
-since a run was written), below everything that reads a trained run: resuming, evaluate, generate, explore, bench.
-"""
+"""A trained run read back: a checkpoint's config at today's defaults (the config system), and its model (model/).
+Below everything that reads a trained run: resuming, evaluate, generate, explore, bench."""
 
 from __future__ import annotations
 

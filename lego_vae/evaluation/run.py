@@ -191,11 +191,6 @@ def evaluate_run(run: str | Path, *, config: dict | None = None, out_dir: str | 
 EVALUATE_KEYS = ("eval.", "sample.", "pictures.", "data.cache_dir", "seed")
 
 
-def override_key(override: str) -> str:
-    """The dotted key of a Hydra override: 'eval.iwae_k=8' -> 'eval.iwae_k', '+a.b=1' -> 'a.b'."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """The evaluate command: evaluate_run on cfg.checkpoint with the overridden eval/sample/pictures keys.
 
@@ -204,7 +199,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
     ckpt_path = checkpoint_file(plain["checkpoint"])
     config = OmegaConf.create(stored_config(load_checkpoint(ckpt_path)))
-    for key in (override_key(o) for o in overrides):
+    for key in (o.split("=", 1)[0].lstrip("+~") for o in overrides):  # 'eval.iwae_k=8', '+a.b=1' -> the dotted key
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
             continue
         if not any(key == k or key.startswith(k) for k in EVALUATE_KEYS):

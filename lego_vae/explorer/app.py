@@ -15,7 +15,7 @@ import gradio as gr
 import torch
 
 from lego_vae.errors import UserError
-from lego_vae.explorer.session import Explorer, Face
+from lego_vae.explorer.session import Explorer, Face, read_upload
 from lego_vae.pictures import grid_tensor, save_gif, to_pil
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
@@ -118,7 +118,7 @@ def build_app(explorer: Explorer, settings: dict):
         notes, names, images = [], [], []
         for path in paths[: settings["max_files"]]:
             try:
-                images.append(explorer.read_upload(path))
+                images.append(read_upload(path, explorer.size, explorer.max_pixels))
                 names.append(Path(path).name)
             except UserError as err:
                 notes.append(f"- {err}")

@@ -119,11 +119,7 @@ class Explorer:
 
     def upload_face(self, path: str | Path) -> Face:
         """The Face of an uploaded file (a UserError says why one cannot be read)."""
-        return self.face(self.read_upload(path), Path(path).name)
-
-    def read_upload(self, path: str | Path) -> Tensor:
-        """An uploaded image as (3, S, S) in [0, 1] at the checkpoint's size (see read_upload)."""
-        return read_upload(path, self.size, self.max_pixels)
+        return self.face(read_upload(path, self.size, self.max_pixels), Path(path).name)
 
     def gallery(self, n: int) -> list[Tensor]:
         """The first n faces offered (3, S, S) in [0, 1], to pick from: test faces, then any others."""

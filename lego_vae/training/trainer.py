@@ -28,18 +28,10 @@ from lego_vae.training.lit import fused_adam
 METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning objective
 
 
-class NoAdverts(logging.Filter):
-    """Drops Lightning's advert for a cloud logger (printed by every Trainer): a line nobody asked for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-def quiet_adverts() -> None:
-    """Install NoAdverts on Lightning's rank-zero logger, once."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, NoAdverts) for f in log.filters):
-        log.addFilter(NoAdverts())
+def no_adverts(record: logging.LogRecord) -> bool:
+    """A logging filter that drops Lightning's advert for a cloud logger (printed by every Trainer): a line nobody
+    asked for. build_trainer installs it on Lightning's rank-zero logger, once."""
+    return "litlogger" not in record.getMessage()
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -143,7 +135,9 @@ def build_trainer(
             ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                             every_n_epochs=1, enable_version_counter=False, auto_insert_metric_name=False),
         ]
-    quiet_adverts()
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if no_adverts not in log.filters:
+        log.addFilter(no_adverts)
     precision = resolve_precision(t["precision"], t["accelerator"])
     # With fused Adam the module clips (LitVAE.on_before_optimizer_step): Lightning refuses to clip for it.
     clip = None if fused_adam(plain, precision) else t["gradient_clip_val"]
