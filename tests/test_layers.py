@@ -128,8 +128,8 @@ def test_no_import_goes_up_a_layer() -> None:
 
 
 def test_the_model_needs_neither_the_config_system_nor_lightning() -> None:
-    assert sorted(imports_of("lego_vae.model", EDGES - PENDING_ELSEWHERE)
-                  & {(a, b) for a, b in EDGES if b.startswith("lego_vae.config")}) == []
+    model = imports_of("lego_vae.model", EDGES - PENDING_ELSEWHERE)
+    assert sorted((a, b) for a, b in model if b.startswith("lego_vae.config")) == []
     assert sorted((a, b) for a, b in imports_of("lego_vae.model", THIRD_PARTY) if b in LIGHTNING) == []
 
 
