@@ -1,6 +1,5 @@
-"""Pictures of a trained VAE: a run's (write_run_pictures), and the generate command's (generate(cfg, out_dir)):
-samples, face morphs, latent traversals and reconstructions from a checkpoint (and classes.png: test faces of
-chosen classes above their reconstructions)."""
+"""generate(cfg, out_dir): samples, face morphs, latent traversals and reconstructions from a checkpoint
+(and classes.png: test faces of chosen classes above their reconstructions)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from lego_vae.data.images import load_image
 from lego_vae.data.labelled import factors_of
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import chosen_prior
-from lego_vae.model.inference import device_for, evaluating, kl_per_dim
+from lego_vae.model.inference import device_for, kl_per_dim
 from lego_vae.model.prior import sample_latents
 from lego_vae.model.vae import VAE
 from lego_vae.pictures import save_gif, save_grid
@@ -52,29 +51,6 @@ def traversal(vae: VAE, test: torch.Tensor, dims: int, steps: int, span: float) 
         z[:, d] = values
         rows.append(vae.decode(z))
     return torch.stack(rows)
-
-
-def write_run_pictures(vae: VAE, datamodule: LegoFacesDataModule, run_dir: Path, grid: int = 8, steps: int = 10,
-                       seed: int = 0, prior=None) -> list[Path]:
-    """samples.png (grid x grid, from the fitted prior if given), reconstructions.png (inputs above outputs),
-    morph.png, morph.gif (between two held-out faces: datamodule.held_out("test")), traversal.png."""
-    test = datamodule.split_images("test")  # (N, 3, S, S) uint8
-    with evaluating(vae) as device:
-        z = sample_latents(vae.latent, grid * grid, prior, generator=torch.Generator().manual_seed(seed))
-        samples = vae.decode(z.to(device))
-        inputs = to_float(test[:grid], vae)
-        recon = vae.reconstruct(inputs)
-        # Two test faces; with one (the smallest data sets), the test face and a validation face.
-        ends = to_float(datamodule.held_out("test", at_least=2)[0][:2], vae)
-        morph = vae.interpolate(ends[0], ends[-1], steps)
-        rows = traversal(vae, test, grid, steps, span=3.0)
-    return [
-        save_grid(samples, run_dir / "samples.png", nrow=grid),
-        save_grid(torch.cat([inputs, recon]), run_dir / "reconstructions.png", nrow=len(inputs)),
-        save_grid(morph, run_dir / "morph.png", nrow=steps),
-        save_gif(morph, run_dir / "morph.gif"),  # native pixels, like the PNGs: report.html blows them all up alike
-        save_grid(rows.flatten(0, 1), run_dir / "traversal.png", nrow=steps),
-    ]
 
 
 def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,

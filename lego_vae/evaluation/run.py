@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.config import validate, validated
@@ -22,15 +23,16 @@ from lego_vae.config.commands import EvaluateConfig
 from lego_vae.config.validate import get_key
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
-from lego_vae.evaluation.generating import write_run_pictures
+from lego_vae.evaluation.generating import to_float, traversal
 from lego_vae.evaluation.judge import confusion_losses
 from lego_vae.evaluation.metrics import decoded_samples, evaluate
 from lego_vae.evaluation.report import read_curves, write_report
 from lego_vae.evaluation.sample_quality import run_judge_metrics
 from lego_vae.model.checkpoints import checkpoint_file, load_checkpoint
-from lego_vae.model.inference import device_for
-from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, store_prior
+from lego_vae.model.inference import device_for, evaluating
+from lego_vae.model.prior import GaussianMixturePrior, check_gmm_data, fit_prior, sample_latents, store_prior
 from lego_vae.model.vae import VAE
+from lego_vae.pictures import save_gif, save_grid
 from lego_vae.runs import model_of, stored_config
 from lego_vae.strict_json import finite_or_null, write_json
 
@@ -150,10 +152,27 @@ def measure(run: TrainedRun) -> dict:
 
 
 def pictures(run: TrainedRun, out_dir: Path) -> list[Path]:
-    """The run's samples, reconstructions, morph and traversal pictures in out_dir (pictures.* settings)."""
-    settings = run.plain["pictures"]
-    return write_run_pictures(run.vae, run.datamodule, out_dir, grid=settings["grid"], steps=settings["morph_steps"],
-                              seed=run.plain["seed"], prior=run.prior)
+    """samples.png (grid x grid, from the run's sampling prior), reconstructions.png (test faces above their
+    reconstructions), morph.png and morph.gif (between two held-out faces: datamodule.held_out("test")) and
+    traversal.png in out_dir, at the run's pictures.grid and pictures.morph_steps."""
+    vae, grid, steps = run.vae, run.plain["pictures"]["grid"], run.plain["pictures"]["morph_steps"]
+    test = run.datamodule.split_images("test")  # (N, 3, S, S) uint8
+    with evaluating(vae) as device:
+        z = sample_latents(vae.latent, grid * grid, run.prior, generator=torch.Generator().manual_seed(run.plain["seed"]))
+        samples = vae.decode(z.to(device))
+        inputs = to_float(test[:grid], vae)
+        recon = vae.reconstruct(inputs)
+        # Two test faces; with one (the smallest data sets), the test face and a validation face.
+        ends = to_float(run.datamodule.held_out("test", at_least=2)[0][:2], vae)
+        morph = vae.interpolate(ends[0], ends[-1], steps)
+        rows = traversal(vae, test, grid, steps, span=3.0)
+    return [
+        save_grid(samples, out_dir / "samples.png", nrow=grid),
+        save_grid(torch.cat([inputs, recon]), out_dir / "reconstructions.png", nrow=len(inputs)),
+        save_grid(morph, out_dir / "morph.png", nrow=steps),
+        save_gif(morph, out_dir / "morph.gif"),  # native pixels, like the PNGs: report.html blows them all up alike
+        save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=steps),
+    ]
 
 
 def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb_dir: Path, started: float) -> None:
