@@ -121,35 +121,35 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     plain = validated(cfg, GenerateConfig)  # conf/generate.yaml, checked
     out_dir = Path(out_dir)
     device = device_for()
-    vae, config, fitted = load_model(plain["checkpoint"], device)
-    if plain["classes"]["factor"] is not None:  # a wrong name is refused before any picture is written
-        check_classes(plain["classes"]["factor"], plain["classes"]["values"], config["data"]["source"])
-    prior = chosen_prior(plain["prior"], fitted, plain["checkpoint"])
-    size, steps, gen = config["data"]["image_size"], plain["steps"], torch.Generator().manual_seed(plain["seed"])
-    max_pixels = config["data"]["max_pixels"]
-    z = sample_latents(vae.latent, plain["n"] ** 2, prior, plain["temperature"], generator=gen)
-    written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain["n"])]
+    vae, config, fitted = load_model(plain.checkpoint, device)
+    if plain.classes.factor is not None:  # a wrong name is refused before any picture is written
+        check_classes(plain.classes.factor, plain.classes.values, config.data.source)
+    prior = chosen_prior(plain.prior, fitted, plain.checkpoint)
+    size, steps, gen = config.data.image_size, plain.steps, torch.Generator().manual_seed(plain.seed)
+    max_pixels = config.data.max_pixels
+    z = sample_latents(vae.latent, plain.n ** 2, prior, plain.temperature, generator=gen)
+    written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain.n)]
 
-    datamodule = LegoFacesDataModule.ready(config["data"])
+    datamodule = LegoFacesDataModule.ready(config.data)
     if plain.get("a") is not None:
         # The training run's data.max_pixels (today's default for a checkpoint older than the key).
         a, b = (to_float(torch.from_numpy(load_image(plain[k], size, max_pixels)).permute(2, 0, 1), vae)
                 for k in ("a", "b"))
         pairs = [(a, b)]
     else:
-        pairs = random_pairs(datamodule, plain["pairs"], gen, vae)
-    morph = morph_rows(vae, pairs, steps, plain["morph"]["mode"])  # (rows, steps, 3, S, S)
+        pairs = random_pairs(datamodule, plain.pairs, gen, vae)
+    morph = morph_rows(vae, pairs, steps, plain.morph.mode)  # (rows, steps, 3, S, S)
     written.append(save_grid(morph.flatten(0, 1), out_dir / "morph.png", nrow=steps))
     # One GIF frame per step, the rows of all pairs stacked: every morph plays at once.
     frames = torch.stack([torch.cat(list(morph[:, t]), dim=1) for t in range(steps)])
     written.append(save_gif(frames, out_dir / "morph.gif", scale=max(1, 128 // size)))
 
-    t = plain["traversal"]
-    rows = traversal(vae, datamodule.split_images("test"), t["dims"], t["steps"], t["range"])
-    written.append(save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=t["steps"]))
+    t = plain.traversal
+    rows = traversal(vae, datamodule.split_images("test"), t.dims, t.steps, t.range)
+    written.append(save_grid(rows.flatten(0, 1), out_dir / "traversal.png", nrow=t.steps))
 
-    if plain["classes"]["factor"] is not None:
-        c = plain["classes"]
+    if plain.classes.factor is not None:
+        c = plain.classes
         strip, shown = class_strip(vae, datamodule, c["factor"], c["values"], c["per_class"])
         # Upscaled (nearest) to at least 128 px a face, so a small feature can be named by eye.
         strip = torch.nn.functional.interpolate(strip, scale_factor=max(1, 128 // size), mode="nearest")
@@ -157,10 +157,10 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
         print(f"classes.png: test faces above their reconstructions, {c['factor']}: {', '.join(shown)}", flush=True)
 
     if plain.get("inputs"):
-        pixels, _ = load_folder(plain["inputs"], size, max_pixels=max_pixels)
+        pixels, _ = load_folder(plain.inputs, size, max_pixels=max_pixels)
         inputs = to_float(torch.from_numpy(pixels).permute(0, 3, 1, 2), vae)
         recon = torch.cat([vae.reconstruct(chunk) for chunk in inputs.split(256)])
-        per_row = min(len(inputs), plain["n"])
+        per_row = min(len(inputs), plain.n)
         grid = torch.cat([torch.cat([inputs[i : i + per_row], recon[i : i + per_row]]) for i in range(0, len(inputs), per_row)])
         written.append(save_grid(grid, out_dir / "reconstructions.png", nrow=per_row))
     for path in written:

@@ -46,7 +46,7 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: Ga
 
     A mixture fitted now is added to the checkpoint when it holds none; one it holds is never replaced.
     """
-    sample = plain["sample"]
+    sample = plain.sample
     if sample["prior"] != "gmm":
         return None
     n_train = len(datamodule.split_indices["train"])
@@ -55,7 +55,7 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: Ga
     if stored is not None and stored.info.get("candidates") == wanted \
             and stored.info.get("reg_covar", sample["reg_covar"]) == sample["reg_covar"]:
         return stored
-    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample, seed=plain["seed"])
+    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample, seed=plain.seed)
     if stored is None:
         store_prior(checkpoint, prior)
     return prior
@@ -125,8 +125,8 @@ def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None
     folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     checkpoint = load_checkpoint(ckpt_path)
     plain = validate(config if config is not None else stored_config(checkpoint))
-    vae, _, stored_prior = model_of(checkpoint, device_for(plain["trainer"]["accelerator"]))
-    datamodule = LegoFacesDataModule.ready(plain["data"])
+    vae, _, stored_prior = model_of(checkpoint, device_for(plain.trainer.accelerator))
+    datamodule = LegoFacesDataModule.ready(plain.data)
     prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)
     return TrainedRun(ckpt_path, folder, plain, vae, datamodule, prior,
                       fitted if fitted is not None else fit_metrics(folder, checkpoint))
@@ -135,8 +135,8 @@ def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None
 def measure(run: TrainedRun) -> dict:
     """The run's metrics: what training measured, the test metrics (for each prior), the judge's; strict JSON values
     (a metric that came out NaN or infinite is null, with a `<key>_reason` beside it)."""
-    vae, plain, prior, seed = run.vae, run.plain, run.prior, run.plain["seed"]
-    ev, test = plain["eval"], run.datamodule.split_images("test")
+    vae, plain, prior, seed = run.vae, run.plain, run.prior, run.plain.seed
+    ev, test = plain.eval, run.datamodule.split_images("test")
     priors = {"gmm": prior} if prior is not None else None
     # One set of samples per prior, decoded once, for FID/KID and for the judge.
     samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **(priors or {})}.items()}
@@ -144,7 +144,7 @@ def measure(run: TrainedRun) -> dict:
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
                                 ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
-    metrics.update(evaluate(vae, test, beta=plain["model"]["beta"], k=ev["iwae_k"],
+    metrics.update(evaluate(vae, test, beta=plain.model.beta, k=ev["iwae_k"],
                             inception_weights=ev["inception_weights"], seed=seed, priors=priors, samples=samples))
     metrics.update(run_judge_metrics(vae, run.datamodule, plain, priors=priors, samples=samples))
     metrics["checkpoint"] = str(run.ckpt_path.resolve())
@@ -155,10 +155,10 @@ def pictures(run: TrainedRun, out_dir: Path) -> list[Path]:
     """samples.png (grid x grid, from the run's sampling prior), reconstructions.png (test faces above their
     reconstructions), morph.png and morph.gif (between two held-out faces: datamodule.held_out("test")) and
     traversal.png in out_dir, at the run's pictures.grid and pictures.morph_steps."""
-    vae, grid, steps = run.vae, run.plain["pictures"]["grid"], run.plain["pictures"]["morph_steps"]
+    vae, grid, steps = run.vae, run.plain.pictures.grid, run.plain.pictures.morph_steps
     test = run.datamodule.split_images("test")  # (N, 3, S, S) uint8
     with evaluating(vae) as device:
-        z = sample_latents(vae.latent, grid * grid, run.prior, generator=torch.Generator().manual_seed(run.plain["seed"]))
+        z = sample_latents(vae.latent, grid * grid, run.prior, generator=torch.Generator().manual_seed(run.plain.seed))
         samples = vae.decode(z.to(device))
         inputs = to_float(test[:grid], vae)
         recon = vae.reconstruct(inputs)
@@ -216,7 +216,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
     """
     plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
-    ckpt_path = checkpoint_file(plain["checkpoint"])
+    ckpt_path = checkpoint_file(plain.checkpoint)
     config = OmegaConf.create(stored_config(load_checkpoint(ckpt_path)))
     for key in (o.split("=", 1)[0].lstrip("+~") for o in overrides):  # 'eval.iwae_k=8', '+a.b=1' -> the dotted key
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
@@ -225,7 +225,7 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
             raise UserError(f"{key}: evaluate keeps the checkpoint's model, data and training settings; it can "
                             "change eval.*, sample.*, pictures.*, seed and data.cache_dir")
         OmegaConf.update(config, key, get_key(plain, key), force_add=True)
-    out_dir = plain["out_dir"]
+    out_dir = plain.out_dir
     where = out_dir or ckpt_path.parent.parent
     print(f"evaluate {ckpt_path} -> {where}", flush=True)
     return evaluate_run(ckpt_path, config=OmegaConf.to_container(config, resolve=True), out_dir=out_dir)

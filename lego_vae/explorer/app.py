@@ -48,11 +48,11 @@ def build_app(explorer: Explorer, settings: dict):
     tempfile.TemporaryDirectory): removed by `app.gif_folder.cleanup()` (serve.explore does when the explorer
     ends), else when the app is garbage-collected or the process exits.
     """
-    grid, steps, span = settings["grid"], settings["morph"]["steps"], settings["steer"]["range"]
-    dims = explorer.steer_dims(settings["steer"]["dims"])
+    grid, steps, span = settings.grid, settings.morph.steps, settings.steer.range
+    dims = explorer.steer_dims(settings.steer.dims)
     gif_folder = tempfile.TemporaryDirectory(prefix="lego-vae-explore-")
     gif_dir = Path(gif_folder.name)
-    gallery = [to_pil(x) for x in explorer.gallery(settings["gallery"])]
+    gallery = [to_pil(x) for x in explorer.gallery(settings.gallery)]
     offered = "test faces" if len(explorer.faces) == len(explorer.test) else "test and validation faces"
     has_gmm = explorer.prior is not None
 
@@ -116,13 +116,13 @@ def build_app(explorer: Explorer, settings: dict):
     def reconstruct(paths):
         paths = [p for p in (paths or []) if p]
         notes, names, images = [], [], []
-        for path in paths[: settings["max_files"]]:
+        for path in paths[: settings.max_files]:
             try:
                 images.append(read_upload(path, explorer.size, explorer.max_pixels))
                 names.append(Path(path).name)
             except UserError as err:
                 notes.append(f"- {err}")
-        if len(paths) > settings["max_files"]:
+        if len(paths) > settings.max_files:
             notes.append(f"- only the first {settings['max_files']} files are used (max_files)")
         if not images:
             return [], "\n".join(["**Nothing to reconstruct.**", *notes]) if notes else "Upload images."
@@ -141,13 +141,13 @@ def build_app(explorer: Explorer, settings: dict):
                     f"{explorer.max_pixels:,} pixels, centre-cropped and resized to {explorer.size} px.")
         with gr.Tab("Generate"):
             with gr.Row():
-                seed = gr.Number(value=settings["seed"], precision=0, minimum=0, label="seed")
-                temperature = gr.Slider(0.1, 2.0, value=settings["temperature"], step=0.05, label="temperature")
+                seed = gr.Number(value=settings.seed, precision=0, minimum=0, label="seed")
+                temperature = gr.Slider(0.1, 2.0, value=settings.temperature, step=0.05, label="temperature")
                 prior = gr.Radio([("N(0, I)", "normal"), ("fitted GMM", "gmm")], value="normal", label="prior",
                                  interactive=has_gmm,
                                  info=None if has_gmm else "this checkpoint holds no fitted GMM prior")
                 new = gr.Button("New faces", variant="primary")
-            first = explorer.sample(grid * grid, settings["seed"], settings["temperature"])
+            first = explorer.sample(grid * grid, settings.seed, settings.temperature)
             faces = face_image(picture(first, grid), "faces", 2 * FACE_PX, elem_id="generate-faces")
             gen_note = gr.Markdown()
             args = [seed, temperature, prior]
@@ -159,14 +159,14 @@ def build_app(explorer: Explorer, settings: dict):
         with gr.Tab("Morph"):
             a0, b0 = (explorer.test_face(i) for i in (0, 1)) if len(explorer.faces) else (None, None)
             face_a, face_b = gr.State(a0), gr.State(b0)
-            frame0, strip0, gif0, note0 = morph_views(a0, b0, 0.5, settings["morph"]["mode"])
+            frame0, strip0, gif0, note0 = morph_views(a0, b0, 0.5, settings.morph.mode)
             with gr.Row():
                 show_a = face_image(to_pil(a0.image) if a0 else None, "A", FACE_PX // 2)
                 frame = face_image(frame0, "face at t", FACE_PX, elem_id="morph-frame", scale=2)
                 show_b = face_image(to_pil(b0.image) if b0 else None, "B", FACE_PX // 2)
             with gr.Row():
                 t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="A → B", elem_id="morph-t", scale=4)
-                mode = gr.Radio(["linear", "slerp"], value=settings["morph"]["mode"], label="path", scale=1)
+                mode = gr.Radio(["linear", "slerp"], value=settings.morph.mode, label="path", scale=1)
             with gr.Row():
                 strip = face_image(strip0, "the whole path", FACE_PX // 2, scale=3)
                 gif = gr.File(gif0, label="GIF (there and back)", scale=1)
@@ -229,7 +229,7 @@ def build_app(explorer: Explorer, settings: dict):
 
 def launch(app, settings: dict, block: bool = True):
     """Serve the app on server.host:server.port (127.0.0.1 by default), offline, sharing only when asked."""
-    server = settings["server"]
+    server = settings.server
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     return app.launch(server_name=server["host"], server_port=server["port"], share=bool(server["share"]),
                       ssr_mode=False, theme=theme, css=CSS, max_file_size=f"{settings['max_upload_mb']}mb",

@@ -32,15 +32,15 @@ def offline_environment() -> None:
 def explore(cfg, block: bool = True):
     """Load the checkpoint (a wrong one fails before any server starts) and serve the explorer."""
     plain = validate_explore(cfg)
-    device = device_for() if plain["device"] == "auto" else plain["device"]
-    explorer = Explorer.from_checkpoint(plain["checkpoint"], device, plain["max_pixels"])
+    device = device_for() if plain.device == "auto" else plain.device
+    explorer = Explorer.from_checkpoint(plain.checkpoint, device, plain.max_pixels)
     offline_environment()
     try:  # gradio is the optional [app] extra: imported only when the explorer is served
         from lego_vae.explorer.app import build_app, launch
     except ImportError:
         raise UserError("the explorer needs gradio: pip install -e '.[app]' (or make explore RUN=...)") from None
     app = build_app(explorer, plain)
-    server = plain["server"]
+    server = plain.server
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes of its server
     try:
         with stopped_by_sigterm(block):

@@ -82,8 +82,8 @@ class Explorer:
                  label: str = "", more: Tensor | None = None) -> None:
         self.vae, self.config, self.prior, self.max_pixels, self.label = vae, config, prior, max_pixels, label
         self.device = next(vae.parameters()).device
-        self.size = int(config["data"]["image_size"])
-        self.latent = int(config["model"]["latent"])
+        self.size = int(config.data.image_size)
+        self.latent = int(config.model.latent)
         self.test = test  # (N, 3, S, S) uint8 on the CPU
         more = more if more is not None else test[:0]
         self.faces = torch.cat([test, more])  # (N + M, 3, S, S) uint8: the faces offered to pick from
@@ -97,7 +97,7 @@ class Explorer:
         """Load a checkpoint (weights_only) or a run or study folder's; a wrong path is a one-line UserError."""
         ckpt = checkpoint_file(path)
         vae, config, prior = load_model(ckpt, device)  # prior: None unless trained with sample.prior=gmm
-        datamodule = LegoFacesDataModule.ready(config["data"])
+        datamodule = LegoFacesDataModule.ready(config.data)
         test = datamodule.split_images("test")
         more = datamodule.held_out("test", at_least=2)[0][len(test):]  # validation faces where test has one
         return cls(vae, config, test, prior, max_pixels, label=str(ckpt), more=more)

@@ -49,4 +49,4 @@ def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
 
 def build_vae(config: dict) -> VAE:
     """The VAE that a run's (validated) config describes: its model section and data.image_size."""
-    return make_vae(config["data"]["image_size"], **_options(config["model"]))
+    return make_vae(config.data.image_size, **_options(config.model))

@@ -118,7 +118,7 @@ def fit_prior(vae: torch.nn.Module, train_images: Tensor, val_images: Tensor, sa
               seed: int = 0) -> GaussianMixturePrior:
     """The mixture of sample_cfg (gmm_components, reg_covar) fitted to the posterior means of a trained VAE."""
     return fit_gmm(posterior(vae, train_images, 256)[0], posterior(vae, val_images, 256)[0],
-                   components=sample_cfg["gmm_components"], reg_covar=sample_cfg["reg_covar"], seed=seed)
+                   components=sample_cfg.gmm_components, reg_covar=sample_cfg.reg_covar, seed=seed)
 
 
 def load_prior(checkpoint: dict) -> GaussianMixturePrior | None:

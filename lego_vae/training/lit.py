@@ -40,9 +40,9 @@ def fused_adam(config: dict, precision: str) -> bool:
     at the point Lightning would (on_before_optimizer_step, after any unscaling), because Lightning refuses to
     clip for a fused optimizer.
     """
-    strategy = str(config["trainer"].get("strategy", "auto"))
+    strategy = str(config.trainer.get("strategy", "auto"))
     plain_strategy = strategy == "auto" or strategy.startswith(("ddp", "single_device"))
-    return bool(config["optim"].get("fused")) and not str(precision).startswith("16") and plain_strategy
+    return bool(config.optim.get("fused")) and not str(precision).startswith("16") and plain_strategy
 
 
 class LitVAE(L.LightningModule):
@@ -52,27 +52,27 @@ class LitVAE(L.LightningModule):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters({"config": to_plain(config)}, logger=False)
-        model, self.optim_cfg = config["model"], config["optim"]
-        self.max_epochs = config["trainer"]["max_epochs"]
-        self.clip = (config["trainer"]["gradient_clip_val"], config["trainer"]["gradient_clip_algorithm"])
+        model, self.optim_cfg = config.model, config.optim
+        self.max_epochs = config.trainer.max_epochs
+        self.clip = (config.trainer.gradient_clip_val, config.trainer.gradient_clip_algorithm)
         self.own_clip = False  # set in configure_optimizers: True where Adam is fused (see fused_adam)
         # trainer.max_steps: an exact number of optimizer steps, and the lr schedule per step over them.
-        self.max_steps = config["trainer"]["max_steps"]
-        self.beta = float(model["beta"])
+        self.max_steps = config.trainer.max_steps
+        self.beta = float(model.beta)
         self.vae = build_vae(config)
-        self.channels_last = bool(model["channels_last"]) and self.vae.channels_last
+        self.channels_last = bool(model.channels_last) and self.vae.channels_last
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
-        net = torch.compile(self.vae, mode=model.get("compile_mode", "default")) if model["compile"] else self.vae
+        net = torch.compile(self.vae, mode=model.get("compile_mode", "default")) if model.compile else self.vae
         object.__setattr__(self, "_net", net)
         self.images_seen = 0
         self.val_sse, self.val_pixels = torch.zeros(()), 0  # val/psnr of this epoch's posterior-mean reconstructions
 
     def schedule(self) -> tuple[LRFactor, str]:
         """The lr factor of this run's config and Lightning's interval for it ("epoch", or "step" with max_steps)."""
-        lr, o = float(self.optim_cfg["lr"]), self.optim_cfg
+        lr, o = float(self.optim_cfg.lr), self.optim_cfg
         length = self.max_steps or self.max_epochs
-        return LRFactor(lr, float(o["final_lr"]), length, o["schedule"]), "step" if self.max_steps else "epoch"
+        return LRFactor(lr, float(o.final_lr), length, o.schedule), "step" if self.max_steps else "epoch"
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.
@@ -154,7 +154,7 @@ class LitVAE(L.LightningModule):
             return
         factor, interval = self.schedule()
         epoch = self.trainer.global_step if interval == "step" else self.trainer.current_epoch
-        scheduler, lr = configs[0].scheduler, float(self.optim_cfg["lr"])
+        scheduler, lr = configs[0].scheduler, float(self.optim_cfg.lr)
         scheduler.lr_lambdas, scheduler.base_lrs, scheduler.last_epoch = [factor], [lr], epoch
         for group in scheduler.optimizer.param_groups:
             group["initial_lr"], group["lr"] = lr, lr * factor(epoch)
@@ -164,8 +164,8 @@ class LitVAE(L.LightningModule):
         # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
         # a loop over the 44 tensors (CPU) or a launch per group (CUDA); the same update, up to rounding.
         self.own_clip = fused_adam(self.hparams["config"], self.trainer.precision)
-        betas = (float(self.optim_cfg["beta1"]), float(self.optim_cfg["beta2"]))
-        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg["lr"]), betas=betas,
+        betas = (float(self.optim_cfg.beta1), float(self.optim_cfg.beta2))
+        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg.lr), betas=betas,
                                      fused=True if self.runs_fused(self.trainer) else None)
         factor, interval = self.schedule()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -29,7 +29,7 @@ def same_run_setup(a: dict, b: dict) -> bool:
     The training settings of TRAINING_KEYS (data.batch_size among them) do not count: a resume may change them.
     """
     def data(cfg: dict) -> dict:
-        return {k: v for k, v in cfg["data"].items() if k not in IGNORED_DATA_KEYS}
+        return {k: v for k, v in cfg.data.items() if k not in IGNORED_DATA_KEYS}
 
     return a["model"] == b["model"] and data(a) == data(b)
 
@@ -91,9 +91,9 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
     nothing left to train; Lightning would return at once, without a val/loss).
     """
     ckpt = load_checkpoint(ckpt_path)
-    steps = plain["trainer"]["max_steps"]
+    steps = plain.trainer.max_steps
     # The schedule's unit: epochs, or optimizer steps when trainer.max_steps budgets the run.
-    unit, length = ("step", int(steps)) if steps else ("epoch", int(plain["trainer"]["max_epochs"]))
+    unit, length = ("step", int(steps)) if steps else ("epoch", int(plain.trainer.max_epochs))
     done = int(ckpt.get("global_step", 0)) if steps else int(ckpt.get("epoch", -1)) + 1
     if done >= length:
         key = "trainer.max_steps" if steps else "trainer.max_epochs"
@@ -103,9 +103,9 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
     changed = changed_training_settings(stored_config(ckpt), plain)
     if not changed:
         return None
-    o = plain["optim"]
-    lr = float(o["lr"])
-    factor = LRFactor(lr, float(o["final_lr"]), length, o["schedule"])
+    o = plain.optim
+    lr = float(o.lr)
+    factor = LRFactor(lr, float(o.final_lr), length, o.schedule)
     rest = f", {unit} {length} at {lr * factor(length - 1):.3g}" if length - 1 > done else ""
     return (f"resume: {shown_path(ckpt_path)} ({done} {unit}s done) with changed settings: {', '.join(changed)}; the lr schedule "
             f"is rebuilt for them: {unit} {done + 1} runs at lr {lr * factor(done):.3g}{rest}")

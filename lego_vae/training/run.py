@@ -35,8 +35,8 @@ RECIPES = {
 
 def describe_recipe(plain: dict) -> str:
     """One phrase: the likelihood, lr schedule, clipping and sampling prior, and the recipe's name if they are one's."""
-    got = {"likelihood": plain["model"]["likelihood"], "schedule": plain["optim"]["schedule"],
-           "clip": plain["trainer"]["gradient_clip_val"], "prior": plain["sample"]["prior"]}
+    got = {"likelihood": plain.model.likelihood, "schedule": plain.optim.schedule,
+           "clip": plain.trainer.gradient_clip_val, "prior": plain.sample.prior}
     clip = "no clipping" if got["clip"] is None else f"clip {plain['trainer']['gradient_clip_algorithm']} {got['clip']:g}"
     name = next((f"{n} recipe: " for n, recipe in RECIPES.items() if recipe == got), "recipe: ")
     return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
@@ -44,13 +44,13 @@ def describe_recipe(plain: dict) -> str:
 
 def budget(plain: dict) -> str:
     """"400 epochs", or "13200 steps" when trainer.max_steps sets the budget."""
-    t = plain["trainer"]
-    return f"{t['max_steps']} steps" if t["max_steps"] else f"{t['max_epochs']} epochs"
+    t = plain.trainer
+    return f"{t['max_steps']} steps" if t.max_steps else f"{t['max_epochs']} epochs"
 
 
 def describe_model(plain: dict) -> str:
     """One phrase: the network and its sizes, and the recipe it trains with."""
-    m = plain["model"]
+    m = plain.model
     return f"model {m['arch']} (hidden {m['hidden']}, latent {m['latent']}); {describe_recipe(plain)}"
 
 
@@ -70,8 +70,8 @@ def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Ligh
 def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_from: Path | None,
                       checkpoints: bool) -> str:
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
-    o, t = plain["optim"], plain["trainer"]
-    clip = t["gradient_clip_val"]
+    o, t = plain.optim, plain.trainer
+    clip = t.gradient_clip_val
     tip = (f"try a lower optim.lr (now {o['lr']:g}, optim.final_lr {o['final_lr']:g})"
            + (f" or trainer.gradient_clip_val (now {clip:g})" if clip is not None else
               " or clipping (trainer.gradient_clip_val=1.0)"))
@@ -126,13 +126,13 @@ def train(
     if checkpoints:
         check_checkpoint_folder(run_dir, ckpt_path)
     plan = resume_plan(plain, ckpt_path) if ckpt_path is not None else None
-    L.seed_everything(plain["seed"], verbose=False)
+    L.seed_everything(plain.seed, verbose=False)
     # trainer.threads: a worker's share of the cores (study.workers); null: the cores this process may use.
-    torch.set_num_threads(plain["trainer"]["threads"] or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(plain.trainer.threads or len(os.sched_getaffinity(0)))
 
-    datamodule = LegoFacesDataModule.ready(plain["data"])
-    if plain["sample"]["prior"] == "gmm":  # the mixture is fitted after training: refuse now, not then
-        check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
+    datamodule = LegoFacesDataModule.ready(plain.data)
+    if plain.sample.prior == "gmm":  # the mixture is fitted after training: refuse now, not then
+        check_gmm_data(plain.sample.gmm_components, len(datamodule.split_indices["train"]))
     if announce:  # the first line a user reads: what is about to happen, and where it goes
         print(f"train: {datamodule.describe()}; {describe_model(plain)}; {budget(plain)} "
               f"-> {run_dir}", flush=True)

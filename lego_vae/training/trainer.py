@@ -108,19 +108,19 @@ def build_trainer(
     Every run stops at a NaN or infinite loss (StopOnNonFiniteLoss, first of the callbacks) before a checkpoint
     can hold the weights it left behind; one given in callbacks takes the place of the default one.
     """
-    t = plain["trainer"]
+    t = plain.trainer
     tb = tb_dir if tb_dir is not None else run_dir / "tb"
     logger = TensorBoardLogger(save_dir=str(tb), name="", version="", default_hp_metric=False)
-    progress, bar = progress_callbacks(plain["log"]["progress"])
+    progress, bar = progress_callbacks(plain.log.progress)
     guards = [c for c in callbacks if isinstance(c, StopOnNonFiniteLoss)] or [StopOnNonFiniteLoss()]
     all_callbacks: list[L.Callback] = [
         *guards,  # first: its checks run before the other callbacks' hooks of the same moment
         *progress,
         TensorBoardPictures(
-            every_n_epochs=plain["log"]["images_every_n_epochs"],
-            n=plain["pictures"]["grid"],
-            morph_steps=plain["pictures"]["morph_steps"],
-            seed=plain["seed"],
+            every_n_epochs=plain.log.images_every_n_epochs,
+            n=plain.pictures.grid,
+            morph_steps=plain.pictures.morph_steps,
+            seed=plain.seed,
         ),
         *(c for c in callbacks if not isinstance(c, StopOnNonFiniteLoss)),
         ValidateAtLastStep(),  # a validation at the last step, so that the run's end has its val/loss
@@ -138,26 +138,26 @@ def build_trainer(
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if no_adverts not in log.filters:
         log.addFilter(no_adverts)
-    precision = resolve_precision(t["precision"], t["accelerator"])
+    precision = resolve_precision(t.precision, t.accelerator)
     # With fused Adam the module clips (LitVAE.on_before_optimizer_step): Lightning refuses to clip for it.
-    clip = None if fused_adam(plain, precision) else t["gradient_clip_val"]
+    clip = None if fused_adam(plain, precision) else t.gradient_clip_val
     return L.Trainer(
-        max_epochs=-1 if t["max_steps"] else t["max_epochs"],  # max_steps: exactly that many steps, any epochs
-        max_steps=t["max_steps"] or -1,
+        max_epochs=-1 if t.max_steps else t.max_epochs,  # max_steps: exactly that many steps, any epochs
+        max_steps=t.max_steps or -1,
         gradient_clip_val=clip,
-        gradient_clip_algorithm=t["gradient_clip_algorithm"],
-        accelerator=t["accelerator"],
-        devices=t["devices"],
+        gradient_clip_algorithm=t.gradient_clip_algorithm,
+        accelerator=t.accelerator,
+        devices=t.devices,
         precision=precision,
-        benchmark=t["benchmark"],
-        strategy=t["strategy"],
-        num_nodes=t["num_nodes"],
+        benchmark=t.benchmark,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
         # BatchNorm statistics over the global batch when several GPU processes train one model
         # (torch's SyncBatchNorm is GPU-only; on the CPU each rank keeps its own statistics).
-        sync_batchnorm=str(t["strategy"]).startswith("ddp") and t["accelerator"] != "cpu"
+        sync_batchnorm=str(t.strategy).startswith("ddp") and t.accelerator != "cpu"
         and torch.cuda.is_available(),
         # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
-        log_every_n_steps=max(1, min(t["log_every_n_steps"], train_batches or t["log_every_n_steps"])),
+        log_every_n_steps=max(1, min(t.log_every_n_steps, train_batches or t.log_every_n_steps)),
         logger=logger,
         callbacks=all_callbacks,
         enable_checkpointing=checkpoints,
