@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -31,7 +33,7 @@ DUPLICATE = "same pair as trial"  # the start of a twin's fail_reason
 
 
 class QuietTwins(logging.Filter):
-    """Leaves out Optuna's "Trial N failed with value nan" for twins: their own line says "not counted" instead."""
+    """Leaves out Optuna's "Trial N failed ..." lines for twins (`numbers`): their own line says "not counted"."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,9 +43,18 @@ class QuietTwins(logging.Filter):
         message = record.getMessage()
         return not any(message.startswith(f"Trial {n} failed") for n in self.numbers)
 
-
-QUIET_TWINS = QuietTwins()
-logging.getLogger("optuna.study._optimize").addFilter(QUIET_TWINS)  # the logger of Optuna's optimize loop
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """This filter on the handlers of Optuna's library logger "optuna" (where its docs configure its output)
+        while trials run here, and off again after: on a logger, a filter would not see its child loggers' records."""
+        handlers = list(logging.getLogger("optuna").handlers)
+        for handler in handlers:
+            handler.addFilter(self)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self)
 
 
 class FiniteLossCheck(L.Callback):
@@ -65,7 +76,7 @@ class ValLossPruning(PyTorchLightningPruningCallback):
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
         super().__init__(trial, monitor=METRIC)
-        self.can_prune = can_prune
+        self.trial, self.can_prune = trial, can_prune
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -77,7 +88,7 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if not math.isfinite(value):
             raise NonFiniteLoss(f"{self.monitor} became {value} at epoch {trainer.current_epoch + 1}")
         if not self.can_prune:
-            self._trial.report(value, step=pl_module.current_epoch)
+            self.trial.report(value, step=pl_module.current_epoch)
             return
         super().on_validation_end(trainer, pl_module)
 
@@ -144,6 +155,7 @@ class Objective:
         self.current: int | None = None  # the number of the trial this process runs or ran last
         # (number, state, value) of the last trial the objective finished: what Optuna's tell() was to record
         self.outcome: tuple[int, TrialState, float | None] | None = None
+        self.twins = QuietTwins()  # this process's twins, whose Optuna lines are left out while it runs trials
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -268,7 +280,7 @@ class Objective:
     def _not_again(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
         """A pair the study holds is not trained again, and this trial does not count: it ends FAIL (not a
         failure of the worker), and the worker's next trial gets a pair the study does not hold."""
-        QUIET_TWINS.numbers.add(trial.number)
+        self.twins.numbers.add(trial.number)
         trial.set_user_attr("duplicate_of", twin.number)
         trial.set_user_attr("fail_reason", f"{DUPLICATE} {twin.number}: not trained, not counted")
         return float("nan")

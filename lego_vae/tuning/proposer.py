@@ -108,6 +108,13 @@ def file_lock(path: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    """The storage's id of the study's trial `number`, found through the storage's public methods: Optuna keeps it
+    private on its trials (FrozenTrial._trial_id; https://github.com/optuna/optuna/issues/6365 asks for a public
+    way), and a trial's attrs are set by that id (BaseStorage.set_trial_user_attr, set_trial_system_attr)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
 class InSpace:
     """The study as a sampler should see it: its trials in the current search space.
 
@@ -145,6 +152,8 @@ class InSpace:
     def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
         return self._seen(self._study.get_trials(deepcopy=deepcopy, states=states))
 
+    # Optuna's own samplers and its IntersectionSearchSpace read a study through its private _get_trials (use_cache):
+    # a view of the study has to answer it too, or they would read the real study past this one.
     def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
         return self._seen(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
 
@@ -156,8 +165,9 @@ class InSpace:
 class Proposer(optuna.samplers.BaseSampler):
     """The study's sampler: sampler.kind made afresh for each trial, seeded by study.seed and the trial's number."""
 
-    def __init__(self, plain: dict, lock: Path | None = None) -> None:
+    def __init__(self, plain: dict, storage: optuna.storages.BaseStorage, lock: Path | None = None) -> None:
         s = plain["sampler"]
+        self.storage = storage  # the study's: where a proposal's claim is written
         self.kind, self.seed = s["kind"], plain["study"]["seed"]
         self.options = dict(n_initial=plain["study"]["n_initial"], acquisition=s["acquisition"],
                             lengthscale=s["lengthscale"], num_restarts=s["num_restarts"], raw_samples=s["raw_samples"])
@@ -193,8 +203,7 @@ class Proposer(optuna.samplers.BaseSampler):
             return {}
         names = list(self.space)
         with file_lock(self.lock):
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            held = held_pairs(trials, names, but=trial.number)
+            held = held_pairs(study.get_trials(deepcopy=False), names, but=trial.number)
             view = InSpace(study, self.space)
             params: dict = {}
             for attempt in range(ATTEMPTS):
@@ -205,7 +214,8 @@ class Proposer(optuna.samplers.BaseSampler):
             else:
                 params = self._unheld(held, trial.number)
                 label = f"random (every pair {self.label} proposed was in the study already)"
-            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL, {n: int(params[n]) for n in names})
+            self.storage.set_trial_system_attr(trial_id(self.storage, study, trial.number), PROPOSAL,
+                                               {n: int(params[n]) for n in names})
         self.proposed[trial.number] = label
         return params
 

@@ -15,7 +15,6 @@ from optuna.trial import TrialState
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL
 from lego_vae.tuning.design import design_points
-from lego_vae.tuning.design import initial_design as initial_design  # its users import it from here too
 from lego_vae.tuning.proposer import file_lock
 from lego_vae.tuning.resume import record, resume
 

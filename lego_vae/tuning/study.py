@@ -85,7 +85,7 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
               f"pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
         workers = resolve_workers(plain)
         if workers > 1 and finished < n_trials:
-            run_workers(plain, study, study_dir, workers)
+            run_workers(plain, study, sampler.storage, study_dir, workers)
         else:
             trials_here(plain, study_dir, study, sampler)
 

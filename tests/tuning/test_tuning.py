@@ -20,9 +20,9 @@ from optuna.trial import TrialState
 from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.training.run import train
+from lego_vae.tuning.design import initial_design
 from lego_vae.tuning.objective import ValLossPruning
 from lego_vae.tuning.sampler import GPEISampler, integer_grid
-from lego_vae.tuning.storage import initial_design
 from lego_vae.tuning.study import tune
 from tests.conftest import HANG_GUARD_S, ROOT, TINY, wait_until
 
