@@ -23,7 +23,7 @@ from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
-from lego_vae.tuning.proposer import proposed_label
+from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale, locked
 
@@ -93,9 +93,17 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         super().on_validation_end(trainer, pl_module)
 
 
-def quiet_optuna() -> None:
-    """No traceback from Optuna for a trial stopped by a signal: the interrupt is reported once, as one line."""
+def stopped(trial: optuna.Trial, reason: str) -> None:
+    """Record why a trial was stopped by a signal; no traceback from Optuna for it: the interrupt is reported once,
+    as one line."""
+    trial.set_user_attr("fail_reason", reason)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def failed(trial: optuna.Trial, reason: str) -> float:
+    """The value of a trial that ends FAIL with this reason without stopping the study (NaN: Optuna fails it)."""
+    trial.set_user_attr("fail_reason", reason)
+    return float("nan")
 
 
 class RecordThreads(L.Callback):
@@ -176,10 +184,8 @@ class Objective:
             trial.set_user_attr("worker_startup_s", round(age, 2))
         self.current = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
-        space = self.plain["space"]
-        hidden = trial.suggest_int("hidden", space["hidden"]["low"], space["hidden"]["high"], log=space["hidden"]["log"])
-        latent = trial.suggest_int("latent", space["latent"]["low"], space["latent"]["high"], log=space["latent"]["log"])
-        proposed_by = trial.user_attrs.get("proposed_by") or proposed_label(self.sampler, trial.number)
+        pair = {n: trial.suggest_int(n, d.low, d.high, log=d.log) for n, d in distributions(self.plain["space"]).items()}
+        proposed_by = trial.user_attrs.get("proposed_by") or self.sampler.proposed.get(trial.number, self.sampler.label)
         trial.set_user_attr("proposed_by", proposed_by)
         trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
         if self.plain["sampler"]["kind"] == "botorch":
@@ -187,8 +193,7 @@ class Objective:
         try:
             STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
         except Interrupted as err:
-            trial.set_user_attr("fail_reason", f"{err} before training")
-            quiet_optuna()
+            stopped(trial, f"{err} before training")
             raise
 
         study, n_trials = trial.study, self.plain["study"]["n_trials"]
@@ -196,13 +201,12 @@ class Objective:
                  if t.number < trial.number and t.user_attrs.get(CLAIM) not in YIELDED]  # a twin will not count
         if len(ahead) >= n_trials:
             # Another worker started the last trial a moment before this one: do not train a surplus.
-            trial.set_user_attr("fail_reason", "surplus: the study already had n_trials finished or running")
-            return float("nan")
-        twin = self._twin(trial, {"hidden": hidden, "latent": latent})
+            return failed(trial, "surplus: the study already had n_trials finished or running")
+        twin = self._twin(trial, pair)
         if twin is not None:
             return self._not_again(trial, twin)
 
-        cfg = train_overrides(self.plain, hidden, latent)
+        cfg = train_overrides(self.plain, pair["hidden"], pair["latent"])
         cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
         # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
         cfg["log"]["images_every_n_epochs"] = 0
@@ -217,18 +221,15 @@ class Objective:
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
                                 tb_dir=self.study_dir / "tb" / name, announce=False)
         except Interrupted as err:
-            trial.set_user_attr("fail_reason", f"{err} during training")
-            quiet_optuna()
+            stopped(trial, f"{err} during training")
             raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
         except NonFiniteLoss as err:
-            trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
-            return float("nan")  # Optuna marks the trial FAIL; the study goes on
+            return failed(trial, f"non-finite loss: {err}")  # the study goes on
         except Exception as err:
             if STOP.signum is not None:
                 # The signal's Interrupted was raised inside library code that caught it and raised something else
                 # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
-                trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
-                quiet_optuna()
+                stopped(trial, f"{Interrupted(STOP.signum)} during training")
                 raise Interrupted(STOP.signum) from err
             # Every way torch runs out (CUDA, the CPU allocator's plain RuntimeError, MPS, MemoryError): this pair
             # does not fit, the next one may.
@@ -237,8 +238,7 @@ class Objective:
                 raise
         if oom is not None:
             free_memory()  # only now: inside the except block, the exception's traceback held the trial's tensors
-            trial.set_user_attr("fail_reason", oom)
-            return float("nan")  # Optuna marks the trial FAIL; the study goes on
+            return failed(trial, oom)  # the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
         return metrics["final_val_loss"]
 
@@ -273,8 +273,7 @@ class Objective:
                 with STOP.armed():
                     time.sleep(self.plain["study"]["poll_seconds"])
             except Interrupted as err:
-                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {active[0].number} to decide")
-                quiet_optuna()
+                stopped(trial, f"{err} while waiting for trial {active[0].number} to decide")
                 raise
 
     def _not_again(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
@@ -282,5 +281,4 @@ class Objective:
         failure of the worker), and the worker's next trial gets a pair the study does not hold."""
         self.twins.numbers.add(trial.number)
         trial.set_user_attr("duplicate_of", twin.number)
-        trial.set_user_attr("fail_reason", f"{DUPLICATE} {twin.number}: not trained, not counted")
-        return float("nan")
+        return failed(trial, f"{DUPLICATE} {twin.number}: not trained, not counted")

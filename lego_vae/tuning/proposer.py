@@ -32,7 +32,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import GPEISampler, make_sampler, sampler_label
+from lego_vae.tuning.sampler import GPEISampler, StudyView, make_sampler
 
 LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
 # The fail_reasons of trials that hold no pair: a surplus trial's, and those whose pair is queued again
@@ -115,7 +115,7 @@ def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: 
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
-class InSpace:
+class InSpace(StudyView):
     """The study as a sampler should see it: its trials in the current search space.
 
     A finished trial whose parameters lie in the space is shown with the space's distributions, so every model
@@ -125,41 +125,27 @@ class InSpace:
     """
 
     def __init__(self, study: optuna.Study, space: dict[str, IntDistribution]) -> None:
-        self._study, self._space = study, space
+        super().__init__(study)
+        self.space = space
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _seen(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    def seen(self, trials: list[FrozenTrial], states=None) -> list[FrozenTrial]:
         seen = []
         for t in trials:
             if t.state == TrialState.WAITING or (t.state == TrialState.FAIL and not t.params):
                 seen.append(t)
                 continue
             params = held_params(t) if t.state == TrialState.RUNNING else t.params
-            if not inside(params, self._space):
+            if not inside(params, self.space):
                 if t.state == TrialState.RUNNING:  # not there yet, or of another space: no pending point
                     t = copy.copy(t)
                     t.params, t.distributions = {}, {}
                     seen.append(t)
                 continue
             t = copy.copy(t)
-            t.params = {name: params[name] for name in self._space}
-            t.distributions = dict(self._space)
+            t.params = {name: params[name] for name in self.space}
+            t.distributions = dict(self.space)
             seen.append(t)
         return seen
-
-    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
-        return self._seen(self._study.get_trials(deepcopy=deepcopy, states=states))
-
-    # Optuna's own samplers and its IntersectionSearchSpace read a study through its private _get_trials (use_cache):
-    # a view of the study has to answer it too, or they would read the real study past this one.
-    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
-        return self._seen(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
 
 
 class Proposer(optuna.samplers.BaseSampler):
@@ -259,10 +245,3 @@ class Proposer(optuna.samplers.BaseSampler):
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values) -> None:
         self.inner.after_trial(study, trial, state, values)
-
-
-def proposed_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
-    """What proposed a trial's parameters, for its user attrs."""
-    if isinstance(sampler, Proposer):
-        return sampler.proposed.get(trial_number, sampler.label)
-    return sampler_label(sampler, trial_number)

@@ -70,20 +70,38 @@ def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
     )
 
 
-class _StudyWithPrunedAsComplete:
-    """The study as the GP should see it: pruned trials count as finished, at their last value."""
+class StudyView:
+    """A study as a sampler should see it: its trials passed through `seen`, everything else the study's own."""
 
     def __init__(self, study: optuna.Study) -> None:
-        self._study = study
+        self.study = study
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
+        return getattr(self.study, name)
+
+    def seen(self, trials: list[FrozenTrial], states: tuple[TrialState, ...] | None) -> list[FrozenTrial]:
+        return trials
 
     def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
-        trials = list(self._study.get_trials(deepcopy=deepcopy, states=states))
+        return self.seen(self.study.get_trials(deepcopy=deepcopy, states=states), states)
+
+    # Optuna's samplers and IntersectionSearchSpace read a study through its private _get_trials: a view has to
+    # answer it too, or they would read the study past it. Answered uncached, through the public get_trials.
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
+        return self.get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+class PrunedAsComplete(StudyView):
+    """The study as the GP should see it: pruned trials count as finished, at their last value."""
+
+    def seen(self, trials: list[FrozenTrial], states: tuple[TrialState, ...] | None) -> list[FrozenTrial]:
         if states is not None and TrialState.COMPLETE in states and TrialState.PRUNED not in states:
-            pruned = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-            trials += [t for t in map(pruned_as_complete, pruned) if t is not None]
+            pruned = self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+            trials = [*trials, *(t for t in map(pruned_as_complete, pruned) if t is not None)]
         return trials
 
 
@@ -156,7 +174,7 @@ class GPEISampler(BoTorchSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         self._space, self._trial_number = search_space, trial.number
-        params = super().sample_relative(_StudyWithPrunedAsComplete(study), trial, search_space)
+        params = super().sample_relative(PrunedAsComplete(study), trial, search_space)
         self.proposed[trial.number] = self.label if params else "random (too few finished trials for the GP)"
         return params
 
@@ -234,17 +252,6 @@ def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", 
     raise ValueError(f"unknown sampler kind {kind!r}")
 
 
-def sampler_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
-    """What proposed a trial's parameters, for its user attrs."""
-    if isinstance(sampler, GPEISampler):
-        return sampler.proposed.get(trial_number, "random (too few finished trials for the GP)")
-    return {
-        optuna.samplers.GPSampler: "optuna GPSampler",
-        optuna.samplers.TPESampler: "optuna TPESampler",
-        optuna.samplers.RandomSampler: "random",
-    }.get(type(sampler), type(sampler).__name__)
-
-
 def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
                         space: dict[str, IntDistribution] | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
     """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials.
@@ -252,7 +259,7 @@ def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
     `space`: the search space the GP models (the study's current one: trials outside it are left out);
     by default that of the latest trial.
     """
-    trials = _StudyWithPrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = PrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     trials = [t for t in trials if t.value is not None and math.isfinite(t.value) and {"hidden", "latent"} <= set(t.params)]
     if space is None and trials:
         space = {name: max(trials, key=lambda t: t.number).distributions[name] for name in ("hidden", "latent")}

@@ -49,11 +49,14 @@ def locked(err: BaseException | None) -> bool:
     return False
 
 
+def storage_url(plain: dict, study_dir: Path) -> str:
+    """study.storage, or the SQLite file study.db in the study folder."""
+    return plain["study"].get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
 def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
     """The study's SQLite file (None for another database)."""
-    url = plain["study"].get("storage")
-    if not url:
-        return (study_dir / "study.db").resolve()
+    url = storage_url(plain, study_dir)
     if not url.startswith("sqlite"):
         return None
     import sqlalchemy
@@ -123,8 +126,7 @@ def fail_stale(study: optuna.Study) -> None:
 
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
-    study = plain["study"]
-    url = study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    study, url = plain["study"], storage_url(plain, study_dir)
     # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file (each
     # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
     wait = study["busy_timeout"]
