@@ -7,7 +7,7 @@ What is compared, and why it is fair:
   tuning module's own `train_overrides`, the real `LitVAE`, the real `LegoFacesDataModule` and the
   Trainer from `build_trainer` exactly as `train()` builds it for a trial (TensorBoard logger into a
   temporary folder, gradient clipping by value, the per-epoch lr schedule, progress "none",
-  checkpoints=False, the `FiniteLossCheck` callback trials carry).
+  checkpoints=False).
 - "bare" trains the same `nn.Module` (`build_vae`, loaded with the same initial weights) in the same
   precision and memory format (bf16 autocast where `precision=auto` resolves to bf16-mixed, channels-last
   for the conv net), with the same Adam (fused or not, `optim.fused`), on the same uint8 batches (the same datamodule's `train_dataloader()`, same per-epoch shuffle), converted the
@@ -56,7 +56,6 @@ from lego_vae.model.vae import build_vae
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.trainer import METRIC, build_trainer, resolve_precision
 from lego_vae.tuning.config import train_overrides
-from lego_vae.tuning.objective import FiniteLossCheck
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "trainer_overhead"
@@ -169,7 +168,7 @@ class Sides:
         model = LitVAE(plain)
         model.vae.load_state_dict(self.init_state)
         clock = EpochClock()
-        trainer = build_trainer(plain, run_dir, [FiniteLossCheck(), clock], checkpoints=False,
+        trainer = build_trainer(plain, run_dir, [clock], checkpoints=False,
                                 tb_dir=run_dir / "tb", train_batches=len(dm.train_dataloader()))
         trainer.limit_val_batches = 0  # training epochs only: the bare loop has no validation
         if not logger:
@@ -311,7 +310,7 @@ def run(args: argparse.Namespace) -> dict:
         "measured": "mean seconds of epochs 2.. of each fit (epoch 1 is warm-up); median over repeats",
         "validation": "none on either side (Lightning limit_val_batches=0): training epochs only",
         "trainer": "build_trainer as a tuning trial: TensorBoard logger, clip by value, lr schedule, "
-                   "progress none, checkpoints=False, FiniteLossCheck",
+                   "progress none, checkpoints=False",
     }
     settings["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0],
                                      "cores": len(os.sched_getaffinity(0))}

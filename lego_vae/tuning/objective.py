@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import math
 import os
 import sys
 import time
@@ -57,21 +56,12 @@ class QuietTwins(logging.Filter):
                 handler.removeFilter(self)
 
 
-class FiniteLossCheck(L.Callback):
-    """Stops a trial whose loss is no longer finite (one host sync per epoch, not per step)."""
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for key in ("train/loss", METRIC):
-            value = trainer.callback_metrics.get(key)
-            if value is not None and not torch.isfinite(value).all():
-                raise NonFiniteLoss(f"{key} became {float(value)} at epoch {trainer.current_epoch}")
-
-
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
-    A non-finite val/loss is never reported: Optuna's pruners prune at NaN, which would count the trial as
-    finished (PRUNED) instead of failed; it raises NonFiniteLoss, and the trial ends FAIL with that reason.
+    A non-finite val/loss never reaches it (Optuna's pruners would prune at NaN, counting the trial as finished):
+    StopOnNonFiniteLoss, the first callback of every train() run, raises NonFiniteLoss before, and the trial ends
+    FAIL with that reason.
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
@@ -84,13 +74,10 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
-        value = float(trainer.callback_metrics[self.monitor])
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"{self.monitor} became {value} at epoch {trainer.current_epoch + 1}")
-        if not self.can_prune:
-            self.trial.report(value, step=pl_module.current_epoch)
-            return
-        super().on_validation_end(trainer, pl_module)
+        if self.can_prune:
+            super().on_validation_end(trainer, pl_module)
+        else:
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
 
 
 def stopped(trial: optuna.Trial, reason: str) -> None:
@@ -106,23 +93,17 @@ def failed(trial: optuna.Trial, reason: str) -> float:
     return float("nan")
 
 
-class RecordThreads(L.Callback):
-    """Records the torch threads a trial trains with (a worker's share of the cores) in its user attrs."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
-
-
 class TrialClock(L.Callback):
-    """Records a trial's `setup_s` (trial start to its first training batch) and `train_s` (first batch to the
-    fit's end, or to its pruning) in its user attrs; `started` is time.perf_counter() at the trial's start."""
+    """Records in a trial's user attrs its `setup_s` (trial start to its first training batch), `train_s` (first
+    batch to the fit's end, or to its pruning) and `torch_threads` (a worker's share of the cores); `started` is
+    time.perf_counter() at the trial's start."""
 
     def __init__(self, trial: optuna.Trial, started: float) -> None:
         self.trial, self.started = trial, started
         self.first_batch: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.first_batch is None:
@@ -213,8 +194,8 @@ class Objective:
         if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
-        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), FiniteLossCheck(),
-                     RecordThreads(trial), TrialClock(trial, started)]
+        # A non-finite loss stops the trial with NonFiniteLoss: train() carries StopOnNonFiniteLoss.
+        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), TrialClock(trial, started)]
         oom = None  # the reason, when the trial ran out of memory
         try:
             with STOP.armed():

@@ -21,7 +21,6 @@ import copy
 import fcntl
 import itertools
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import GPEISampler, StudyView, make_sampler
+from lego_vae.tuning.sampler import GPEISampler, StudyView, experimental, make_sampler
 
 LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
 # The fail_reasons of trials that hold no pair: a surplus trial's, and those whose pair is queued again
@@ -164,8 +163,7 @@ class Proposer(optuna.samplers.BaseSampler):
         self.inner = self._make(self.seed)  # the sampler of the latest proposal (its last_fit, for tests and plots)
 
     def _make(self, seed: int) -> optuna.samplers.BaseSampler:
-        with warnings.catch_warnings():  # BoTorchSampler is "experimental" at each construction; we rely on it
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        with experimental():  # BoTorchSampler
             return make_sampler(self.kind, seed=seed, **self.options)
 
     @property

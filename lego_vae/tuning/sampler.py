@@ -8,9 +8,10 @@ Two things BoTorchSampler does not do out of the box, and this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,15 @@ with warnings.catch_warnings():  # gpytorch still calls torch.jit.script as it i
     from gpytorch.mlls import ExactMarginalLogLikelihood
     from gpytorch.priors import GammaPrior
     from optuna_integration import BoTorchSampler
+
+@contextlib.contextmanager
+def experimental() -> Iterator[None]:
+    """Without Optuna's ExperimentalWarning, which it gives at each use of what we rely on on purpose (heartbeats,
+    BoTorchSampler)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
 
 ACQUISITIONS = {"ei": ExpectedImprovement, "logei": LogExpectedImprovement}
 GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
@@ -165,15 +175,15 @@ class GPEISampler(BoTorchSampler):
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.last_fit: dict[str, Any] = {}  # the GP's training data of the latest proposal, for tests and plots
         self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
-        self._space: dict[str, BaseDistribution] = {}
-        self._trial_number: int | None = None
+        self.space: dict[str, BaseDistribution] = {}
+        self.trial_number: int | None = None
 
     @property
     def label(self) -> str:
         return f"botorch GP Matern-5/2 + {self.acquisition.upper()}"
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        self._space, self._trial_number = search_space, trial.number
+        self.space, self.trial_number = search_space, trial.number
         params = super().sample_relative(PrunedAsComplete(study), trial, search_space)
         self.proposed[trial.number] = self.label if params else "random (too few finished trials for the GP)"
         return params
@@ -198,7 +208,7 @@ class GPEISampler(BoTorchSampler):
                 believed = model.posterior(pending).mean
             model = model.condition_on_observations(pending, believed)
         self.last_fit = {"x": train_x.clone(), "loss": -train_obj.clone(), "pending": pending_x, "model": model,
-                         "bounds": bounds.clone(), "trial": self._trial_number}
+                         "bounds": bounds.clone(), "trial": self.trial_number}
         with warnings.catch_warnings():
             # Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy
             # botorch suggests.
@@ -216,7 +226,7 @@ class GPEISampler(BoTorchSampler):
             seen |= {self._as_ints(r) for r in pending_x.cpu().numpy() if not np.isnan(r).any()}
         if self._as_ints(candidate[0].cpu().numpy()) not in seen:
             return candidate
-        grid = integer_grid(self._space)
+        grid = integer_grid(self.space)
         if grid is None:  # a float parameter: rounding cannot collide
             return candidate
         fresh = np.array([row not in seen for row in map(tuple, self._ints_of(grid))])
@@ -229,7 +239,7 @@ class GPEISampler(BoTorchSampler):
     def _ints_of(self, x: np.ndarray) -> np.ndarray:
         """Rows of the transformed space -> the integer parameters Optuna would round them to."""
         cols = []
-        for i, dist in enumerate(self._space.values()):
+        for i, dist in enumerate(self.space.values()):
             value = np.exp(x[:, i]) if dist.log else x[:, i]
             cols.append(np.clip(np.rint(value), dist.low, dist.high))
         return np.stack(cols, axis=1).astype(np.int64)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,6 +14,7 @@ from lego_vae.tuning.config import DESIGN_LABEL
 from lego_vae.tuning.design import design_points
 from lego_vae.tuning.proposer import file_lock
 from lego_vae.tuning.resume import record, resume
+from lego_vae.tuning.sampler import experimental
 
 
 def shown_url(url: str) -> str:
@@ -110,17 +108,9 @@ def serialize_sqlite(engine) -> None:
     engine.dispose()  # connections opened before the hooks (schema checks) are not reused
 
 
-@contextlib.contextmanager
-def heartbeats() -> Iterator[None]:
-    """Optuna marks heartbeats experimental and warns at each use; we rely on them on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        yield
-
-
 def fail_stale(study: optuna.Study) -> None:
     """Fail the trials whose worker's heartbeat went stale (a retry of each is queued by the storage's callback)."""
-    with heartbeats():
+    with experimental():  # heartbeats
         optuna.storages.fail_stale_trials(study)
 
 
@@ -134,7 +124,7 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     for attempt in range(5):
         started = time.monotonic()
         try:
-            with heartbeats():
+            with experimental():  # heartbeats
                 storage = Storage(
                     url, engine_kwargs=engine,
                     heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
