@@ -90,6 +90,7 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
             trials_here(plain, study_dir, study, sampler)
 
     best = best_trial(study)
+    refit_dir, refit_tb = study_dir / "refit" / f"trial_{best.number:04d}", study_dir / "tb" / f"refit_{best.number:04d}"
     print(top_table(study), flush=True)
     if where := bound_note(plain, best.params):
         print(where, flush=True)
@@ -97,12 +98,10 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     if plain["refit"]["enabled"] or plain["refit"]["only"]:
         with refit_lock(study_dir) as mine:
             if mine:
-                refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
                 with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
-                    refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
+                    refit_info = refit(plain, best, refit_dir, refit_tb)
             else:
                 print("refit: another worker on this machine is refitting; skipped here")
-    refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
@@ -110,7 +109,6 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
         if p is not None:
             print(f"wrote {p}")
     # The last lines: what a user opens first.
-    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
         print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
     print(f"wrote {path}")
