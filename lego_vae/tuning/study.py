@@ -64,8 +64,7 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     if refits and plain["sample"]["prior"] == "gmm":  # the refit fits a mixture: refuse before the trials, not after
         check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
-    quiet_logs()
-    with STOP.installed(), locked_out(plain, study_dir):
+    with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         return tune_here(plain, study_dir, overrides)
 
 

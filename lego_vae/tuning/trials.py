@@ -134,11 +134,22 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
             raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
 
 
-def quiet_logs() -> None:
-    """Optuna at WARNING; no Lightning banners (GPU available, tips) repeated for every trial."""
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """While inside: Optuna at WARNING (ERROR once a trial is stopped by a signal), no Lightning banners (GPU
+    available, tips) repeated for every trial, no INFO of TensorBoard's event reader; the caller's levels after."""
+    verbosity = optuna.logging.get_verbosity()
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero", "tensorboard")]
+    levels = [log.level for log in loggers]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 LOCK = "study.lock"  # in the study folder: this machine's workers propose (and check a resumed study) one at a time
@@ -194,8 +205,7 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
 def run_worker(plain: dict, study_dir: Path) -> None:
     """A worker process started by study.workers: trials only, no refit (its parent refits)."""
     plain = validate_tune(plain)
-    quiet_logs()
-    with STOP.installed(), locked_out(plain, study_dir):
+    with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         study, sampler = open_for(plain, study_dir)
         trials_here(plain, study_dir, study, sampler, echo=False)
 
