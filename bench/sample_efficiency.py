@@ -52,8 +52,8 @@ from bench import common
 from lego_vae.config import validate
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning.design import initial_design
 from lego_vae.tuning.sampler import make_sampler
-from lego_vae.tuning.storage import initial_design
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "sample_efficiency"

@@ -7,7 +7,7 @@ What is compared, and why it is fair:
   tuning module's own `train_overrides`, the real `LitVAE`, the real `LegoFacesDataModule` and the
   Trainer from `build_trainer` exactly as `train()` builds it for a trial (TensorBoard logger into a
   temporary folder, gradient clipping by value, the per-epoch lr schedule, progress "none",
-  checkpoints=False, the `StopOnNonFiniteLoss` callback every run carries).
+  checkpoints=False).
 - "bare" trains the same `nn.Module` (`build_vae`, loaded with the same initial weights) in the same
   precision and memory format (bf16 autocast where `precision=auto` resolves to bf16-mixed, channels-last
   for the conv net), with the same Adam (fused or not, `optim.fused`), on the same uint8 batches (the same datamodule's `train_dataloader()`, same per-epoch shuffle), converted the
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> dict:
         "measured": "mean seconds of epochs 2.. of each fit (epoch 1 is warm-up); median over repeats",
         "validation": "none on either side (Lightning limit_val_batches=0): training epochs only",
         "trainer": "build_trainer as a tuning trial: TensorBoard logger, clip by value, lr schedule, "
-                   "progress none, checkpoints=False, StopOnNonFiniteLoss",
+                   "progress none, checkpoints=False",
     }
     settings["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0],
                                      "cores": len(os.sched_getaffinity(0))}

@@ -56,10 +56,10 @@ def child(job: dict) -> None:
         torch.cuda.init()
     marks["device"] = process_age()
     plain = job["plain"]
-    quiet_logs()
-    study, sampler = open_for(plain, Path(job["study_dir"]))
-    marks["open study"] = process_age()
-    trials_here(plain, Path(job["study_dir"]), study, sampler, echo=False)
+    with quiet_logs():
+        study, sampler = open_for(plain, Path(job["study_dir"]))
+        marks["open study"] = process_age()
+        trials_here(plain, Path(job["study_dir"]), study, sampler, echo=False)
     marks["trials"] = process_age()
     trials = sorted(study.trials, key=lambda t: t.number)
     print(json.dumps({"marks": marks, "trials": [dict(t.user_attrs) for t in trials]}, default=str, allow_nan=False))

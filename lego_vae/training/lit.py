@@ -154,11 +154,12 @@ class LitVAE(L.LightningModule):
             return
         factor, interval = self.schedule()
         epoch = self.trainer.global_step if interval == "step" else self.trainer.current_epoch
-        scheduler, lr = configs[0].scheduler, float(self.optim_cfg.lr)
-        scheduler.lr_lambdas, scheduler.base_lrs, scheduler.last_epoch = [factor], [lr], epoch
-        for group in scheduler.optimizer.param_groups:
-            group["initial_lr"], group["lr"] = lr, lr * factor(epoch)
-        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+        optimizer = configs[0].scheduler.optimizer
+        for group in optimizer.param_groups:
+            group["initial_lr"] = float(self.optim_cfg.lr)
+        # A new scheduler, restored at `epoch` (torch's documented use of last_epoch): it sets each group's lr to
+        # initial_lr * factor(epoch), as its get_last_lr() says; Lightning steps whichever its config holds.
+        configs[0].scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=epoch - 1)
 
     def configure_optimizers(self) -> dict[str, Any]:
         # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
@@ -195,7 +196,10 @@ class LitVAE(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # torch's Adam takes `fused` from the saved param groups: a resume runs fused or not as optim.fused says
         # now (the same update up to rounding), not as the checkpoint was trained.
-        trainer = self._trainer  # None when the module is loaded without a Trainer: no optimizer to restore then
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # loaded without a Trainer: no optimizer to restore then
+            trainer = None
         for state in checkpoint.get("optimizer_states", []) if trainer is not None else []:
             for group in state.get("param_groups", []):
                 group["fused"] = True if self.runs_fused(trainer) else None

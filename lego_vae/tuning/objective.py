@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -20,7 +22,7 @@ from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
-from lego_vae.tuning.proposer import proposed_label
+from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale, locked
 
@@ -30,7 +32,7 @@ DUPLICATE = "same pair as trial"  # the start of a twin's fail_reason
 
 
 class QuietTwins(logging.Filter):
-    """Leaves out Optuna's "Trial N failed with value nan" for twins: their own line says "not counted" instead."""
+    """Leaves out Optuna's "Trial N failed ..." lines for twins (`numbers`): their own line says "not counted"."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,22 +42,31 @@ class QuietTwins(logging.Filter):
         message = record.getMessage()
         return not any(message.startswith(f"Trial {n} failed") for n in self.numbers)
 
-
-QUIET_TWINS = QuietTwins()
-logging.getLogger("optuna.study._optimize").addFilter(QUIET_TWINS)  # the logger of Optuna's optimize loop
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """This filter on the handlers of Optuna's library logger "optuna" (where its docs configure its output)
+        while trials run here, and off again after: on a logger, a filter would not see its child loggers' records."""
+        handlers = list(logging.getLogger("optuna").handlers)
+        for handler in handlers:
+            handler.addFilter(self)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self)
 
 
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
-    A non-finite val/loss is never reported (Optuna's pruners prune at NaN, which would count the trial as
-    finished, PRUNED, instead of failed): the trainer's StopOnNonFiniteLoss, which build_trainer runs before
-    every other callback, raises NonFiniteLoss first, and the trial ends FAIL with that reason.
+    A non-finite val/loss never reaches it (Optuna's pruners would prune at NaN, counting the trial as finished):
+    StopOnNonFiniteLoss, the first callback of every train() run, raises NonFiniteLoss before, and the trial ends
+    FAIL with that reason.
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
         super().__init__(trial, monitor=METRIC)
-        self.can_prune = can_prune
+        self.trial, self.can_prune = trial, can_prune
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -63,34 +74,36 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
-        if not self.can_prune:
-            self._trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
-            return
-        super().on_validation_end(trainer, pl_module)
+        if self.can_prune:
+            super().on_validation_end(trainer, pl_module)
+        else:
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
 
 
-def quiet_optuna() -> None:
-    """No traceback from Optuna for a trial stopped by a signal: the interrupt is reported once, as one line."""
+def stopped(trial: optuna.Trial, reason: str) -> None:
+    """Record why a trial was stopped by a signal; no traceback from Optuna for it: the interrupt is reported once,
+    as one line."""
+    trial.set_user_attr("fail_reason", reason)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-class RecordThreads(L.Callback):
-    """Records the torch threads a trial trains with (a worker's share of the cores) in its user attrs."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
+def failed(trial: optuna.Trial, reason: str) -> float:
+    """The value of a trial that ends FAIL with this reason without stopping the study (NaN: Optuna fails it)."""
+    trial.set_user_attr("fail_reason", reason)
+    return float("nan")
 
 
 class TrialClock(L.Callback):
-    """Records a trial's `setup_s` (trial start to its first training batch) and `train_s` (first batch to the
-    fit's end, or to its pruning) in its user attrs; `started` is time.perf_counter() at the trial's start."""
+    """Records in a trial's user attrs its `setup_s` (trial start to its first training batch), `train_s` (first
+    batch to the fit's end, or to its pruning) and `torch_threads` (a worker's share of the cores); `started` is
+    time.perf_counter() at the trial's start."""
 
     def __init__(self, trial: optuna.Trial, started: float) -> None:
         self.trial, self.started = trial, started
         self.first_batch: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.set_user_attr("torch_threads", torch.get_num_threads())
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.first_batch is None:
@@ -131,6 +144,7 @@ class Objective:
         self.current: int | None = None  # the number of the trial this process runs or ran last
         # (number, state, value) of the last trial the objective finished: what Optuna's tell() was to record
         self.outcome: tuple[int, TrialState, float | None] | None = None
+        self.twins = QuietTwins()  # this process's twins, whose Optuna lines are left out while it runs trials
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -151,10 +165,8 @@ class Objective:
             trial.set_user_attr("worker_startup_s", round(age, 2))
         self.current = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
-        space = self.plain["space"]
-        hidden = trial.suggest_int("hidden", space["hidden"]["low"], space["hidden"]["high"], log=space["hidden"]["log"])
-        latent = trial.suggest_int("latent", space["latent"]["low"], space["latent"]["high"], log=space["latent"]["log"])
-        proposed_by = trial.user_attrs.get("proposed_by") or proposed_label(self.sampler, trial.number)
+        pair = {n: trial.suggest_int(n, d.low, d.high, log=d.log) for n, d in distributions(self.plain["space"]).items()}
+        proposed_by = trial.user_attrs.get("proposed_by") or self.sampler.proposed.get(trial.number, self.sampler.label)
         trial.set_user_attr("proposed_by", proposed_by)
         trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
         if self.plain["sampler"]["kind"] == "botorch":
@@ -162,8 +174,7 @@ class Objective:
         try:
             STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
         except Interrupted as err:
-            trial.set_user_attr("fail_reason", f"{err} before training")
-            quiet_optuna()
+            stopped(trial, f"{err} before training")
             raise
 
         study, n_trials = trial.study, self.plain["study"]["n_trials"]
@@ -171,39 +182,35 @@ class Objective:
                  if t.number < trial.number and t.user_attrs.get(CLAIM) not in YIELDED]  # a twin will not count
         if len(ahead) >= n_trials:
             # Another worker started the last trial a moment before this one: do not train a surplus.
-            trial.set_user_attr("fail_reason", "surplus: the study already had n_trials finished or running")
-            return float("nan")
-        twin = self._twin(trial, {"hidden": hidden, "latent": latent})
+            return failed(trial, "surplus: the study already had n_trials finished or running")
+        twin = self._twin(trial, pair)
         if twin is not None:
             return self._not_again(trial, twin)
 
-        cfg = train_overrides(self.plain, hidden, latent)
+        cfg = train_overrides(self.plain, pair["hidden"], pair["latent"])
         cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
         # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
         cfg["log"]["images_every_n_epochs"] = 0
         if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
-        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)),
-                     RecordThreads(trial), TrialClock(trial, started)]
+        # A non-finite loss stops the trial with NonFiniteLoss: train() carries StopOnNonFiniteLoss.
+        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), TrialClock(trial, started)]
         oom = None  # the reason, when the trial ran out of memory
         try:
             with STOP.armed():
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
                                 tb_dir=self.study_dir / "tb" / name, announce=False)
         except Interrupted as err:
-            trial.set_user_attr("fail_reason", f"{err} during training")
-            quiet_optuna()
+            stopped(trial, f"{err} during training")
             raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
         except NonFiniteLoss as err:
-            trial.set_user_attr("fail_reason", f"non-finite loss: {err}")
-            return float("nan")  # Optuna marks the trial FAIL; the study goes on
+            return failed(trial, f"non-finite loss: {err}")  # the study goes on
         except Exception as err:
             if STOP.signum is not None:
                 # The signal's Interrupted was raised inside library code that caught it and raised something else
                 # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
-                trial.set_user_attr("fail_reason", f"{Interrupted(STOP.signum)} during training")
-                quiet_optuna()
+                stopped(trial, f"{Interrupted(STOP.signum)} during training")
                 raise Interrupted(STOP.signum) from err
             # Every way torch runs out (CUDA, the CPU allocator's plain RuntimeError, MPS, MemoryError): this pair
             # does not fit, the next one may.
@@ -212,8 +219,7 @@ class Objective:
                 raise
         if oom is not None:
             free_memory()  # only now: inside the except block, the exception's traceback held the trial's tensors
-            trial.set_user_attr("fail_reason", oom)
-            return float("nan")  # Optuna marks the trial FAIL; the study goes on
+            return failed(trial, oom)  # the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
         return metrics["final_val_loss"]
 
@@ -248,14 +254,12 @@ class Objective:
                 with STOP.armed():
                     time.sleep(self.plain["study"]["poll_seconds"])
             except Interrupted as err:
-                trial.set_user_attr("fail_reason", f"{err} while waiting for trial {active[0].number} to decide")
-                quiet_optuna()
+                stopped(trial, f"{err} while waiting for trial {active[0].number} to decide")
                 raise
 
     def _not_again(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
         """A pair the study holds is not trained again, and this trial does not count: it ends FAIL (not a
         failure of the worker), and the worker's next trial gets a pair the study does not hold."""
-        QUIET_TWINS.numbers.add(trial.number)
+        self.twins.numbers.add(trial.number)
         trial.set_user_attr("duplicate_of", twin.number)
-        trial.set_user_attr("fail_reason", f"{DUPLICATE} {twin.number}: not trained, not counted")
-        return float("nan")
+        return failed(trial, f"{DUPLICATE} {twin.number}: not trained, not counted")

@@ -15,7 +15,6 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.files import replacing
@@ -135,7 +134,7 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _history(trials: list[FrozenTrial], minimize: bool) -> Figure:
+def _history(trials: list[FrozenTrial]) -> Figure:
     fig = _figure()
     ax = fig.subplots()
     done = [(t.number, float(t.value)) for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
@@ -143,7 +142,7 @@ def _history(trials: list[FrozenTrial], minimize: bool) -> Figure:
     if done:
         x, y = np.array(done).T
         ax.scatter(x, y, color=COMPLETE_COLOR, zorder=3, label="complete")
-        best = np.minimum.accumulate(y) if minimize else np.maximum.accumulate(y)
+        best = np.minimum.accumulate(y)
         end = max(t.number for t in trials)  # carry the line on to the last trial, pruned or not
         ax.step(np.append(x, end), np.append(best, best[-1]), where="post", color=BEST_COLOR, label="best so far")
     if pruned:
@@ -270,22 +269,21 @@ def write_tuning_plots(
     refit_history: list[dict] | None = None,
     space: dict | None = None,
 ) -> list[Path]:
-    """Write the study's plots as PNG files into out_dir (created) and return their paths."""
+    """Write the plots of the study (which minimises val/loss) as PNG files into out_dir (created); their paths."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     if not trials:
         return []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    minimize = study.direction == StudyDirection.MINIMIZE
-    cmap = "viridis_r" if minimize else "viridis"  # the better end is the bright one either way
+    cmap = "viridis_r"  # the lower loss is the bright end
     done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
-    best = (min if minimize else max)(done, key=lambda t: t.value) if done else None
+    best = min(done, key=lambda t: t.value) if done else None
     bounds = _bounds(space, trials)
     points = [(t, float(_value(t))) for t in trials if _finite(_value(t)) and all(p in t.params for p in PARAMS)]
     norm = _norm([v for _, v in points])
 
     written = [
-        _save(_history(trials, minimize), out_dir / "history.png"),
+        _save(_history(trials), out_dir / "history.png"),
         _save(_evolution(points, bounds, norm, cmap), out_dir / "evolution.png"),
         _save(_space(points, bounds, norm, cmap, best, predict), out_dir / "space.png"),
         _save(_learning_curves(trials, best), out_dir / "learning_curves.png"),

@@ -35,10 +35,14 @@ def trial_line(trial: FrozenTrial, best: float | None, elapsed: float) -> str:
             f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
 
 
+def complete(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The COMPLETE trials among these that have a finite value."""
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+
+
 def best_value(trials: list[FrozenTrial]) -> float | None:
     """The lowest finite value of the COMPLETE trials among these."""
-    return min((t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-                and math.isfinite(t.value)), default=None)
+    return min((t.value for t in complete(trials)), default=None)
 
 
 class TrialLine:

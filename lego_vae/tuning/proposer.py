@@ -21,7 +21,6 @@ import copy
 import fcntl
 import itertools
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.errors import UserError
-from lego_vae.tuning.sampler import GPEISampler, make_sampler, sampler_label
+from lego_vae.tuning.sampler import GPEISampler, StudyView, experimental, make_sampler
 
 LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
 # The fail_reasons of trials that hold no pair: a surplus trial's, and those whose pair is queued again
@@ -108,7 +107,14 @@ def file_lock(path: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class InSpace:
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    """The storage's id of the study's trial `number`, found through the storage's public methods: Optuna keeps it
+    private on its trials (FrozenTrial._trial_id; https://github.com/optuna/optuna/issues/6365 asks for a public
+    way), and a trial's attrs are set by that id (BaseStorage.set_trial_user_attr, set_trial_system_attr)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+class InSpace(StudyView):
     """The study as a sampler should see it: its trials in the current search space.
 
     A finished trial whose parameters lie in the space is shown with the space's distributions, so every model
@@ -118,46 +124,35 @@ class InSpace:
     """
 
     def __init__(self, study: optuna.Study, space: dict[str, IntDistribution]) -> None:
-        self._study, self._space = study, space
+        super().__init__(study)
+        self.space = space
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _seen(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    def seen(self, trials: list[FrozenTrial], states=None) -> list[FrozenTrial]:
         seen = []
         for t in trials:
             if t.state == TrialState.WAITING or (t.state == TrialState.FAIL and not t.params):
                 seen.append(t)
                 continue
             params = held_params(t) if t.state == TrialState.RUNNING else t.params
-            if not inside(params, self._space):
+            if not inside(params, self.space):
                 if t.state == TrialState.RUNNING:  # not there yet, or of another space: no pending point
                     t = copy.copy(t)
                     t.params, t.distributions = {}, {}
                     seen.append(t)
                 continue
             t = copy.copy(t)
-            t.params = {name: params[name] for name in self._space}
-            t.distributions = dict(self._space)
+            t.params = {name: params[name] for name in self.space}
+            t.distributions = dict(self.space)
             seen.append(t)
         return seen
-
-    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
-        return self._seen(self._study.get_trials(deepcopy=deepcopy, states=states))
-
-    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
-        return self._seen(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
 
 
 class Proposer(optuna.samplers.BaseSampler):
     """The study's sampler: sampler.kind made afresh for each trial, seeded by study.seed and the trial's number."""
 
-    def __init__(self, plain: dict, lock: Path | None = None) -> None:
+    def __init__(self, plain: dict, storage: optuna.storages.BaseStorage, lock: Path | None = None) -> None:
         s = plain["sampler"]
+        self.storage = storage  # the study's: where a proposal's claim is written
         self.kind, self.seed = s["kind"], plain["study"]["seed"]
         self.options = dict(n_initial=plain["study"]["n_initial"], acquisition=s["acquisition"],
                             lengthscale=s["lengthscale"], num_restarts=s["num_restarts"], raw_samples=s["raw_samples"])
@@ -168,8 +163,7 @@ class Proposer(optuna.samplers.BaseSampler):
         self.inner = self._make(self.seed)  # the sampler of the latest proposal (its last_fit, for tests and plots)
 
     def _make(self, seed: int) -> optuna.samplers.BaseSampler:
-        with warnings.catch_warnings():  # BoTorchSampler is "experimental" at each construction; we rely on it
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        with experimental():  # BoTorchSampler
             return make_sampler(self.kind, seed=seed, **self.options)
 
     @property
@@ -193,8 +187,7 @@ class Proposer(optuna.samplers.BaseSampler):
             return {}
         names = list(self.space)
         with file_lock(self.lock):
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            held = held_pairs(trials, names, but=trial.number)
+            held = held_pairs(study.get_trials(deepcopy=False), names, but=trial.number)
             view = InSpace(study, self.space)
             params: dict = {}
             for attempt in range(ATTEMPTS):
@@ -205,7 +198,8 @@ class Proposer(optuna.samplers.BaseSampler):
             else:
                 params = self._unheld(held, trial.number)
                 label = f"random (every pair {self.label} proposed was in the study already)"
-            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL, {n: int(params[n]) for n in names})
+            self.storage.set_trial_system_attr(trial_id(self.storage, study, trial.number), PROPOSAL,
+                                               {n: int(params[n]) for n in names})
         self.proposed[trial.number] = label
         return params
 
@@ -249,10 +243,3 @@ class Proposer(optuna.samplers.BaseSampler):
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values) -> None:
         self.inner.after_trial(study, trial, state, values)
-
-
-def proposed_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
-    """What proposed a trial's parameters, for its user attrs."""
-    if isinstance(sampler, Proposer):
-        return sampler.proposed.get(trial_number, sampler.label)
-    return sampler_label(sampler, trial_number)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curv
 from lego_vae.files import write_text
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
+from lego_vae.tuning.progress import complete
 from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.sampler import surrogate_predictor
 from lego_vae.tuning.storage import counts
@@ -27,11 +27,10 @@ REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.
 
 def best_trial(study: optuna.Study) -> FrozenTrial:
     """The best COMPLETE trial; a one-line error when there is none."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and math.isfinite(t.value)]
-    if not complete:
+    done = complete(study.get_trials(deepcopy=False))
+    if not done:
         raise UserError(f"study '{study.study_name}' has no complete trial yet; run tune.py without refit.only")
-    return min(complete, key=lambda t: t.value)
+    return min(done, key=lambda t: t.value)
 
 
 def train_command(plain: dict, overrides: Sequence[str], hidden: int, latent: int) -> str:
@@ -77,11 +76,10 @@ def write_best(study: optuna.Study, plain: dict, study_dir: Path, overrides: Seq
 
 def top_table(study: optuna.Study, k: int = 5) -> str:
     """The k best complete trials as a text table."""
-    complete = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if t.value is not None and math.isfinite(t.value)), key=lambda t: t.value)[:k]
+    top = sorted(complete(study.get_trials(deepcopy=False)), key=lambda t: t.value)[:k]
     lines = ["rank  trial  hidden  latent  val/loss  proposed by"]
     lines += [f"{i + 1:>4}  {t.number:>5}  {t.params['hidden']:>6}  {t.params['latent']:>6}  {t.value:>8.3f}  "
-              f"{t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(complete)]
+              f"{t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(top)]
     return "\n".join(lines)
 
 

@@ -8,9 +8,10 @@ Two things BoTorchSampler does not do out of the box, and this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,15 @@ with warnings.catch_warnings():  # gpytorch still calls torch.jit.script as it i
     from gpytorch.mlls import ExactMarginalLogLikelihood
     from gpytorch.priors import GammaPrior
     from optuna_integration import BoTorchSampler
+
+@contextlib.contextmanager
+def experimental() -> Iterator[None]:
+    """Without Optuna's ExperimentalWarning, which it gives at each use of what we rely on on purpose (heartbeats,
+    BoTorchSampler)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
 
 ACQUISITIONS = {"ei": ExpectedImprovement, "logei": LogExpectedImprovement}
 GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
@@ -70,20 +80,38 @@ def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
     )
 
 
-class _StudyWithPrunedAsComplete:
-    """The study as the GP should see it: pruned trials count as finished, at their last value."""
+class StudyView:
+    """A study as a sampler should see it: its trials passed through `seen`, everything else the study's own."""
 
     def __init__(self, study: optuna.Study) -> None:
-        self._study = study
+        self.study = study
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
+        return getattr(self.study, name)
+
+    def seen(self, trials: list[FrozenTrial], states: tuple[TrialState, ...] | None) -> list[FrozenTrial]:
+        return trials
 
     def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
-        trials = list(self._study.get_trials(deepcopy=deepcopy, states=states))
+        return self.seen(self.study.get_trials(deepcopy=deepcopy, states=states), states)
+
+    # Optuna's samplers and IntersectionSearchSpace read a study through its private _get_trials: a view has to
+    # answer it too, or they would read the study past it. Answered uncached, through the public get_trials.
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
+        return self.get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+class PrunedAsComplete(StudyView):
+    """The study as the GP should see it: pruned trials count as finished, at their last value."""
+
+    def seen(self, trials: list[FrozenTrial], states: tuple[TrialState, ...] | None) -> list[FrozenTrial]:
         if states is not None and TrialState.COMPLETE in states and TrialState.PRUNED not in states:
-            pruned = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-            trials += [t for t in map(pruned_as_complete, pruned) if t is not None]
+            pruned = self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+            trials = [*trials, *(t for t in map(pruned_as_complete, pruned) if t is not None)]
         return trials
 
 
@@ -147,16 +175,16 @@ class GPEISampler(BoTorchSampler):
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.last_fit: dict[str, Any] = {}  # the GP's training data of the latest proposal, for tests and plots
         self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
-        self._space: dict[str, BaseDistribution] = {}
-        self._trial_number: int | None = None
+        self.space: dict[str, BaseDistribution] = {}
+        self.trial_number: int | None = None
 
     @property
     def label(self) -> str:
         return f"botorch GP Matern-5/2 + {self.acquisition.upper()}"
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        self._space, self._trial_number = search_space, trial.number
-        params = super().sample_relative(_StudyWithPrunedAsComplete(study), trial, search_space)
+        self.space, self.trial_number = search_space, trial.number
+        params = super().sample_relative(PrunedAsComplete(study), trial, search_space)
         self.proposed[trial.number] = self.label if params else "random (too few finished trials for the GP)"
         return params
 
@@ -180,7 +208,7 @@ class GPEISampler(BoTorchSampler):
                 believed = model.posterior(pending).mean
             model = model.condition_on_observations(pending, believed)
         self.last_fit = {"x": train_x.clone(), "loss": -train_obj.clone(), "pending": pending_x, "model": model,
-                         "bounds": bounds.clone(), "trial": self._trial_number}
+                         "bounds": bounds.clone(), "trial": self.trial_number}
         with warnings.catch_warnings():
             # Analytic EI is the seed's acquisition, chosen on purpose; sampler.acquisition=logei is the remedy
             # botorch suggests.
@@ -198,7 +226,7 @@ class GPEISampler(BoTorchSampler):
             seen |= {self._as_ints(r) for r in pending_x.cpu().numpy() if not np.isnan(r).any()}
         if self._as_ints(candidate[0].cpu().numpy()) not in seen:
             return candidate
-        grid = integer_grid(self._space)
+        grid = integer_grid(self.space)
         if grid is None:  # a float parameter: rounding cannot collide
             return candidate
         fresh = np.array([row not in seen for row in map(tuple, self._ints_of(grid))])
@@ -211,7 +239,7 @@ class GPEISampler(BoTorchSampler):
     def _ints_of(self, x: np.ndarray) -> np.ndarray:
         """Rows of the transformed space -> the integer parameters Optuna would round them to."""
         cols = []
-        for i, dist in enumerate(self._space.values()):
+        for i, dist in enumerate(self.space.values()):
             value = np.exp(x[:, i]) if dist.log else x[:, i]
             cols.append(np.clip(np.rint(value), dist.low, dist.high))
         return np.stack(cols, axis=1).astype(np.int64)
@@ -234,17 +262,6 @@ def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", 
     raise ValueError(f"unknown sampler kind {kind!r}")
 
 
-def sampler_label(sampler: optuna.samplers.BaseSampler, trial_number: int) -> str:
-    """What proposed a trial's parameters, for its user attrs."""
-    if isinstance(sampler, GPEISampler):
-        return sampler.proposed.get(trial_number, "random (too few finished trials for the GP)")
-    return {
-        optuna.samplers.GPSampler: "optuna GPSampler",
-        optuna.samplers.TPESampler: "optuna TPESampler",
-        optuna.samplers.RandomSampler: "random",
-    }.get(type(sampler), type(sampler).__name__)
-
-
 def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
                         space: dict[str, IntDistribution] | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
     """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials.
@@ -252,7 +269,7 @@ def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
     `space`: the search space the GP models (the study's current one: trials outside it are left out);
     by default that of the latest trial.
     """
-    trials = _StudyWithPrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = PrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     trials = [t for t in trials if t.value is not None and math.isfinite(t.value) and {"hidden", "latent"} <= set(t.params)]
     if space is None and trials:
         space = {name: max(trials, key=lambda t: t.number).distributions[name] for name in ("hidden", "latent")}

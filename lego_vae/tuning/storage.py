@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -15,9 +12,9 @@ from optuna.trial import TrialState
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL
 from lego_vae.tuning.design import design_points
-from lego_vae.tuning.design import initial_design as initial_design  # its users import it from here too
 from lego_vae.tuning.proposer import file_lock
 from lego_vae.tuning.resume import record, resume
+from lego_vae.tuning.sampler import experimental
 
 
 def shown_url(url: str) -> str:
@@ -50,11 +47,14 @@ def locked(err: BaseException | None) -> bool:
     return False
 
 
+def storage_url(plain: dict, study_dir: Path) -> str:
+    """study.storage, or the SQLite file study.db in the study folder."""
+    return plain["study"].get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
 def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
     """The study's SQLite file (None for another database)."""
-    url = plain["study"].get("storage")
-    if not url:
-        return (study_dir / "study.db").resolve()
+    url = storage_url(plain, study_dir)
     if not url.startswith("sqlite"):
         return None
     import sqlalchemy
@@ -108,24 +108,15 @@ def serialize_sqlite(engine) -> None:
     engine.dispose()  # connections opened before the hooks (schema checks) are not reused
 
 
-@contextlib.contextmanager
-def heartbeats() -> Iterator[None]:
-    """Optuna marks heartbeats experimental and warns at each use; we rely on them on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        yield
-
-
 def fail_stale(study: optuna.Study) -> None:
     """Fail the trials whose worker's heartbeat went stale (a retry of each is queued by the storage's callback)."""
-    with heartbeats():
+    with experimental():  # heartbeats
         optuna.storages.fail_stale_trials(study)
 
 
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
-    study = plain["study"]
-    url = study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    study, url = plain["study"], storage_url(plain, study_dir)
     # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file (each
     # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
     wait = study["busy_timeout"]
@@ -133,7 +124,7 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     for attempt in range(5):
         started = time.monotonic()
         try:
-            with heartbeats():
+            with experimental():  # heartbeats
                 storage = Storage(
                     url, engine_kwargs=engine,
                     heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],

@@ -64,8 +64,7 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     if refits and plain["sample"]["prior"] == "gmm":  # the refit fits a mixture: refuse before the trials, not after
         check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
-    quiet_logs()
-    with STOP.installed(), locked_out(plain, study_dir):
+    with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         return tune_here(plain, study_dir, overrides)
 
 
@@ -85,11 +84,12 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
               f"pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
         workers = resolve_workers(plain)
         if workers > 1 and finished < n_trials:
-            run_workers(plain, study, study_dir, workers)
+            run_workers(plain, study, sampler.storage, study_dir, workers)
         else:
             trials_here(plain, study_dir, study, sampler)
 
     best = best_trial(study)
+    refit_dir, refit_tb = study_dir / "refit" / f"trial_{best.number:04d}", study_dir / "tb" / f"refit_{best.number:04d}"
     print(top_table(study), flush=True)
     if where := bound_note(plain, best.params):
         print(where, flush=True)
@@ -97,12 +97,10 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     if plain["refit"]["enabled"] or plain["refit"]["only"]:
         with refit_lock(study_dir) as mine:
             if mine:
-                refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
                 with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
-                    refit_info = refit(plain, best, refit_dir, study_dir / "tb" / f"refit_{best.number:04d}")
+                    refit_info = refit(plain, best, refit_dir, refit_tb)
             else:
                 print("refit: another worker on this machine is refitting; skipped here")
-    refit_tb = study_dir / "tb" / f"refit_{best.number:04d}"
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
@@ -110,7 +108,6 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
         if p is not None:
             print(f"wrote {p}")
     # The last lines: what a user opens first.
-    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
         print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
     print(f"wrote {path}")

@@ -21,7 +21,7 @@ from lego_vae.config import validate_tune
 from lego_vae.errors import Interrupted, UserError
 from lego_vae.tuning.objective import LockedOut, Objective
 from lego_vae.tuning.progress import TrialLine
-from lego_vae.tuning.proposer import LOCKED, Proposer
+from lego_vae.tuning.proposer import LOCKED, Proposer, trial_id
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import (
     StudyLocked,
@@ -36,24 +36,25 @@ from lego_vae.tuning.storage import (
 )
 
 
-def settle_interrupted(study: optuna.Study, numbers: list[int], reason: str) -> None:
+def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, numbers: list[int],
+                       reason: str) -> None:
     """Leave none of these trials RUNNING, and queue each interrupted one's parameters again.
 
     A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first (or locked out
     of the study's file, `reason` "locked: ...") is failed here. Its parameters go back into the queue (with what
     proposed them, so a design point stays unpruned), and the next run trains them first; a trial that failed for
-    its own reasons (NaN) is not queued again.
+    its own reasons (NaN) is not queued again. `storage`: the study's (Proposer.storage).
     """
-    storage = study._storage
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in numbers:
         t = trials.get(number)
         if t is None:
             continue
         if t.state == TrialState.RUNNING:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            study.tell(t.number, state=TrialState.FAIL)
-            t = study._storage.get_trial(t._trial_id)
+            tid = trial_id(storage, study, number)
+            storage.set_trial_user_attr(tid, "fail_reason", reason)
+            study.tell(number, state=TrialState.FAIL)
+            t = storage.get_trial(tid)
         retried = any(u.user_attrs.get("retry_of") == number for u in trials.values())
         # A queued trial (a design point) stopped before its objective suggested them holds them as it was queued.
         params = dict(t.params) if t.params and len(t.params) == len(t.distributions) \
@@ -88,7 +89,7 @@ def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: 
                 else:  # pruned, or failed with its reason in fail_reason (NaN loss, out of memory)
                     study.tell(number, state=TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL)
                 running.remove(number)
-            settle_interrupted(study, running, reason)
+            settle_interrupted(study, sampler.storage, running, reason)
             said = f"trial {', '.join(map(str, running))} failed and queued again; " if running else ""
             return locked_error(plain, study_dir, said)
         except Exception as err:
@@ -133,11 +134,22 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
             raise UserError(f"study.max_failures={max_failures}: that many trials failed in a row; last: {reason}")
 
 
-def quiet_logs() -> None:
-    """Optuna at WARNING; no Lightning banners (GPU available, tips) repeated for every trial."""
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """While inside: Optuna at WARNING (ERROR once a trial is stopped by a signal), no Lightning banners (GPU
+    available, tips) repeated for every trial, no INFO of TensorBoard's event reader; the caller's levels after."""
+    verbosity = optuna.logging.get_verbosity()
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero", "tensorboard")]
+    levels = [log.level for log in loggers]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader chats at INFO
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 LOCK = "study.lock"  # in the study folder: this machine's workers propose (and check a resumed study) one at a time
@@ -148,11 +160,12 @@ def not_counted(trial: FrozenTrial) -> bool:
     return "duplicate_of" in trial.user_attrs or str(trial.user_attrs.get("fail_reason", "")).startswith("surplus")
 
 
-def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, object]:
-    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler."""
+def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, Proposer]:
+    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler (which
+    holds the study's storage)."""
     lock = study_dir / LOCK
-    sampler = Proposer(plain, lock)
     storage = make_storage(plain, study_dir)
+    sampler = Proposer(plain, storage, lock)
     if plain["refit"]["only"]:
         try:  # refit an existing study; never create (and enqueue a design into) a new one
             study = optuna.load_study(study_name=plain["study"]["name"], storage=storage, sampler=sampler)
@@ -173,11 +186,12 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
     gc.collect()  # what is garbage already is freed now, not frozen
     gc.freeze()
     try:
-        run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
-                   plain["study"]["max_failures"])
+        with objective.twins.installed():
+            run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
+                       plain["study"]["max_failures"])
     except Interrupted as err:
         if objective.current is not None:
-            settle_interrupted(study, [objective.current], str(err))
+            settle_interrupted(study, sampler.storage, [objective.current], str(err))
         raise
     except (Exception, LockedOut) as err:
         # Another program holds the study's file: in a trial (LockedOut), or at Optuna's ask, tell or a read.
@@ -191,8 +205,7 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
 def run_worker(plain: dict, study_dir: Path) -> None:
     """A worker process started by study.workers: trials only, no refit (its parent refits)."""
     plain = validate_tune(plain)
-    quiet_logs()
-    with STOP.installed(), locked_out(plain, study_dir):
+    with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         study, sampler = open_for(plain, study_dir)
         trials_here(plain, study_dir, study, sampler, echo=False)
 

@@ -134,8 +134,10 @@ def running_of(study: optuna.Study, pids: set[int]) -> list[FrozenTrial]:
             if t.user_attrs.get("worker_pid") in pids]
 
 
-def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int) -> None:
-    """Start the workers on the study, print its trials as they finish, and return when all have ended.
+def run_workers(plain: dict, study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: Path,
+                workers: int) -> None:
+    """Start the workers on the study (opened on `storage`), print its trials as they finish, and return when all
+    have ended.
 
     Raises Interrupted on SIGINT/SIGTERM (after stopping the workers) and WorkersFailed when a worker
     ended with a non-zero status (the others carry on until then: a SIGKILLed worker's trial is
@@ -168,7 +170,7 @@ def run_workers(plain: dict, study: optuna.Study, study_dir: Path, workers: int)
     except Interrupted as err:
         stop_workers(procs, err.signum)
         pids = {p.pid for p in procs}
-        settle_interrupted(study, [t.number for t in running_of(study, pids)], f"{err}: worker stopped")
+        settle_interrupted(study, storage, [t.number for t in running_of(study, pids)], f"{err}: worker stopped")
         printer()
         raise
     printer()

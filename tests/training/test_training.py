@@ -28,6 +28,7 @@ class RecordLR(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+        assert trainer.lr_scheduler_configs[0].scheduler.get_last_lr() == self.lrs[-1:]  # the scheduler agrees
 
 
 @pytest.mark.parametrize("schedule", ["exponential", "cosine"])

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lego_vae.config import validate_tune
-from lego_vae.tuning.storage import initial_design
+from lego_vae.tuning.design import initial_design
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for, trials_here
 from tests.tuning.test_tuning import TUNE_TINY, _load

@@ -1,6 +1,8 @@
 """Tuning: our GP + EI sampler, pruning, the study's storage, resume, workers, and python tune.py."""
 
 import gc
+import io
+import logging
 import math
 import os
 import re
@@ -20,9 +22,9 @@ from optuna.trial import TrialState
 from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.training.run import train
-from lego_vae.tuning.objective import ValLossPruning
+from lego_vae.tuning.design import initial_design
+from lego_vae.tuning.objective import QuietTwins, ValLossPruning
 from lego_vae.tuning.sampler import GPEISampler, integer_grid
-from lego_vae.tuning.storage import initial_design
 from lego_vae.tuning.study import tune
 from tests.conftest import HANG_GUARD_S, ROOT, TINY, wait_until
 
@@ -493,3 +495,23 @@ def test_every_out_of_memory_error_fails_its_trial_and_the_study_goes_on(make_cf
     assert reasons[2].startswith("out of memory: MPS backend out of memory")
     assert reasons[3] == "out of memory: MemoryError"
     assert best["trial"] in (4, 5)
+
+
+def test_a_twins_optuna_lines_are_left_out_only_while_trials_run() -> None:
+    # The filter is installed by the worker's trial loop (trials_here), never at import: Optuna's lines of a
+    # caller's own study stay, and so do those of trials that are not twins.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        twins = QuietTwins()
+        twins.numbers.add(0)
+        study = optuna.create_study()
+        with twins.installed():
+            study.optimize(lambda trial: float("nan"), n_trials=2)
+        study.optimize(lambda trial: float("nan"), n_trials=1)
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    text = stream.getvalue()
+    assert "Trial 0 failed" not in text
+    assert "Trial 1 failed with value nan." in text and "Trial 2 failed with value nan." in text
