@@ -14,6 +14,6 @@ TUNE_ONLY_KEYS = ("study", "space", "sampler", "pruner", "refit")
 def train_overrides(plain: dict, hidden: int, latent: int) -> dict:
     """The train config of one (hidden, latent) pair: tune-only sections dropped."""
     cfg = copy.deepcopy({k: v for k, v in plain.items() if k not in TUNE_ONLY_KEYS})
-    cfg["model"]["hidden"], cfg["model"]["latent"] = int(hidden), int(latent)
-    cfg["trainer"]["devices"] = 1  # one trial, one device: DDP inside a trial breaks the pruning callback
+    cfg.model.hidden, cfg.model.latent = int(hidden), int(latent)
+    cfg.trainer.devices = 1  # one trial, one device: DDP inside a trial breaks the pruning callback
     return cfg

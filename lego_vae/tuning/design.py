@@ -58,6 +58,6 @@ def design_points(space: dict, kind: str, seed: int, start: int, count: int,
 def initial_design(plain: dict) -> list[dict]:
     """The space-filling initial design: the first min(n_initial, n_trials) distinct pairs of the scrambled Sobol
     or Latin hypercube sequence (design_sequence), rounded."""
-    study = plain["study"]
+    study = plain.study
     n = min(study["n_initial"], study["n_trials"])
-    return design_points(plain["space"], study["initial_design"], study["seed"], 0, n)[0]
+    return design_points(plain.space, study["initial_design"], study["seed"], 0, n)[0]

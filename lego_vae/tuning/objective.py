@@ -165,19 +165,19 @@ class Objective:
             trial.set_user_attr("worker_startup_s", round(age, 2))
         self.current = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
-        pair = {n: trial.suggest_int(n, d.low, d.high, log=d.log) for n, d in distributions(self.plain["space"]).items()}
+        pair = {n: trial.suggest_int(n, d.low, d.high, log=d.log) for n, d in distributions(self.plain.space).items()}
         proposed_by = trial.user_attrs.get("proposed_by") or self.sampler.proposed.get(trial.number, self.sampler.label)
         trial.set_user_attr("proposed_by", proposed_by)
-        trial.set_user_attr("sampler", self.plain["sampler"]["kind"])
-        if self.plain["sampler"]["kind"] == "botorch":
-            trial.set_user_attr("acquisition", self.plain["sampler"]["acquisition"])
+        trial.set_user_attr("sampler", self.plain.sampler.kind)
+        if self.plain.sampler.kind == "botorch":
+            trial.set_user_attr("acquisition", self.plain.sampler.acquisition)
         try:
             STOP.check()  # a signal that came during Optuna's ask(): FAIL now, the parameters are queued again
         except Interrupted as err:
             stopped(trial, f"{err} before training")
             raise
 
-        study, n_trials = trial.study, self.plain["study"]["n_trials"]
+        study, n_trials = trial.study, self.plain.study.n_trials
         ahead = [t for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
                  if t.number < trial.number and t.user_attrs.get(CLAIM) not in YIELDED]  # a twin will not count
         if len(ahead) >= n_trials:
@@ -188,11 +188,11 @@ class Objective:
             return self._not_again(trial, twin)
 
         cfg = train_overrides(self.plain, pair["hidden"], pair["latent"])
-        cfg["trainer"]["max_epochs"] = self.plain["study"]["epochs"]
+        cfg.trainer.max_epochs = self.plain.study.epochs
         # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
-        cfg["log"]["images_every_n_epochs"] = 0
-        if cfg["log"]["progress"] == "auto":  # a bar on a terminal; in logs, one line per trial is enough
-            cfg["log"]["progress"] = "rich" if sys.stdout.isatty() else "none"
+        cfg.log.images_every_n_epochs = 0
+        if cfg.log.progress == "auto":  # a bar on a terminal; in logs, one line per trial is enough
+            cfg.log.progress = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
         # A non-finite loss stops the trial with NonFiniteLoss: train() carries StopOnNonFiniteLoss.
         callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), TrialClock(trial, started)]
@@ -252,7 +252,7 @@ class Objective:
             fail_stale(trial.study)  # a later twin that has not decided: it will, at once (or its heartbeat stops)
             try:
                 with STOP.armed():
-                    time.sleep(self.plain["study"]["poll_seconds"])
+                    time.sleep(self.plain.study.poll_seconds)
             except Interrupted as err:
                 stopped(trial, f"{err} while waiting for trial {active[0].number} to decide")
                 raise

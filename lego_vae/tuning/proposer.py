@@ -151,12 +151,12 @@ class Proposer(optuna.samplers.BaseSampler):
     """The study's sampler: sampler.kind made afresh for each trial, seeded by study.seed and the trial's number."""
 
     def __init__(self, plain: dict, storage: optuna.storages.BaseStorage, lock: Path | None = None) -> None:
-        s = plain["sampler"]
+        s = plain.sampler
         self.storage = storage  # the study's: where a proposal's claim is written
-        self.kind, self.seed = s["kind"], plain["study"]["seed"]
-        self.options = dict(n_initial=plain["study"]["n_initial"], acquisition=s["acquisition"],
+        self.kind, self.seed = s["kind"], plain.study.seed
+        self.options = dict(n_initial=plain.study.n_initial, acquisition=s["acquisition"],
                             lengthscale=s["lengthscale"], num_restarts=s["num_restarts"], raw_samples=s["raw_samples"])
-        self.space = distributions(plain["space"])
+        self.space = distributions(plain.space)
         self.lock = lock
         self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process
         self.asked: int | None = None  # the trial this process asked for last (whose objective may not have begun)

@@ -51,8 +51,8 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
     when that last.ckpt is damaged (truncated, corrupted), naming it and the ways out.
     """
     cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
-    cfg["trainer"]["max_epochs"] = plain["refit"]["epochs"]
-    cfg["trainer"]["devices"] = plain["trainer"]["devices"]
+    cfg.trainer.max_epochs = plain.refit.epochs
+    cfg.trainer.devices = plain.trainer.devices
     done, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
     if done.exists():
         print(f"refit: already done in {run_dir}", flush=True)
@@ -64,7 +64,7 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
                     if sibling is not None else "")
             raise UserError(f"refit: '{last}' is damaged ({why}), so the refit of trial {best.number} cannot resume "
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
-        cfg["ckpt_path"] = str(last) if last.exists() else None
+        cfg.ckpt_path = str(last) if last.exists() else None
         print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
               f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)

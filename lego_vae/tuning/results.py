@@ -50,7 +50,7 @@ def bound_note(plain: dict, params: dict) -> str | None:
     """A line saying which best parameters sit on a bound of the search space (None if none does)."""
     at = [f"{name} {params[name]} is the {'floor' if params[name] == space['low'] else 'ceiling'} of "
           f"space.{name} [{space['low']}, {space['high']}]"
-          for name, space in plain["space"].items() if params.get(name) in (space["low"], space["high"])]
+          for name, space in plain.space.items() if params.get(name) in (space["low"], space["high"])]
     return f"best at a bound of the search space: {'; '.join(at)}" if at else None
 
 
@@ -64,7 +64,7 @@ def write_best(study: optuna.Study, plain: dict, study_dir: Path, overrides: Seq
         "proposed_by": best.user_attrs.get("proposed_by"),
         "command": train_command(plain, overrides, best.params["hidden"], best.params["latent"]),
         "finished_trials": sum(counts(study)[s] for s in FINISHED),
-        "likelihood": plain["model"]["likelihood"],
+        "likelihood": plain.model.likelihood,
         "at_bound": bound_note(plain, best.params),
     }
     if refit is not None:
@@ -87,9 +87,9 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
 
     history = read_curves(refit_tb) if refit_tb is not None else None
-    predict = surrogate_predictor(study, plain["sampler"].get("lengthscale"), distributions(plain["space"]))
+    predict = surrogate_predictor(study, plain.sampler.get("lengthscale"), distributions(plain.space))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
-                               space=plain["space"])
+                               space=plain.space)
     if paths:
         from PIL import Image
         from torch.utils.tensorboard import SummaryWriter

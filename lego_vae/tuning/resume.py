@@ -58,7 +58,7 @@ def objective_settings(plain: dict) -> dict[str, Any]:
 
 def sampler_setting(plain: dict) -> str:
     """What proposes the trials: sampler.kind, with the acquisition of ours."""
-    s = plain["sampler"]
+    s = plain.sampler
     return f"{s['kind']} ({s['acquisition']})" if s["kind"] == "botorch" else s["kind"]
 
 
@@ -106,7 +106,7 @@ def check_objective(study: optuna.Study, plain: dict, trials: list[FrozenTrial])
 
 def space_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> str | None:
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
-    now, names = plain["space"], list(plain["space"])
+    now, names = plain.space, list(plain.space)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
     if stored == now or stored is None:
         if study.user_attrs.get("space") != now:
@@ -155,19 +155,19 @@ def design_state(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) ->
     state = study.user_attrs.get("design")
     if state is not None:
         return dict(state)
-    names = list(plain["space"])
+    names = list(plain.space)
     design = design_trials(trials)
     labels = [re.search(r"\((\w+)\)", str(t.user_attrs["proposed_by"])) for t in design]
-    kind = next((m[1] for m in labels if m), plain["study"]["initial_design"])
-    space = study.user_attrs.get("space") or _space_of_trials(design, names) or plain["space"]
+    kind = next((m[1] for m in labels if m), plain.study.initial_design)
+    space = study.user_attrs.get("space") or _space_of_trials(design, names) or plain.space
     have = len(_pairs(design, names))
-    rows = design_points(space, kind, plain["study"]["seed"], 0, have)[1] if have else 0
-    return {"kind": kind, "seed": plain["study"]["seed"], "rows": rows}
+    rows = design_points(space, kind, plain.study.seed, 0, have)[1] if have else 0
+    return {"kind": kind, "seed": plain.study.seed, "rows": rows}
 
 
 def grow_design(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> list[str]:
     """Enqueue the design points a larger study.n_initial asks for, continuing the design's sequence."""
-    names, s = list(plain["space"]), plain["study"]
+    names, s = list(plain.space), plain.study
     state = design_state(study, plain, trials)
     notes = []
     if s["initial_design"] != state["kind"]:
@@ -177,7 +177,7 @@ def grow_design(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> 
     target = min(s["n_initial"], s["n_trials"])
     if target > have:
         start = state["rows"]
-        points, state["rows"] = design_points(plain["space"], state["kind"], state["seed"], start, target - have,
+        points, state["rows"] = design_points(plain.space, state["kind"], state["seed"], start, target - have,
                                               _pairs(trials, names))
         for params in points:
             study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({state['kind']})"})
@@ -200,8 +200,8 @@ def resume(study: optuna.Study, plain: dict) -> None:
 
 def record(study: optuna.Study, plain: dict, rows: int) -> None:
     """What a new study's trials depend on, for the checks of its resumes."""
-    s = plain["study"]
+    s = plain.study
     study.set_user_attr("design", {"kind": s["initial_design"], "seed": s["seed"], "rows": rows})
-    study.set_user_attr("space", plain["space"])
+    study.set_user_attr("space", plain.space)
     study.set_user_attr("objective", objective_settings(plain))
     study.set_user_attr("sampler", sampler_setting(plain))

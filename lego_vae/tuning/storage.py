@@ -49,7 +49,7 @@ def locked(err: BaseException | None) -> bool:
 
 def storage_url(plain: dict, study_dir: Path) -> str:
     """study.storage, or the SQLite file study.db in the study folder."""
-    return plain["study"].get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    return plain.study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
 def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
@@ -65,7 +65,7 @@ def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
 
 def locked_error(plain: dict, study_dir: Path, trial: str = "") -> StudyLocked:
     """The one line of a study locked out by another program; trial: what became of this worker's trial in flight."""
-    s = plain["study"]
+    s = plain.study
     return StudyLocked(f"{sqlite_file(plain, study_dir) or shown_url(s['storage'])}: locked by another program for "
                        f"more than study.busy_timeout={s['busy_timeout']:g} s (a database browser, optuna-dashboard, a "
                        f"backup?); {trial}the study keeps every trial: rerun the same command once it is released")
@@ -116,7 +116,7 @@ def fail_stale(study: optuna.Study) -> None:
 
 def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
-    study, url = plain["study"], storage_url(plain, study_dir)
+    study, url = plain.study, storage_url(plain, study_dir)
     # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file (each
     # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
     wait = study["busy_timeout"]
@@ -148,11 +148,11 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
 
 def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
     """The pruner of pruner.kind; its steps are epochs (the pruning callback reports current_epoch)."""
-    p, epochs = plain["pruner"], plain["study"]["epochs"]
-    if p["kind"] == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p["startup_trials"], n_warmup_steps=p["warmup_epochs"])
-    if p["kind"] == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, p["warmup_epochs"]), max_resource=epochs)
+    p, epochs = plain.pruner, plain.study.epochs
+    if p.kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+    if p.kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, p.warmup_epochs), max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -163,7 +163,7 @@ def open_study(plain: dict, storage, sampler, pruner, lock: Path | None = None) 
     (resume.resume: a changed space, sampler or design is said and handled, another objective refused). `lock`:
     a file that serializes this with the proposals of the other workers on this machine.
     """
-    name = plain["study"]["name"]
+    name = plain.study.name
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=False)
@@ -179,8 +179,8 @@ def open_study(plain: dict, storage, sampler, pruner, lock: Path | None = None) 
             resume(study, plain)
         return study
     # Only the creator gets here: the database's unique study name makes this happen once.
-    s = plain["study"]
-    points, rows = design_points(plain["space"], s["initial_design"], s["seed"], 0, min(s["n_initial"], s["n_trials"]))
+    s = plain.study
+    points, rows = design_points(plain.space, s["initial_design"], s["seed"], 0, min(s["n_initial"], s["n_trials"]))
     for params in points:
         study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s['initial_design']})"})
     record(study, plain, rows)

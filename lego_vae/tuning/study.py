@@ -42,8 +42,8 @@ from lego_vae.tuning.workers import resolve_workers, run_workers
 
 def describe_space(plain: dict) -> str:
     """One phrase: the model, the search space, the trials and the refit."""
-    m, space, study = plain["model"], plain["space"], plain["study"]
-    refit = f"refit {plain['refit']['epochs']} epochs" if plain["refit"]["enabled"] else "no refit"
+    m, space, study = plain.model, plain.space, plain.study
+    refit = f"refit {plain['refit']['epochs']} epochs" if plain.refit.enabled else "no refit"
     return (f"model {m['arch']}, hidden {space['hidden']['low']}-{space['hidden']['high']} x latent "
             f"{space['latent']['low']}-{space['latent']['high']}; {describe_recipe(plain)}; "
             f"{study['n_trials']} trials x {study['epochs']} epochs, {refit}")
@@ -59,10 +59,10 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     # Decoded (rendered, downloaded) once, here: every trial and worker then reads the cache.
-    datamodule = LegoFacesDataModule.ready(plain["data"])
-    refits = plain["refit"]["enabled"] or plain["refit"]["only"]
-    if refits and plain["sample"]["prior"] == "gmm":  # the refit fits a mixture: refuse before the trials, not after
-        check_gmm_data(plain["sample"]["gmm_components"], len(datamodule.split_indices["train"]))
+    datamodule = LegoFacesDataModule.ready(plain.data)
+    refits = plain.refit.enabled or plain.refit.only
+    if refits and plain.sample.prior == "gmm":  # the refit fits a mixture: refuse before the trials, not after
+        check_gmm_data(plain.sample.gmm_components, len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
     with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         return tune_here(plain, study_dir, overrides)
@@ -71,9 +71,9 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
 def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     """tune() with the signal handlers in place."""
     study, sampler = open_for(plain, study_dir)
-    n_trials = plain["study"]["n_trials"]
+    n_trials = plain.study.n_trials
 
-    if not plain["refit"]["only"]:
+    if not plain.refit.only:
         c = counts(study)
         finished = c[TrialState.COMPLETE] + c[TrialState.PRUNED]
         if finished >= n_trials:
@@ -94,7 +94,7 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     if where := bound_note(plain, best.params):
         print(where, flush=True)
     refit_info = None
-    if plain["refit"]["enabled"] or plain["refit"]["only"]:
+    if plain.refit.enabled or plain.refit.only:
         with refit_lock(study_dir) as mine:
             if mine:
                 with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
@@ -104,7 +104,7 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
-    for p in [study_dir / "study.db" if not plain["study"].get("storage") else None, *plots]:
+    for p in [study_dir / "study.db" if not plain.study.get("storage") else None, *plots]:
         if p is not None:
             print(f"wrote {p}")
     # The last lines: what a user opens first.

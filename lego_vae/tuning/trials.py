@@ -73,7 +73,7 @@ def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: 
     as an interrupted one. That waits for the lock up to study.grace_period: after that long the trial's heartbeat
     is stale anyway, and the next run fails it and trains its pair again, which the line then says.
     """
-    s = plain["study"]
+    s = plain.study
     numbers = sorted({n for n in (objective.current, getattr(sampler, "asked", None)) if n is not None})
     reason = (f"{LOCKED} the study's file was locked by another program for more than "
               f"study.busy_timeout={s['busy_timeout']:g} s")
@@ -166,9 +166,9 @@ def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, Proposer]:
     lock = study_dir / LOCK
     storage = make_storage(plain, study_dir)
     sampler = Proposer(plain, storage, lock)
-    if plain["refit"]["only"]:
+    if plain.refit.only:
         try:  # refit an existing study; never create (and enqueue a design into) a new one
-            study = optuna.load_study(study_name=plain["study"]["name"], storage=storage, sampler=sampler)
+            study = optuna.load_study(study_name=plain.study.name, storage=storage, sampler=sampler)
         except KeyError:
             raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
                             "run tune.py first") from None
@@ -187,8 +187,8 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
     gc.freeze()
     try:
         with objective.twins.installed():
-            run_trials(study, objective, plain["study"]["n_trials"], plain["study"]["poll_seconds"], TrialLine(echo),
-                       plain["study"]["max_failures"])
+            run_trials(study, objective, plain.study.n_trials, plain.study.poll_seconds, TrialLine(echo),
+                       plain.study.max_failures)
     except Interrupted as err:
         if objective.current is not None:
             settle_interrupted(study, sampler.storage, [objective.current], str(err))

@@ -41,7 +41,7 @@ STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial bef
 
 def on_gpu(plain: dict) -> bool:
     """Whether trials of this config train on a CUDA GPU."""
-    return device_for(plain["trainer"]["accelerator"]) == "cuda"
+    return device_for(plain.trainer.accelerator) == "cuda"
 
 
 def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
@@ -63,7 +63,7 @@ def auto_workers(plain: dict) -> tuple[int, str]:
         return 1, "auto on a CPU"
     cores = len(os.sched_getaffinity(0))
     device = torch.cuda.get_device_name(0)
-    found = measured_workers(plain["data"]["cache_dir"], device)
+    found = measured_workers(plain.data.cache_dir, device)
     if found is None:
         return max(1, min(AUTO_GPU_WORKERS, cores)), f"auto on {device}: not measured here (make bench-gpu measures it)"
     return max(1, min(found["workers"], cores)), (f"auto on {device}: the best setting measured by bench/gpu.py "
@@ -72,7 +72,7 @@ def auto_workers(plain: dict) -> tuple[int, str]:
 
 def resolve_workers(plain: dict) -> int:
     """study.workers as a number (auto: see auto_workers)."""
-    workers = plain["study"]["workers"]
+    workers = plain.study.workers
     return int(workers) if workers != "auto" else auto_workers(plain)[0]
 
 
@@ -84,10 +84,10 @@ def thread_share(cores: int, workers: int) -> int:
 def worker_config(plain: dict, threads: int) -> dict:
     """What a worker runs: the study's config, one worker's thread share, no refit, no progress bar."""
     cfg = copy.deepcopy(plain)
-    cfg["study"]["workers"] = 1
-    cfg["trainer"]["threads"] = threads
-    cfg["log"]["progress"] = "none"  # N live bars on one terminal would garble it; the parent prints lines
-    cfg["refit"]["enabled"] = False
+    cfg.study.workers = 1
+    cfg.trainer.threads = threads
+    cfg.log.progress = "none"  # N live bars on one terminal would garble it; the parent prints lines
+    cfg.refit.enabled = False
     return cfg
 
 
@@ -145,7 +145,7 @@ def run_workers(plain: dict, study: optuna.Study, storage: optuna.storages.BaseS
     """
     threads = thread_share(len(os.sched_getaffinity(0)), workers)
     device = "one GPU (shared)" if on_gpu(plain) else "the CPU"
-    why = f" ({auto_workers(plain)[1]})" if plain["study"]["workers"] == "auto" else ""
+    why = f" ({auto_workers(plain)[1]})" if plain.study.workers == "auto" else ""
     print(f"study.workers={workers}: {workers} worker processes, {threads} torch thread(s) each, on {device}{why}",
           flush=True)
     # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
@@ -162,7 +162,7 @@ def run_workers(plain: dict, study: optuna.Study, storage: optuna.storages.BaseS
             p.stdin.write(payload)
             p.stdin.close()
         STOP.check()
-        poll = min(1.0, plain["study"]["poll_seconds"])
+        poll = min(1.0, plain.study.poll_seconds)
         while any(p.poll() is None for p in procs):
             with STOP.armed():
                 time.sleep(poll)
