@@ -131,7 +131,7 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain.n)]
 
     datamodule = LegoFacesDataModule.ready(config.data)
-    if plain.get("a") is not None:
+    if plain.a is not None:
         # The training run's data.max_pixels (today's default for a checkpoint older than the key).
         a, b = (to_float(torch.from_numpy(load_image(plain[k], size, max_pixels)).permute(2, 0, 1), vae)
                 for k in ("a", "b"))
@@ -156,7 +156,7 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
         written.append(save_grid(strip, out_dir / "classes.png", nrow=len(shown)))
         print(f"classes.png: test faces above their reconstructions, {c['factor']}: {', '.join(shown)}", flush=True)
 
-    if plain.get("inputs"):
+    if plain.inputs:
         pixels, _ = load_folder(plain.inputs, size, max_pixels=max_pixels)
         inputs = to_float(torch.from_numpy(pixels).permute(0, 3, 1, 2), vae)
         recon = torch.cat([vae.reconstruct(chunk) for chunk in inputs.split(256)])

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.config import validate, validated
 from lego_vae.config.commands import EvaluateConfig
+from lego_vae.config.schema import TrainConfig
 from lego_vae.config.validate import get_key
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import UserError
@@ -40,7 +41,7 @@ from lego_vae.strict_json import finite_or_null, write_json
 FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "steps", "best_checkpoint", "resumed_from", "fit_seconds")
 
 
-def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: dict, stored: GaussianMixturePrior | None,
+def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, stored: GaussianMixturePrior | None,
               checkpoint: Path) -> GaussianMixturePrior | None:
     """With sample.prior=gmm: the checkpoint's mixture if it was fitted with these settings, else one fitted now.
 
@@ -105,14 +106,14 @@ class TrainedRun:
 
     ckpt_path: Path
     folder: Path
-    plain: dict
+    plain: TrainConfig
     vae: VAE
     datamodule: LegoFacesDataModule
     prior: GaussianMixturePrior | None
     fitted: dict
 
 
-def open_run(run: str | Path, *, config: dict | None = None, fitted: dict | None = None) -> TrainedRun:
+def open_run(run: str | Path, *, config: TrainConfig | None = None, fitted: dict | None = None) -> TrainedRun:
     """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; it writes nothing but a gmm
     prior fitted now into a checkpoint that holds none (run_prior).
 
@@ -189,7 +190,7 @@ def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb
         print(f"wrote {path}")
 
 
-def evaluate_run(run: str | Path, *, config: dict | None = None, out_dir: str | Path | None = None,
+def evaluate_run(run: str | Path, *, config: TrainConfig | None = None, out_dir: str | Path | None = None,
                  fitted: dict | None = None) -> dict:
     """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run): metrics, pictures, report.
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from lego_vae.config.choices import PRIORS
+from lego_vae.config.schema import TrainConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.data.images import (
     IMAGE_SUFFIXES,
@@ -78,7 +79,7 @@ class Explorer:
     different faces to start from on the smallest data sets.
     """
 
-    def __init__(self, vae: VAE, config: dict, test: Tensor, prior=None, max_pixels: int = 40_000_000,
+    def __init__(self, vae: VAE, config: TrainConfig, test: Tensor, prior=None, max_pixels: int = 40_000_000,
                  label: str = "", more: Tensor | None = None) -> None:
         self.vae, self.config, self.prior, self.max_pixels, self.label = vae, config, prior, max_pixels, label
         self.device = next(vae.parameters()).device

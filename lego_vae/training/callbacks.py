@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lego_vae.config import to_plain
 from lego_vae.errors import NonFiniteLoss
 from lego_vae.model.inference import evaluating
 from lego_vae.pictures import grid_tensor
@@ -46,7 +47,7 @@ class TensorBoardPictures(L.Callback):
             return
         if not self.hparams_logged and "val/loss" in trainer.callback_metrics:
             metric = float(trainer.callback_metrics["val/loss"])
-            logger.log_hyperparams(flat_hparams(pl_module.hparams["config"]), {"val/loss": metric})
+            logger.log_hyperparams(flat_hparams(to_plain(pl_module.config)), {"val/loss": metric})
             self.hparams_logged = True
         epoch = trainer.current_epoch
         last = epoch + 1 == trainer.max_epochs

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lego_vae.config import to_plain
+from lego_vae.config.schema import TrainConfig
 from lego_vae.model.build import build_vae
 
 EVAL_SEED = 12345
@@ -31,7 +32,7 @@ class LRFactor:
         return self.ratio**t  # exponential: lr * gamma^epoch with gamma = (final/lr)^(1/(epochs-1))
 
 
-def fused_adam(config: dict, precision: str) -> bool:
+def fused_adam(config: TrainConfig, precision: str) -> bool:
     """Whether Adam runs fused (optim.fused) under this resolved Lightning precision and the trainer's strategy.
 
     Not under fp16 mixed precision: there a GradScaler's unscaling moves into the fused step, after the point
@@ -40,18 +41,19 @@ def fused_adam(config: dict, precision: str) -> bool:
     at the point Lightning would (on_before_optimizer_step, after any unscaling), because Lightning refuses to
     clip for a fused optimizer.
     """
-    strategy = str(config.trainer.get("strategy", "auto"))
+    strategy = str(config.trainer.strategy)
     plain_strategy = strategy == "auto" or strategy.startswith(("ddp", "single_device"))
-    return bool(config.optim.get("fused")) and not str(precision).startswith("16") and plain_strategy
+    return config.optim.fused and not str(precision).startswith("16") and plain_strategy
 
 
 class LitVAE(L.LightningModule):
     """Trains a VAE with loss = its likelihood's reconstruction term + beta * KLD, Adam, a decaying lr."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: TrainConfig) -> None:
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters({"config": to_plain(config)}, logger=False)
+        self.config = config
         model, self.optim_cfg = config.model, config.optim
         self.max_epochs = config.trainer.max_epochs
         self.clip = (config.trainer.gradient_clip_val, config.trainer.gradient_clip_algorithm)
@@ -63,7 +65,7 @@ class LitVAE(L.LightningModule):
         self.channels_last = bool(model.channels_last) and self.vae.channels_last
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
-        net = torch.compile(self.vae, mode=model.get("compile_mode", "default")) if model.compile else self.vae
+        net = torch.compile(self.vae, mode=model.compile_mode) if model.compile else self.vae
         object.__setattr__(self, "_net", net)
         self.images_seen = 0
         self.val_sse, self.val_pixels = torch.zeros(()), 0  # val/psnr of this epoch's posterior-mean reconstructions
@@ -164,7 +166,7 @@ class LitVAE(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
         # a loop over the 44 tensors (CPU) or a launch per group (CUDA); the same update, up to rounding.
-        self.own_clip = fused_adam(self.hparams["config"], self.trainer.precision)
+        self.own_clip = fused_adam(self.config, self.trainer.precision)
         betas = (float(self.optim_cfg.beta1), float(self.optim_cfg.beta2))
         optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg.lr), betas=betas,
                                      fused=True if self.runs_fused(self.trainer) else None)
@@ -174,7 +176,7 @@ class LitVAE(L.LightningModule):
 
     def runs_fused(self, trainer: L.Trainer) -> bool:
         """Whether this trainer's Adam is fused: fused_adam, on a device torch's fused Adam supports (CPU, CUDA)."""
-        return fused_adam(self.hparams["config"], trainer.precision) and \
+        return fused_adam(self.config, trainer.precision) and \
             trainer.strategy.root_device.type in ("cpu", "cuda")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

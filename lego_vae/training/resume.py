@@ -8,6 +8,7 @@ from pathlib import Path
 from lego_vae.commandline import override
 from lego_vae.config import to_plain
 from lego_vae.config.paths import shown_path
+from lego_vae.config.schema import TrainConfig
 from lego_vae.config.validate import get_key
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
@@ -28,19 +29,19 @@ def same_run_setup(a: dict, b: dict) -> bool:
 
     The training settings of TRAINING_KEYS (data.batch_size among them) do not count: a resume may change them.
     """
-    def data(cfg: dict) -> dict:
-        return {k: v for k, v in cfg.data.items() if k not in IGNORED_DATA_KEYS}
+    def data(cfg: TrainConfig) -> dict:
+        return {k: v for k, v in vars(cfg.data).items() if k not in IGNORED_DATA_KEYS}
 
-    return a["model"] == b["model"] and data(a) == data(b)
+    return a.model == b.model and data(a) == data(b)
 
 
-def find_last_checkpoint(plain: dict, run_dir: Path) -> Path:
+def find_last_checkpoint(plain: TrainConfig, run_dir: Path) -> Path:
     """The newest last.ckpt under paths.output_root (or run_dir) of a run with the same data and model.
 
     Foreign files are passed over; a damaged (truncated, corrupted) last.ckpt newer than the one found is not: it
     may be the very run meant, so DamagedCheckpoint (a UserError) names it and the ways out.
     """
-    roots = {run_dir, Path(plain.get("paths", {}).get("output_root", "outputs"))}
+    roots = {run_dir, Path(plain.paths.output_root)}
     found = {p.resolve() for root in roots if root.exists() for p in root.glob("**/checkpoints/last.ckpt")}
     newest_damaged: DamagedCheckpoint | None = None
     chosen = None
@@ -78,13 +79,13 @@ def damaged_last(err: DamagedCheckpoint, older: Path | None) -> DamagedCheckpoin
                              + "; or ".join(ways), err.path, err.why)
 
 
-def changed_training_settings(stored: dict, plain: dict) -> list[str]:
+def changed_training_settings(stored: TrainConfig, plain: TrainConfig) -> list[str]:
     """'key old -> new' for each TRAINING_KEYS setting that differs between a checkpoint's config and this one."""
     return [f"{key} {get_key(stored, key)} -> {get_key(plain, key)}" for key in TRAINING_KEYS
             if get_key(stored, key) != get_key(plain, key)]
 
 
-def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
+def resume_plan(plain: TrainConfig, ckpt_path: Path) -> str | None:
     """What a resume from ckpt_path changes, as one line (None when it continues with the same settings).
 
     Raises UserError when the checkpoint has trained trainer.max_epochs epochs or more already (there is
@@ -111,9 +112,9 @@ def resume_plan(plain: dict, ckpt_path: Path) -> str | None:
             f"is rebuilt for them: {unit} {done + 1} runs at lr {lr * factor(done):.3g}{rest}")
 
 
-def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
+def resolve_ckpt_path(plain: TrainConfig, run_dir: Path) -> Path | None:
     """The checkpoint to resume from: None, the newest matching last.ckpt for "last", or a checked path."""
-    ckpt = plain.get("ckpt_path")
+    ckpt = plain.ckpt_path
     if ckpt is None:
         return None
     if ckpt == "last":
@@ -121,6 +122,6 @@ def resolve_ckpt_path(plain: dict, run_dir: Path) -> Path | None:
     stored = stored_config(load_checkpoint(ckpt))
     if not same_run_setup(stored, plain):
         raise UserError(f"ckpt_path={ckpt}: that run had model {to_plain(stored.model)} and data source "
-                        f"{stored['data']['source']} at {stored['data']['image_size']} px; override the same values to resume")
+                        f"{stored.data.source} at {stored.data.image_size} px; override the same values to resume")
     return Path(ckpt)
 

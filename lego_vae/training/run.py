@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from lego_vae.commandline import override
 from lego_vae.config import validate
+from lego_vae.config.schema import TrainConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.errors import NonFiniteLoss, UserError
 from lego_vae.files import write_text
@@ -33,25 +34,25 @@ RECIPES = {
 }
 
 
-def describe_recipe(plain: dict) -> str:
+def describe_recipe(plain: TrainConfig) -> str:
     """One phrase: the likelihood, lr schedule, clipping and sampling prior, and the recipe's name if they are one's."""
     got = {"likelihood": plain.model.likelihood, "schedule": plain.optim.schedule,
            "clip": plain.trainer.gradient_clip_val, "prior": plain.sample.prior}
-    clip = "no clipping" if got["clip"] is None else f"clip {plain['trainer']['gradient_clip_algorithm']} {got['clip']:g}"
+    clip = "no clipping" if got["clip"] is None else f"clip {plain.trainer.gradient_clip_algorithm} {got['clip']:g}"
     name = next((f"{n} recipe: " for n, recipe in RECIPES.items() if recipe == got), "recipe: ")
     return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
 
 
-def budget(plain: dict) -> str:
+def budget(plain: TrainConfig) -> str:
     """"400 epochs", or "13200 steps" when trainer.max_steps sets the budget."""
     t = plain.trainer
-    return f"{t['max_steps']} steps" if t.max_steps else f"{t['max_epochs']} epochs"
+    return f"{t.max_steps} steps" if t.max_steps else f"{t.max_epochs} epochs"
 
 
-def describe_model(plain: dict) -> str:
+def describe_model(plain: TrainConfig) -> str:
     """One phrase: the network and its sizes, and the recipe it trains with."""
     m = plain.model
-    return f"model {m['arch']} (hidden {m['hidden']}, latent {m['latent']}); {describe_recipe(plain)}"
+    return f"model {m.arch} (hidden {m.hidden}, latent {m.latent}); {describe_recipe(plain)}"
 
 
 def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
@@ -67,7 +68,7 @@ def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.Ligh
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
 
-def non_finite_advice(err: NonFiniteLoss, plain: dict, run_dir: Path, resumed_from: Path | None,
+def non_finite_advice(err: NonFiniteLoss, plain: TrainConfig, run_dir: Path, resumed_from: Path | None,
                       checkpoints: bool) -> str:
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
     o, t = plain.optim, plain.trainer

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 
+from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 from lego_vae.files import is_storage_error, save_torch, storage_message
 from lego_vae.model.inference import device_for
@@ -96,7 +97,7 @@ def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
 
 
 def build_trainer(
-    plain: dict,
+    plain: TrainConfig,
     run_dir: Path,
     callbacks: Sequence[L.Callback] = (),
     checkpoints: bool = True,

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.stats import qmc
 
+from lego_vae.config import to_plain
+from lego_vae.config.commands import TuneConfig
 from lego_vae.tuning.proposer import unit_to_int
 
 DESIGN_BLOCK = 16  # unit points drawn at a time: a power of 2 keeps Sobol's balance; each LHS block is a Latin hypercube
@@ -38,6 +40,7 @@ def design_points(space: dict, kind: str, seed: int, start: int, count: int,
                   held: set[tuple] = frozenset()) -> tuple[list[dict], int]:
     """Up to `count` pairs of the design sequence from its row `start` on, rounded into `space`, none of them
     in `held` nor twice (rounding can merge two rows); and the row after the last one read."""
+    space = to_plain(space)  # typed, or as the study stored it
     names = list(space)
     points: list[dict] = []
     seen = set(held)
@@ -55,9 +58,9 @@ def design_points(space: dict, kind: str, seed: int, start: int, count: int,
     return points, row
 
 
-def initial_design(plain: dict) -> list[dict]:
+def initial_design(plain: TuneConfig) -> list[dict]:
     """The space-filling initial design: the first min(n_initial, n_trials) distinct pairs of the scrambled Sobol
     or Latin hypercube sequence (design_sequence), rounded."""
     study = plain.study
-    n = min(study["n_initial"], study["n_trials"])
-    return design_points(plain.space, study["initial_design"], study["seed"], 0, n)[0]
+    n = min(study.n_initial, study.n_trials)
+    return design_points(plain.space, study.initial_design, study.seed, 0, n)[0]

@@ -17,6 +17,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import Interrupted, NonFiniteLoss, out_of_memory
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
@@ -139,7 +140,7 @@ class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the s
 class Objective:
     """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
 
-    def __init__(self, plain: dict, study_dir: Path, sampler) -> None:
+    def __init__(self, plain: TuneConfig, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
         self.current: int | None = None  # the number of the trial this process runs or ran last
         # (number, state, value) of the last trial the objective finished: what Optuna's tell() was to record

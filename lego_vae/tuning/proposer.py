@@ -30,6 +30,8 @@ import optuna
 from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config import to_plain
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.tuning.sampler import GPEISampler, StudyView, experimental, make_sampler
 
@@ -42,9 +44,10 @@ RANDOM_DRAWS = 256    # random draws for such a pair before the whole grid is se
 LABELS = {"gp": "optuna GPSampler", "tpe": "optuna TPESampler", "random": "random"}
 
 
-def distributions(space: dict) -> dict[str, IntDistribution]:
-    """The config's space.* as the distributions the objective suggests."""
-    return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in space.items()}
+def distributions(space: Any) -> dict[str, IntDistribution]:
+    """The config's space (typed, or as stored in the study: a plain mapping) as the distributions the objective
+    suggests."""
+    return {name: IntDistribution(r["low"], r["high"], log=r["log"]) for name, r in to_plain(space).items()}
 
 
 def inside(params: dict, space: dict[str, IntDistribution]) -> bool:
@@ -150,12 +153,12 @@ class InSpace(StudyView):
 class Proposer(optuna.samplers.BaseSampler):
     """The study's sampler: sampler.kind made afresh for each trial, seeded by study.seed and the trial's number."""
 
-    def __init__(self, plain: dict, storage: optuna.storages.BaseStorage, lock: Path | None = None) -> None:
+    def __init__(self, plain: TuneConfig, storage: optuna.storages.BaseStorage, lock: Path | None = None) -> None:
         s = plain.sampler
         self.storage = storage  # the study's: where a proposal's claim is written
-        self.kind, self.seed = s["kind"], plain.study.seed
-        self.options = dict(n_initial=plain.study.n_initial, acquisition=s["acquisition"],
-                            lengthscale=s["lengthscale"], num_restarts=s["num_restarts"], raw_samples=s["raw_samples"])
+        self.kind, self.seed = s.kind, plain.study.seed
+        self.options = dict(n_initial=plain.study.n_initial, acquisition=s.acquisition,
+                            lengthscale=s.lengthscale, num_restarts=s.num_restarts, raw_samples=s.raw_samples)
         self.space = distributions(plain.space)
         self.lock = lock
         self.proposed: dict[int, str] = {}  # trial number -> what proposed it, in this process

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import checkpoint_damage, intact_sibling
 from lego_vae.pipeline import train_and_evaluate
@@ -43,7 +44,7 @@ def refit_lock(study_dir: Path):
     yield False
 
 
-def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
+def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
     """Train the best pair for refit.epochs exactly as train.py would; return its run folder and test metrics.
 
     A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
@@ -66,6 +67,6 @@ def refit(plain: dict, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg.ckpt_path = str(last) if last.exists() else None
         print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
-              f"{plain['refit']['epochs']} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+              f"{plain.refit.epochs} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

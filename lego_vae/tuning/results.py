@@ -12,6 +12,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.commandline import command
+from lego_vae.config import to_plain
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.files import write_text
@@ -33,7 +35,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     return min(done, key=lambda t: t.value)
 
 
-def train_command(plain: dict, overrides: Sequence[str], hidden: int, latent: int) -> str:
+def train_command(plain: TuneConfig, overrides: Sequence[str], hidden: int, latent: int) -> str:
     """The `python train.py ...` command that reproduces the refit of a pair, to paste into bash as it is.
 
     overrides: tune.py's command-line overrides as Hydra got them (in its grammar: a value it needed quoted was
@@ -43,18 +45,18 @@ def train_command(plain: dict, overrides: Sequence[str], hidden: int, latent: in
             if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in (*TUNE_ONLY_KEYS, "hydra")
             and not o.startswith(("model.hidden=", "model.latent=", "trainer.max_epochs="))]
     return command(["python", "train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}",
-                    f"trainer.max_epochs={plain['refit']['epochs']}"])
+                    f"trainer.max_epochs={plain.refit.epochs}"])
 
 
-def bound_note(plain: dict, params: dict) -> str | None:
+def bound_note(plain: TuneConfig, params: dict) -> str | None:
     """A line saying which best parameters sit on a bound of the search space (None if none does)."""
     at = [f"{name} {params[name]} is the {'floor' if params[name] == space['low'] else 'ceiling'} of "
           f"space.{name} [{space['low']}, {space['high']}]"
-          for name, space in plain.space.items() if params.get(name) in (space["low"], space["high"])]
+          for name, space in to_plain(plain.space).items() if params.get(name) in (space["low"], space["high"])]
     return f"best at a bound of the search space: {'; '.join(at)}" if at else None
 
 
-def write_best(study: optuna.Study, plain: dict, study_dir: Path, overrides: Sequence[str], refit: dict | None) -> Path:
+def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, overrides: Sequence[str], refit: dict | None) -> Path:
     """best.yaml: best value, parameters, trial number, and the train.py command of the refit."""
     best = best_trial(study)
     info = {
@@ -83,11 +85,11 @@ def top_table(study: optuna.Study, k: int = 5) -> str:
     return "\n".join(lines)
 
 
-def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Path | None) -> list[Path]:
+def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
 
     history = read_curves(refit_tb) if refit_tb is not None else None
-    predict = surrogate_predictor(study, plain.sampler.get("lengthscale"), distributions(plain.space))
+    predict = surrogate_predictor(study, plain.sampler.lengthscale, distributions(plain.space))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
                                space=plain.space)
     if paths:
@@ -101,7 +103,7 @@ def write_plots(study: optuna.Study, plain: dict, study_dir: Path, refit_tb: Pat
     return paths
 
 
-def write_study_report(study: optuna.Study, plain: dict, study_dir: Path, best: FrozenTrial, plots: list[Path],
+def write_study_report(study: optuna.Study, plain: TuneConfig, study_dir: Path, best: FrozenTrial, plots: list[Path],
                        refit_tb: Path) -> Path:
     """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
 

@@ -22,6 +22,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config import to_plain
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
 from lego_vae.tuning.design import design_points
@@ -41,14 +43,14 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
-def _get(plain: dict, key: str) -> Any:
+def _get(plain: TuneConfig, key: str) -> Any:
     value: Any = plain
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
-def objective_settings(plain: dict) -> dict[str, Any]:
+def objective_settings(plain: TuneConfig) -> dict[str, Any]:
     """The settings of plain that define a trial's objective, as flat dotted keys."""
     flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(plain.get(section) or {}, section).items()
             if k not in NOT_OBJECTIVE}
@@ -56,7 +58,7 @@ def objective_settings(plain: dict) -> dict[str, Any]:
     return flat
 
 
-def sampler_setting(plain: dict) -> str:
+def sampler_setting(plain: TuneConfig) -> str:
     """What proposes the trials: sampler.kind, with the acquisition of ours."""
     s = plain.sampler
     return f"{s['kind']} ({s['acquisition']})" if s["kind"] == "botorch" else s["kind"]
@@ -83,7 +85,7 @@ def _fmt(space: dict | None) -> str:
     return "absent" if space is None else f"[{space['low']}, {space['high']}]" + (" log" if space["log"] else "")
 
 
-def check_objective(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> None:
+def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> None:
     """Refuse to resume a study with finished trials under another objective; record the current one."""
     now = objective_settings(plain)
     stored = study.user_attrs.get("objective")
@@ -104,7 +106,7 @@ def check_objective(study: optuna.Study, plain: dict, trials: list[FrozenTrial])
         study.set_user_attr("objective", now)
 
 
-def space_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> str | None:
+def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> str | None:
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
     now, names = plain.space, list(plain.space)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
@@ -132,7 +134,7 @@ def space_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> s
             "finished trials inside it")
 
 
-def sampler_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> str | None:
+def sampler_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> str | None:
     """One line if sampler.kind (or our acquisition) changed since the study's last run."""
     now = sampler_setting(plain)
     stored = study.user_attrs.get("sampler")
@@ -150,7 +152,7 @@ def sampler_note(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) ->
             f"proposed by {now} (each trial's proposed_by says which)")
 
 
-def design_state(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> dict:
+def design_state(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> dict:
     """The design's kind, seed and the row of its sequence where it stopped (replayed for an older study)."""
     state = study.user_attrs.get("design")
     if state is not None:
@@ -165,7 +167,7 @@ def design_state(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) ->
     return {"kind": kind, "seed": plain.study.seed, "rows": rows}
 
 
-def grow_design(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> list[str]:
+def grow_design(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> list[str]:
     """Enqueue the design points a larger study.n_initial asks for, continuing the design's sequence."""
     names, s = list(plain.space), plain.study
     state = design_state(study, plain, trials)
@@ -188,7 +190,7 @@ def grow_design(study: optuna.Study, plain: dict, trials: list[FrozenTrial]) -> 
     return notes
 
 
-def resume(study: optuna.Study, plain: dict) -> None:
+def resume(study: optuna.Study, plain: TuneConfig) -> None:
     """Compare a resumed (or joined) study with this config: refuse another objective, say what else changed."""
     trials = study.get_trials(deepcopy=False)
     check_objective(study, plain, trials)
@@ -198,10 +200,10 @@ def resume(study: optuna.Study, plain: dict) -> None:
         print(note, flush=True)
 
 
-def record(study: optuna.Study, plain: dict, rows: int) -> None:
+def record(study: optuna.Study, plain: TuneConfig, rows: int) -> None:
     """What a new study's trials depend on, for the checks of its resumes."""
     s = plain.study
     study.set_user_attr("design", {"kind": s["initial_design"], "seed": s["seed"], "rows": rows})
-    study.set_user_attr("space", plain.space)
+    study.set_user_attr("space", to_plain(plain.space))
     study.set_user_attr("objective", objective_settings(plain))
     study.set_user_attr("sampler", sampler_setting(plain))

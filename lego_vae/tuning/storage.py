@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL
 from lego_vae.tuning.design import design_points
@@ -47,12 +48,12 @@ def locked(err: BaseException | None) -> bool:
     return False
 
 
-def storage_url(plain: dict, study_dir: Path) -> str:
+def storage_url(plain: TuneConfig, study_dir: Path) -> str:
     """study.storage, or the SQLite file study.db in the study folder."""
-    return plain.study.get("storage") or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    return plain.study.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
-def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
+def sqlite_file(plain: TuneConfig, study_dir: Path) -> Path | None:
     """The study's SQLite file (None for another database)."""
     url = storage_url(plain, study_dir)
     if not url.startswith("sqlite"):
@@ -63,11 +64,11 @@ def sqlite_file(plain: dict, study_dir: Path) -> Path | None:
     return Path(database).resolve() if database and database != ":memory:" else None
 
 
-def locked_error(plain: dict, study_dir: Path, trial: str = "") -> StudyLocked:
+def locked_error(plain: TuneConfig, study_dir: Path, trial: str = "") -> StudyLocked:
     """The one line of a study locked out by another program; trial: what became of this worker's trial in flight."""
     s = plain.study
-    return StudyLocked(f"{sqlite_file(plain, study_dir) or shown_url(s['storage'])}: locked by another program for "
-                       f"more than study.busy_timeout={s['busy_timeout']:g} s (a database browser, optuna-dashboard, a "
+    return StudyLocked(f"{sqlite_file(plain, study_dir) or shown_url(s.storage)}: locked by another program for "
+                       f"more than study.busy_timeout={s.busy_timeout:g} s (a database browser, optuna-dashboard, a "
                        f"backup?); {trial}the study keeps every trial: rerun the same command once it is released")
 
 
@@ -114,12 +115,12 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
+def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a dead worker's trial turns FAIL and is retried)."""
     study, url = plain.study, storage_url(plain, study_dir)
     # SQLite: wait for a lock instead of failing with "database is locked" when workers share the file (each
     # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
-    wait = study["busy_timeout"]
+    wait = study.busy_timeout
     engine = {"connect_args": {"timeout": wait}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
         started = time.monotonic()
@@ -127,9 +128,9 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
             with experimental():  # heartbeats
                 storage = Storage(
                     url, engine_kwargs=engine,
-                    heartbeat_interval=study["heartbeat_interval"], grace_period=study["grace_period"],
+                    heartbeat_interval=study.heartbeat_interval, grace_period=study.grace_period,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=study["max_retry"]),
+                        max_retry=study.max_retry),
                 )
             if url.startswith("sqlite"):
                 serialize_sqlite(storage.engine)
@@ -146,7 +147,7 @@ def make_storage(plain: dict, study_dir: Path) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
-def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
+def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
     """The pruner of pruner.kind; its steps are epochs (the pruning callback reports current_epoch)."""
     p, epochs = plain.pruner, plain.study.epochs
     if p.kind == "median":
@@ -156,7 +157,7 @@ def make_pruner(plain: dict) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(plain: dict, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
+def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
     """Create the study (and enqueue the initial design, once) or load it to resume or join it.
 
     A new study records what its trials depend on (resume.record); a resumed one is compared with this config
@@ -180,9 +181,9 @@ def open_study(plain: dict, storage, sampler, pruner, lock: Path | None = None) 
         return study
     # Only the creator gets here: the database's unique study name makes this happen once.
     s = plain.study
-    points, rows = design_points(plain.space, s["initial_design"], s["seed"], 0, min(s["n_initial"], s["n_trials"]))
+    points, rows = design_points(plain.space, s.initial_design, s.seed, 0, min(s.n_initial, s.n_trials))
     for params in points:
-        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s['initial_design']})"})
+        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s.initial_design})"})
     record(study, plain, rows)
     study.set_user_attr("design_enqueued", True)
     return study

@@ -21,6 +21,7 @@ import yaml
 from optuna.trial import TrialState
 
 from lego_vae.config import validate_tune
+from lego_vae.config.commands import TuneConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.run import describe_recipe
@@ -40,13 +41,13 @@ from lego_vae.tuning.trials import locked_out, open_for, quiet_logs, trials_here
 from lego_vae.tuning.workers import resolve_workers, run_workers
 
 
-def describe_space(plain: dict) -> str:
+def describe_space(plain: TuneConfig) -> str:
     """One phrase: the model, the search space, the trials and the refit."""
     m, space, study = plain.model, plain.space, plain.study
-    refit = f"refit {plain['refit']['epochs']} epochs" if plain.refit.enabled else "no refit"
-    return (f"model {m['arch']}, hidden {space['hidden']['low']}-{space['hidden']['high']} x latent "
-            f"{space['latent']['low']}-{space['latent']['high']}; {describe_recipe(plain)}; "
-            f"{study['n_trials']} trials x {study['epochs']} epochs, {refit}")
+    refit = f"refit {plain.refit.epochs} epochs" if plain.refit.enabled else "no refit"
+    return (f"model {m.arch}, hidden {space.hidden.low}-{space.hidden.high} x latent "
+            f"{space.latent.low}-{space.latent.high}; {describe_recipe(plain)}; "
+            f"{study.n_trials} trials x {study.epochs} epochs, {refit}")
 
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -68,7 +69,7 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
         return tune_here(plain, study_dir, overrides)
 
 
-def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
+def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> dict:
     """tune() with the signal handlers in place."""
     study, sampler = open_for(plain, study_dir)
     n_trials = plain.study.n_trials
@@ -80,8 +81,8 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
             # A rerun would otherwise only say "refit: already done", as if nothing had happened.
             print(f"study '{study.study_name}' resumed, already finished ({n_trials} trials): nothing to train; its "
                   f"report is {study_dir / 'report.html'} (a larger study.n_trials extends it)", flush=True)
-        print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain['sampler']['kind']}, "
-              f"pruner {plain['pruner']['kind']}, {plain['study']['epochs']} epochs per trial", flush=True)
+        print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain.sampler.kind}, "
+              f"pruner {plain.pruner.kind}, {plain.study.epochs} epochs per trial", flush=True)
         workers = resolve_workers(plain)
         if workers > 1 and finished < n_trials:
             run_workers(plain, study, sampler.storage, study_dir, workers)
@@ -104,7 +105,7 @@ def tune_here(plain: dict, study_dir: Path, overrides: Sequence[str]) -> dict:
     plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
     path = write_best(study, plain, study_dir, overrides, refit_info)
     report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
-    for p in [study_dir / "study.db" if not plain.study.get("storage") else None, *plots]:
+    for p in [study_dir / "study.db" if not plain.study.storage else None, *plots]:
         if p is not None:
             print(f"wrote {p}")
     # The last lines: what a user opens first.

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import validate_tune
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import Interrupted, UserError
 from lego_vae.tuning.objective import LockedOut, Objective
 from lego_vae.tuning.progress import TrialLine
@@ -65,7 +66,7 @@ def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
             study.enqueue_trial(params, user_attrs={**attrs, "retry_of": number})
 
 
-def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: Objective, sampler) -> StudyLocked:
+def settle_locked(plain: TuneConfig, study_dir: Path, study: optuna.Study, objective: Objective, sampler) -> StudyLocked:
     """The one line of a worker locked out of the study's SQLite file, once its trial in flight is recorded.
 
     Nothing of it stays RUNNING: the trial the objective finished (only Optuna's tell() was locked out) is told
@@ -76,8 +77,8 @@ def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: 
     s = plain.study
     numbers = sorted({n for n in (objective.current, getattr(sampler, "asked", None)) if n is not None})
     reason = (f"{LOCKED} the study's file was locked by another program for more than "
-              f"study.busy_timeout={s['busy_timeout']:g} s")
-    deadline = time.monotonic() + s["grace_period"]
+              f"study.busy_timeout={s.busy_timeout:g} s")
+    deadline = time.monotonic() + s.grace_period
     while True:
         try:
             running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -99,7 +100,7 @@ def settle_locked(plain: dict, study_dir: Path, study: optuna.Study, objective: 
                 break
     left = ", ".join(map(str, numbers))
     return locked_error(plain, study_dir, f"trial {left} stays RUNNING until its heartbeat is stale "
-                                          f"(study.grace_period={s['grace_period']} s), then a rerun trains it again; "
+                                          f"(study.grace_period={s.grace_period} s), then a rerun trains it again; "
                         if numbers else "")
 
 
@@ -160,7 +161,7 @@ def not_counted(trial: FrozenTrial) -> bool:
     return "duplicate_of" in trial.user_attrs or str(trial.user_attrs.get("fail_reason", "")).startswith("surplus")
 
 
-def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, Proposer]:
+def open_for(plain: TuneConfig, study_dir: Path) -> tuple[optuna.Study, Proposer]:
     """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler (which
     holds the study's storage)."""
     lock = study_dir / LOCK
@@ -177,7 +178,7 @@ def open_for(plain: dict, study_dir: Path) -> tuple[optuna.Study, Proposer]:
     return study, sampler
 
 
-def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
+def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
     """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
     objective = Objective(plain, study_dir, sampler)
     # Optuna collects garbage after every trial (gc_after_trial, so a trial's cycles free their memory); a full
@@ -202,7 +203,7 @@ def trials_here(plain: dict, study_dir: Path, study: optuna.Study, sampler, echo
         gc.unfreeze()  # the refit and whatever else this process runs next: collected as usual
 
 
-def run_worker(plain: dict, study_dir: Path) -> None:
+def run_worker(plain: TuneConfig, study_dir: Path) -> None:
     """A worker process started by study.workers: trials only, no refit (its parent refits)."""
     plain = validate_tune(plain)
     with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
@@ -211,7 +212,7 @@ def run_worker(plain: dict, study_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked_out(plain: dict, study_dir: Path) -> Iterator[None]:
+def locked_out(plain: TuneConfig, study_dir: Path) -> Iterator[None]:
     """Any read or write of the study that another program's lock kept waiting past study.busy_timeout (opening it,
     its report) ends as one line, StudyLocked, instead of Optuna's and SQLAlchemy's tracebacks."""
     try:

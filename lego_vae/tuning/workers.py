@@ -26,6 +26,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.files import is_storage_error, storage_message
 from lego_vae.model.inference import device_for
@@ -39,7 +40,7 @@ MEASURED = "workers.json"  # in data.cache_dir: the best study.workers bench/gpu
 STOP_GRACE = 30.0     # seconds a worker has to record its interrupted trial before it is killed
 
 
-def on_gpu(plain: dict) -> bool:
+def on_gpu(plain: TuneConfig) -> bool:
     """Whether trials of this config train on a CUDA GPU."""
     return device_for(plain.trainer.accelerator) == "cuda"
 
@@ -55,7 +56,7 @@ def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
         else None
 
 
-def auto_workers(plain: dict) -> tuple[int, str]:
+def auto_workers(plain: TuneConfig) -> tuple[int, str]:
     """study.workers=auto as a number, and why: 1 on a CPU (the cores are better spent on one trial's threads);
     on a GPU, the best setting bench/gpu.py measured on a GPU of this name (data.cache_dir/workers.json), else
     AUTO_GPU_WORKERS; never more workers than cores."""
@@ -70,7 +71,7 @@ def auto_workers(plain: dict) -> tuple[int, str]:
                                                   f"({found.get('measured', 'undated')})")
 
 
-def resolve_workers(plain: dict) -> int:
+def resolve_workers(plain: TuneConfig) -> int:
     """study.workers as a number (auto: see auto_workers)."""
     workers = plain.study.workers
     return int(workers) if workers != "auto" else auto_workers(plain)[0]
@@ -81,7 +82,7 @@ def thread_share(cores: int, workers: int) -> int:
     return max(1, cores // workers)
 
 
-def worker_config(plain: dict, threads: int) -> dict:
+def worker_config(plain: TuneConfig, threads: int) -> dict:
     """What a worker runs: the study's config, one worker's thread share, no refit, no progress bar."""
     cfg = copy.deepcopy(plain)
     cfg.study.workers = 1
@@ -134,7 +135,7 @@ def running_of(study: optuna.Study, pids: set[int]) -> list[FrozenTrial]:
             if t.user_attrs.get("worker_pid") in pids]
 
 
-def run_workers(plain: dict, study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: Path,
+def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: Path,
                 workers: int) -> None:
     """Start the workers on the study (opened on `storage`), print its trials as they finish, and return when all
     have ended.
