@@ -140,7 +140,7 @@ def picture_row(run_dir: str, prior_name: str, seed: int, n: int = 8) -> Image.I
     """8 test faces above their reconstructions, beside 16 samples (two rows of 8) from the prior."""
 
     vae, config, prior = load_model(run_dir)
-    faces = LegoFacesDataModule.ready(config["data"]).split_images("test")[:n]
+    faces = LegoFacesDataModule.ready(config.data).split_images("test")[:n]
     recon = (vae.reconstruct(faces.float() / 255) * 255).round().to(torch.uint8)
     samples = decoded_samples(vae, 2 * n, prior if prior_name == "gmm" else None, seed=seed)
     size, pad = faces.shape[-1], 2

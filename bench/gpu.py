@@ -115,7 +115,7 @@ def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision:
     plain = common.tune_config(*tune_items(args), f"trainer.precision={precision}", f"model.compile={compiled is not None}",
                                f"model.compile_mode={compiled or 'default'}", f"optim.fused={fused}")
     cfg = train_overrides(plain, hidden, latent)
-    cfg["trainer"]["max_epochs"] = args.fit_epochs
+    cfg.trainer.max_epochs = args.fit_epochs
     clock = common.EpochClock()
     run = work / f"h{hidden}-l{latent}-{precision}-{compiled}-{fused}"
     train(validate(cfg), run, callbacks=[clock], checkpoints=False, tb_dir=run / "tb")

@@ -105,7 +105,7 @@ def trial_config(args: argparse.Namespace, accelerator: str) -> dict:
         items.append("data.image_size=16")
     plain = common.tune_config(*items)
     cfg = train_overrides(plain, 512, 32)
-    cfg["trainer"]["max_epochs"] = 2
+    cfg.trainer.max_epochs = 2
     return validate(cfg)
 
 

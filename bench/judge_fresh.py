@@ -57,15 +57,15 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     models = {}
     for run in runs:
         vae, config, _ = load_model(run)
-        if factors_of(config["data"]["source"]) is None:
+        if factors_of(config.data.source) is None:
             raise UserError(f"{run}: trained on data.source={config['data']['source']}; the judge reads rendered "
                             "faces only (synthetic, ldraw)")
         models[str(checkpoint_file(run))] = (vae, config)
-    sources = {config["data"]["source"] for _, config in models.values()}
+    sources = {config.data.source for _, config in models.values()}
     if len(sources) != 1:
         raise UserError(f"the runs are of different data sources {sorted(sources)}: compare runs of one source")
     source = sources.pop()
-    sizes = {config["data"]["image_size"] for _, config in models.values()}
+    sizes = {config.data.image_size for _, config in models.values()}
     if len(sizes) != 1:
         raise UserError(f"the runs are of different image sizes {sorted(sizes)}: compare runs of one size")
     size = sizes.pop()

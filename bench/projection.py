@@ -50,10 +50,10 @@ QUICK_POINTS = [(128, 8), (2048, 64)]
 def plan() -> dict:
     """The seed's full plan, from the default tune config."""
     plain = common.tune_config()
-    return {"n_trials": plain["study"]["n_trials"], "epochs": plain["study"]["epochs"],
-            "refit_epochs": plain["refit"]["epochs"], "image_size": plain["data"]["image_size"],
-            "batch_size": plain["data"]["batch_size"], "num_images": plain["data"]["num_images"],
-            "arch": plain["model"]["arch"]}
+    return {"n_trials": plain.study.n_trials, "epochs": plain.study.epochs,
+            "refit_epochs": plain.refit.epochs, "image_size": plain.data.image_size,
+            "batch_size": plain.data.batch_size, "num_images": plain.data.num_images,
+            "arch": plain.model.arch}
 
 
 def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator: str) -> dict:
@@ -64,7 +64,7 @@ def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator
         items.append("data.image_size=16")
     plain = common.tune_config(*items)
     cfg = train_overrides(plain, hidden, latent)
-    cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
+    cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 
 

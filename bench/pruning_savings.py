@@ -78,10 +78,10 @@ def epochs_trained(trial: FrozenTrial) -> int:
 
 def ceiling(plain: dict) -> float:
     """The largest fraction of epochs the pruner could save: design trials run in full, others past the warm-up."""
-    s, warmup = plain["study"], plain["pruner"]["warmup_epochs"]
-    full = s["n_trials"] * s["epochs"]
-    design = min(s["n_initial"], s["n_trials"])
-    least = design * s["epochs"] + (s["n_trials"] - design) * min(warmup + 1, s["epochs"])
+    s, warmup = plain.study, plain.pruner.warmup_epochs
+    full = s.n_trials * s.epochs
+    design = min(s.n_initial, s.n_trials)
+    least = design * s.epochs + (s.n_trials - design) * min(warmup + 1, s.epochs)
     return 1 - least / full
 
 
@@ -94,7 +94,7 @@ def run_side(args: argparse.Namespace, pruner: str, work: Path) -> dict:
     best = tune(cfg, study_dir, items)
     wall = time.perf_counter() - start
     plain = validate_tune(cfg)
-    study = optuna.load_study(study_name=plain["study"]["name"], storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = optuna.load_study(study_name=plain.study.name, storage=f"sqlite:///{study_dir / 'study.db'}")
     trials = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     seconds = sum(t.duration.total_seconds() for t in study.trials if t.duration is not None)
     return {
@@ -103,7 +103,7 @@ def run_side(args: argparse.Namespace, pruner: str, work: Path) -> dict:
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "epochs": sum(epochs_trained(t) for t in study.trials),
-        "epochs_if_all_ran": plain["study"]["n_trials"] * plain["study"]["epochs"],
+        "epochs_if_all_ran": plain.study.n_trials * plain.study.epochs,
         "trial_seconds": round(seconds, 1),
         "wall_seconds": round(wall, 1),
         "best_value": float(best["value"]),
@@ -133,13 +133,13 @@ def run(args: argparse.Namespace) -> dict:
     gap = (on["best_value"] - off["best_value"]) / abs(off["best_value"])
     time_ratio = on["trial_seconds"] / off["trial_seconds"] if off["trial_seconds"] else math.nan
     plain = validate_tune(compose_tune(overrides(args, "median")))
-    study, pruner = plain["study"], plain["pruner"]
+    study, pruner = plain.study, plain.pruner
     settings = {
         "preset": "experiment=quick" + (" + tiny smoke overrides" if args.quick else ""),
-        "image_size": plain["data"]["image_size"], "num_images": plain["data"]["num_images"],
-        "n_trials": study["n_trials"], "n_initial": study["n_initial"], "epochs_per_trial": study["epochs"],
-        "warmup_epochs": pruner["warmup_epochs"], "startup_trials": pruner["startup_trials"],
-        "sampler": plain["sampler"]["kind"], "seed": study["seed"],
+        "image_size": plain.data.image_size, "num_images": plain.data.num_images,
+        "n_trials": study.n_trials, "n_initial": study.n_initial, "epochs_per_trial": study.epochs,
+        "warmup_epochs": pruner.warmup_epochs, "startup_trials": pruner.startup_trials,
+        "sampler": plain.sampler.kind, "seed": study.seed,
         "savings_ceiling": round(ceiling(plain), 4),
         # machine() counts the CPUs this process may use, which --threads narrows: say how many of how many.
         "cpus_used": f"{len(os.sched_getaffinity(0))} of {os.cpu_count()}",

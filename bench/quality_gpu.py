@@ -75,9 +75,8 @@ def prepare(names: list[str], extra: list[str], cache: Path) -> threading.Thread
 
     plains = [common.train_config(*RECIPES[n], *extra, f"data.cache_dir={cache}") for n in names]
     for plain in plains:
-        LegoFacesDataModule.ready(plain["data"])
-    judge = {k: v for k, v in plains[0]["eval"]["judge"].items() if k not in ("k", "enabled")}
-    thread = threading.Thread(target=load_or_train_judge, args=(plains[0]["data"]["image_size"], cache), kwargs=judge)
+        LegoFacesDataModule.ready(plain.data)
+    thread = threading.Thread(target=load_or_train_judge, args=(plains[0].data.image_size, cache, plains[0].eval.judge))
     thread.start()
     return thread
 

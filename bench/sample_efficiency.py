@@ -86,7 +86,7 @@ def trial_config(s: dict, hidden: int, latent: int, cache_dir: str) -> dict:
              f"seed={s['seed']}", f"data.cache_dir={cache_dir}", "log.progress=none", "log.images_every_n_epochs=0"]
     plain = common.tune_config(*items)
     cfg = train_overrides(plain, hidden, latent)
-    cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
+    cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 
 

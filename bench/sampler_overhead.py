@@ -43,6 +43,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
 
 from bench import common
+from lego_vae.config import to_plain
 from lego_vae.tuning.sampler import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def tune_config() -> dict:
 
 def space_of(plain: dict) -> dict[str, IntDistribution]:
     """The two integer parameters of the search space."""
-    return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in plain["space"].items()}
+    return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in to_plain(plain.space).items()}
 
 
 def synthetic_loss(hidden: int, latent: int, rng: np.random.Generator) -> float:
@@ -84,9 +85,9 @@ def history(space: dict[str, IntDistribution], n: int, seed: int) -> list[optuna
 def suggestion_seconds(kind: str, plain: dict, trials: list[optuna.trial.FrozenTrial], seed: int,
                        num_restarts: int, raw_samples: int) -> float:
     """One ask + two suggest_int + tell on a fresh study holding trials; only that is timed."""
-    sampler_cfg, space = plain["sampler"], space_of(plain)
-    sampler = make_sampler(kind, plain["study"]["n_initial"], seed, sampler_cfg["acquisition"],
-                           sampler_cfg["lengthscale"], num_restarts, raw_samples)
+    sampler_cfg, space = plain.sampler, space_of(plain)
+    sampler = make_sampler(kind, plain.study.n_initial, seed, sampler_cfg.acquisition,
+                           sampler_cfg.lengthscale, num_restarts, raw_samples)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     for t in trials:
         study.add_trial(t)
@@ -140,10 +141,10 @@ def run(args: argparse.Namespace) -> dict:
     plain = tune_config()
     if args.quick:
         args.repeats, args.warmup, args.trials, args.num_restarts, args.raw_samples = 1, 0, [10, 25], 2, 64
-    num_restarts = args.num_restarts or plain["sampler"]["num_restarts"]
-    raw_samples = args.raw_samples or plain["sampler"]["raw_samples"]
+    num_restarts = args.num_restarts or plain.sampler.num_restarts
+    raw_samples = args.raw_samples or plain.sampler.raw_samples
     epoch_seconds = args.epoch_seconds if args.epoch_seconds is not None else DEFAULT_EPOCH_SECONDS
-    trial_seconds = plain["study"]["epochs"] * epoch_seconds
+    trial_seconds = plain.study.epochs * epoch_seconds
     space = space_of(plain)
     # A process's first suggestion of each sampler pays one-off costs (lazy imports, first use of the
     # optimizers) that are no part of a worker's per-trial cost.
@@ -170,12 +171,12 @@ def run(args: argparse.Namespace) -> dict:
     settings = {
         "quick": args.quick, "trials": args.trials, "repeats": args.repeats, "samplers": list(SAMPLERS),
         "warmup": args.warmup,
-        "num_restarts": num_restarts, "raw_samples": raw_samples, "n_initial": plain["study"]["n_initial"],
-        "acquisition": plain["sampler"]["acquisition"], "space": plain["space"],
+        "num_restarts": num_restarts, "raw_samples": raw_samples, "n_initial": plain.study.n_initial,
+        "acquisition": plain.sampler.acquisition, "space": to_plain(plain.space),
         "epoch_seconds": epoch_seconds,
         "epoch_seconds_source": ("--epoch-seconds" if args.epoch_seconds is not None else
                                  "default: conv 64 px hidden 512 on 2,600 faces, measured earlier on this machine"),
-        "trial_seconds": trial_seconds, "trial_epochs": plain["study"]["epochs"],
+        "trial_seconds": trial_seconds, "trial_epochs": plain.study.epochs,
         "timed": "study.ask() + 2x suggest_int + study.tell() on an in-memory study; study set-up not timed",
     }
     settings["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0],

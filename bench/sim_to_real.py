@@ -39,7 +39,6 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from bench import common
 from lego_vae.cli import run_app
 from lego_vae.data.folder import load_folder
-from lego_vae.data.images import DEFAULT_MAX_PIXELS
 from lego_vae.errors import UserError
 from lego_vae.evaluation.metrics import PSNR_CAP_DB
 from lego_vae.model.checkpoints import checkpoint_file
@@ -92,7 +91,7 @@ def load_runs(runs: list[str]) -> tuple[dict[str, tuple[VAE, dict]], int]:
         if key not in models:
             vae, config, _ = load_model(run)
             models[key] = (vae, config)
-    sizes = {config["data"]["image_size"] for _, config in models.values()}
+    sizes = {config.data.image_size for _, config in models.values()}
     if len(sizes) != 1:
         raise UserError(f"the runs are of different image sizes {sorted(sizes)}: compare runs of one size")
     return models, sizes.pop()
@@ -101,7 +100,7 @@ def load_runs(runs: list[str]) -> tuple[dict[str, tuple[VAE, dict]], int]:
 def sim_to_real(runs: list[str], folder: str, out: Path, columns: int) -> dict:
     """Read the real heads, score each run's reconstructions, write the picture; the results (module docstring)."""
     models, size = load_runs(runs)
-    max_pixels = next(iter(models.values()))[1]["data"].get("max_pixels", DEFAULT_MAX_PIXELS)
+    max_pixels = next(iter(models.values()))[1].data.max_pixels  # today's default for runs older than the key
     images, names = read_real(folder, size, max_pixels)
     real = images.float() / 255
     results, recons = {}, []
@@ -110,7 +109,7 @@ def sim_to_real(runs: list[str], folder: str, out: Path, columns: int) -> dict:
         recons.append(recon)
         psnr, ssim = image_scores(recon, real)
         results[key] = {
-            "data": config["data"]["source"],
+            "data": config.data.source,
             "images": {name: {"psnr": p, "ssim": s} for name, p, s in zip(names, psnr, ssim)},
             "mean": {"psnr": sum(psnr) / len(psnr), "ssim": sum(ssim) / len(ssim)},
         }

@@ -103,7 +103,7 @@ def trial_config(arch: str, args: argparse.Namespace, cache_dir: str) -> dict:
         overrides.append(f"model.channels={args.channels}")
     plain = common.tune_config(*overrides)
     cfg = train_overrides(plain, args.hidden, args.latent)
-    cfg["trainer"]["max_epochs"] = plain["study"]["epochs"]  # as Objective.__call__ sets it
+    cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 
 
@@ -119,7 +119,7 @@ class Sides:
     def __init__(self, plain: dict, work: Path) -> None:
         self.plain, self.work = plain, work
         self.init_state = {k: v.clone() for k, v in build_vae(plain).state_dict().items()}
-        self.dm = LegoFacesDataModule.from_config(plain["data"])
+        self.dm = LegoFacesDataModule.from_config(plain.data)
         self.dm.prepare_data()  # the cache exists before anything is timed
         self.dm.setup("fit")
         self.batches = len(self.dm.train_dataloader())
@@ -148,7 +148,7 @@ class Sides:
         """Seconds per epoch of the data path alone: the train loader's batches turned into float, no model."""
         loader = self.dm.train_dataloader()
         epochs = []
-        for epoch in range(self.plain["trainer"]["max_epochs"]):
+        for epoch in range(self.plain.trainer.max_epochs):
             start = time.perf_counter()
             loader.set_epoch(epoch)
             for batch in loader:
@@ -162,7 +162,7 @@ class Sides:
         self.fits += 1
         run_dir = self.work / f"lightning-{self.fits}"
         # As train() does it: datamodule prepared and set up, then the module, then the Trainer.
-        dm = LegoFacesDataModule.from_config(plain["data"])
+        dm = LegoFacesDataModule.from_config(plain.data)
         dm.prepare_data()
         dm.setup("fit")
         model = LitVAE(plain)
@@ -173,7 +173,7 @@ class Sides:
         trainer.limit_val_batches = 0  # training epochs only: the bare loop has no validation
         if not logger:
             trainer.loggers = []
-        torch.manual_seed(plain["seed"])
+        torch.manual_seed(plain.seed)
         trainer.fit(model, datamodule=dm)
         if METRIC in trainer.callback_metrics:
             raise RuntimeError("validation ran: the comparison would not be training epochs only")
@@ -187,19 +187,19 @@ class Sides:
         vae.train()
         # The same precision and memory format as the Trainer's: bf16 autocast around the forward pass and the
         # loss where precision=auto resolves to bf16-mixed, channels-last for a conv net (LitVAE.on_fit_start).
-        bf16 = resolve_precision(plain["trainer"]["precision"], "cpu") == "bf16-mixed"
-        channels_last = bool(plain["model"]["channels_last"]) and plain["model"]["arch"] == "conv"
+        bf16 = resolve_precision(plain.trainer.precision, "cpu") == "bf16-mixed"
+        channels_last = bool(plain.model.channels_last) and plain.model.arch == "conv"
         if channels_last:
             vae.to(memory_format=torch.channels_last)
-        optim, beta = plain["optim"], float(plain["model"]["beta"])
-        lr, clip = float(optim["lr"]), float(plain["trainer"]["gradient_clip_val"])
+        optim, beta = plain.optim, float(plain.model.beta)
+        lr, clip = float(optim["lr"]), float(plain.trainer.gradient_clip_val)
         optimizer = torch.optim.Adam(vae.parameters(), lr=lr, fused=bool(optim["fused"]) or None)  # as LitVAE
-        factor = LRFactor(lr, float(optim["final_lr"]), plain["trainer"]["max_epochs"], optim["schedule"])
+        factor = LRFactor(lr, float(optim["final_lr"]), plain.trainer.max_epochs, optim["schedule"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         loader = self.dm.train_dataloader()
-        torch.manual_seed(plain["seed"])
+        torch.manual_seed(plain.seed)
         epochs, in_batches = [], []
-        for epoch in range(plain["trainer"]["max_epochs"]):
+        for epoch in range(plain.trainer.max_epochs):
             start = time.perf_counter()
             loader.set_epoch(epoch)  # the same permutation Lightning's set_epoch gives the other side
             total, inside = torch.zeros(()), 0.0
@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> dict:
         "sides": "ours; ours without its logger (the logger's share of an epoch); bare; the data path alone "
                  "(the train loader's batches to float, no model: its share of an epoch)",
         "quick": args.quick, "archs": list(ARCHS), "size": args.size, "hidden": args.hidden, "latent": args.latent,
-        "channels": plain["model"]["channels"], "batch_size": args.batch_size, "images": args.images,
+        "channels": plain.model.channels, "batch_size": args.batch_size, "images": args.images,
         "repeats": args.repeats, "warmup_fits": args.warmup, "epochs_per_fit": args.epochs,
         "measured": "mean seconds of epochs 2.. of each fit (epoch 1 is warm-up); median over repeats",
         "validation": "none on either side (Lightning limit_val_batches=0): training epochs only",

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         plain = tune_plain(args, cache_dir)
         from lego_vae.data.datamodule import LegoFacesDataModule
 
-        LegoFacesDataModule.from_config(plain["data"]).prepare_data()  # rendered once, untimed, as tune.py does
+        LegoFacesDataModule.from_config(plain.data).prepare_data()  # rendered once, untimed, as tune.py does
         runs = [phases(one_worker(plain, Path(tmp) / f"study-{r}", threads)) for r in range(args.repeats)]
     results = [{"phase": k, "median s": common.median([r[k] for r in runs if r[k] is not None]),
                 "min s": min(r[k] for r in runs if r[k] is not None)}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
-from lego_vae.config.fields import Section, anything, choice, flag, integer, number, path, text
+from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
@@ -16,7 +16,7 @@ CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder
 
 
 @dataclass(kw_only=True)
-class StudyConfig(Section):
+class StudyConfig:
     name: str = text(nonempty=True)
     storage: str | None = path(optional=True, url=True)
     n_trials: int = integer(1)
@@ -44,14 +44,14 @@ class StudyConfig(Section):
 
 
 @dataclass(kw_only=True)
-class RangeConfig(Section):
+class RangeConfig:
     low: int = integer(1)
     high: int = integer(1)
     log: bool = flag()
 
 
 @dataclass(kw_only=True)
-class SpaceConfig(Section):
+class SpaceConfig:
     hidden: RangeConfig
     latent: RangeConfig
 
@@ -62,7 +62,7 @@ class SpaceConfig(Section):
 
 
 @dataclass(kw_only=True)
-class SamplerConfig(Section):
+class SamplerConfig:
     kind: str = choice(SAMPLERS)
     acquisition: str = choice(ACQUISITIONS)
     lengthscale: float | None = number(0, low_open=True, optional=True)
@@ -71,14 +71,14 @@ class SamplerConfig(Section):
 
 
 @dataclass(kw_only=True)
-class PrunerConfig(Section):
+class PrunerConfig:
     kind: str = choice(PRUNERS)
     warmup_epochs: int = integer(0)
     startup_trials: int = integer(0)
 
 
 @dataclass(kw_only=True)
-class RefitConfig(Section):
+class RefitConfig:
     enabled: bool = flag()
     only: bool = flag()
     epochs: int = integer(1)
@@ -116,19 +116,19 @@ class EvaluateConfig(TrainConfig):
 
 
 @dataclass(kw_only=True)
-class MorphConfig(Section):
+class MorphConfig:
     mode: str = choice(MORPH_MODES)
 
 
 @dataclass(kw_only=True)
-class TraversalConfig(Section):
+class TraversalConfig:
     dims: int = integer(1)
     steps: int = integer(2)
     range: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class ClassesConfig(Section):
+class ClassesConfig:
     """classes.png: test faces of chosen classes above their reconstructions (the names are checked against the
     synthetic source's factors when the picture is made: lego_vae.evaluation.generating.class_strip)."""
 
@@ -145,7 +145,7 @@ class ClassesConfig(Section):
 
 
 @dataclass(kw_only=True)
-class GenerateConfig(Section):
+class GenerateConfig:
     """conf/generate.yaml: faces from a checkpoint."""
 
     checkpoint: str = path(nonempty=True)
@@ -168,26 +168,26 @@ class GenerateConfig(Section):
 
 
 @dataclass(kw_only=True)
-class ServerConfig(Section):
+class ServerConfig:
     host: str = text(nonempty=True)
     port: int = integer(1, 65535)
     share: bool = flag()
 
 
 @dataclass(kw_only=True)
-class ExploreMorphConfig(Section):
+class ExploreMorphConfig:
     steps: int = integer(2)
     mode: str = choice(MORPH_MODES)
 
 
 @dataclass(kw_only=True)
-class SteerConfig(Section):
+class SteerConfig:
     dims: int = integer(1)
     range: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class ExploreConfig(Section):
+class ExploreConfig:
     """conf/explore.yaml: the face explorer."""
 
     checkpoint: str = path(nonempty=True)

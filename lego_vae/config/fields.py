@@ -9,7 +9,7 @@ lego_vae/conf, never here: every field's default is MISSING.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import MISSING, Field, field
 from typing import Any
 
 from lego_vae.errors import UserError
@@ -60,40 +60,6 @@ def integers(low: int) -> Any:
 def anything(allowed: str = "") -> Any:
     """A field of several types (e.g. "auto" or an int) whose check lives in its class's check()."""
     return field(default=MISSING, metadata={KIND: "any", "allowed": allowed})
-
-
-class Section:
-    """Base of every schema dataclass. TRANSITIONAL: read-only mapping access (section["key"]) while the code
-    moves to attribute access; removed once nothing subscripts a config."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]  # type: ignore[arg-type]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(k, getattr(self, k)) for k in self.keys()]
-
-    def values(self) -> list[Any]:
-        return [getattr(self, k) for k in self.keys()]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.keys() else default
 
 
 def is_int(value: Any) -> bool:

@@ -25,14 +25,14 @@ from lego_vae.config.choices import (
     SCHEDULES,
     SOURCES,
 )
-from lego_vae.config.fields import Section, anything, choice, flag, integer, integers, number, path, text
+from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
 from lego_vae.model.build import refusal
 
 
 @dataclass(kw_only=True)
-class DataConfig(Section):
+class DataConfig:
     source: str = choice(SOURCES)
     root: str | None = path(optional=True)
     image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
@@ -59,7 +59,7 @@ class DataConfig(Section):
 
 
 @dataclass(kw_only=True)
-class ModelConfig(Section):
+class ModelConfig:
     arch: str = choice(ARCHS)
     hidden: int = integer(1)
     latent: int = integer(1)
@@ -83,7 +83,7 @@ class ModelConfig(Section):
 
 
 @dataclass(kw_only=True)
-class OptimConfig(Section):
+class OptimConfig:
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
     schedule: str = choice(SCHEDULES)
@@ -98,7 +98,7 @@ class OptimConfig(Section):
 
 
 @dataclass(kw_only=True)
-class TrainerConfig(Section):
+class TrainerConfig:
     max_epochs: int = integer(1)
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
@@ -114,13 +114,13 @@ class TrainerConfig(Section):
 
 
 @dataclass(kw_only=True)
-class LogConfig(Section):
+class LogConfig:
     images_every_n_epochs: int = integer(0)
     progress: str = choice(PROGRESS)
 
 
 @dataclass(kw_only=True)
-class JudgeConfig(Section):
+class JudgeConfig:
     enabled: bool = flag()
     seed: int = integer(0)
     num_train: int = integer(1)
@@ -139,32 +139,32 @@ class JudgeConfig(Section):
 
 
 @dataclass(kw_only=True)
-class EvalConfig(Section):
+class EvalConfig:
     iwae_k: int = integer(1)
     inception_weights: str | None = path(optional=True)
     judge: JudgeConfig
 
 
 @dataclass(kw_only=True)
-class SampleConfig(Section):
+class SampleConfig:
     prior: str = choice(PRIORS)
     gmm_components: list[int] = integers(1)
     reg_covar: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
-class PicturesConfig(Section):
+class PicturesConfig:
     grid: int = integer(1)
     morph_steps: int = integer(2)
 
 
 @dataclass(kw_only=True)
-class PathsConfig(Section):
+class PathsConfig:
     output_root: str = path(nonempty=True)
 
 
 @dataclass(kw_only=True)
-class TrainConfig(Section):
+class TrainConfig:
     """conf/train.yaml: one training run."""
 
     seed: int = integer(0)

@@ -131,7 +131,7 @@ def test_every_quality_sweep_recipe_is_a_valid_train_config_whose_budget_wins() 
 
     for name, overrides in quality_gpu.RECIPES.items():
         plain = common.train_config(*overrides, "trainer.max_steps=7")  # as the worker appends its budget
-        assert plain["trainer"]["max_steps"] == 7, name
+        assert plain.trainer.max_steps == 7, name
     best = common.train_config(*quality_gpu.RECIPES["sharp_20k"])
-    assert (best["model"]["latent"], best["model"]["hidden"], best["model"]["feature_size"], best["optim"]["lr"]) == (
+    assert (best.model.latent, best.model.hidden, best.model.feature_size, best.optim.lr) == (
         64, 1024, 8, 5e-4)

@@ -75,9 +75,9 @@ def test_words_urls_and_absolute_paths_stay_as_they_are(tmp_path, monkeypatch) -
         cfg = compose(config_name="train", overrides=["ckpt_path=last", "data.cache_dir='~/cache'",
                                                       f"paths.output_root={tmp_path / 'abs'}"])
     plain = validated(cfg, TrainConfig)
-    assert plain["ckpt_path"] == "last"
-    assert plain["data"]["cache_dir"] == str(tmp_path / "home" / "cache")
-    assert plain["paths"]["output_root"] == str(tmp_path / "abs") and plain["data"]["root"] is None
+    assert plain.ckpt_path == "last"
+    assert plain.data.cache_dir == str(tmp_path / "home" / "cache")
+    assert plain.paths.output_root == str(tmp_path / "abs") and plain.data.root is None
     assert typed_url("sqlite:///s.db?timeout=5") == f"sqlite:///{tmp_path / 's.db'}?timeout=5"
     for url in ("sqlite:////abs/s.db", "sqlite://", "sqlite:///:memory:", "postgresql://u:p@host/db"):
         assert typed_url(url) == url
@@ -88,8 +88,8 @@ def test_a_checkpoints_relative_paths_mean_the_folder_the_command_was_typed_in(t
     monkeypatch.chdir(tmp_path)
     stored = {"data": {"source": "folder", "root": "faces", "cache_dir": ".cache/lego_vae"}, "model": {"arch": "conv"}}
     plain = with_defaults(stored)
-    assert plain["data"]["root"] == str(tmp_path / "faces")
-    assert plain["data"]["cache_dir"] == str(tmp_path / ".cache" / "lego_vae")
+    assert plain.data.root == str(tmp_path / "faces")
+    assert plain.data.cache_dir == str(tmp_path / ".cache" / "lego_vae")
 
 
 def faces(folder: Path, n: int = 40) -> None:

@@ -1,5 +1,6 @@
 """The typed schema: wrong types and unknown keys are one line at validation, for every command's config."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -80,17 +81,17 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     # sharp_20k (train.py only: tune.py budgets by epochs) is sharp + 20,000 training faces at the seed's 13,200 steps.
     presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
     assert presets == ["demo", "quick", "sharp", "sharp_20k"]
-    plain = {p: to_plain(validate(compose_plain("train", f"experiment={p}"))) for p in ("sharp", "sharp_20k")}
-    best, sharp = plain["sharp_20k"], plain["sharp"]
-    assert (best["data"]["extra_train_faces"], best["trainer"]["max_steps"]) == (20000, 13200)
+    configs = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
+    best, sharp = configs["sharp_20k"], configs["sharp"]
+    assert (best.data.extra_train_faces, best.trainer.max_steps) == (20000, 13200)
     # The feature map, latent and hidden size measured best at this budget (docs/quality.md, "Underfit, not
     # overfit", "All 64 latent dimensions" and "A wider fully connected layer"); the rest is sharp's.
-    assert best["model"] == {**sharp["model"], "feature_size": 8, "latent": 64, "hidden": 1024}
-    assert (sharp["model"]["feature_size"], sharp["model"]["latent"], sharp["model"]["hidden"]) == (4, 32, 512)
-    assert best["sample"] == sharp["sample"]
+    assert best.model == dataclasses.replace(sharp.model, feature_size=8, latent=64, hidden=1024)
+    assert (sharp.model.feature_size, sharp.model.latent, sharp.model.hidden) == (4, 32, 512)
+    assert best.sample == sharp.sample
     # The learning rate measured best at this budget (docs/quality.md); the rest of the optimizer is sharp's.
-    assert best["optim"] == {**sharp["optim"], "lr": 5e-4} and sharp["optim"]["lr"] == 1e-3
-    assert best["trainer"]["gradient_clip_val"] is None and best["data"]["num_images"] == sharp["data"]["num_images"]
+    assert best.optim == dataclasses.replace(sharp.optim, lr=5e-4) and sharp.optim.lr == 1e-3
+    assert best.trainer.gradient_clip_val is None and best.data.num_images == sharp.data.num_images
 
 
 @pytest.mark.parametrize("preset", ["quick", "sharp", "demo", "sharp_20k"])
@@ -103,11 +104,11 @@ def test_every_preset_serves_train_and_tune(preset: str) -> None:
         with pytest.raises(UserError, match=r"^trainer.max_steps=13200: tune.py budgets a trial by study.epochs"):
             validate_tune(compose_plain("tune", f"experiment={preset}"))
         return
-    tune = to_plain(validate_tune(compose_plain("tune", f"experiment={preset}")))
+    tune = validate_tune(compose_plain("tune", f"experiment={preset}"))
     # Every key train.py and tune.py share comes out the same from the preset.
-    assert {k: v for k, v in tune.items() if k in train} == train
+    assert {k: v for k, v in to_plain(tune).items() if k in train} == train
     study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400)}[preset]
-    assert (tune["study"]["name"], tune["study"]["n_trials"], tune["refit"]["epochs"]) == study
+    assert (tune.study.name, tune.study.n_trials, tune.refit.epochs) == study
 
 
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:
@@ -115,10 +116,10 @@ def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_c
     old = {**plain, "model": {k: v for k, v in plain["model"].items()
                               if k not in ("likelihood", "channels_last", "stage_convs", "feature_size")}}
     filled = with_defaults(old)
-    assert filled["model"]["stage_convs"] == 0  # the net every run before the key trained
-    assert filled["model"]["feature_size"] == 4  # likewise
-    assert filled["model"]["likelihood"] == "fixed"  # the seed's loss: what runs trained with before the key existed
-    assert filled["model"]["channels"] == 8 and filled["model"]["arch"] == "mlp"  # stored values win
+    assert filled.model.stage_convs == 0  # the net every run before the key trained
+    assert filled.model.feature_size == 4  # likewise
+    assert filled.model.likelihood == "fixed"  # the seed's loss: what runs trained with before the key existed
+    assert filled.model.channels == 8 and filled.model.arch == "mlp"  # stored values win
     assert validate(filled)["model"]["channels_last"] is True
 
 

@@ -81,7 +81,7 @@ def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstruction
     assert _size(out / "classes.png") == (len(shown) * cell + 2, 2 * cell + 2)  # faces above reconstructions
     # The columns are test faces of those classes, in the test split's order, above their reconstructions.
     vae, config, _ = load_model(str(run_dir), "cpu")
-    dm = LegoFacesDataModule.ready(config["data"])
+    dm = LegoFacesDataModule.ready(config.data)
     strip, classes = class_strip(vae, dm, "mouth", ["grin", "smile"], 1)
     labels = dm.split_labels("test")
     firsts = [next(i for i, lab in enumerate(labels) if lab["mouth"] == c) for c in classes]

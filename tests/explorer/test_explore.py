@@ -66,7 +66,7 @@ def run_dir(tmp_path_factory) -> Path:
     from lego_vae.model.prior import fit_prior, store_prior
 
     vae, config, _ = load_model(tmp / "run")
-    dm = LegoFacesDataModule.from_config(config["data"])
+    dm = LegoFacesDataModule.from_config(config.data)
     dm.prepare_data()
     dm.setup("fit")
     sample = {"gmm_components": [1, 2], "reg_covar": 1e-4}
@@ -139,7 +139,7 @@ def test_morph_between_two_uploads_starts_at_a_and_ends_at_b(client, run_dir, fi
 
 def test_steer_at_zero_is_the_face_and_each_slider_moves_it(client, run_dir) -> None:
     vae, config, _ = load_model(run_dir)
-    face = LegoFacesDataModule.ready(config["data"]).split_images("test")[3].float() / 255
+    face = LegoFacesDataModule.ready(config.data).split_images("test")[3].float() / 255
     _, shown, _ = client.predict(3, 0, 0, 0, 0, api_name="/steer_pick")  # latent 4: four sliders
     at_zero = client.predict(0, 0, 0, 0, api_name="/steer")
     assert close(pixels(at_zero), reconstruction(vae, face)) and close(pixels(shown), pixels(at_zero))

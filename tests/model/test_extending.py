@@ -72,12 +72,12 @@ def test_a_new_architecture_and_likelihood_build_and_train_through_the_product(t
     pooled, laplace = toys
     assert list(VAE.registry)[-1] == "pooled" and list(Likelihood.registry)[-1] == "laplace"
     config = validate(make_cfg("trainer.max_steps=3"))
-    config["model"]["arch"] = "pooled"  # what model=pooled gives, with the YAML file of docs/extending.md
-    config["model"]["likelihood"] = "laplace"
+    config.model.arch = "pooled"  # what model=pooled gives, with the YAML file of docs/extending.md
+    config.model.likelihood = "laplace"
     module = LitVAE(config)
     vae = module.vae
     assert type(vae) is pooled and type(vae.likelihood) is laplace and vae.likelihood.vae is vae
-    assert vae.feature_shape == (3, 8, 8) and vae.mu.in_features == config["model"]["hidden"]
+    assert vae.feature_shape == (3, 8, 8) and vae.mu.in_features == config.model.hidden
     assert not module.channels_last  # only an architecture that says so runs channels-last
     assert sorted(vae.state_dict()) == sorted(build_vae(config).state_dict())  # the same model, built the same way
 

@@ -32,7 +32,7 @@ def test_a_cpu_without_bf16_trains_in_fp32(make_cfg, tmp_path) -> None:
     from lego_vae.training.trainer import build_trainer
 
     plain = validate(make_cfg())
-    plain["trainer"]["precision"] = resolve_precision("auto", "cpu", cpu_bf16=False)
+    plain.trainer.precision = resolve_precision("auto", "cpu", cpu_bf16=False)
     trainer = build_trainer(plain, tmp_path, checkpoints=False, train_batches=4)
     assert trainer.precision == "32-true"
 

@@ -69,7 +69,7 @@ class RecordGradients(L.Callback):
 
 def _max_grad(make_cfg, tmp_path, clip: str, fused: str = "true") -> float:
     plain = validate(make_cfg("trainer.max_epochs=1", f"trainer.gradient_clip_val={clip}", f"optim.fused={fused}"))
-    dm = LegoFacesDataModule.from_config(plain["data"])
+    dm = LegoFacesDataModule.from_config(plain.data)
     record = RecordGradients()
     trainer = build_trainer(plain, tmp_path / f"clip{clip}{fused}", [record], checkpoints=False, train_batches=4)
     trainer.fit(LitVAE(plain), datamodule=dm)
@@ -108,7 +108,7 @@ def test_fused_adam_trains_as_torchs_default_adam(make_cfg, tmp_path, algorithm:
         L.seed_everything(0, verbose=False)
         model, record = LitVAE(plain), RecordLosses()
         trainer = build_trainer(plain, tmp_path / f"{algorithm}-{fused}", [record], checkpoints=False, train_batches=4)
-        trainer.fit(model, datamodule=LegoFacesDataModule.from_config(plain["data"]))
+        trainer.fit(model, datamodule=LegoFacesDataModule.from_config(plain.data))
         assert trainer.optimizers[0].defaults["fused"] is (True if fused == "true" else None)
         assert model.own_clip is (fused == "true") and (trainer.gradient_clip_val is None) is (fused == "true")
         losses[fused] = torch.tensor(record.losses)
@@ -120,7 +120,7 @@ def test_fused_adam_trains_as_torchs_default_adam(make_cfg, tmp_path, algorithm:
     L.seed_everything(0, verbose=False)
     record = RecordLosses()
     build_trainer(plain, tmp_path / f"{algorithm}-none", [record], checkpoints=False, train_batches=4).fit(
-        LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain["data"]))
+        LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain.data))
     unclipped = float((torch.tensor(record.losses) - losses["false"]).abs().max())
     assert unclipped > max(10 * same, 1e-4), (unclipped, same)
 
@@ -134,7 +134,7 @@ def test_adam_takes_its_betas_from_the_config(make_cfg, tmp_path) -> None:
         L.seed_everything(0, verbose=False)
         record = RecordLosses()
         trainer = build_trainer(plain, tmp_path / str(betas), [record], checkpoints=False, train_batches=4)
-        trainer.fit(LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain["data"]))
+        trainer.fit(LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain.data))
         assert trainer.optimizers[0].param_groups[0]["betas"] == betas
         losses[betas] = torch.tensor(record.losses)
     assert validate(make_cfg())["optim"]["beta1"] == 0.9 and validate(make_cfg())["optim"]["beta2"] == 0.999
@@ -460,7 +460,7 @@ def test_val_psnr_is_logged_every_epoch_as_the_test_metrics_define_it(make_cfg, 
     assert len(logged) == 2  # one value per epoch
     # The last epoch's value is the PSNR of the last weights' posterior-mean reconstructions of the val split.
     vae, config, _ = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    val = LegoFacesDataModule.ready(config["data"]).split_images("val")
+    val = LegoFacesDataModule.ready(config.data).split_images("val")
     assert logged[-1].value == pytest.approx(reconstruction_quality(vae, val)["psnr"], abs=0.01)
 
 

@@ -116,7 +116,7 @@ def test_the_printed_commands_run_as_printed_for_any_path(make_cfg, tmp_path) ->
     # tune.py's overrides as Hydra got them: the user quoted these values for Hydra (and the shell), or Hydra refused.
     overrides = [f"data.cache_dir='{weird / 'cache'}'", f"paths.output_root='{weird / 'outputs'}'", "data.image_size=16"]
     plain = validate_tune(make_cfg(*overrides, config_name="tune"))
-    assert plain["data"]["cache_dir"] == str(weird / "cache")
+    assert plain.data.cache_dir == str(weird / "cache")
     study = optuna.create_study()
     space = {"hidden": IntDistribution(16, 64), "latent": IntDistribution(2, 8)}
     study.add_trial(create_trial(params={"hidden": 40, "latent": 5}, distributions=space, value=1.0))
@@ -138,7 +138,7 @@ def test_the_printed_commands_run_as_printed_for_any_path(make_cfg, tmp_path) ->
     assert job["data"]["cache_dir"] == str(weird / "cache") and job["paths"]["output_root"] == str(weird / "outputs")
     assert job["ckpt_path"] == str(folder / "last.ckpt")
     assert (job["model"]["hidden"], job["model"]["latent"], job["data"]["image_size"]) == (40, 5, 16)
-    assert job["trainer"]["max_epochs"] == plain["refit"]["epochs"]
+    assert job["trainer"]["max_epochs"] == plain.refit.epochs
 
 
 if __name__ == "__main__":

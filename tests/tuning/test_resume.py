@@ -25,7 +25,7 @@ def next_proposal(plain: dict, study_dir) -> tuple:
     """The pair the next trial of the study gets, and the sampler that proposed it."""
     study, sampler = open_for(plain, study_dir)
     trial = study.ask()
-    s = plain["space"]
+    s = plain.space
     pair = tuple(trial.suggest_int(n, s[n]["low"], s[n]["high"], log=s[n]["log"]) for n in s)
     return pair, sampler
 
