@@ -58,7 +58,7 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     for run in runs:
         vae, config, _ = load_model(run)
         if factors_of(config.data.source) is None:
-            raise UserError(f"{run}: trained on data.source={config['data']['source']}; the judge reads rendered "
+            raise UserError(f"{run}: trained on data.source={config.data.source}; the judge reads rendered "
                             "faces only (synthetic, ldraw)")
         models[str(checkpoint_file(run))] = (vae, config)
     sources = {config.data.source for _, config in models.values()}

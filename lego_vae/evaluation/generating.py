@@ -150,11 +150,11 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
 
     if plain.classes.factor is not None:
         c = plain.classes
-        strip, shown = class_strip(vae, datamodule, c["factor"], c["values"], c["per_class"])
+        strip, shown = class_strip(vae, datamodule, c.factor, c.values, c.per_class)
         # Upscaled (nearest) to at least 128 px a face, so a small feature can be named by eye.
         strip = torch.nn.functional.interpolate(strip, scale_factor=max(1, 128 // size), mode="nearest")
         written.append(save_grid(strip, out_dir / "classes.png", nrow=len(shown)))
-        print(f"classes.png: test faces above their reconstructions, {c['factor']}: {', '.join(shown)}", flush=True)
+        print(f"classes.png: test faces above their reconstructions, {c.factor}: {', '.join(shown)}", flush=True)
 
     if plain.inputs:
         pixels, _ = load_folder(plain.inputs, size, max_pixels=max_pixels)

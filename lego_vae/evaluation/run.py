@@ -48,13 +48,13 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, sto
     A mixture fitted now is added to the checkpoint when it holds none; one it holds is never replaced.
     """
     sample = plain.sample
-    if sample["prior"] != "gmm":
+    if sample.prior != "gmm":
         return None
     n_train = len(datamodule.split_indices["train"])
-    check_gmm_data(sample["gmm_components"], n_train)  # before any picture or metric is written
-    wanted = [int(k) for k in sample["gmm_components"] if k <= n_train]
+    check_gmm_data(sample.gmm_components, n_train)  # before any picture or metric is written
+    wanted = [int(k) for k in sample.gmm_components if k <= n_train]
     if stored is not None and stored.info.get("candidates") == wanted \
-            and stored.info.get("reg_covar", sample["reg_covar"]) == sample["reg_covar"]:
+            and stored.info.get("reg_covar", sample.reg_covar) == sample.reg_covar:
         return stored
     prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample, seed=plain.seed)
     if stored is None:
@@ -145,8 +145,8 @@ def measure(run: TrainedRun) -> dict:
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
                                 ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
-    metrics.update(evaluate(vae, test, beta=plain.model.beta, k=ev["iwae_k"],
-                            inception_weights=ev["inception_weights"], seed=seed, priors=priors, samples=samples))
+    metrics.update(evaluate(vae, test, beta=plain.model.beta, k=ev.iwae_k,
+                            inception_weights=ev.inception_weights, seed=seed, priors=priors, samples=samples))
     metrics.update(run_judge_metrics(vae, run.datamodule, plain, priors=priors, samples=samples))
     metrics["checkpoint"] = str(run.ckpt_path.resolve())
     return finite_or_null(metrics)

@@ -231,7 +231,7 @@ def launch(app, settings: dict, block: bool = True):
     """Serve the app on server.host:server.port (127.0.0.1 by default), offline, sharing only when asked."""
     server = settings.server
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return app.launch(server_name=server["host"], server_port=server["port"], share=bool(server["share"]),
+    return app.launch(server_name=server.host, server_port=server.port, share=bool(server.share),
                       ssr_mode=False, theme=theme, css=CSS, max_file_size=f"{settings['max_upload_mb']}mb",
                       allowed_paths=[str(app.gif_dir)], prevent_thread_lock=not block, show_error=True,
                       quiet=True)

@@ -73,7 +73,7 @@ def non_finite_advice(err: NonFiniteLoss, plain: TrainConfig, run_dir: Path, res
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
     o, t = plain.optim, plain.trainer
     clip = t.gradient_clip_val
-    tip = (f"try a lower optim.lr (now {o['lr']:g}, optim.final_lr {o['final_lr']:g})"
+    tip = (f"try a lower optim.lr (now {o.lr:g}, optim.final_lr {o.final_lr:g})"
            + (f" or trainer.gradient_clip_val (now {clip:g})" if clip is not None else
               " or clipping (trainer.gradient_clip_val=1.0)"))
     if not checkpoints:

@@ -61,7 +61,7 @@ def objective_settings(plain: TuneConfig) -> dict[str, Any]:
 def sampler_setting(plain: TuneConfig) -> str:
     """What proposes the trials: sampler.kind, with the acquisition of ours."""
     s = plain.sampler
-    return f"{s['kind']} ({s['acquisition']})" if s["kind"] == "botorch" else s["kind"]
+    return f"{s.kind} ({s.acquisition})" if s.kind == "botorch" else s.kind
 
 
 def design_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -108,7 +108,8 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
 
 def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> str | None:
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
-    now, names = plain.space, list(plain.space)
+    now = to_plain(plain.space)  # compared with, and stored as, the study's plain copy
+    names = list(now)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
     if stored == now or stored is None:
         if study.user_attrs.get("space") != now:
@@ -157,7 +158,7 @@ def design_state(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTria
     state = study.user_attrs.get("design")
     if state is not None:
         return dict(state)
-    names = list(plain.space)
+    names = list(to_plain(plain.space))
     design = design_trials(trials)
     labels = [re.search(r"\((\w+)\)", str(t.user_attrs["proposed_by"])) for t in design]
     kind = next((m[1] for m in labels if m), plain.study.initial_design)
@@ -169,21 +170,21 @@ def design_state(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTria
 
 def grow_design(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> list[str]:
     """Enqueue the design points a larger study.n_initial asks for, continuing the design's sequence."""
-    names, s = list(plain.space), plain.study
+    names, s = list(to_plain(plain.space)), plain.study
     state = design_state(study, plain, trials)
     notes = []
-    if s["initial_design"] != state["kind"]:
-        notes.append(f"study.initial_design={s['initial_design']}: study '{study.study_name}' has a {state['kind']} "
-                     f"design, and keeps it (another study.name starts a {s['initial_design']} one)")
+    if s.initial_design != state["kind"]:
+        notes.append(f"study.initial_design={s.initial_design}: study '{study.study_name}' has a {state['kind']} "
+                     f"design, and keeps it (another study.name starts a {s.initial_design} one)")
     have = len(_pairs(design_trials(trials), names))
-    target = min(s["n_initial"], s["n_trials"])
+    target = min(s.n_initial, s.n_trials)
     if target > have:
         start = state["rows"]
         points, state["rows"] = design_points(plain.space, state["kind"], state["seed"], start, target - have,
                                               _pairs(trials, names))
         for params in points:
             study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({state['kind']})"})
-        notes.append(f"study.n_initial={s['n_initial']}: {len(points)} more points of the study's {state['kind']} "
+        notes.append(f"study.n_initial={s.n_initial}: {len(points)} more points of the study's {state['kind']} "
                      f"design, its sequence continued from row {start}")
     if study.user_attrs.get("design") != state:
         study.set_user_attr("design", state)
@@ -203,7 +204,7 @@ def resume(study: optuna.Study, plain: TuneConfig) -> None:
 def record(study: optuna.Study, plain: TuneConfig, rows: int) -> None:
     """What a new study's trials depend on, for the checks of its resumes."""
     s = plain.study
-    study.set_user_attr("design", {"kind": s["initial_design"], "seed": s["seed"], "rows": rows})
+    study.set_user_attr("design", {"kind": s.initial_design, "seed": s.seed, "rows": rows})
     study.set_user_attr("space", to_plain(plain.space))
     study.set_user_attr("objective", objective_settings(plain))
     study.set_user_attr("sampler", sampler_setting(plain))

@@ -171,7 +171,7 @@ def open_for(plain: TuneConfig, study_dir: Path) -> tuple[optuna.Study, Proposer
         try:  # refit an existing study; never create (and enqueue a design into) a new one
             study = optuna.load_study(study_name=plain.study.name, storage=storage, sampler=sampler)
         except KeyError:
-            raise UserError(f"refit.only: no study '{plain['study']['name']}' in {shown_url(storage.url)}; "
+            raise UserError(f"refit.only: no study '{plain.study.name}' in {shown_url(storage.url)}; "
                             "run tune.py first") from None
     else:
         study = open_study(plain, storage, sampler, make_pruner(plain), lock)
