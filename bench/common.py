@@ -19,6 +19,8 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 
+from lego_vae.config.commands import TuneConfig
+from lego_vae.config.schema import TrainConfig
 from lego_vae.strict_json import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,14 +37,14 @@ def composed(name: str, *overrides: str):
         return compose(name, overrides=list(overrides))
 
 
-def tune_config(*overrides: str) -> dict:
+def tune_config(*overrides: str) -> TuneConfig:
     """conf/tune.yaml composed with these overrides and validated, as `python tune.py` would see it."""
     from lego_vae.config import validate_tune
 
     return validate_tune(composed("tune", *overrides))
 
 
-def train_config(*overrides: str) -> dict:
+def train_config(*overrides: str) -> TrainConfig:
     """conf/train.yaml composed with these overrides and validated, as `python train.py` would see it."""
     from lego_vae.config import validate
 

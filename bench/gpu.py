@@ -164,7 +164,7 @@ def section_epochs(args: argparse.Namespace, results: Results, deadline: float) 
 
 def plan() -> dict:
     p = common.tune_config()
-    return {"n_trials": p["study"]["n_trials"], "epochs": p["study"]["epochs"], "refit_epochs": p["refit"]["epochs"]}
+    return {"n_trials": p.study.n_trials, "epochs": p.study.epochs, "refit_epochs": p.refit.epochs}
 
 
 def projection(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)} | {"plan": plan()}
     results = Results(args, settings)
     # The data set is rendered (or read from its cache) once, untimed.
-    LegoFacesDataModule.from_config(common.tune_config(*tune_items(args))["data"]).prepare_data()
+    LegoFacesDataModule.from_config(common.tune_config(*tune_items(args)).data).prepare_data()
     with common.limit_threads(common.threads_of(args)):
         if "startup" in sections:
             section_startup(args, results)

@@ -71,8 +71,8 @@ def judge_runs(runs: list[str], faces: int, seed: int, cache_dir: str) -> dict:
     size = sizes.pop()
     judge, info = load_or_train_judge(size, cache_dir, next(iter(models.values()))[1].eval.judge, source=source)
     # ldraw: fresh renders of the first run's held-out (test) designs, which no training step saw.
-    data = next(iter(models.values()))[1]["data"]
-    among = held_out_designs(data["seed"], data["val_fraction"], data["test_fraction"]) if source == "ldraw" else None
+    data = next(iter(models.values()))[1].data
+    among = held_out_designs(data.seed, data.val_fraction, data.test_fraction) if source == "ldraw" else None
     pixels, labels = render_labelled(source, faces, size, seed, among)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
     rows, hits = [], {}

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
 
 from bench import common
 from lego_vae.config import to_plain
+from lego_vae.config.commands import TuneConfig
 from lego_vae.tuning.sampler import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +54,12 @@ MAX_TRIAL_SHARE = 0.02  # of one trial's training time
 DEFAULT_EPOCH_SECONDS = 9.5  # conv, 64 px, hidden 512, 2,600 faces, measured earlier on this 2-core CPU
 
 
-def tune_config() -> dict:
-    """The tune config's space, sampler and study sections, as tune.py sees them."""
-    cfg = common.composed("tune")
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+def tune_config() -> TuneConfig:
+    """The tune config (its space, sampler and study sections matter here), as tune.py sees it."""
+    return common.tune_config()
 
 
-def space_of(plain: dict) -> dict[str, IntDistribution]:
+def space_of(plain: TuneConfig) -> dict[str, IntDistribution]:
     """The two integer parameters of the search space."""
     return {name: IntDistribution(s["low"], s["high"], log=s["log"]) for name, s in to_plain(plain.space).items()}
 

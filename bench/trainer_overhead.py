@@ -192,9 +192,9 @@ class Sides:
         if channels_last:
             vae.to(memory_format=torch.channels_last)
         optim, beta = plain.optim, float(plain.model.beta)
-        lr, clip = float(optim["lr"]), float(plain.trainer.gradient_clip_val)
-        optimizer = torch.optim.Adam(vae.parameters(), lr=lr, fused=bool(optim["fused"]) or None)  # as LitVAE
-        factor = LRFactor(lr, float(optim["final_lr"]), plain.trainer.max_epochs, optim["schedule"])
+        lr, clip = float(optim.lr), float(plain.trainer.gradient_clip_val)
+        optimizer = torch.optim.Adam(vae.parameters(), lr=lr, fused=bool(optim.fused) or None)  # as LitVAE
+        factor = LRFactor(lr, float(optim.final_lr), plain.trainer.max_epochs, optim.schedule)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         loader = self.dm.train_dataloader()
         torch.manual_seed(plain.seed)

@@ -56,7 +56,8 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, sto
     if stored is not None and stored.info.get("candidates") == wanted \
             and stored.info.get("reg_covar", sample.reg_covar) == sample.reg_covar:
         return stored
-    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample, seed=plain.seed)
+    prior = fit_prior(vae, datamodule.split_images("train"), datamodule.split_images("val"), sample.gmm_components,
+                      sample.reg_covar, seed=plain.seed)
     if stored is None:
         store_prior(checkpoint, prior)
     return prior

@@ -114,11 +114,12 @@ def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int], r
                                 torch.from_numpy(np.asarray(gmm.covariances_)), info)
 
 
-def fit_prior(vae: torch.nn.Module, train_images: Tensor, val_images: Tensor, sample_cfg: dict,
-              seed: int = 0) -> GaussianMixturePrior:
-    """The mixture of sample_cfg (gmm_components, reg_covar) fitted to the posterior means of a trained VAE."""
+def fit_prior(vae: torch.nn.Module, train_images: Tensor, val_images: Tensor, components: Sequence[int],
+              reg_covar: float, seed: int = 0) -> GaussianMixturePrior:
+    """The mixture (fit_gmm over these numbers of components, sample.gmm_components and sample.reg_covar of a run)
+    fitted to the posterior means of a trained VAE."""
     return fit_gmm(posterior(vae, train_images, 256)[0], posterior(vae, val_images, 256)[0],
-                   components=sample_cfg.gmm_components, reg_covar=sample_cfg.reg_covar, seed=seed)
+                   components=components, reg_covar=reg_covar, seed=seed)
 
 
 def load_prior(checkpoint: dict) -> GaussianMixturePrior | None:

@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lego_vae.config import to_plain
+from lego_vae.config import get_key, to_plain
 from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
@@ -43,18 +43,11 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
-def _get(plain: TuneConfig, key: str) -> Any:
-    value: Any = plain
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def objective_settings(plain: TuneConfig) -> dict[str, Any]:
     """The settings of plain that define a trial's objective, as flat dotted keys."""
-    flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(plain.get(section) or {}, section).items()
+    flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(to_plain(getattr(plain, section)), section).items()
             if k not in NOT_OBJECTIVE}
-    flat.update({key: _get(plain, key) for key in OBJECTIVE_KEYS})
+    flat.update({key: get_key(plain, key) for key in OBJECTIVE_KEYS})
     return flat
 
 

@@ -38,7 +38,7 @@ def _split_sizes(run: Path) -> list[int]:
     from lego_vae.data.datamodule import LegoFacesDataModule
     from lego_vae.runs import load_model
 
-    dm = LegoFacesDataModule.ready(load_model(run)[1]["data"])
+    dm = LegoFacesDataModule.ready(load_model(run)[1].data)
     return [len(dm.split_indices[s]) for s in ("train", "val", "test")]
 
 

@@ -94,4 +94,4 @@ def test_a_resconv_net_without_a_stage_is_refused_in_one_line(make_cfg) -> None:
         validate(make_cfg("model=resconv", "model.feature_size=16"))
     assert str(err.value) == ("model.feature_size=16: model.arch=resconv needs it below data.image_size=16 "
                               "(at least one stride-2 stage)")
-    assert validate(make_cfg("model=resconv", "model.feature_size=8"))["model"]["feature_size"] == 8
+    assert validate(make_cfg("model=resconv", "model.feature_size=8")).model.feature_size == 8

@@ -120,7 +120,7 @@ def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_c
     assert filled.model.feature_size == 4  # likewise
     assert filled.model.likelihood == "fixed"  # the seed's loss: what runs trained with before the key existed
     assert filled.model.channels == 8 and filled.model.arch == "mlp"  # stored values win
-    assert validate(filled)["model"]["channels_last"] is True
+    assert validate(filled).model.channels_last is True
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ def test_extra_train_faces_are_for_rendered_sources(make_cfg, source, refused) -
         assert "\n" not in message  # one line
     else:
         cfg = validate(make_cfg(*overrides))
-        assert cfg["data"]["source"] == source and cfg["data"]["extra_train_faces"] == 5
+        assert cfg.data.source == source and cfg.data.extra_train_faces == 5
 
 
 # ---- the attribute judge -----------------------------------------------------------------------------------

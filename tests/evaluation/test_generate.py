@@ -100,7 +100,7 @@ def test_classes_strip_shows_test_faces_of_each_class_above_their_reconstruction
 def test_checkpoint_may_be_a_run_folder_or_a_file(run_dir) -> None:
     vae_a, cfg_a, _ = load_model(run_dir)
     vae_b, _, _ = load_model(run_dir / "checkpoints" / "best.ckpt")
-    assert cfg_a["data"]["image_size"] == 16
+    assert cfg_a.data.image_size == 16
     for (k, a), (_, b) in zip(vae_a.state_dict().items(), vae_b.state_dict().items()):
         assert torch.equal(a, b), k
 

@@ -260,7 +260,7 @@ def test_fid_with_a_missing_or_broken_weights_file_names_it(trained: VAE, faces:
 def test_evaluate_is_flat_and_json_serialisable(trained: VAE, faces: torch.Tensor) -> None:
     from lego_vae.model.prior import fit_prior
 
-    prior = fit_prior(trained, faces[:64], faces[64:96], {"gmm_components": [1], "reg_covar": 1e-4})
+    prior = fit_prior(trained, faces[:64], faces[64:96], [1], 1e-4)
     got = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior})
     sample_keys = {"fid", "kid", "kid_std", "fid_reason"}
     assert set(got) == {"likelihood", "decoder_sigma", "test_loss", "test_recon", "test_kl", "iwae_k", "nll_nats",
@@ -278,7 +278,7 @@ def test_evaluate_is_flat_and_json_serialisable(trained: VAE, faces: torch.Tenso
 def test_evaluate_with_the_samples_already_decoded_gives_the_same_numbers(trained: VAE, faces: torch.Tensor) -> None:
     from lego_vae.model.prior import fit_prior
 
-    prior = fit_prior(trained, faces[:64], faces[64:96], {"gmm_components": [1], "reg_covar": 1e-4})
+    prior = fit_prior(trained, faces[:64], faces[64:96], [1], 1e-4)
     samples = {name: metrics.decoded_samples(trained, 64, p, seed=3) for name, p in (("normal", None), ("gmm", prior))}
     shared = metrics.evaluate(trained, faces[:64], k=4, feature=TinyFeatures(), priors={"gmm": prior}, seed=3,
                               samples=samples)

@@ -69,9 +69,8 @@ def run_dir(tmp_path_factory) -> Path:
     dm = LegoFacesDataModule.from_config(config.data)
     dm.prepare_data()
     dm.setup("fit")
-    sample = {"gmm_components": [1, 2], "reg_covar": 1e-4}
     store_prior(tmp / "run" / "checkpoints" / "best.ckpt",
-                fit_prior(vae, dm.split_images("train"), dm.split_images("val"), sample))
+                fit_prior(vae, dm.split_images("train"), dm.split_images("val"), [1, 2], 1e-4))
     return tmp / "run"
 
 

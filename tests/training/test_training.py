@@ -137,7 +137,7 @@ def test_adam_takes_its_betas_from_the_config(make_cfg, tmp_path) -> None:
         trainer.fit(LitVAE(plain), datamodule=LegoFacesDataModule.from_config(plain.data))
         assert trainer.optimizers[0].param_groups[0]["betas"] == betas
         losses[betas] = torch.tensor(record.losses)
-    assert validate(make_cfg())["optim"]["beta1"] == 0.9 and validate(make_cfg())["optim"]["beta2"] == 0.999
+    assert validate(make_cfg()).optim.beta1 == 0.9 and validate(make_cfg()).optim.beta2 == 0.999
     # The first step is Adam's sign-like step either way; the steps after it differ.
     assert float((losses[(0.9, 0.999)] - losses[(0.5, 0.9)]).abs().max()) > 1e-3
 
