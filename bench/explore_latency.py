@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from bench import common
+from lego_vae.config import to_plain
 from lego_vae.model.build import build_vae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def write_checkpoint(args, folder: Path) -> Path:
             for param in layer.parameters():
                 param.mul_(SENSITIVITY)
     path = folder / "model.ckpt"
-    torch.save({"hyper_parameters": {"config": plain}, "state_dict": {f"vae.{k}": v for k, v in vae.state_dict().items()}},
+    torch.save({"hyper_parameters": {"config": to_plain(plain)}, "state_dict": {f"vae.{k}": v for k, v in vae.state_dict().items()}},
                path)
     return path
 
@@ -146,9 +147,9 @@ def run(args) -> dict:
         launch(app, settings, block=False)
         try:
             a, b = explorer.test_face(0), explorer.test_face(1)
-            dims = explorer.steer_dims(settings["steer"]["dims"])
+            dims = explorer.steer_dims(settings.steer.dims)
             rng = np.random.default_rng(0)
-            http = HttpCaller(f"http://127.0.0.1:{settings['server']['port']}/gradio_api")
+            http = HttpCaller(f"http://127.0.0.1:{settings.server.port}/gradio_api")
 
             def png(face: torch.Tensor) -> None:
                 to_pil(face).save(io.BytesIO(), format="png")
@@ -163,7 +164,7 @@ def run(args) -> dict:
             times = common.interleaved(sides, repeats=args.repeats)
             executable = shutil.which("chromium")
             if executable and not args.no_browser:
-                times |= browser_times(f"http://127.0.0.1:{settings['server']['port']}/", executable, args.repeats)
+                times |= browser_times(f"http://127.0.0.1:{settings.server.port}/", executable, args.repeats)
         finally:
             app.close()
     results = [{"slider": name, "median ms": 1000 * common.median(t),

@@ -47,6 +47,7 @@ def child(job: dict) -> None:
 
     marks = {"python": process_age()}
     import lego_vae.tuning.workers  # noqa: F401  (what a worker imports: the phase measured)
+    from lego_vae.config import validate_tune
     from lego_vae.tuning.trials import open_for, quiet_logs, trials_here
 
     marks["imports"] = process_age()
@@ -55,7 +56,7 @@ def child(job: dict) -> None:
     if torch.cuda.is_available():
         torch.cuda.init()
     marks["device"] = process_age()
-    plain = job["plain"]
+    plain = validate_tune(job["plain"])  # as a tune.py worker reads its parent's config (tuning.trials.run_worker)
     with quiet_logs():
         study, sampler = open_for(plain, Path(job["study_dir"]))
         marks["open study"] = process_age()
@@ -94,12 +95,13 @@ def import_table(top: int = 8) -> list[dict]:
 
 def one_worker(plain: dict, work: Path, threads: int | None) -> dict:
     """Launch one child on a fresh study; its marks and trials."""
+    from lego_vae.config import to_plain
     from lego_vae.tuning.trials import open_for
 
     work.mkdir(parents=True)
     open_for(plain, work)  # the parent's part: the study exists before its workers start
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
-    job = json.dumps({"plain": plain, "study_dir": str(work)}, allow_nan=False)
+    job = json.dumps({"plain": to_plain(plain), "study_dir": str(work)}, allow_nan=False)
     done = subprocess.run([sys.executable, "-m", "bench.worker_startup", "--child", job], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:

@@ -133,8 +133,8 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
     datamodule = LegoFacesDataModule.ready(config.data)
     if plain.a is not None:
         # The training run's data.max_pixels (today's default for a checkpoint older than the key).
-        a, b = (to_float(torch.from_numpy(load_image(plain[k], size, max_pixels)).permute(2, 0, 1), vae)
-                for k in ("a", "b"))
+        a, b = (to_float(torch.from_numpy(load_image(path, size, max_pixels)).permute(2, 0, 1), vae)
+                for path in (plain.a, plain.b))
         pairs = [(a, b)]
     else:
         pairs = random_pairs(datamodule, plain.pairs, gen, vae)

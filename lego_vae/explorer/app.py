@@ -123,7 +123,7 @@ def build_app(explorer: Explorer, settings: dict):
             except UserError as err:
                 notes.append(f"- {err}")
         if len(paths) > settings.max_files:
-            notes.append(f"- only the first {settings['max_files']} files are used (max_files)")
+            notes.append(f"- only the first {settings.max_files} files are used (max_files)")
         if not images:
             return [], "\n".join(["**Nothing to reconstruct.**", *notes]) if notes else "Upload images."
         recon, sse = explorer.reconstruct(torch.stack(images))
@@ -232,6 +232,6 @@ def launch(app, settings: dict, block: bool = True):
     server = settings.server
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     return app.launch(server_name=server.host, server_port=server.port, share=bool(server.share),
-                      ssr_mode=False, theme=theme, css=CSS, max_file_size=f"{settings['max_upload_mb']}mb",
+                      ssr_mode=False, theme=theme, css=CSS, max_file_size=f"{settings.max_upload_mb}mb",
                       allowed_paths=[str(app.gif_dir)], prevent_thread_lock=not block, show_error=True,
                       quiet=True)

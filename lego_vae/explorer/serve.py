@@ -44,14 +44,14 @@ def explore(cfg, block: bool = True):
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes of its server
     try:
         with stopped_by_sigterm(block):
-            print(f"explorer: http://{server['host']}:{server['port']} ({explorer.label}); Ctrl+C stops it", flush=True)
+            print(f"explorer: http://{server.host}:{server.port} ({explorer.label}); Ctrl+C stops it", flush=True)
             return launch(app, plain, block=block)
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM while Gradio was still starting, before its own loop catches it
         app.close()
         print("explorer: stopped while starting", flush=True)
         return None
     except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine does not have
-        raise UserError(f"server {server['host']}:{server['port']}: {err}; choose another server.port") from None
+        raise UserError(f"server {server.host}:{server.port}: {err}; choose another server.port") from None
     finally:
         if block:  # the explorer has ended: its morph GIFs go with it (a non-blocking server still serves them)
             app.gif_folder.cleanup()

@@ -91,7 +91,7 @@ def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_t
     history = read_curves(refit_tb) if refit_tb is not None else None
     predict = surrogate_predictor(study, plain.sampler.lengthscale, distributions(plain.space))
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
-                               space=plain.space)
+                               space=to_plain(plain.space))
     if paths:
         from PIL import Image
         from torch.utils.tensorboard import SummaryWriter

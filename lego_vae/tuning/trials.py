@@ -11,7 +11,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import optuna
@@ -203,8 +203,9 @@ def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler
         gc.unfreeze()  # the refit and whatever else this process runs next: collected as usual
 
 
-def run_worker(plain: TuneConfig, study_dir: Path) -> None:
-    """A worker process started by study.workers: trials only, no refit (its parent refits)."""
+def run_worker(plain: Mapping, study_dir: Path) -> None:
+    """A worker process started by study.workers: trials only, no refit (its parent refits). plain: the parent's
+    tune config as JSON data, validated again here."""
     plain = validate_tune(plain)
     with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         study, sampler = open_for(plain, study_dir)

@@ -26,6 +26,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.files import is_storage_error, storage_message
@@ -82,7 +83,7 @@ def thread_share(cores: int, workers: int) -> int:
     return max(1, cores // workers)
 
 
-def worker_config(plain: TuneConfig, threads: int) -> dict:
+def worker_config(plain: TuneConfig, threads: int) -> TuneConfig:
     """What a worker runs: the study's config, one worker's thread share, no refit, no progress bar."""
     cfg = copy.deepcopy(plain)
     cfg.study.workers = 1
@@ -151,7 +152,7 @@ def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages
           flush=True)
     # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    payload = json.dumps({"plain": worker_config(plain, threads), "study_dir": str(study_dir)}, allow_nan=False)
+    payload = json.dumps({"plain": to_plain(worker_config(plain, threads)), "study_dir": str(study_dir)}, allow_nan=False)
     printer = Printer(study)
     procs: list[subprocess.Popen] = []
     try:

@@ -48,9 +48,9 @@ def path_keys(schema: type, prefix: str = "") -> set[str]:
     return keys
 
 
-def get(plain: dict, key: str):
+def get(plain, key: str):
     for part in key.split("."):
-        plain = plain[part]
+        plain = getattr(plain, part)
     return plain
 
 

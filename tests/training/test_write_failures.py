@@ -234,7 +234,7 @@ def test_evaluate_and_generate_use_last_ckpt_when_best_ckpt_is_truncated(trained
     metrics = evaluate_run(run, out_dir=tmp_path / "evaluated")
     assert metrics["checkpoint"] == str(last.resolve()) and metrics["test_loss"] > 0
     assert len(warning.findall(capsys.readouterr().err)) == 1
-    assert load_model(run)[1]["model"]["latent"] == 4
+    assert load_model(run)[1].model.latent == 4
 
 
 def test_ckpt_path_last_names_a_truncated_newest_last_ckpt(make_cfg, trained, tmp_path) -> None:

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lego_vae.config import validate_tune
+from lego_vae.config import to_plain, validate_tune
 from lego_vae.tuning.design import initial_design
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for, trials_here
@@ -33,7 +33,7 @@ def propose_and_tell(plain: dict, study_dir, n: int) -> optuna.Study:
     study, _ = open_for(plain, study_dir)
 
     def objective(trial: optuna.Trial) -> float:
-        s = plain.space
+        s = to_plain(plain.space)
         pair = [trial.suggest_int(name, s[name]["low"], s[name]["high"], log=s[name]["log"]) for name in s]
         return bowl(*pair)
 
@@ -127,7 +127,7 @@ def test_two_workers_proposing_at_once_get_two_pairs(make_cfg, tmp_path, kind: s
     a, b = first.ask(), second.ask()
     assert a.number != b.number
     _ = [t.relative_params for t in (a, b)]  # both proposals (Optuna makes them at a trial's first suggest)
-    s = plain.space
+    s = to_plain(plain.space)
     got = [tuple(t.suggest_int(n, s[n]["low"], s[n]["high"], log=s[n]["log"]) for n in s) for t in (a, b)]
     assert got[0] != got[1]
     assert set(got).isdisjoint(pairs(first))

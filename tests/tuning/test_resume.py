@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from lego_vae.config import validate_tune
+from lego_vae.config import to_plain, validate_tune
 from lego_vae.errors import UserError
 from lego_vae.tuning.study import tune
 from lego_vae.tuning.trials import open_for
@@ -25,7 +25,7 @@ def next_proposal(plain: dict, study_dir) -> tuple:
     """The pair the next trial of the study gets, and the sampler that proposed it."""
     study, sampler = open_for(plain, study_dir)
     trial = study.ask()
-    s = plain.space
+    s = to_plain(plain.space)
     pair = tuple(trial.suggest_int(n, s[n]["low"], s[n]["high"], log=s[n]["log"]) for n in s)
     return pair, sampler
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -419,7 +420,7 @@ def _twins(tmp_path, pair: dict) -> tuple:
         trial.suggest_int("hidden", 16, 64, log=True)
         trial.suggest_int("latent", 2, 8, log=True)
         trials.append(trial)
-    return study, trials, Objective({"study": {"poll_seconds": 0.05}}, tmp_path, sampler=None)
+    return study, trials, Objective(SimpleNamespace(study=SimpleNamespace(poll_seconds=0.05)), tmp_path, sampler=None)  # what _twin reads
 
 
 def _twin_in_thread(objective, trial, pair: dict) -> tuple:
