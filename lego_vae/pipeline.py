@@ -4,16 +4,17 @@ evaluation: this module, above both, puts them in order."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
 
+from lego_vae.config.schema import TrainConfig
 from lego_vae.evaluation.run import measure, open_run, pictures, report
 from lego_vae.training.run import train
 
 
-def train_and_evaluate(cfg: Mapping, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
+def train_and_evaluate(cfg: DictConfig | TrainConfig, run_dir: str | Path, *, tb_dir: Path | None = None) -> dict:
     """Train cfg's VAE into run_dir (checkpoints/, config.yaml, TensorBoard in tb_dir, default run_dir/tb), then
     evaluate its best checkpoint there: metrics.json, the pictures, report.html. Returns the metrics (what train()
     returned in a DDP process other than rank zero: it evaluates nothing). Raises what train() and open_run raise."""

@@ -1,11 +1,12 @@
-"""The one validator every command uses: a composed config checked against its schema, as plain data.
+"""The one validator every command uses: a composed config checked against its schema, as a typed object.
 
-    plain = validated(cfg, TrainConfig)   # UserError (one line) for a wrong type, an unknown or missing
-                                          # key, a value out of range, or fields that disagree
+    cfg = validated(composed, TrainConfig)  # a TrainConfig; UserError (one line) for a wrong type, an unknown
+    cfg.trainer.max_steps                   # or missing key, a value out of range, or fields that disagree
 
 Hydra composes the YAML files; OmegaConf then merges the result into the schema's dataclasses, which
 checks every key and type, and each field's range (lego_vae.config.fields) and each section's
-`check` run on the merged, plain result. Every path it holds comes back absolute: a relative one means the folder
+`check(root)` run on the typed result. The code below the commands reads only these objects, by attribute;
+to_plain turns one back into the plain dict that checkpoints, JSON and Optuna's user attributes store. Every path it holds comes back absolute: a relative one means the folder
 where the command was typed (lego_vae.config.paths), even under hydra.job.chdir=true.
 """
 
@@ -29,8 +30,9 @@ from lego_vae.config.schema import DataConfig, TrainConfig
 from lego_vae.errors import UserError
 
 
-def to_plain(cfg: DictConfig | Mapping) -> dict:
-    """The config as plain, resolved Python containers (what checkpoints and hparams store)."""
+def to_plain(cfg: Any) -> dict:
+    """A typed config or section, a DictConfig or a mapping as plain, resolved Python containers (what checkpoints,
+    hparams, JSON and Optuna's user attributes store)."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return dataclasses.asdict(cfg)
     try:
@@ -89,8 +91,9 @@ def _walk(section: Any, root: Any, given: Mapping, prefix: str) -> None:
         section.check(root)
 
 
-def validated(cfg: DictConfig | Mapping, schema: type) -> dict:
-    """cfg checked against schema; the plain, resolved config, its paths absolute (lego_vae.config.paths).
+def validated(cfg: Any, schema: type) -> Any:
+    """cfg (a DictConfig, a mapping or a typed config) checked against schema; an instance of schema, resolved,
+    its paths absolute (lego_vae.config.paths).
 
     Raises UserError with one line naming the key (a value quoted as given).
     """
@@ -170,11 +173,11 @@ def known(section: Mapping, schema: type) -> dict:
     return out
 
 
-def validate(cfg: DictConfig | Mapping) -> dict:
-    """Check a composed train config before any work starts; return it as plain data."""
+def validate(cfg: Any) -> TrainConfig:
+    """Check a composed train config before any work starts; return it typed."""
     return validated(cfg, TrainConfig)
 
 
-def validate_tune(cfg: DictConfig | Mapping) -> dict:
-    """Check a composed tune config (the train part too); return it as plain data."""
+def validate_tune(cfg: Any) -> TuneConfig:
+    """Check a composed tune config (the train part too); return it typed."""
     return validated(cfg, TuneConfig)

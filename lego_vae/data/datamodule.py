@@ -146,7 +146,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         return cls(**vars(data))
 
     @classmethod
-    def ready(cls, data: dict) -> LegoFacesDataModule:
+    def ready(cls, data: Any) -> LegoFacesDataModule:
         """Built from the `data` section, decoded (cached) and split: split_images() works at once."""
         dm = cls.from_config(data)
         dm.prepare_data()  # data errors surface now, before a Trainer or a model exists

@@ -230,4 +230,4 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     out_dir = plain.out_dir
     where = out_dir or ckpt_path.parent.parent
     print(f"evaluate {ckpt_path} -> {where}", flush=True)
-    return evaluate_run(ckpt_path, config=OmegaConf.to_container(config, resolve=True), out_dir=out_dir)
+    return evaluate_run(ckpt_path, config=validate(config), out_dir=out_dir)

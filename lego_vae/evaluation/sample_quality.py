@@ -109,7 +109,7 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, pri
     """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior.
 
     samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=config.seed)} where the
-    caller decoded them already (training.py shares them with evaluate()); decoded here otherwise.
+    caller decoded them already (evaluation.run.measure shares them with evaluate()); decoded here otherwise.
     """
     judge_cfg, data = config.eval.judge, config.data
     if not judge_cfg.enabled:

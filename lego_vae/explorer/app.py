@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from lego_vae.config.commands import ExploreConfig
 from lego_vae.errors import UserError
 from lego_vae.explorer.session import Explorer, Face, read_upload
 from lego_vae.pictures import grid_tensor, save_gif, to_pil
@@ -41,8 +42,8 @@ def message(err: Exception) -> str:
     return f"**Could not use that:** {err}"
 
 
-def build_app(explorer: Explorer, settings: dict):
-    """The gr.Blocks app over an Explorer, configured by the explore config (plain dict).
+def build_app(explorer: Explorer, settings: ExploreConfig):
+    """The gr.Blocks app over an Explorer, configured by the explore config (ExploreConfig).
 
     The morph GIFs it writes live in a temporary folder of its own, `app.gif_folder` (a
     tempfile.TemporaryDirectory): removed by `app.gif_folder.cleanup()` (serve.explore does when the explorer
@@ -227,7 +228,7 @@ def build_app(explorer: Explorer, settings: dict):
     return app
 
 
-def launch(app, settings: dict, block: bool = True):
+def launch(app, settings: ExploreConfig, block: bool = True):
     """Serve the app on server.host:server.port (127.0.0.1 by default), offline, sharing only when asked."""
     server = settings.server
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)

@@ -15,8 +15,8 @@ from lego_vae.explorer.session import Explorer
 from lego_vae.model.inference import device_for
 
 
-def validate_explore(cfg) -> dict:
-    """Check an explore config (conf/explore.yaml); return it as plain data."""
+def validate_explore(cfg) -> ExploreConfig:
+    """Check an explore config (conf/explore.yaml); return it typed."""
     return validated(cfg, ExploreConfig)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
 from typing import Any
 
 import lego_vae.model.archs  # noqa: F401  (registers every architecture)
@@ -25,8 +24,8 @@ def _own(cls: type, options: dict) -> dict:
 
 
 def _options(model: Any) -> dict:
-    """The model section's keys and values, of a plain dict or of a config object (its attributes)."""
-    return dict(model) if isinstance(model, Mapping) else dict(vars(model))
+    """The model section's keys and values (a config object's attributes)."""
+    return dict(vars(model))
 
 
 def refusal(model: Any, image_size: int) -> str | None:
@@ -47,6 +46,7 @@ def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
     return net(image_size, likelihood=decoder(**_own(decoder, options)), **_own(net, options))
 
 
-def build_vae(config: dict) -> VAE:
-    """The VAE that a run's (validated) config describes: its model section and data.image_size."""
+def build_vae(config: Any) -> VAE:
+    """The VAE that a run's typed config (lego_vae.config.schema.TrainConfig, which the model does not import)
+    describes: its model section and data.image_size."""
     return make_vae(config.data.image_size, **_options(config.model))

@@ -24,7 +24,7 @@ TRAINING_KEYS = ("trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.f
                  "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 
 
-def same_run_setup(a: dict, b: dict) -> bool:
+def same_run_setup(a: TrainConfig, b: TrainConfig) -> bool:
     """Whether two configs train the same model on the same data (so one can resume the other).
 
     The training settings of TRAINING_KEYS (data.batch_size among them) do not count: a resume may change them.

@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.commandline import override
 from lego_vae.config import validate
@@ -102,7 +102,7 @@ def check_checkpoint_folder(run_dir: Path, ckpt_path: Path | None) -> None:
 
 
 def train(
-    cfg: Mapping,
+    cfg: DictConfig | TrainConfig,
     run_dir: str | Path,
     *,
     callbacks: Sequence[L.Callback] = (),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -36,7 +37,7 @@ def design_sequence(kind: str, dims: int, seed: int) -> Iterator[np.ndarray]:
             yield from engine.random(DESIGN_BLOCK)
 
 
-def design_points(space: dict, kind: str, seed: int, start: int, count: int,
+def design_points(space: Any, kind: str, seed: int, start: int, count: int,
                   held: set[tuple] = frozenset()) -> tuple[list[dict], int]:
     """Up to `count` pairs of the design sequence from its row `start` on, rounded into `space`, none of them
     in `held` nor twice (rounding can merge two rows); and the row after the last one read."""

@@ -133,7 +133,7 @@ class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the s
 
     A BaseException, so that Optuna passes it on at once instead of recording the trial FAIL: that write would
     wait for the lock again, fail, and log a traceback of its own. The worker records the trial once the lock is
-    released (trials.settle).
+    released (trials.settle_locked).
     """
 
 
