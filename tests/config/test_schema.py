@@ -123,6 +123,15 @@ def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_c
     assert validate(filled).model.channels_last is True
 
 
+def test_an_old_checkpoints_config_loses_keys_removed_since(make_cfg) -> None:
+    """A key a later version removed (here two made-up ones) is dropped, so the old run still loads typed."""
+    plain = to_plain(validate(make_cfg("model.latent=6")))
+    old = {**plain, "removed_section": {"x": 1}, "model": {**plain["model"], "removed_key": 3}}
+    filled = with_defaults(old)
+    assert filled.model.latent == 6 and not hasattr(filled.model, "removed_key")
+    assert to_plain(filled) == to_plain(with_defaults(plain))
+
+
 @pytest.mark.parametrize(
     ("module", "args", "expected"),
     [
