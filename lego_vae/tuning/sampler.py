@@ -95,8 +95,9 @@ class StudyView:
     def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return self.seen(self.study.get_trials(deepcopy=deepcopy, states=states), states)
 
-    # Optuna's samplers and IntersectionSearchSpace read a study through its private _get_trials: a view has to
-    # answer it too, or they would read the study past it. Answered uncached, through the public get_trials.
+    # Optuna's samplers and IntersectionSearchSpace read a study through its private _get_trials (its trials cache,
+    # kept off the public get_trials on purpose: optuna/optuna#4141, #4468): a view has to answer it too, or they
+    # would read the study past it. Answered uncached, through the public get_trials.
     def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
         return self.get_trials(deepcopy=deepcopy, states=states)
 
