@@ -52,7 +52,7 @@ from bench import common
 from lego_vae.config import validate
 from lego_vae.training.run import train
 from lego_vae.tuning.config import train_overrides
-from lego_vae.tuning.design import initial_design
+from lego_vae.tuning.design import design_points
 from lego_vae.tuning.sampler import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,8 +133,8 @@ def replay(kind: str, seed: int, table: np.ndarray, n_trials: int, n_initial: in
     n_h, n_l = table.shape
     space = {"hidden_idx": {"low": 0, "high": n_h - 1, "log": False},
              "latent_idx": {"low": 0, "high": n_l - 1, "log": False}}
-    design = initial_design({"space": space, "study": {"n_initial": n_initial, "n_trials": n_trials, "seed": seed,
-                                                       "initial_design": "sobol"}})
+    # The study's initial design (tuning.design.initial_design) for this space: its first Sobol points.
+    design = design_points(space, "sobol", seed, 0, min(n_initial, n_trials))[0]
     sampler = make_sampler(kind, len(design), seed, num_restarts=restarts, raw_samples=raw)
     study = optuna.create_study(sampler=sampler, direction="minimize")
     for params in design:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -187,10 +188,14 @@ CLAIM = """
 import json, sys, time
 from pathlib import Path
 import optuna
+from types import SimpleNamespace
+from lego_vae.tuning.proposer import trial_id
 from lego_vae.tuning.storage import make_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0, "busy_timeout": 120}}
-study = optuna.load_study(study_name="claims", storage=make_storage(plain, Path(sys.argv[1])))
+plain = SimpleNamespace(study=SimpleNamespace(storage=None, heartbeat_interval=60, grace_period=120, max_retry=0,
+                                              busy_timeout=120))
+storage = make_storage(plain, Path(sys.argv[1]))
+study = optuna.load_study(study_name="claims", storage=storage)
 # A barrier on files: both processes past their imports, then claiming together, however slow each start-up.
 Path(sys.argv[1], f"ready-{sys.argv[2]}").touch()
 while len(list(Path(sys.argv[1]).glob("ready-*"))) < 2:
@@ -198,7 +203,7 @@ while len(list(Path(sys.argv[1]).glob("ready-*"))) < 2:
 got = []
 while True:
     trial = study.ask()
-    if "fixed_params" not in study._storage.get_trial(trial._trial_id).system_attrs:
+    if "fixed_params" not in storage.get_trial(trial_id(storage, study, trial.number)).system_attrs:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         break
     got.append(trial.number)
@@ -212,7 +217,8 @@ def test_two_workers_never_claim_the_same_queued_trial(tmp_path) -> None:
     # on SQLite that must be one transaction, or two workers starting together both run the same trial.
     from lego_vae.tuning.storage import make_storage
 
-    plain = {"study": {"storage": None, "heartbeat_interval": 60, "grace_period": 120, "max_retry": 0, "busy_timeout": 120}}
+    plain = SimpleNamespace(study=SimpleNamespace(storage=None, heartbeat_interval=60, grace_period=120, max_retry=0,
+                                                  busy_timeout=120))  # the study keys make_storage reads
     study = optuna.create_study(study_name="claims", storage=make_storage(plain, tmp_path))
     for i in range(40):
         study.enqueue_trial({"x": float(i)})
