@@ -16,14 +16,7 @@ from pathlib import Path, PurePosixPath
 from lego_vae.data.folder import is_skipped
 from lego_vae.errors import UserError
 
-# The published set: dataset.zip (a folder dataset/ of Bricklink head photos, JPEG) in this repository,
-# pinned to a commit so the bytes, and hence the blob id below, can never change under us.
-LEGO_FACES_REPO = "iechevarria/lego-face-VAE"
-LEGO_FACES_COMMIT = "01c55ce88d57d8bb5674f14a8afcc9121d9b4877"
-LEGO_FACES_URL = f"https://github.com/{LEGO_FACES_REPO}/raw/{LEGO_FACES_COMMIT}/dataset.zip"
-# The git blob id lets anyone check the pin: `git ls-tree 01c55ce dataset.zip` in a clone of that repository.
-LEGO_FACES_BLOB = "153c85d6ffee22456ab015906e984038da412f08"
-
+# The published set's URL and git blob id are data.url and data.blob of conf/data/lego_faces.yaml, its one place.
 _CHUNK_BYTES = 1 << 20
 _COMPLETE_MARKER = ".complete"
 _MAX_NAMES_SHOWN = 5
