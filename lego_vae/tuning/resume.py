@@ -103,7 +103,7 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
         was, wants = (", ".join(f"{k}={d[k]}" for k in [*(_budget(d) if budget_changed else ()), *changed])
                       for d in (stored, now))
         # A study of epochs resumed with study.steps set: the way back also unsets study.steps.
-        back = f"study.steps=null, {was}" if budget_changed and "study.steps" not in stored else was
+        back = f"study.steps=null, {was}" if "study.steps" in _budget(now).keys() - stored.keys() else was
         raise UserError(
             f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss "
             f"under the two does not compare: resume it with {back}, or start a new study with another study.name "
