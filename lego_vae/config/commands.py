@@ -23,6 +23,8 @@ class StudyConfig:
     n_initial: int = integer(0)
     initial_design: str = choice(DESIGNS)
     epochs: int = integer(1)
+    steps: int | None = integer(1, optional=True)
+    val_every_steps: int | None = integer(1, optional=True)
     seed: int = integer(0)
     heartbeat_interval: int = integer(1)
     grace_period: int = integer(1)
@@ -41,6 +43,18 @@ class StudyConfig:
         if self.storage is not None and "://" not in self.storage:
             raise UserError(f"study.storage={self.storage}: must be null (sqlite in the study folder) or a "
                             "database URL")
+        if self.steps is None and self.val_every_steps is not None:
+            raise UserError(f"study.val_every_steps={self.val_every_steps}: only a trial budgeted in steps validates "
+                            "every so many steps; set study.steps too, or leave it null (a trial validates every epoch)")
+        if self.steps is not None and (self.val_every_steps or 0) > self.steps:
+            raise UserError(f"study.val_every_steps={self.val_every_steps}: must be <= study.steps={self.steps}")
+
+    def validation_interval(self) -> int | None:
+        """Optimizer steps between a trial's validations (each one a val/loss report to the pruner) when study.steps
+        budgets it: study.val_every_steps, else a tenth of study.steps (at least 1); None in the epochs plan."""
+        if self.steps is None:
+            return None
+        return self.val_every_steps or max(1, self.steps // 10)
 
 
 @dataclass(kw_only=True)
@@ -74,7 +88,22 @@ class SamplerConfig:
 class PrunerConfig:
     kind: str = choice(PRUNERS)
     warmup_epochs: int = integer(0)
+    warmup_steps: int | None = integer(0, optional=True)
     startup_trials: int = integer(0)
+
+    def check(self, root: Any) -> None:
+        if self.warmup_steps is not None and root.study.steps is None:
+            raise UserError(f"pruner.warmup_steps={self.warmup_steps}: counts optimizer steps, for a study budgeted in "
+                            "steps; set study.steps too, or use pruner.warmup_epochs")
+
+    def warmup(self, study: StudyConfig) -> int:
+        """The pruner's warm-up in the unit trials report in: pruner.warmup_epochs in the epochs plan; with
+        study.steps, pruner.warmup_steps, else the same share of the budget as warmup_epochs of study.epochs."""
+        if study.steps is None:
+            return self.warmup_epochs
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return round(study.steps * min(1.0, self.warmup_epochs / study.epochs))
 
 
 @dataclass(kw_only=True)
@@ -82,6 +111,7 @@ class RefitConfig:
     enabled: bool = flag()
     only: bool = flag()
     epochs: int = integer(1)
+    steps: int | None = integer(1, optional=True)
 
 
 @dataclass(kw_only=True)
@@ -97,7 +127,7 @@ class TuneConfig(TrainConfig):
     def check(self, root: Any) -> None:
         if self.trainer.max_steps is not None:
             raise UserError(f"trainer.max_steps={self.trainer.max_steps}: tune.py budgets a trial by study.epochs "
-                            "and the refit by refit.epochs; leave trainer.max_steps null")
+                            "or study.steps, and the refit by refit.epochs or refit.steps; leave trainer.max_steps null")
         devices, strategy = self.trainer.devices, self.trainer.strategy
         if devices not in ("auto", 1, "1") or strategy not in ("auto", "single_device"):
             raise UserError(f"trainer.devices={devices}: a trial runs in one process on one device; "

@@ -109,13 +109,15 @@ def train(
     checkpoints: bool = True,
     tb_dir: Path | None = None,
     announce: bool = True,
+    val_every_steps: int | None = None,
 ) -> dict:
     """Train the VAE of cfg into run_dir: config.yaml, checkpoints/best.ckpt and last.ckpt, TensorBoard in tb_dir.
 
     Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs",
     "best_checkpoint": its path or None, "resumed_from", "fit_seconds": trainer.fit alone, "seconds": all of it}.
     Raises UserError for a bad config, data or checkpoint, or a run_dir holding another run's checkpoints
-    (check_checkpoint_folder); NonFiniteLoss (a UserError) when a training loss or
+    (check_checkpoint_folder); val_every_steps: validate every that many optimizer steps instead of every epoch
+    (build_trainer); NonFiniteLoss (a UserError) when a training loss or
     val/loss becomes NaN or infinite: the run stops there, and checkpoints/ keeps the last finite epoch.
     """
     started = time.perf_counter()
@@ -143,7 +145,7 @@ def train(
 
     model = LitVAE(plain)
     trainer = build_trainer(plain, run_dir, callbacks, checkpoints=checkpoints, tb_dir=tb_dir,
-                            train_batches=len(datamodule.train_dataloader()))
+                            train_batches=len(datamodule.train_dataloader()), val_every_steps=val_every_steps)
     fit_started = time.perf_counter()
     try:
         fit_quietly(trainer, model, datamodule, ckpt_path)

@@ -103,8 +103,13 @@ def build_trainer(
     checkpoints: bool = True,
     tb_dir: Path | None = None,
     train_batches: int | None = None,
+    val_every_steps: int | None = None,
 ) -> L.Trainer:
     """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress.
+
+    It validates after every epoch; val_every_steps (a run budgeted by trainer.max_steps, e.g. a tuning trial)
+    instead every that many optimizer steps, counted over the whole run, not per epoch (and, as always, at the
+    last step), so that a run reports at the same steps whatever the number of faces.
 
     Every run stops at a NaN or infinite loss (StopOnNonFiniteLoss, first of the callbacks) before a checkpoint
     can hold the weights it left behind; one given in callbacks takes the place of the default one.
@@ -165,6 +170,9 @@ def build_trainer(
         enable_progress_bar=bar,
         enable_model_summary=bar and checkpoints,  # a trial (no checkpoints) prints none: N workers would print N
         num_sanity_val_steps=0,  # validation runs after every epoch anyway
+        # val_check_interval counts training batches: one optimizer step each (no gradient accumulation here).
+        val_check_interval=val_every_steps,
+        check_val_every_n_epoch=None if val_every_steps else 1,
         default_root_dir=str(run_dir),
         plugins=[SafeCheckpointIO()],  # whole checkpoints or none: never a partial one over a good one
     )

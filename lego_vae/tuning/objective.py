@@ -60,6 +60,10 @@ class QuietTwins(logging.Filter):
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
+    Each validation reports val/loss to the trial at the epoch (the epochs plan: Optuna's callback), or, in a run
+    budgeted in steps (trainer.max_steps: study.steps), at the optimizer step it validated after
+    (trainer.global_step), so that the pruner's steps are optimizer steps.
+
     A non-finite val/loss never reaches it (Optuna's pruners would prune at NaN, counting the trial as finished):
     StopOnNonFiniteLoss, the first callback of every train() run, raises NonFiniteLoss before, and the trial ends
     FAIL with that reason.
@@ -75,10 +79,18 @@ class ValLossPruning(PyTorchLightningPruningCallback):
         if self.monitor not in trainer.callback_metrics:
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
-        if self.can_prune:
-            super().on_validation_end(trainer, pl_module)
-        else:
-            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=pl_module.current_epoch)
+        value = float(trainer.callback_metrics[self.monitor])
+        if trainer.max_steps <= 0:  # the epochs plan
+            if self.can_prune:
+                super().on_validation_end(trainer, pl_module)
+            else:
+                self.trial.report(value, step=pl_module.current_epoch)
+            return
+        step = trainer.global_step
+        self.trial.report(value, step=step)
+        if self.can_prune and self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says (progress.describe)
+            raise optuna.TrialPruned(f"Trial was pruned at step {step}.")
 
 
 def stopped(trial: optuna.Trial, reason: str) -> None:
@@ -138,7 +150,8 @@ class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the s
 
 
 class Objective:
-    """Trains one (hidden, latent) pair for study.epochs and returns the last epoch's val/loss."""
+    """Trains one (hidden, latent) pair for study.epochs (or exactly study.steps optimizer steps) and returns the
+    val/loss of its last validation (the last epoch's, or the last step's)."""
 
     def __init__(self, plain: TuneConfig, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
@@ -190,6 +203,7 @@ class Objective:
 
         cfg = train_overrides(self.plain, pair["hidden"], pair["latent"])
         cfg.trainer.max_epochs = self.plain.study.epochs
+        cfg.trainer.max_steps = self.plain.study.steps  # None: the epochs plan; else exactly that many steps
         # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
         cfg.log.images_every_n_epochs = 0
         if cfg.log.progress == "auto":  # a bar on a terminal; in logs, one line per trial is enough
@@ -201,7 +215,8 @@ class Objective:
         try:
             with STOP.armed():
                 metrics = train(cfg, self.study_dir / "trials" / name, callbacks=callbacks, checkpoints=False,
-                                tb_dir=self.study_dir / "tb" / name, announce=False)
+                                tb_dir=self.study_dir / "tb" / name, announce=False,
+                                val_every_steps=self.plain.study.validation_interval())
         except Interrupted as err:
             stopped(trial, f"{err} during training")
             raise  # Optuna marks the trial FAIL and passes the exception on: this worker stops
@@ -222,6 +237,7 @@ class Objective:
             free_memory()  # only now: inside the except block, the exception's traceback held the trial's tensors
             return failed(trial, oom)  # the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
+        trial.set_user_attr("steps", metrics["steps"])  # optimizer steps trained: study.steps, when it budgets
         return metrics["final_val_loss"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:

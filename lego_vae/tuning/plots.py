@@ -217,7 +217,7 @@ def _space(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normal
     return fig
 
 
-def _learning_curves(trials: list[FrozenTrial], best: FrozenTrial | None) -> Figure:
+def _learning_curves(trials: list[FrozenTrial], best: FrozenTrial | None, unit: str = "epoch") -> Figure:
     fig = _figure()
     ax = fig.subplots()
     seen: list[float] = []
@@ -235,7 +235,7 @@ def _learning_curves(trials: list[FrozenTrial], best: FrozenTrial | None) -> Fig
             ax.plot(steps, vals, color=COMPLETE_COLOR, lw=1, alpha=0.6)
     _maybe_log_y(ax, seen)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(title="Learning curves of all trials", xlabel="epoch", ylabel=LOSS)
+    ax.set(title="Learning curves of all trials", xlabel=unit, ylabel=LOSS)
     handles = [Line2D([], [], color=COMPLETE_COLOR, label="complete"),
                Line2D([], [], color=PRUNED_COLOR, marker="x", mew=2, label="pruned (x = pruned here)")]
     if best is not None:
@@ -286,7 +286,9 @@ def write_tuning_plots(
         _save(_history(trials), out_dir / "history.png"),
         _save(_evolution(points, bounds, norm, cmap), out_dir / "evolution.png"),
         _save(_space(points, bounds, norm, cmap, best, predict), out_dir / "space.png"),
-        _save(_learning_curves(trials, best), out_dir / "learning_curves.png"),
+        # A study budgeted in steps (its recorded objective: tuning.resume) reports at optimizer steps.
+        _save(_learning_curves(trials, best, "optimizer step" if "study.steps" in study.user_attrs.get("objective", {})
+                               else "epoch"), out_dir / "learning_curves.png"),
     ]
     refit = _refit(refit_history) if refit_history else None
     if refit is not None:

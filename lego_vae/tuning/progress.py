@@ -16,12 +16,14 @@ from lego_vae.tuning.sampler import last_value
 
 
 def describe(trial: FrozenTrial) -> str:
-    """value, 'pruned at epoch k (value)', 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
+    """value, 'pruned at epoch k (value)' (or 'at step s' in a study budgeted in steps), 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
     if trial.state == TrialState.COMPLETE:
         return f"val/loss {trial.value:.3f}"
     if trial.state == TrialState.PRUNED:
         last = last_value(trial)
-        return f"pruned at epoch {max(trial.intermediate_values, default=-1) + 1}" + (f" ({last:.3f})" if last else "")
+        step = trial.user_attrs.get("pruned_at_step")
+        at = f"step {step}" if step is not None else f"epoch {max(trial.intermediate_values, default=-1) + 1}"
+        return f"pruned at {at}" + (f" ({last:.3f})" if last else "")
     if "duplicate_of" in trial.user_attrs:  # a twin of a pair the study holds: trained nothing, counts for nothing
         return f"not counted: same pair as trial {trial.user_attrs['duplicate_of']}"
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"

@@ -44,8 +44,21 @@ def refit_lock(study_dir: Path):
     yield False
 
 
+def refit_budget(plain: TuneConfig) -> str:
+    """"400 epochs", or "13200 steps" when refit.steps budgets the refit."""
+    r = plain.refit
+    return f"{r.steps} steps" if r.steps is not None else f"{r.epochs} epochs"
+
+
+def trial_budget(plain: TuneConfig) -> str:
+    """"50 epochs", or "2000 steps" when study.steps budgets a trial."""
+    s = plain.study
+    return f"{s.steps} steps" if s.steps is not None else f"{s.epochs} epochs"
+
+
 def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
-    """Train the best pair for refit.epochs exactly as train.py would; return its run folder and test metrics.
+    """Train the best pair for refit.epochs (or exactly refit.steps optimizer steps) exactly as train.py would; return
+    its run folder and test metrics.
 
     A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
     from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial. Raises UserError
@@ -53,6 +66,7 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
     """
     cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
     cfg.trainer.max_epochs = plain.refit.epochs
+    cfg.trainer.max_steps = plain.refit.steps  # None: refit.epochs
     cfg.trainer.devices = plain.trainer.devices
     done, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
     if done.exists():
@@ -67,6 +81,6 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg.ckpt_path = str(last) if last.exists() else None
         print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
-              f"{plain.refit.epochs} epochs -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+              f"{refit_budget(plain)} -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

@@ -43,9 +43,10 @@ def train_command(plain: TuneConfig, overrides: Sequence[str], hidden: int, late
     """
     keep = [o for o in overrides
             if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in (*TUNE_ONLY_KEYS, "hydra")
-            and not o.startswith(("model.hidden=", "model.latent=", "trainer.max_epochs="))]
-    return command(["python", "train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}",
-                    f"trainer.max_epochs={plain.refit.epochs}"])
+            and not o.startswith(("model.hidden=", "model.latent=", "trainer.max_epochs=", "trainer.max_steps="))]
+    r = plain.refit
+    budget = f"trainer.max_steps={r.steps}" if r.steps is not None else f"trainer.max_epochs={r.epochs}"
+    return command(["python", "train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}", budget])
 
 
 def bound_note(plain: TuneConfig, params: dict) -> str | None:

@@ -5,7 +5,7 @@ that is read from its trials. On resume:
 - space.* low/high (widened, narrowed): it goes on in the new space. Every proposer models every parameter,
   with the finished trials that lie inside the new space (proposer.InSpace); the line says how many.
 - space.*.log: refused, naming the way to a new study (Optuna's storage keeps a parameter's scale in a study).
-- the objective (study.epochs, data.*, model.* but hidden and latent, optim.*, seed, gradient clipping): a
+- the objective (the trial's budget: study.epochs, or study.steps where it is set; data.*, model.* but hidden and latent, optim.*, seed, gradient clipping): a
   study with finished trials refuses, naming the setting and the way to a new study. Values of two objectives
   (val/loss after 3 epochs and after 50) do not compare: the GP, the pruner and the best trial would mix them.
 - sampler.kind or sampler.acquisition: the next trials are proposed by the new one (each trial's proposed_by
@@ -34,7 +34,10 @@ from lego_vae.tuning.proposer import distributions, held_pairs, inside
 OBJECTIVE_SECTIONS = ("data", "model", "optim")
 NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.hidden", "model.latent", "model.compile", "model.compile_mode",
                  "model.channels_last", "optim.fused")
-OBJECTIVE_KEYS = ("study.epochs", "seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
+OBJECTIVE_KEYS = ("seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
+# A trial's budget: study.steps where it is set (study.epochs then budgets nothing), else study.epochs. Only the one
+# that budgets is recorded, and a change of unit (epochs -> steps) is a change of budget.
+BUDGET_KEYS = ("study.epochs", "study.steps")
 
 
 def _flat(value: Any, prefix: str) -> dict[str, Any]:
@@ -48,7 +51,13 @@ def objective_settings(plain: TuneConfig) -> dict[str, Any]:
     flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(to_plain(getattr(plain, section)), section).items()
             if k not in NOT_OBJECTIVE}
     flat.update({key: get_key(plain, key) for key in OBJECTIVE_KEYS})
+    budget = "study.steps" if plain.study.steps is not None else "study.epochs"
+    flat[budget] = get_key(plain, budget)
     return flat
+
+
+def _budget(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: settings[k] for k in BUDGET_KEYS if k in settings}
 
 
 def sampler_setting(plain: TuneConfig) -> str:
@@ -86,14 +95,18 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
         epochs = {t.user_attrs.get("epochs") for t in trials
                   if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs} - {None}
         stored = {"study.epochs": epochs.pop()} if len(epochs) == 1 else {}
-    changed = [k for k in stored if k in now and stored[k] != now[k]]
+    changed = [k for k in stored if k in now and k not in BUDGET_KEYS and stored[k] != now[k]]
+    budget_changed = bool(_budget(stored)) and _budget(stored) != _budget(now)
     finished = [t for t in trials if t.state in FINISHED and "duplicate_of" not in t.user_attrs]
-    if changed and finished:
+    if (changed or budget_changed) and finished:
         name = study.study_name
-        was, wants = (", ".join(f"{k}={d[k]}" for k in changed) for d in (stored, now))
+        was, wants = (", ".join(f"{k}={d[k]}" for k in [*(_budget(d) if budget_changed else ()), *changed])
+                      for d in (stored, now))
+        # A study of epochs resumed with study.steps set: the way back also unsets study.steps.
+        back = f"study.steps=null, {was}" if "study.steps" in _budget(now).keys() - stored.keys() else was
         raise UserError(
             f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss "
-            f"under the two does not compare: resume it with {was}, or start a new study with another study.name "
+            f"under the two does not compare: resume it with {back}, or start a new study with another study.name "
             f"(e.g. study.name={name}-2)")
     if stored != now:
         study.set_user_attr("objective", now)

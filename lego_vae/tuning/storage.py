@@ -148,12 +148,17 @@ def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStora
 
 
 def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
-    """The pruner of pruner.kind; its steps are epochs (the pruning callback reports current_epoch)."""
-    p, epochs = plain.pruner, plain.study.epochs
+    """The pruner of pruner.kind. Its steps are those the pruning callback reports at: epochs, or with study.steps
+    optimizer steps (then the median's warm-up and hyperband's smallest rung are pruner.warmup_steps, and its
+    largest rung study.steps: PrunerConfig.warmup)."""
+    p, s = plain.pruner, plain.study
+    warmup = p.warmup(s)
     if p.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=warmup)
     if p.kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, p.warmup_epochs), max_resource=epochs)
+        if s.steps is not None:
+            return optuna.pruners.HyperbandPruner(min_resource=max(1, min(warmup, s.steps)), max_resource=s.steps)
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=s.epochs)
     return optuna.pruners.NopPruner()
 
 

@@ -25,7 +25,7 @@ from lego_vae.config.commands import TuneConfig
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.run import describe_recipe
-from lego_vae.tuning.refit import refit, refit_lock
+from lego_vae.tuning.refit import refit, refit_budget, refit_lock, trial_budget
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
     best_trial,
@@ -44,10 +44,10 @@ from lego_vae.tuning.workers import resolve_workers, run_workers
 def describe_space(plain: TuneConfig) -> str:
     """One phrase: the model, the search space, the trials and the refit."""
     m, space, study = plain.model, plain.space, plain.study
-    refit = f"refit {plain.refit.epochs} epochs" if plain.refit.enabled else "no refit"
+    refit = f"refit {refit_budget(plain)}" if plain.refit.enabled else "no refit"
     return (f"model {m.arch}, hidden {space.hidden.low}-{space.hidden.high} x latent "
             f"{space.latent.low}-{space.latent.high}; {describe_recipe(plain)}; "
-            f"{study.n_trials} trials x {study.epochs} epochs, {refit}")
+            f"{study.n_trials} trials x {trial_budget(plain)}, {refit}")
 
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -82,7 +82,7 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
             print(f"study '{study.study_name}' resumed, already finished ({n_trials} trials): nothing to train; its "
                   f"report is {study_dir / 'report.html'} (a larger study.n_trials extends it)", flush=True)
         print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain.sampler.kind}, "
-              f"pruner {plain.pruner.kind}, {plain.study.epochs} epochs per trial", flush=True)
+              f"pruner {plain.pruner.kind}, {trial_budget(plain)} per trial", flush=True)
         workers = resolve_workers(plain)
         if workers > 1 and finished < n_trials:
             run_workers(plain, study, sampler.storage, study_dir, workers)

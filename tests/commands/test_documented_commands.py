@@ -51,7 +51,8 @@ TINY = {
     "train": {"data.image_size": 16, "data.num_images": 160, "data.extra_train_faces": 40, "model.channels": 8,
               "trainer.max_epochs": 1, "trainer.max_steps": 3, "eval.iwae_k": 2, "eval.judge.num_train": 300, "eval.judge.num_holdout": 100,
               "eval.judge.epochs": 2, "pictures.grid": 4, "pictures.morph_steps": 5},
-    "tune": {"study.n_trials": 1, "study.n_initial": 1, "study.epochs": 1, "refit.epochs": 1},
+    "tune": {"study.n_trials": 1, "study.n_initial": 1, "study.epochs": 1, "refit.epochs": 1, "study.steps": 3,
+             "study.val_every_steps": 1, "pruner.warmup_steps": 1, "refit.steps": 3},
     "evaluate": {"eval.iwae_k": 2, "pictures.grid": 4, "pictures.morph_steps": 5},
 }
 # trainer.max_steps 3: one epoch of the tiny train split (125 faces + 40 extra, batch 64), so that the run
