@@ -118,7 +118,8 @@ def open_run(run: str | Path, *, config: TrainConfig | None = None, fitted: dict
     """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; it writes nothing but a gmm
     prior fitted now into a checkpoint that holds none (run_prior).
 
-    config: the checkpoint's own config with other eval/sample/pictures settings (default: the stored one).
+    config: the checkpoint's own config, validated, with other eval/sample/pictures settings (default: the stored
+    one, validated here).
     fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
     The model is on device_for(trainer.accelerator). Raises UserError for a missing, foreign or damaged
     checkpoint, or a gmm prior the data cannot fit.
@@ -126,7 +127,7 @@ def open_run(run: str | Path, *, config: TrainConfig | None = None, fitted: dict
     ckpt_path = checkpoint_file(run)
     folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     checkpoint = load_checkpoint(ckpt_path)
-    plain = validate(config if config is not None else stored_config(checkpoint))
+    plain = config if config is not None else validate(stored_config(checkpoint))
     vae, _, stored_prior = model_of(checkpoint, device_for(plain.trainer.accelerator))
     datamodule = LegoFacesDataModule.ready(plain.data)
     prior = run_prior(vae, datamodule, plain, stored_prior, ckpt_path)

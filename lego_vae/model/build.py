@@ -20,7 +20,8 @@ def _named(registry: dict, kind: str, name: str) -> type:
 
 def _own(cls: type, options: dict) -> dict:
     """The options a class's constructor names: each class reads only its own keys of the model section."""
-    return {key: value for key, value in options.items() if key in inspect.signature(cls).parameters}
+    named = inspect.signature(cls).parameters
+    return {key: value for key, value in options.items() if key in named}
 
 
 def _options(model: Any) -> dict:
