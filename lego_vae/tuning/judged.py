@@ -1,0 +1,144 @@
+"""A trial's faces, judged: the second objective of a study, measured once its training ends, and its picture.
+
+    judged = JudgedFaces(cfg.eval.judge, cfg.data, faces_png=trial_dir / "faces.png")
+    train(cfg, run_dir, callbacks=[..., judged])
+    judged.results["value"]      # the number to minimise, named judged.results["metric"] (judged_metric(source))
+
+On the validation split of the trainer's datamodule, with the model as trained at its last step:
+- a rendered source with labels (synthetic, ldraw: lego_vae.data.labelled): `val/attr_error` = 1 - the mean over
+  factors of the share of validation faces whose factor the judge reads right on their reconstruction
+  (evaluation.judge.attribute_accuracy: the mean that metrics.json calls attr_acc_recon["mean"], there on the
+  test faces). In [0, 1]; lower is better.
+- a photo source (folder, lego_faces: no labels): `val/fd_judge` = the Fréchet distance between as many samples,
+  z ~ N(0, I), and the validation faces, in the feature space of the synthetic faces' judge (what
+  evaluation.sample_quality calls fd_judge, via evaluation.distances.image_set_distances). >= 0; lower is better.
+The judge is evaluation.judge.load_or_train_judge's: trained once per image size and eval.judge settings, and cached
+under data.cache_dir (call judge_for once before starting workers, so that they do not each train it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from torch import Tensor
+
+from lego_vae.config.schema import DataConfig, JudgeConfig
+from lego_vae.data.labelled import factors_of
+from lego_vae.errors import UserError
+from lego_vae.evaluation.distances import image_set_distances
+from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, load_or_train_judge
+from lego_vae.evaluation.metrics import decoded_samples, reconstructions
+from lego_vae.pictures import save_grid
+
+ATTR_ERROR = "val/attr_error"  # beside training.trainer.METRIC ("val/loss"): the names a trial's values go by
+FD_JUDGE = "val/fd_judge"
+MAX_FACES = 8  # the faces picture shows at most this many validation faces, above their reconstructions
+
+
+def judged_metric(source: str) -> str:
+    """The name of the judged objective for a data source: ATTR_ERROR where its faces have labels, else FD_JUDGE."""
+    return ATTR_ERROR if factors_of(source) else FD_JUDGE
+
+
+def require_judge(judge_cfg: JudgeConfig) -> None:
+    """Raises UserError (one line naming the key) where eval.judge.enabled is false: without a judge there is no
+    judged objective, and a NaN in its place would pass for a value."""
+    if not judge_cfg.enabled:
+        raise UserError(f"eval.judge.enabled=false: a judged objective ({ATTR_ERROR} or {FD_JUDGE}) needs the judge; "
+                        "set eval.judge.enabled=true")
+
+
+def judge_for(judge_cfg: JudgeConfig, data: DataConfig) -> tuple[AttributeJudge, dict]:
+    """The judge that reads a run's faces, loaded from data.cache_dir or trained there (a rendered source's own;
+    photos: the synthetic faces'): (judge on the CPU, info with "ceiling", "loaded", "seconds", "path").
+
+    Raises UserError where eval.judge.enabled is false (require_judge).
+    """
+    require_judge(judge_cfg)
+    source = data.source if factors_of(data.source) else "synthetic"
+    return load_or_train_judge(data.image_size, data.cache_dir, judge_cfg, source=source)
+
+
+def judge_faces(vae: torch.nn.Module, judge: AttributeJudge, images: Tensor, labels: list[dict] | None,
+                seed: int = 0) -> dict:
+    """The judged objective of a VAE on faces: uint8 images (N, 3, S, S) and their labels (None: a photo source).
+
+    Returns {"metric": ATTR_ERROR or FD_JUDGE, "value": its number, "faces": N, and with labels "attr_error",
+    "attr_acc_recon" ({factor: accuracy, "mean"}, mouth among the factors); without, "fd_judge" and "kd_judge"}.
+    Deterministic: reconstructions are decoded posterior means, samples come from a generator seeded with seed,
+    both in eval mode under no_grad (the VAE's mode is restored). Raises ValueError where the distance cannot be
+    had (fewer than 2 faces: its reason).
+    """
+    if labels is not None:
+        accuracy = attribute_accuracy(judge, reconstructions(vae, images), labels)
+        error = 1.0 - accuracy["mean"]
+        return {"metric": ATTR_ERROR, "value": error, "faces": len(images), "attr_error": error,
+                "attr_acc_recon": accuracy}
+    samples = decoded_samples(vae, len(images), seed=seed)
+    distance = image_set_distances(images, samples, feature=judge, seed=seed)
+    if distance["fid"] is None:
+        raise ValueError(f"{FD_JUDGE}: {distance['fid_reason']}")
+    return {"metric": FD_JUDGE, "value": distance["fid"], "faces": len(images), "fd_judge": distance["fid"],
+            "kd_judge": distance["kid"]}
+
+
+def faces_picture(vae: torch.nn.Module, images: Tensor, path: Path, count: int = MAX_FACES) -> Path:
+    """A PNG of the first min(count, MAX_FACES, N) faces of uint8 images (N, 3, S, S) (top row) above their
+    reconstructions (bottom row): pictures.save_grid, 2 px white padding, so n faces of S px make a picture
+    n (S + 2) + 2 wide and 2 (S + 2) + 2 high."""
+    shown = images[: max(1, min(count, MAX_FACES))]
+    recon = reconstructions(vae, shown)
+    return save_grid(torch.cat([shown, recon]).float() / 255, path, nrow=len(shown))
+
+
+class JudgedFaces(L.Callback):
+    """Judges the validation faces once a fit ends (judge_faces), and draws them (faces_picture).
+
+    It measures in on_train_end, not on_fit_end: Lightning calls on_train_end at the end of its fit loop, after
+    the last training step and the validation that follows it (every epoch's end, or ValidateAtLastStep's at a
+    step budget), while the model is still on its device and the loggers are open; on_fit_end comes after the
+    Trainer's teardown (a GPU strategy has moved the model to the CPU, the loggers are finalized). Neither is
+    called for a fit that ends by an exception (a pruned or failed trial: nothing is measured) or one that had no
+    steps left to train (a resumed run already at its budget).
+
+    The value is logged under results["metric"] (judged_metric(data.source)) to the trainer's loggers at its last
+    step and put in trainer.callback_metrics (Lightning forbids self.log in on_train_end); the whole result stays in
+    `results` ({} until measured): judge_faces' dict, with "judge_ceiling" (the judge's accuracy on clean held-out
+    renders, {factor: accuracy, "mean"}), "of_ceiling" (with labels: attr_acc_recon's mean / the ceiling's),
+    "seconds" (the measurement's wall time) and "faces_png" (its path, or None).
+
+    judge_cfg: the run's eval.judge; data: its data section (source, image size, cache folder); faces_png: where
+    the picture goes (None: none); count: faces in it (at most MAX_FACES); seed: of the samples (photo sources).
+    Raises UserError at once where eval.judge.enabled is false (require_judge), before any training. The trainer
+    must fit with a datamodule (LegoFacesDataModule: its validation split, and its labels).
+    """
+
+    def __init__(self, judge_cfg: JudgeConfig, data: DataConfig, faces_png: Path | None = None,
+                 count: int = MAX_FACES, seed: int = 0) -> None:
+        require_judge(judge_cfg)  # the one-line refusal now, not after a trial's training
+        self.judge_cfg, self.data, self.faces_png, self.count, self.seed = judge_cfg, data, faces_png, count, seed
+        self.metric = judged_metric(data.source)
+        self.results: dict = {}
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        started = time.perf_counter()
+        judge, info = judge_for(self.judge_cfg, self.data)
+        dm, vae = trainer.datamodule, pl_module.vae
+        images = dm.split_images("val")
+        results = judge_faces(vae, judge, images, dm.split_labels("val"), seed=self.seed)
+        ceiling = info.get("ceiling")
+        results["judge_ceiling"] = ceiling
+        if "attr_acc_recon" in results and ceiling:
+            results["of_ceiling"] = results["attr_acc_recon"]["mean"] / ceiling["mean"]
+        path = None
+        if self.faces_png is not None and trainer.is_global_zero:
+            path = str(faces_picture(vae, images, Path(self.faces_png), self.count))
+        results.update(seconds=round(time.perf_counter() - started, 3), faces_png=path)
+        self.results = results
+        value = float(results["value"])
+        trainer.callback_metrics[self.metric] = torch.tensor(value)
+        for logger in trainer.loggers:
+            logger.log_metrics({self.metric: value}, step=trainer.global_step)
