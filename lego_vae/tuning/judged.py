@@ -32,6 +32,7 @@ from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, load_or_train_judge
 from lego_vae.evaluation.metrics import decoded_samples, reconstructions
 from lego_vae.pictures import save_grid
+from lego_vae.training.trainer import METRIC
 
 ATTR_ERROR = "val/attr_error"  # beside training.trainer.METRIC ("val/loss"): the names a trial's values go by
 FD_JUDGE = "val/fd_judge"
@@ -99,16 +100,18 @@ class JudgedFaces(L.Callback):
 
     It measures in on_train_end, not on_fit_end: Lightning calls on_train_end at the end of its fit loop, after
     the last training step and the validation that follows it (every epoch's end, or ValidateAtLastStep's at a
-    step budget), while the model is still on its device and the loggers are open; on_fit_end comes after the
-    Trainer's teardown (a GPU strategy has moved the model to the CPU, the loggers are finalized). Neither is
-    called for a fit that ends by an exception (a pruned or failed trial: nothing is measured) or one that had no
-    steps left to train (a resumed run already at its budget).
+    step budget), while the model is still on its device; on_fit_end comes after the strategy's teardown, which
+    moves the model to the CPU (Strategy.teardown, Lightning 2.6): on a GPU the faces would be decoded there.
+    on_train_end is not called for a fit that ends by an exception (a pruned or failed trial: nothing is measured)
+    or one that had no steps left to train (a resumed run already at its budget).
 
     The value is logged under results["metric"] (judged_metric(data.source)) to the trainer's loggers at its last
     step and put in trainer.callback_metrics (Lightning forbids self.log in on_train_end); the whole result stays in
     `results` ({} until measured): judge_faces' dict, with "judge_ceiling" (the judge's accuracy on clean held-out
     renders, {factor: accuracy, "mean"}), "of_ceiling" (with labels: attr_acc_recon's mean / the ceiling's),
-    "seconds" (the measurement's wall time) and "faces_png" (its path, or None).
+    "step" (trainer.global_step: the optimizer steps trained), "val_loss" (the last validation's val/loss, of the
+    same weights; None if none was logged), "seconds" (the measurement's wall time) and "faces_png" (its path, or
+    None).
 
     judge_cfg: the run's eval.judge; data: its data section (source, image size, cache folder); faces_png: where
     the picture goes (None: none); count: faces in it (at most MAX_FACES); seed: of the samples (photo sources).
@@ -136,7 +139,9 @@ class JudgedFaces(L.Callback):
         path = None
         if self.faces_png is not None and trainer.is_global_zero:
             path = str(faces_picture(vae, images, Path(self.faces_png), self.count))
-        results.update(seconds=round(time.perf_counter() - started, 3), faces_png=path)
+        loss = trainer.callback_metrics.get(METRIC)  # the last validation's, of these same weights
+        results.update(step=trainer.global_step, val_loss=None if loss is None else float(loss),
+                       seconds=round(time.perf_counter() - started, 3), faces_png=path)
         self.results = results
         value = float(results["value"])
         trainer.callback_metrics[self.metric] = torch.tensor(value)

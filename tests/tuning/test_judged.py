@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as L
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -24,8 +25,19 @@ SIZE = 16
 SMALL_JUDGE = ["eval.judge.num_train=64", "eval.judge.num_holdout=32", "eval.judge.epochs=1"]
 
 
+class LastValidation(L.Callback):
+    """The optimizer step and val/loss of the last validation."""
+
+    def __init__(self) -> None:
+        self.step, self.loss = -1, None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step, self.loss = trainer.global_step, float(trainer.callback_metrics["val/loss"])
+
+
 def fitted(tmp: Path, *overrides: str, faces_png: Path | None = None):
-    """A tiny VAE trained 4 steps with a JudgedFaces callback: (callback, trainer, LitVAE, datamodule, config)."""
+    """A tiny VAE trained 4 steps with a JudgedFaces callback: (callback, trainer, LitVAE, datamodule, config); the
+    callback's `last` is a LastValidation of the same fit."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, *SMALL_JUDGE, f"data.cache_dir={tmp / 'cache'}",
                                           f"paths.output_root={tmp}", "trainer.max_steps=4", "log.progress=none",
@@ -33,7 +45,8 @@ def fitted(tmp: Path, *overrides: str, faces_png: Path | None = None):
     plain = validate(cfg)
     dm = LegoFacesDataModule.ready(plain.data)
     judged = JudgedFaces(plain.eval.judge, plain.data, faces_png=faces_png)
-    trainer = build_trainer(plain, tmp / "run", [judged], checkpoints=False, train_batches=len(dm.train_dataloader()))
+    judged.last = LastValidation()
+    trainer = build_trainer(plain, tmp / "run", [judged, judged.last], checkpoints=False, train_batches=len(dm.train_dataloader()))
     model = LitVAE(plain)
     trainer.fit(model, datamodule=dm)
     return judged, trainer, model, dm, plain
@@ -49,6 +62,8 @@ def test_a_trained_model_gets_the_judges_attribute_error(synthetic_fit) -> None:
     judged, trainer, model, dm, plain = synthetic_fit
     results = judged.results
     assert trainer.global_step == 4 and results["metric"] == ATTR_ERROR == judged.metric
+    # Measured after the last validation, with no step between: the weights that val/loss scored.
+    assert results["step"] == judged.last.step == 4 and results["val_loss"] == judged.last.loss
     assert 0.0 <= results["value"] <= 1.0 and results["attr_error"] == results["value"]
     assert float(trainer.callback_metrics[ATTR_ERROR]) == pytest.approx(results["value"])
     # By hand: the judge's accuracy on the reconstructions of the validation faces, against their labels.
@@ -92,8 +107,10 @@ def test_a_photo_source_gets_the_samples_fd_judge(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i in range(60):
         Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    # The epochs plan (no step budget): 2 epochs of 2 steps, validated at each epoch's end.
     judged, trainer, model, dm, _ = fitted(tmp_path, "data=folder", f"data.root={root}", "data.num_images=null",
-                                           "data.val_fraction=0.2")
+                                           "data.val_fraction=0.2", "trainer.max_steps=null", "trainer.max_epochs=2")
+    assert judged.results["step"] == judged.last.step == trainer.global_step > 0
     results = judged.results
     assert results["metric"] == FD_JUDGE == judged.metric and "attr_error" not in results
     assert results["value"] == results["fd_judge"] >= 0.0 and results["faces"] == len(dm.split_images("val")) >= 2
