@@ -10,7 +10,7 @@ Four sections; epochs and study are time-boxed (a row that would start past its 
    (imports, CUDA's initialisation, opening the study, its first and second trials' set-up):
    `bench/worker_startup.py` with one repeat.
 1. epochs: seconds per epoch of one trial, as the study trains it (the tune config through
-   `train_overrides`, `train()` without checkpoints or artifacts), at 64 px, 2,600 faces (2,080 train),
+   `tuning.params.trial_config`, `train()` without checkpoints or artifacts), at 64 px, 2,600 faces (2,080 train),
    batch 64, for hidden/latent 128/8, 512/32 and 2048/64: fp32 (`32-true`) and `bf16-mixed` with the
    default fused Adam; at 512/32 also torch's default Adam (`optim.fused=false`, the step before) and
    CUDA graphs (`model.compile=true model.compile_mode=reduce-overhead`); then `torch.compile` in its
@@ -55,7 +55,7 @@ from lego_vae.config import validate
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.strict_json import write_json
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning import params as tuning_params
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = [(128, 8), (512, 32), (2048, 64)]
@@ -114,7 +114,7 @@ def epoch_seconds(args: argparse.Namespace, hidden: int, latent: int, precision:
     """Seconds of the last epoch of a trial-like fit; compiled: a torch.compile mode, or None."""
     plain = common.tune_config(*tune_items(args), f"trainer.precision={precision}", f"model.compile={compiled is not None}",
                                f"model.compile_mode={compiled or 'default'}", f"optim.fused={fused}")
-    cfg = train_overrides(plain, hidden, latent)
+    cfg = tuning_params.trial_config(plain, {"hidden": hidden, "latent": latent})
     cfg.trainer.max_epochs = args.fit_epochs
     clock = common.EpochClock()
     run = work / f"h{hidden}-l{latent}-{precision}-{compiled}-{fused}"

@@ -8,7 +8,7 @@ and making a device tensor from a Python number (`torch.tensor(x, device=cuda)`:
 and a blocking host-to-device copy). Both leave the same ops in the profiler on the CPU, so this
 bench finds them here; with a GPU it also counts the CUDA runtime's synchronising calls.
 
-What runs: one trial exactly as the study trains it (the tune config through `train_overrides`,
+What runs: one trial exactly as the study trains it (the tune config through `tuning.params.trial_config`,
 `train()` without checkpoints or artifacts, the pruning-free callbacks of a trial), 64 px (16 with
 --quick), hidden/latent 512/32. The second epoch is profiled (the first pays one-time costs); each
 training step is wrapped in a `record_function` range from `on_train_batch_start` to
@@ -32,7 +32,7 @@ import torch
 from bench import common
 from lego_vae.config import validate
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning import params as tuning_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "host_sync"
@@ -104,7 +104,7 @@ def trial_config(args: argparse.Namespace, accelerator: str) -> dict:
     if args.quick:
         items.append("data.image_size=16")
     plain = common.tune_config(*items)
-    cfg = train_overrides(plain, 512, 32)
+    cfg = tuning_params.trial_config(plain, {"hidden": 512, "latent": 32})
     cfg.trainer.max_epochs = 2
     return validate(cfg)
 

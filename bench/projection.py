@@ -5,7 +5,7 @@
 What is measured, and why the projection is fair:
 - Seconds per epoch of a tuning trial, as the study would train it: the default tune config (conv
   model, 64 px, batch 64) turned into a trial's train config by the tuning module's own
-  `train_overrides`, trained by `train()` without artifacts or checkpoints, at the corners and the
+  `tuning.params.trial_config`, trained by `train()` without artifacts or checkpoints, at the corners and the
   centre of the search space: (128, 8), (128, 64), (2048, 8), (2048, 64) and (512, 32).
 - An epoch is timed from Lightning's `on_train_epoch_start` to the next one's (the last: to
   `on_train_end`), so it holds the training batches, the validation a trial runs every epoch and
@@ -37,7 +37,7 @@ import torch
 from bench import common
 from lego_vae.config import validate
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning import params as tuning_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "projection"
@@ -63,7 +63,7 @@ def trial_config(args: argparse.Namespace, hidden: int, latent: int, accelerator
     if args.quick:
         items.append("data.image_size=16")
     plain = common.tune_config(*items)
-    cfg = train_overrides(plain, hidden, latent)
+    cfg = tuning_params.trial_config(plain, {"hidden": hidden, "latent": latent})
     cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 

@@ -5,7 +5,7 @@
 
 What is compared, and why it is fair:
 - The objective is tabulated once: a tuning trial of the quick preset (`experiment=quick`, built
-  into a train config by the tuning module's own `train_overrides`, as `Objective` does) trained on
+  into a train config by the tuning module's own `tuning.params.trial_config`, as `Objective` does) trained on
   every point of a grid of hidden x latent values (6 x 5, log-spaced over the study's space), its
   final validation loss written to a CSV. The budget is the quick study's 8 epochs at 32 px on 1024
   of its 2048 images (the same trials bench.pruning_savings runs), about 10 s a point on 2 cores.
@@ -51,7 +51,7 @@ from matplotlib.figure import Figure
 from bench import common
 from lego_vae.config import validate
 from lego_vae.training.run import train
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning import params as tuning_params
 from lego_vae.tuning.design import design_points
 from lego_vae.tuning.sampler import make_sampler
 
@@ -85,7 +85,7 @@ def trial_config(s: dict, hidden: int, latent: int, cache_dir: str) -> dict:
              f"data.batch_size={s['batch_size']}", f"model.channels={s['channels']}", f"study.epochs={s['epochs']}",
              f"seed={s['seed']}", f"data.cache_dir={cache_dir}", "log.progress=none", "log.images_every_n_epochs=0"]
     plain = common.tune_config(*items)
-    cfg = train_overrides(plain, hidden, latent)
+    cfg = tuning_params.trial_config(plain, {"hidden": hidden, "latent": latent})
     cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 

@@ -4,7 +4,7 @@
 
 What is compared, and why it is fair:
 - "ours" is what one tuning trial runs: the tune config turned into a trial's train config by the
-  tuning module's own `train_overrides`, the real `LitVAE`, the real `LegoFacesDataModule` and the
+  tuning module's own `tuning.params.trial_config`, the real `LitVAE`, the real `LegoFacesDataModule` and the
   Trainer from `build_trainer` exactly as `train()` builds it for a trial (TensorBoard logger into a
   temporary folder, gradient clipping by value, the per-epoch lr schedule, progress "none",
   checkpoints=False).
@@ -55,7 +55,7 @@ from lego_vae.model.build import build_vae
 from lego_vae.model.losses import vae_loss
 from lego_vae.training.lit import LitVAE, LRFactor
 from lego_vae.training.trainer import METRIC, build_trainer, resolve_precision
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning import params as tuning_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "trainer_overhead"
@@ -102,7 +102,7 @@ def trial_config(arch: str, args: argparse.Namespace, cache_dir: str) -> dict:
     if args.channels is not None:
         overrides.append(f"model.channels={args.channels}")
     plain = common.tune_config(*overrides)
-    cfg = train_overrides(plain, args.hidden, args.latent)
+    cfg = tuning_params.trial_config(plain, {"hidden": args.hidden, "latent": args.latent})
     cfg.trainer.max_epochs = plain.study.epochs  # as Objective.__call__ sets it
     return validate(cfg)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from optuna.distributions import CategoricalDistribution
+
 from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
 from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
 from lego_vae.config.schema import TrainConfig
+from lego_vae.config.space import distributions
 from lego_vae.errors import UserError
 
 CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)"
@@ -58,24 +61,6 @@ class StudyConfig:
 
 
 @dataclass(kw_only=True)
-class RangeConfig:
-    low: int = integer(1)
-    high: int = integer(1)
-    log: bool = flag()
-
-
-@dataclass(kw_only=True)
-class SpaceConfig:
-    hidden: RangeConfig
-    latent: RangeConfig
-
-    def check(self, root: Any) -> None:
-        for name, r in vars(self).items():
-            if r.low >= r.high:
-                raise UserError(f"space.{name}: low={r.low} must be < high={r.high}")
-
-
-@dataclass(kw_only=True)
 class SamplerConfig:
     kind: str = choice(SAMPLERS)
     acquisition: str = choice(ACQUISITIONS)
@@ -119,12 +104,19 @@ class TuneConfig(TrainConfig):
     """conf/tune.yaml: the study, its space, sampler and pruner, and the refit; the rest as train.yaml."""
 
     study: StudyConfig
-    space: SpaceConfig
+    space: Any = anything("a mapping of train config keys to {low, high, log} or {choices: [...]}")
     sampler: SamplerConfig
     pruner: PrunerConfig
     refit: RefitConfig
 
     def check(self, root: Any) -> None:
+        if not isinstance(self.space, dict):
+            raise UserError(f"space={self.space}: must be a mapping of train config keys to ranges or choices")
+        dists = distributions(self.space)
+        categorical = [n for n, d in dists.items() if isinstance(d, CategoricalDistribution)]
+        if categorical and self.sampler.kind == "botorch":
+            raise UserError(f"space.{categorical[0]}: choices need a GP with categorical inputs; sampler.kind=botorch "
+                            "models ranges only: use sampler.kind=gp (Optuna's GPSampler), tpe or random")
         if self.trainer.max_steps is not None:
             raise UserError(f"trainer.max_steps={self.trainer.max_steps}: tune.py budgets a trial by study.epochs "
                             "or study.steps, and the refit by refit.epochs or refit.steps; leave trainer.max_steps null")

@@ -12,6 +12,7 @@ where the command was typed (lego_vae.config.paths), even under hydra.job.chdir=
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -21,12 +22,14 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+from optuna.distributions import CategoricalDistribution
 
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
 from lego_vae.config.fields import check_value, field_meta, refuse
 from lego_vae.config.paths import absolute_paths
 from lego_vae.config.schema import DataConfig, TrainConfig
+from lego_vae.config.space import config_key, distributions
 from lego_vae.errors import UserError
 
 
@@ -179,5 +182,27 @@ def validate(cfg: Any) -> TrainConfig:
 
 
 def validate_tune(cfg: Any) -> TuneConfig:
-    """Check a composed tune config (the train part too); return it typed."""
-    return validated(cfg, TuneConfig)
+    """Check a composed tune config (the train part too, and every value its space can give); return it typed."""
+    config = validated(cfg, TuneConfig)
+    check_space_values(config)
+    return config
+
+
+def check_space_values(config: TuneConfig) -> None:
+    """Each bound and each choice of config.space, set in the train config, passes the train schema's checks, so
+    no trial fails on a value the space allows. Raises UserError naming the parameter, the value and the reason."""
+    plain = to_plain(config)
+    train = {f.name: plain[f.name] for f in dataclasses.fields(TrainConfig)}
+    for name, d in distributions(config.space).items():
+        values = d.choices if isinstance(d, CategoricalDistribution) else (d.low, d.high)
+        for value in values:
+            trial = copy.deepcopy(train)
+            *path, leaf = config_key(name).split(".")
+            node = trial
+            for part in path:
+                node = node[part]
+            node[leaf] = value
+            try:
+                validated(trial, TrainConfig)
+            except UserError as err:
+                raise UserError(f"space.{name}: a trial with {config_key(name)}={value} would be refused ({err})") from None

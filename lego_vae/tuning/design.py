@@ -1,4 +1,4 @@
-"""The space-filling initial design: a scrambled Sobol or Latin hypercube sequence, rounded to integer pairs."""
+"""The space-filling initial design: a scrambled Sobol or Latin hypercube sequence, mapped into the search space."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
-from lego_vae.tuning.proposer import unit_to_int
+from lego_vae.tuning.params import from_unit
+from lego_vae.tuning.proposer import distributions
 
 DESIGN_BLOCK = 16  # unit points drawn at a time: a power of 2 keeps Sobol's balance; each LHS block is a Latin hypercube
 
@@ -39,29 +39,29 @@ def design_sequence(kind: str, dims: int, seed: int) -> Iterator[np.ndarray]:
 
 def design_points(space: Any, kind: str, seed: int, start: int, count: int,
                   held: set[tuple] = frozenset()) -> tuple[list[dict], int]:
-    """Up to `count` pairs of the design sequence from its row `start` on, rounded into `space`, none of them
-    in `held` nor twice (rounding can merge two rows); and the row after the last one read."""
-    space = to_plain(space)  # typed, or as the study stored it
-    names = list(space)
+    """Up to `count` points of the design sequence from its row `start` on, mapped into `space` (params.from_unit:
+    integers rounded, choices by equal shares), none of them in `held` nor twice (rounding can merge two rows);
+    and the row after the last one read."""
+    dists = distributions(space)  # typed, or as the study stored it
+    names = list(dists)
     points: list[dict] = []
     seen = set(held)
     row = start
-    limit = start + 64 * count + 4096  # a small space can hold fewer new pairs than asked for
+    limit = start + 64 * count + 4096  # a small space can hold fewer new points than asked for
     for u in itertools.islice(design_sequence(kind, len(names), seed), start, limit if count > 0 else start):
         row += 1
-        pair = tuple(unit_to_int(float(value), space[n]["low"], space[n]["high"], space[n]["log"])
-                     for n, value in zip(names, u))
-        if pair not in seen:
-            seen.add(pair)
-            points.append(dict(zip(names, pair)))
+        point = tuple(from_unit(float(value), dists[n]) for n, value in zip(names, u))
+        if point not in seen:
+            seen.add(point)
+            points.append(dict(zip(names, point)))
             if len(points) == count:
                 break
     return points, row
 
 
 def initial_design(plain: TuneConfig) -> list[dict]:
-    """The space-filling initial design: the first min(n_initial, n_trials) distinct pairs of the scrambled Sobol
-    or Latin hypercube sequence (design_sequence), rounded."""
+    """The space-filling initial design: the first min(n_initial, n_trials) distinct points of the scrambled Sobol
+    or Latin hypercube sequence (design_sequence), mapped into the space."""
     study = plain.study
     n = min(study.n_initial, study.n_trials)
     return design_points(plain.space, study.initial_design, study.seed, 0, n)[0]

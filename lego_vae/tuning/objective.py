@@ -22,7 +22,8 @@ from lego_vae.errors import Interrupted, NonFiniteLoss, out_of_memory
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.clock import process_age
-from lego_vae.tuning.config import DESIGN_LABEL, FINISHED, train_overrides
+from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
+from lego_vae.tuning.params import suggest, trial_config
 from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale, locked
@@ -150,7 +151,7 @@ class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the s
 
 
 class Objective:
-    """Trains one (hidden, latent) pair for study.epochs (or exactly study.steps optimizer steps) and returns the
+    """Trains one point of the space (the seed's: a (hidden, latent) pair) for study.epochs (or exactly study.steps optimizer steps) and returns the
     val/loss of its last validation (the last epoch's, or the last step's)."""
 
     def __init__(self, plain: TuneConfig, study_dir: Path, sampler) -> None:
@@ -179,7 +180,7 @@ class Objective:
             trial.set_user_attr("worker_startup_s", round(age, 2))
         self.current = trial.number
         trial.set_user_attr("worker_pid", os.getpid())
-        pair = {n: trial.suggest_int(n, d.low, d.high, log=d.log) for n, d in distributions(self.plain.space).items()}
+        params = {n: suggest(trial, n, d) for n, d in distributions(self.plain.space).items()}
         proposed_by = trial.user_attrs.get("proposed_by") or self.sampler.proposed.get(trial.number, self.sampler.label)
         trial.set_user_attr("proposed_by", proposed_by)
         trial.set_user_attr("sampler", self.plain.sampler.kind)
@@ -197,11 +198,11 @@ class Objective:
         if len(ahead) >= n_trials:
             # Another worker started the last trial a moment before this one: do not train a surplus.
             return failed(trial, "surplus: the study already had n_trials finished or running")
-        twin = self._twin(trial, pair)
+        twin = self._twin(trial, params)
         if twin is not None:
             return self._not_again(trial, twin)
 
-        cfg = train_overrides(self.plain, pair["hidden"], pair["latent"])
+        cfg = trial_config(self.plain, params)
         cfg.trainer.max_epochs = self.plain.study.epochs
         cfg.trainer.max_steps = self.plain.study.steps  # None: the epochs plan; else exactly that many steps
         # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).

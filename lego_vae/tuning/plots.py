@@ -1,4 +1,5 @@
-"""PNG plots of an Optuna study over `hidden` x `latent`: history, evolution, space, learning curves, refit."""
+"""PNG plots of an Optuna study over its search space: history, evolution, slices, the (hidden, latent) surface,
+learning curves, refit."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.files import replacing
@@ -23,13 +25,13 @@ FIGSIZE = (8.0, 5.0)
 TALL_FIGSIZE = (8.0, 7.0)
 DPI = 120
 GRID_POINTS = 60  # per axis of the posterior-mean grid
-PARAMS = ("hidden", "latent")
+SEED = ("hidden", "latent")  # the space the GP surface of space.png is drawn for
 LOSS = "val/loss"
 COMPLETE_COLOR, PRUNED_COLOR, BEST_COLOR, TRAIN_COLOR = "tab:blue", "tab:red", "black", "tab:orange"
 SURFACE_CMAP = "Greys"  # grey underneath so the coloured trial points stay the thing the eye reads
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
-Bounds = dict[str, tuple[float, float, bool]]
+Bounds = dict[str, tuple[float, float, bool]]  # a range's low, high, log; a choice's index axis (-0.5, k-0.5)
 
 
 def _finite(value: object) -> bool:
@@ -54,18 +56,21 @@ def _value(trial: FrozenTrial) -> float | None:
 
 
 def trials_table(study: optuna.Study) -> list[dict]:
-    """One row per trial (all states): number, hidden, latent, state, value, epochs, seconds; by number."""
+    """One row per trial (all states): number, its parameters, state, value, epochs and steps trained (a pruned
+    trial's: its user attrs, else the reports it made), seconds; by number."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    names = list(dict.fromkeys(n for t in trials for n in t.params))
     return [
         {
             "number": t.number,
-            "hidden": t.params.get("hidden"),
-            "latent": t.params.get("latent"),
+            **{n: t.params.get(n) for n in names},
             "state": t.state.name,
             "value": _value(t),
-            "epochs": len(t.intermediate_values),
+            "epochs": t.user_attrs.get("epochs", len(t.intermediate_values) if "steps" not in t.user_attrs else None),
+            "steps": t.user_attrs.get("steps", t.user_attrs.get("pruned_at_step")),
             "seconds": t.duration.total_seconds() if t.duration is not None else None,
         }
-        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        for t in trials
     ]
 
 
@@ -78,20 +83,42 @@ def _norm(values: Sequence[float] | np.ndarray) -> Normalize:
     return Normalize(lo, hi)
 
 
-def _bounds(space: Mapping | None, trials: list[FrozenTrial]) -> Bounds:
+def _bounds(space: Mapping | None, trials: list[FrozenTrial], names: Sequence[str]) -> Bounds:
     out: Bounds = {}
-    for name in PARAMS:
-        if space is not None and name in space:
-            s = space[name]
-            out[name] = (float(s["low"]), float(s["high"]), bool(s.get("log", True)))
-            continue
-        dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
-        if dist is not None and hasattr(dist, "low"):
-            out[name] = (float(dist.low), float(dist.high), bool(getattr(dist, "log", False)))
-        else:
+    for name in names:
+        s = space.get(name) if space is not None else None
+        if s is None:
+            dist = next((t.distributions[name] for t in reversed(trials) if name in t.distributions), None)
+            s = ({"choices": list(dist.choices)} if isinstance(dist, CategoricalDistribution)
+                 else {"low": dist.low, "high": dist.high, "log": dist.log} if dist is not None else None)
+        if s is None:
             seen = [float(t.params[name]) for t in trials if name in t.params] or [1.0]
             out[name] = (min(seen), max(seen), True)
+        elif "choices" in s:
+            out[name] = (-0.5, len(s["choices"]) - 0.5, False)
+        else:
+            out[name] = (float(s["low"]), float(s["high"]), bool(s.get("log", True)))
     return out
+
+
+def _coordinate(trial: FrozenTrial, name: str) -> float:
+    """A trial's parameter on its axis: the value of a range, the index of a choice."""
+    d, v = trial.distributions.get(name), trial.params[name]
+    return float(d.choices.index(v)) if isinstance(d, CategoricalDistribution) else float(v)
+
+
+def _choice_axis(ax: Axes, which: str, choices: Sequence, label: str) -> None:
+    getattr(ax, f"set_{which}lim")(-0.5, len(choices) - 0.5)
+    getattr(ax, f"set_{which}ticks")(range(len(choices)), [str(c) for c in choices])
+    getattr(ax, f"set_{which}label")(label)
+
+
+def _axis(ax: Axes, which: str, bounds: Bounds, space: Mapping | None, name: str) -> None:
+    leaf = (space or {}).get(name) or {}
+    if "choices" in leaf:
+        _choice_axis(ax, which, leaf["choices"], name)
+    else:
+        _param_axis(ax, which, bounds[name], name)
 
 
 def _param_axis(ax: Axes, which: str, bounds: tuple[float, float, bool], label: str) -> None:
@@ -176,18 +203,45 @@ def _marker_legend(fig: Figure, best: FrozenTrial | None = None) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
-def _evolution(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normalize, cmap: str) -> Figure:
-    fig = _figure(TALL_FIGSIZE)
-    axes = fig.subplots(2, 1, sharex=True)
-    for ax, name in zip(axes, PARAMS):
-        _scatter_trials(ax, points, lambda t: t.number, lambda t, n=name: t.params[n], norm, cmap)
-        _param_axis(ax, "y", bounds[name], name)
+def _evolution(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normalize, cmap: str,
+               space: Mapping | None) -> Figure:
+    names = list(bounds)
+    fig = _figure((8.0, 1.5 + 2.75 * len(names)))
+    axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True))
+    for ax, name in zip(axes, names):
+        _scatter_trials(ax, points, lambda t: t.number, lambda t, n=name: _coordinate(t, n), norm, cmap)
+        _axis(ax, "y", bounds, space, name)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_title("Hyperparameter evolution")
-    axes[1].set_xlabel("trial")
-    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("trial")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     _marker_legend(fig)
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), label=LOSS)
+    return fig
+
+
+def _slices(points: list[tuple[FrozenTrial, float]], bounds: Bounds, space: Mapping | None,
+            best: FrozenTrial | None) -> Figure:
+    """val/loss against each parameter: one panel per parameter, the best trial starred."""
+    names = list(bounds)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig = _figure((4.0 * cols, 1.0 + 3.0 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
+    for ax, name in zip(axes, names):
+        for t, value in points:
+            ax.plot(_coordinate(t, name), value, ls="", marker="x" if t.state == TrialState.PRUNED else "o",
+                    color=PRUNED_COLOR if t.state == TrialState.PRUNED else COMPLETE_COLOR, alpha=0.7)
+        if best is not None and name in best.params:
+            ax.plot(_coordinate(best, name), best.value, ls="", marker="*", ms=16, color="white", mec=BEST_COLOR)
+        _axis(ax, "x", bounds, space, name)
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[::cols]:
+        ax.set_ylabel(LOSS)
+    _maybe_log_y(axes[0], [v for _, v in points])
+    fig.suptitle("val/loss against each parameter (x: pruned, at its last report; star: best)")
     return fig
 
 
@@ -206,7 +260,7 @@ def _space(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normal
             surface = ax.contourf(H, L, Z, levels=levels, cmap=SURFACE_CMAP, zorder=1, extend="both")
             fig.colorbar(surface, ax=ax, label="GP posterior mean of val/loss")
     _scatter_trials(ax, points, lambda t: t.params["hidden"], lambda t: t.params["latent"], norm, cmap)
-    if best is not None and all(p in best.params for p in PARAMS):
+    if best is not None and all(p in best.params for p in SEED):
         ax.scatter([best.params["hidden"]], [best.params["latent"]], marker="*", s=320, c=[best.value],
                    cmap=cmap, norm=norm, edgecolors=PRUNED_COLOR, linewidths=1.8, zorder=4)
     _param_axis(ax, "x", bounds["hidden"], "hidden")
@@ -278,18 +332,22 @@ def write_tuning_plots(
     cmap = "viridis_r"  # the lower loss is the bright end
     done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
     best = min(done, key=lambda t: t.value) if done else None
-    bounds = _bounds(space, trials)
-    points = [(t, float(_value(t))) for t in trials if _finite(_value(t)) and all(p in t.params for p in PARAMS)]
+    names = list(space) if space is not None else list(dict.fromkeys(n for t in trials for n in t.params))
+    bounds = _bounds(space, trials, names)
+    points = [(t, float(_value(t))) for t in trials if _finite(_value(t)) and all(p in t.params for p in names)]
     norm = _norm([v for _, v in points])
-
+    # A study budgeted in steps (its recorded objective: tuning.resume) reports at optimizer steps.
+    unit = "optimizer step" if "study.steps" in study.user_attrs.get("objective", {}) else "epoch"
     written = [
         _save(_history(trials), out_dir / "history.png"),
-        _save(_evolution(points, bounds, norm, cmap), out_dir / "evolution.png"),
-        _save(_space(points, bounds, norm, cmap, best, predict), out_dir / "space.png"),
-        # A study budgeted in steps (its recorded objective: tuning.resume) reports at optimizer steps.
-        _save(_learning_curves(trials, best, "optimizer step" if "study.steps" in study.user_attrs.get("objective", {})
-                               else "epoch"), out_dir / "learning_curves.png"),
+        _save(_evolution(points, bounds, norm, cmap, space), out_dir / "evolution.png"),
     ]
+    seed = set(names) == set(SEED) and all("choices" not in (space or {}).get(n, {}) for n in names)
+    if seed:  # the GP's posterior mean over the seed's two integers: drawn where they are the whole space
+        written.append(_save(_space(points, bounds, norm, cmap, best, predict), out_dir / "space.png"))
+    written.append(_save(_learning_curves(trials, best, unit), out_dir / "learning_curves.png"))
+    if not seed:  # any other space: val/loss against each of its parameters
+        written.append(_save(_slices(points, bounds, space, best), out_dir / "slices.png"))
     refit = _refit(refit_history) if refit_history else None
     if refit is not None:
         written.append(_save(refit, out_dir / "refit.png"))

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config.space import ALIASES
+from lego_vae.tuning.params import params_line
 from lego_vae.tuning.sampler import last_value
+
+SEED_NAMES = tuple(ALIASES)  # hidden, latent
 
 
 def describe(trial: FrozenTrial) -> str:
@@ -29,10 +34,10 @@ def describe(trial: FrozenTrial) -> str:
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
 
 
-def trial_line(trial: FrozenTrial, best: float | None, elapsed: float) -> str:
-    """The progress line of a finished trial."""
+def trial_line(trial: FrozenTrial, best: float | None, elapsed: float, names: Sequence[str] = SEED_NAMES) -> str:
+    """The progress line of a finished trial: its parameters (those of `names`, the space's), outcome, best, times."""
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
-    return (f"trial {trial.number:3d}  hidden {trial.params.get('hidden', '-'):>5}  latent {trial.params.get('latent', '-'):>3}"
+    return (f"trial {trial.number:3d}  {params_line(trial.params, names)}"
             f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
             f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
 
@@ -48,17 +53,17 @@ def best_value(trials: list[FrozenTrial]) -> float | None:
 
 
 class TrialLine:
-    """One line per finished trial: number, hidden, latent, outcome, best so far, elapsed.
+    """One line per finished trial: number, parameters, outcome, best so far, elapsed.
 
     A worker started by study.workers (echo=False) prints nothing: its parent prints the lines of all.
     """
 
-    def __init__(self, echo: bool = True) -> None:
-        self.start, self.echo = time.perf_counter(), echo
+    def __init__(self, echo: bool = True, names: Sequence[str] = SEED_NAMES) -> None:
+        self.start, self.echo, self.names = time.perf_counter(), echo, names
         self.last: FrozenTrial | None = None  # the latest trial this worker ran
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.last = trial
         if self.echo:
             best = best_value(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            print(trial_line(trial, best, time.perf_counter() - self.start), flush=True)
+            print(trial_line(trial, best, time.perf_counter() - self.start, self.names), flush=True)

@@ -27,12 +27,14 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions as space_distributions
 from lego_vae.errors import UserError
+from lego_vae.tuning.params import from_unit, inside, plain_value
 from lego_vae.tuning.sampler import GPEISampler, StudyView, experimental, make_sampler
 
 LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
@@ -44,16 +46,10 @@ RANDOM_DRAWS = 256    # random draws for such a pair before the whole grid is se
 LABELS = {"gp": "optuna GPSampler", "tpe": "optuna TPESampler", "random": "random"}
 
 
-def distributions(space: Any) -> dict[str, IntDistribution]:
+def distributions(space: Any) -> dict[str, BaseDistribution]:
     """The config's space (typed, or as stored in the study: a plain mapping) as the distributions the objective
-    suggests."""
-    return {name: IntDistribution(r["low"], r["high"], log=r["log"]) for name, r in to_plain(space).items()}
-
-
-def inside(params: dict, space: dict[str, IntDistribution]) -> bool:
-    """Whether every parameter of the space is in params, and inside its distribution."""
-    return all(name in params and d.low <= params[name] <= d.high and (params[name] - d.low) % d.step == 0
-               for name, d in space.items())
+    suggests (lego_vae.config.space)."""
+    return space_distributions(to_plain(space))
 
 
 def held_params(trial: FrozenTrial) -> dict:
@@ -81,14 +77,6 @@ def held_pairs(trials: list[FrozenTrial], names: list[str], but: int | None = No
         if t.number != but and holds_its_pair(t) and all(n in params for n in names):
             pairs.add(tuple(params[n] for n in names))
     return pairs
-
-
-def unit_to_int(u: float, low: int, high: int, log: bool) -> int:
-    """A point of [0, 1) as an integer of [low, high]: each integer gets an equal share of the (log-)interval,
-    as Optuna's own transform gives it."""
-    lo, hi = (math.log(low - 0.5), math.log(high + 0.5)) if log else (low - 0.5, high + 0.5)
-    x = lo + u * (hi - lo)
-    return int(min(max(round(math.exp(x) if log else x), low), high))
 
 
 def trial_seed(seed: int, number: int, attempt: int = 0) -> int:
@@ -126,7 +114,7 @@ class InSpace(StudyView):
     pending point.
     """
 
-    def __init__(self, study: optuna.Study, space: dict[str, IntDistribution]) -> None:
+    def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> None:
         super().__init__(study)
         self.space = space
 
@@ -202,7 +190,7 @@ class Proposer(optuna.samplers.BaseSampler):
                 params = self._unheld(held, trial.number)
                 label = f"random (every pair {self.label} proposed was in the study already)"
             self.storage.set_trial_system_attr(trial_id(self.storage, study, trial.number), PROPOSAL,
-                                               {n: int(params[n]) for n in names})
+                                               {n: plain_value(params[n]) for n in names})
         self.proposed[trial.number] = label
         return params
 
@@ -224,17 +212,19 @@ class Proposer(optuna.samplers.BaseSampler):
         return params, label
 
     def _unheld(self, held: set[tuple], number: int) -> dict:
-        """A random pair the study does not hold: drawn as the random sampler draws, else any of the grid."""
+        """A random point the study does not hold: drawn as the random sampler draws, else any of the grid (a space
+        of integers and choices only: one with a float range always has a point it does not hold)."""
         names, space = list(self.space), list(self.space.values())
         rng = np.random.default_rng(trial_seed(self.seed, number, ATTEMPTS))
         for _ in range(RANDOM_DRAWS):
-            pair = tuple(unit_to_int(rng.random(), d.low, d.high, d.log) for d in space)
-            if pair not in held:
-                return dict(zip(names, pair))
-        axes = [range(d.low, d.high + 1) for d in space]
-        free = [pair for pair in itertools.product(*axes) if pair not in held]
+            point = tuple(from_unit(rng.random(), d) for d in space)
+            if point not in held:
+                return dict(zip(names, point))
+        axes = [d.choices if isinstance(d, CategoricalDistribution) else range(d.low, d.high + 1, d.step)
+                for d in space if isinstance(d, (CategoricalDistribution, IntDistribution))]
+        free = [point for point in itertools.product(*axes) if point not in held] if len(axes) == len(space) else []
         if not free:
-            raise UserError(f"space: all of its {math.prod(len(a) for a in axes)} pairs are in the study already; "
+            raise UserError(f"space: all of its {math.prod(len(a) for a in axes)} points are in the study already; "
                             "widen space.* to go on")
         return dict(zip(names, free[rng.integers(len(free))]))
 

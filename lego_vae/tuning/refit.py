@@ -13,7 +13,7 @@ from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import checkpoint_damage, intact_sibling
 from lego_vae.pipeline import train_and_evaluate
-from lego_vae.tuning.config import train_overrides
+from lego_vae.tuning.params import params_text, trial_config
 
 
 @contextlib.contextmanager
@@ -64,7 +64,7 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
     from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial. Raises UserError
     when that last.ckpt is damaged (truncated, corrupted), naming it and the ways out.
     """
-    cfg = train_overrides(plain, best.params["hidden"], best.params["latent"])
+    cfg = trial_config(plain, best.params)
     cfg.trainer.max_epochs = plain.refit.epochs
     cfg.trainer.max_steps = plain.refit.steps  # None: refit.epochs
     cfg.trainer.devices = plain.trainer.devices
@@ -80,7 +80,7 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
             raise UserError(f"refit: '{last}' is damaged ({why}), so the refit of trial {best.number} cannot resume "
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg.ckpt_path = str(last) if last.exists() else None
-        print(f"refit: hidden {best.params['hidden']}, latent {best.params['latent']}, "
+        print(f"refit: {params_text(best.params)}, "
               f"{refit_budget(plain)} -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import optuna
 import yaml
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.commandline import command
-from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import config_key, normal_form, short
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.files import write_text
 from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
+from lego_vae.tuning.params import fmt, override, plain_value
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.progress import complete
 from lego_vae.tuning.proposer import distributions
@@ -35,25 +37,29 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     return min(done, key=lambda t: t.value)
 
 
-def train_command(plain: TuneConfig, overrides: Sequence[str], hidden: int, latent: int) -> str:
-    """The `python train.py ...` command that reproduces the refit of a pair, to paste into bash as it is.
+def train_command(plain: TuneConfig, overrides: Sequence[str], params: dict) -> str:
+    """The `python train.py ...` command that reproduces the refit of a trial's parameters, to paste into bash as
+    it is: tune.py's train overrides, then each parameter's key (params.override), then the refit's budget.
 
     overrides: tune.py's command-line overrides as Hydra got them (in its grammar: a value it needed quoted was
     quoted); each is quoted for bash, so a path with a space, an ü, parentheses or a comma reaches train.py unchanged.
+    An override of a searched key is left out: the trial's value replaces it.
     """
+    searched = {config_key(n) for n in params}
     keep = [o for o in overrides
             if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in (*TUNE_ONLY_KEYS, "hydra")
-            and not o.startswith(("model.hidden=", "model.latent=", "trainer.max_epochs=", "trainer.max_steps="))]
+            and o.split("=", 1)[0].lstrip("+~") not in (*searched, "trainer.max_epochs", "trainer.max_steps")]
     r = plain.refit
     budget = f"trainer.max_steps={r.steps}" if r.steps is not None else f"trainer.max_epochs={r.epochs}"
-    return command(["python", "train.py", *keep, f"model.hidden={hidden}", f"model.latent={latent}", budget])
+    return command(["python", "train.py", *keep, *(override(n, v) for n, v in params.items()), budget])
 
 
 def bound_note(plain: TuneConfig, params: dict) -> str | None:
-    """A line saying which best parameters sit on a bound of the search space (None if none does)."""
-    at = [f"{name} {params[name]} is the {'floor' if params[name] == space['low'] else 'ceiling'} of "
-          f"space.{name} [{space['low']}, {space['high']}]"
-          for name, space in to_plain(plain.space).items() if params.get(name) in (space["low"], space["high"])]
+    """A line saying which best parameters sit on a bound of a range of the search space (None if none does)."""
+    at = [f"{short(name)} {fmt(params[name])} is the {'floor' if params[name] == d.low else 'ceiling'} of "
+          f"space.{name} [{fmt(d.low)}, {fmt(d.high)}]"
+          for name, d in distributions(plain.space).items()
+          if not isinstance(d, CategoricalDistribution) and params.get(name) in (d.low, d.high)]
     return f"best at a bound of the search space: {'; '.join(at)}" if at else None
 
 
@@ -62,10 +68,10 @@ def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, override
     best = best_trial(study)
     info = {
         "value": float(best.value),
-        "params": dict(best.params),
+        "params": {n: plain_value(v) for n, v in best.params.items()},
         "trial": best.number,
         "proposed_by": best.user_attrs.get("proposed_by"),
-        "command": train_command(plain, overrides, best.params["hidden"], best.params["latent"]),
+        "command": train_command(plain, overrides, best.params),
         "finished_trials": sum(counts(study)[s] for s in FINISHED),
         "likelihood": plain.model.likelihood,
         "at_bound": bound_note(plain, best.params),
@@ -77,12 +83,14 @@ def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, override
     return path
 
 
-def top_table(study: optuna.Study, k: int = 5) -> str:
-    """The k best complete trials as a text table."""
+def top_table(study: optuna.Study, plain: TuneConfig, k: int = 5) -> str:
+    """The k best complete trials as a text table, a column per parameter of the space."""
     top = sorted(complete(study.get_trials(deepcopy=False)), key=lambda t: t.value)[:k]
-    lines = ["rank  trial  hidden  latent  val/loss  proposed by"]
-    lines += [f"{i + 1:>4}  {t.number:>5}  {t.params['hidden']:>6}  {t.params['latent']:>6}  {t.value:>8.3f}  "
-              f"{t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(top)]
+    names = list(distributions(plain.space))
+    widths = {n: max(6, len(short(n)), *(len(fmt(t.params.get(n, "-"))) for t in top)) for n in names}
+    lines = ["rank  trial  " + "  ".join(f"{short(n):>{widths[n]}}" for n in names) + "  val/loss  proposed by"]
+    lines += [f"{i + 1:>4}  {t.number:>5}  " + "  ".join(f"{fmt(t.params.get(n, '-')):>{widths[n]}}" for n in names)
+              + f"  {t.value:>8.3f}  {t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(top)]
     return "\n".join(lines)
 
 
@@ -90,9 +98,11 @@ def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_t
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
 
     history = read_curves(refit_tb) if refit_tb is not None else None
-    predict = surrogate_predictor(study, plain.sampler.lengthscale, distributions(plain.space))
+    dists = distributions(plain.space)
+    seed_space = set(dists) == {"hidden", "latent"} and all(isinstance(d, IntDistribution) for d in dists.values())
+    predict = surrogate_predictor(study, plain.sampler.lengthscale, dists) if seed_space else None
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
-                               space=to_plain(plain.space))
+                               space=normal_form(dists))
     if paths:
         from PIL import Image
         from torch.utils.tensorboard import SummaryWriter
@@ -111,8 +121,9 @@ def write_study_report(study: optuna.Study, plain: TuneConfig, study_dir: Path, 
     refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}
     c = counts(study)
-    metrics = {"best_value": float(best.value), "best_trial": best.number, "best_hidden": best.params["hidden"],
-               "best_latent": best.params["latent"], "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
+    metrics = {"best_value": float(best.value), "best_trial": best.number,
+               **{f"best_{name}": plain_value(v) for name, v in best.params.items()},
+               "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
                "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in flatten_metrics(refit_metrics).items()
                                                 if isinstance(v, (int, float, type(None))) or k.endswith(("_reason", "likelihood"))}}
     if refit_metrics.get(CONFUSION_KEY):  # the refit's "what reconstructions lose" section

@@ -4,8 +4,10 @@ The study records, when it is created, what its trials depend on (study user att
 that is read from its trials. On resume:
 - space.* low/high (widened, narrowed): it goes on in the new space. Every proposer models every parameter,
   with the finished trials that lie inside the new space (proposer.InSpace); the line says how many.
-- space.*.log: refused, naming the way to a new study (Optuna's storage keeps a parameter's scale in a study).
-- the objective (the trial's budget: study.epochs, or study.steps where it is set; data.*, model.* but hidden and latent, optim.*, seed, gradient clipping): a
+- space.*.log, space.*.choices: refused, naming the way to a new study (Optuna's storage keeps a parameter's scale
+  and choices in a study).
+- the objective (the trial's budget: study.epochs, or study.steps where it is set; data.*, model.*, optim.*, seed,
+  gradient clipping, less the keys the space varies): a
   study with finished trials refuses, naming the setting and the way to a new study. Values of two objectives
   (val/loss after 3 epochs and after 50) do not compare: the GP, the pruner and the best trial would mix them.
 - sampler.kind or sampler.acquisition: the next trials are proposed by the new one (each trial's proposed_by
@@ -24,16 +26,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import get_key, to_plain
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import config_key, normal_form
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
 from lego_vae.tuning.design import design_points
-from lego_vae.tuning.proposer import distributions, held_pairs, inside
+from lego_vae.tuning.params import inside
+from lego_vae.tuning.proposer import distributions, held_pairs
 
 # The settings that define a trial's objective: these sections, less what does not change a trial's val/loss
 # (where files are, compiling, memory layout, a fused optimizer update), and these keys.
 OBJECTIVE_SECTIONS = ("data", "model", "optim")
-NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.hidden", "model.latent", "model.compile", "model.compile_mode",
-                 "model.channels_last", "optim.fused")
+NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.compile", "model.compile_mode", "model.channels_last",
+                 "optim.fused")  # and the keys of the space, which the trials vary
 OBJECTIVE_KEYS = ("seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 # A trial's budget: study.steps where it is set (study.epochs then budgets nothing), else study.epochs. Only the one
 # that budgets is recorded, and a change of unit (epochs -> steps) is a change of budget.
@@ -47,10 +51,11 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def objective_settings(plain: TuneConfig) -> dict[str, Any]:
-    """The settings of plain that define a trial's objective, as flat dotted keys."""
+    """The settings of plain that define a trial's objective, as flat dotted keys (the space's keys left out)."""
+    varied = {config_key(n) for n in distributions(plain.space)}
     flat = {k: v for section in OBJECTIVE_SECTIONS for k, v in _flat(to_plain(getattr(plain, section)), section).items()
-            if k not in NOT_OBJECTIVE}
-    flat.update({key: get_key(plain, key) for key in OBJECTIVE_KEYS})
+            if k not in NOT_OBJECTIVE and k not in varied}
+    flat.update({key: get_key(plain, key) for key in OBJECTIVE_KEYS if key not in varied})
     budget = "study.steps" if plain.study.steps is not None else "study.epochs"
     flat[budget] = get_key(plain, budget)
     return flat
@@ -75,16 +80,35 @@ def _pairs(trials: list[FrozenTrial], names: list[str]) -> set[tuple]:
 
 
 def _space_of_trials(trials: list[FrozenTrial], names: list[str]) -> dict | None:
-    """The space of the latest trial with both parameters (a study created before the space was recorded)."""
+    """The space of the latest trial with every parameter (a study created before the space was recorded)."""
     for t in reversed(trials):
         if set(names) <= t.distributions.keys():
-            return {n: {"low": t.distributions[n].low, "high": t.distributions[n].high, "log": t.distributions[n].log}
-                    for n in names}
+            return normal_form({n: t.distributions[n] for n in names})
     return None
 
 
-def _fmt(space: dict | None) -> str:
-    return "absent" if space is None else f"[{space['low']}, {space['high']}]" + (" log" if space["log"] else "")
+def _fmt(leaf: dict | None) -> str:
+    if leaf is None:
+        return "absent"
+    if "choices" in leaf:
+        return "{" + ", ".join(map(str, leaf["choices"])) + "}"
+    return f"[{leaf['low']}, {leaf['high']}]" + (" log" if leaf["log"] else "")
+
+
+def _kept_by_optuna(study: optuna.Study, name: str, was: dict, now: dict) -> str | None:
+    """The one-line refusal where this run changes what Optuna's storage keeps of a parameter for the whole study
+    (its scale, its choices, its kind: every suggest would fail), else None."""
+    again = f"or start a new study with another study.name (e.g. study.name={study.study_name}-2)"
+    if "choices" not in was and "choices" not in now:
+        if was["log"] == now["log"]:
+            return None
+        return (f"space.{name}.log={str(now['log']).lower()}: study '{study.study_name}' has space.{name} on a "
+                f"{'log' if was['log'] else 'linear'} scale, which Optuna keeps for the whole study: resume it "
+                f"with space.{name}.log={str(was['log']).lower()}, {again}")
+    if was == now:
+        return None
+    return (f"space.{name}: study '{study.study_name}' has space.{name} {_fmt(was)}, which Optuna keeps for the whole "
+            f"study, and this run has {_fmt(now)}: resume it with the study's, {again}")
 
 
 def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> None:
@@ -114,7 +138,7 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
 
 def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> str | None:
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
-    now = to_plain(plain.space)  # compared with, and stored as, the study's plain copy
+    now = normal_form(plain.space)  # compared with, and stored as, the study's plain copy
     names = list(now)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
     if stored == now or stored is None:
@@ -122,13 +146,8 @@ def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]
             study.set_user_attr("space", now)
         return None
     for n in names:
-        if stored.get(n) and stored[n]["log"] != now[n]["log"]:
-            # Optuna's storage keeps a parameter's scale for the whole study (every suggest would fail).
-            raise UserError(
-                f"space.{n}.log={str(now[n]['log']).lower()}: study '{study.study_name}' has space.{n} on a "
-                f"{'log' if stored[n]['log'] else 'linear'} scale, which Optuna keeps for the whole study: resume it "
-                f"with space.{n}.log={str(stored[n]['log']).lower()}, or start a new study with another study.name "
-                f"(e.g. study.name={study.study_name}-2)")
+        if stored.get(n) and (refusal := _kept_by_optuna(study, n, stored[n], now[n])):
+            raise UserError(refusal)
     changes = "; ".join(f"space.{n} {_fmt(stored.get(n))} -> {_fmt(now[n])}" for n in names if stored.get(n) != now[n])
     finished = [t for t in trials if t.state in FINISHED and set(names) <= t.params.keys()]
     within = sum(inside(t.params, distributions(now)) for t in finished)
@@ -164,7 +183,7 @@ def design_state(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTria
     state = study.user_attrs.get("design")
     if state is not None:
         return dict(state)
-    names = list(to_plain(plain.space))
+    names = list(distributions(plain.space))
     design = design_trials(trials)
     labels = [re.search(r"\((\w+)\)", str(t.user_attrs["proposed_by"])) for t in design]
     kind = next((m[1] for m in labels if m), plain.study.initial_design)
@@ -176,7 +195,7 @@ def design_state(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTria
 
 def grow_design(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]) -> list[str]:
     """Enqueue the design points a larger study.n_initial asks for, continuing the design's sequence."""
-    names, s = list(to_plain(plain.space)), plain.study
+    names, s = list(distributions(plain.space)), plain.study
     state = design_state(study, plain, trials)
     notes = []
     if s.initial_design != state["kind"]:
@@ -211,6 +230,6 @@ def record(study: optuna.Study, plain: TuneConfig, rows: int) -> None:
     """What a new study's trials depend on, for the checks of its resumes."""
     s = plain.study
     study.set_user_attr("design", {"kind": s.initial_design, "seed": s.seed, "rows": rows})
-    study.set_user_attr("space", to_plain(plain.space))
+    study.set_user_attr("space", normal_form(plain.space))
     study.set_user_attr("objective", objective_settings(plain))
     study.set_user_attr("sampler", sampler_setting(plain))

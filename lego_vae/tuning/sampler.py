@@ -238,12 +238,13 @@ class GPEISampler(BoTorchSampler):
         return points[scores.argmax()].unsqueeze(0)
 
     def _ints_of(self, x: np.ndarray) -> np.ndarray:
-        """Rows of the transformed space -> the integer parameters Optuna would round them to."""
+        """Rows of the transformed space -> the parameters Optuna would make of them: integers rounded, floats as
+        they are (a space of ranges only: sampler.kind=botorch refuses choices)."""
         cols = []
         for i, dist in enumerate(self.space.values()):
             value = np.exp(x[:, i]) if dist.log else x[:, i]
-            cols.append(np.clip(np.rint(value), dist.low, dist.high))
-        return np.stack(cols, axis=1).astype(np.int64)
+            cols.append(np.clip(np.rint(value), dist.low, dist.high) if isinstance(dist, IntDistribution) else value)
+        return np.stack(cols, axis=1)
 
     def _as_ints(self, row: np.ndarray) -> tuple:
         return tuple(self._ints_of(row[None])[0])

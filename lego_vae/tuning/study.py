@@ -18,13 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions, short
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.run import describe_recipe
+from lego_vae.tuning.params import fmt
 from lego_vae.tuning.refit import refit, refit_budget, refit_lock, trial_budget
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
@@ -43,10 +46,12 @@ from lego_vae.tuning.workers import resolve_workers, run_workers
 
 def describe_space(plain: TuneConfig) -> str:
     """One phrase: the model, the search space, the trials and the refit."""
-    m, space, study = plain.model, plain.space, plain.study
+    m, study = plain.model, plain.study
     refit = f"refit {refit_budget(plain)}" if plain.refit.enabled else "no refit"
-    return (f"model {m.arch}, hidden {space.hidden.low}-{space.hidden.high} x latent "
-            f"{space.latent.low}-{space.latent.high}; {describe_recipe(plain)}; "
+    space = " x ".join(f"{short(n)} " + ("|".join(map(fmt, d.choices)) if isinstance(d, CategoricalDistribution)
+                                         else f"{fmt(d.low)}-{fmt(d.high)}")
+                       for n, d in distributions(plain.space).items())
+    return (f"model {m.arch}, {space}; {describe_recipe(plain)}; "
             f"{study.n_trials} trials x {trial_budget(plain)}, {refit}")
 
 
@@ -91,7 +96,7 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
 
     best = best_trial(study)
     refit_dir, refit_tb = study_dir / "refit" / f"trial_{best.number:04d}", study_dir / "tb" / f"refit_{best.number:04d}"
-    print(top_table(study), flush=True)
+    print(top_table(study, plain), flush=True)
     if where := bound_note(plain, best.params):
         print(where, flush=True)
     refit_info = None

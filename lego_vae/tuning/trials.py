@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import validate_tune
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions
 from lego_vae.errors import Interrupted, UserError
 from lego_vae.tuning.objective import LockedOut, Objective
 from lego_vae.tuning.progress import TrialLine
@@ -188,7 +189,7 @@ def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler
     gc.freeze()
     try:
         with objective.twins.installed():
-            run_trials(study, objective, plain.study.n_trials, plain.study.poll_seconds, TrialLine(echo),
+            run_trials(study, objective, plain.study.n_trials, plain.study.poll_seconds, TrialLine(echo, list(distributions(plain.space))),
                        plain.study.max_failures)
     except Interrupted as err:
         if objective.current is not None:

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions
 from lego_vae.errors import Interrupted, UserError, WorkersFailed
 from lego_vae.files import is_storage_error, storage_message
 from lego_vae.model.inference import device_for
@@ -110,8 +111,8 @@ def stop_workers(procs: list[subprocess.Popen], signum: int) -> None:
 class Printer:
     """Prints each trial the study finishes from now on, once, in the order they finished."""
 
-    def __init__(self, study: optuna.Study) -> None:
-        self.study, self.start = study, time.perf_counter()
+    def __init__(self, study: optuna.Study, names: list[str]) -> None:
+        self.study, self.start, self.names = study, time.perf_counter(), names
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def __call__(self) -> None:
@@ -127,7 +128,7 @@ class Printer:
             self.seen.add(t.number)
             done = [u for u in trials if u.datetime_complete is not None and t.datetime_complete is not None
                     and u.datetime_complete <= t.datetime_complete]
-            print(trial_line(t, best_value(done), time.perf_counter() - self.start), flush=True)
+            print(trial_line(t, best_value(done), time.perf_counter() - self.start, self.names), flush=True)
 
 
 def running_of(study: optuna.Study, pids: set[int]) -> list[FrozenTrial]:
@@ -153,7 +154,7 @@ def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages
     # OpenMP reads these at start-up: the worker's other libraries keep to its share too.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     payload = json.dumps({"plain": to_plain(worker_config(plain, threads)), "study_dir": str(study_dir)}, allow_nan=False)
-    printer = Printer(study)
+    printer = Printer(study, list(distributions(plain.space)))
     procs: list[subprocess.Popen] = []
     try:
         for _ in range(workers):

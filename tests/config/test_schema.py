@@ -80,7 +80,7 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     validated(compose_plain("evaluate", "checkpoint=x"), EvaluateConfig)
     # sharp_20k (train.py only: tune.py budgets by epochs) is sharp + 20,000 training faces at the seed's 13,200 steps.
     presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-    assert presets == ["demo", "quick", "sharp", "sharp_20k"]
+    assert presets == ["demo", "quick", "search", "search_demo", "sharp", "sharp_20k"]
     configs = {p: validate(compose_plain("train", f"experiment={p}")) for p in ("sharp", "sharp_20k")}
     best, sharp = configs["sharp_20k"], configs["sharp"]
     assert (best.data.extra_train_faces, best.trainer.max_steps) == (20000, 13200)
@@ -94,7 +94,7 @@ def test_every_command_config_is_valid_as_shipped() -> None:
     assert best.trainer.gradient_clip_val is None and best.data.num_images == sharp.data.num_images
 
 
-@pytest.mark.parametrize("preset", ["quick", "sharp", "demo", "sharp_20k"])
+@pytest.mark.parametrize("preset", ["quick", "sharp", "demo", "sharp_20k", "search", "search_demo"])
 def test_every_preset_serves_train_and_tune(preset: str) -> None:
     """A preset both commands take (README: `python train.py experiment=quick` and `python tune.py experiment=quick`)
     validates for both; the study's size reaches tune.py alone (train.py has no study keys to refuse)."""
@@ -107,8 +107,12 @@ def test_every_preset_serves_train_and_tune(preset: str) -> None:
     tune = validate_tune(compose_plain("tune", f"experiment={preset}"))
     # Every key train.py and tune.py share comes out the same from the preset.
     assert {k: v for k, v in to_plain(tune).items() if k in train} == train
-    study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400)}[preset]
+    study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400),
+             "search": ("search", 24, 400), "search_demo": ("search_demo", 12, 400)}[preset]
     assert (tune.study.name, tune.study.n_trials, tune.refit.epochs) == study
+    if preset.startswith("search"):  # budgets in steps, the knobs of space/search.yaml, a GP with categorical inputs
+        assert (tune.study.steps, tune.refit.steps) == ({"search": (4000, 13200), "search_demo": (300, 1000)}[preset])
+        assert set(tune.space) == {"hidden", "latent", "model", "optim", "data"} and tune.sampler.kind == "gp"
 
 
 def test_an_old_checkpoints_config_gets_todays_defaults_for_keys_it_lacks(make_cfg) -> None:

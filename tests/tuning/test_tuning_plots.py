@@ -178,7 +178,7 @@ def test_trials_table() -> None:
     rows = trials_table(study)
     assert [r["number"] for r in rows] == list(range(12))
     assert [r["state"] for r in rows] == ["COMPLETE"] * 8 + ["PRUNED"] * 3 + ["FAIL"]
-    assert set(rows[0]) == {"number", "hidden", "latent", "state", "value", "epochs", "seconds"}
+    assert set(rows[0]) == {"number", "hidden", "latent", "state", "value", "epochs", "steps", "seconds"}
     assert (rows[2]["hidden"], rows[2]["latent"]) == (512, 24)
     assert rows[2]["value"] == pytest.approx(loss(512, 24))
     assert rows[2]["epochs"] == 10

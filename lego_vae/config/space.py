@@ -1,0 +1,146 @@
+"""The study's search space (tune.yaml's `space:`): train config keys, each a range or a list of choices.
+
+    space:                                    # conf/space/seed.yaml, the seed's two integers
+      hidden: {low: 128, high: 2048, log: true}
+      latent: {low: 8, high: 64, log: true}
+    space:                                    # any key of the train config, nested as in it (or dotted)
+      optim:
+        lr: {low: 1.0e-4, high: 3.0e-3, log: true}
+      model:
+        feature_size: {choices: [4, 8, 16]}
+
+A leaf with `low` and `high` (and `log`, default false) is a range: of integers when its key is an int field of
+the train schema, of floats when it is a number field. A leaf with `choices` is categorical, for a key of any
+type. The names Optuna records are the dotted keys, except the seed's `hidden` and `latent`, which stand for
+model.hidden and model.latent (so its studies resume and its commands keep working). The trial budget
+(trainer.max_epochs, trainer.max_steps) is the study's to set, never the space's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from lego_vae.config.fields import KIND, field_meta, is_int, is_number
+from lego_vae.config.schema import TrainConfig
+from lego_vae.errors import UserError
+
+ALIASES = {"hidden": "model.hidden", "latent": "model.latent"}  # the seed's parameter names
+BUDGET = ("trainer.max_epochs", "trainer.max_steps")  # set by study.epochs/steps and refit.*
+RANGE_KEYS, CHOICE_KEYS = {"low", "high", "log"}, {"choices"}
+
+
+def config_key(name: str) -> str:
+    """The train config key of a parameter name: model.hidden for the seed's `hidden`, else the name itself."""
+    return ALIASES.get(name, name)
+
+
+def short(name: str) -> str:
+    """A parameter's name in progress lines and tables: the last part of its key (lr for optim.lr)."""
+    return name.rsplit(".", 1)[-1]
+
+
+def leaves(raw: Mapping, prefix: str = "") -> dict[str, dict]:
+    """The space's leaves by dotted name, nested sections flattened ({"optim": {"lr": {...}}} -> "optim.lr").
+
+    Raises UserError for a node that is neither a leaf nor a section."""
+    out: dict[str, dict] = {}
+    for key, node in raw.items():
+        name = f"{prefix}{key}"
+        if not isinstance(node, Mapping):
+            raise UserError(f"space.{name}={node}: must be a range {{low, high, log}}, {{choices: [...]}}, or a "
+                            "section of such leaves")
+        if node.keys() & (RANGE_KEYS | CHOICE_KEYS):
+            if name in out:
+                raise UserError(f"space.{name}: given twice (dotted and nested)")
+            out[name] = dict(node)
+        else:
+            for sub, leaf in leaves(node, f"{name}.").items():
+                if sub in out:
+                    raise UserError(f"space.{sub}: given twice (dotted and nested)")
+                out[sub] = leaf
+    return out
+
+
+def _schema_field(key: str) -> dataclasses.Field | None:
+    cls: Any = TrainConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        if part not in fields:
+            return None
+        if i == len(parts) - 1:
+            return None if dataclasses.is_dataclass(typing.get_type_hints(cls)[part]) else fields[part]
+        cls = typing.get_type_hints(cls)[part]
+    return None
+
+
+def distribution(name: str, leaf: Mapping) -> BaseDistribution:
+    """One leaf as Optuna's distribution. Raises UserError (one line naming space.<name>) for a key the train
+    config lacks, a budget key, a leaf of both kinds or neither, bounds of the wrong type, low >= high, a log
+    range that reaches 0, or an empty list of choices."""
+    key = config_key(name)
+    f = _schema_field(key)
+    if f is None:
+        raise UserError(f"space.{name}: {key} is not a key of the train config (its keys are in lego_vae/conf/)")
+    if key in BUDGET:
+        raise UserError(f"space.{name}: the trial budget is the study's (study.epochs or study.steps), not a "
+                        "parameter")
+    kind = field_meta(f).get(KIND)
+    unknown = set(leaf) - RANGE_KEYS - CHOICE_KEYS
+    if unknown or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
+        raise UserError(f"space.{name}: a leaf is {{low, high, log}} or {{choices: [...]}}, not {sorted(leaf)}")
+    if "choices" in leaf:
+        choices = leaf["choices"]
+        if not isinstance(choices, (list, tuple)) or not choices or len(set(map(repr, choices))) != len(choices):
+            raise UserError(f"space.{name}.choices={choices}: must be a non-empty list of distinct values")
+        if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+            raise UserError(f"space.{name}.choices={choices}: must hold numbers, strings, true/false or null")
+        return CategoricalDistribution(list(choices))
+    if "low" not in leaf or "high" not in leaf:
+        raise UserError(f"space.{name}: a range needs low and high")
+    low, high, log = leaf["low"], leaf["high"], leaf.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"space.{name}.log={log}: must be true or false")
+    if kind == "int":
+        if not (is_int(low) and is_int(high)):
+            raise UserError(f"space.{name}: {key} is an integer, so low={low} and high={high} must be integers")
+    elif kind == "number":
+        if not (is_number(low) and is_number(high)):
+            raise UserError(f"space.{name}: low={low} and high={high} must be numbers")
+    else:
+        raise UserError(f"space.{name}: {key} is not a number; give its values as {{choices: [...]}}")
+    if low >= high:
+        raise UserError(f"space.{name}: low={low} must be < high={high}")
+    if log and low <= 0:
+        raise UserError(f"space.{name}: low={low} must be > 0 on a log scale (log: true)")
+    if kind == "int":
+        return IntDistribution(low, high, log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
+    """The space (as in the config, or as a study stored it: normal_form) as Optuna's distributions, by name.
+
+    Raises UserError for an empty space or a bad leaf (distribution)."""
+    found = leaves(raw)
+    if not found:
+        raise UserError("space: empty; give at least one parameter (e.g. space=seed, the seed's hidden and latent)")
+    return {name: distribution(name, leaf) for name, leaf in found.items()}
+
+
+def normal_form(space: Mapping | dict[str, BaseDistribution]) -> dict[str, dict]:
+    """The space as a study stores it (plain JSON, flat by name): {low, high, log} or {choices}. The seed's
+    integer ranges keep the form studies stored before any other kind existed."""
+    dists = space if all(isinstance(d, BaseDistribution) for d in space.values()) else distributions(space)
+    out: dict[str, dict] = {}
+    for name, d in dists.items():
+        if isinstance(d, CategoricalDistribution):
+            out[name] = {"choices": list(d.choices)}
+        else:
+            out[name] = {"low": d.low, "high": d.high, "log": d.log}
+    return out
