@@ -14,8 +14,10 @@ PROGRESS = ("auto", "rich", "plain", "none")
 MORPH_MODES = ("linear", "slerp")
 SAMPLERS = ("botorch", "gp", "tpe", "random")
 ACQUISITIONS = ("ei", "logei")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "halving", "hyperband", "none")
 DESIGNS = ("sobol", "lhs")
+REFIT_RULES = ("utopia", "loss", "judged")  # which trial of a two-objective study's front the refit trains
+JUDGED = ("val/attr_error", "val/fd_judge")  # a study's second objective: labelled faces, or photos
 DEVICES = ("auto", "cpu", "cuda")
 # torch.compile modes: reduce-overhead captures CUDA graphs (one launch for a step's kernels, on a GPU)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

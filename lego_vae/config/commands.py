@@ -7,10 +7,21 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from lego_vae.config.choices import ACQUISITIONS, DESIGNS, DEVICES, MORPH_MODES, PRIORS, PRUNERS, SAMPLERS
+from lego_vae.config.choices import (
+    ACQUISITIONS,
+    DESIGNS,
+    DEVICES,
+    JUDGED,
+    MORPH_MODES,
+    PRIORS,
+    PRUNERS,
+    REFIT_RULES,
+    SAMPLERS,
+)
 from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.config.space import distributions
+from lego_vae.data.labelled import factors_of
 from lego_vae.errors import UserError
 
 CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)"
@@ -36,6 +47,7 @@ class StudyConfig:
     max_failures: int = integer(1)
     poll_seconds: float = number(0, low_open=True)
     workers: Any = anything("an integer >= 1 or auto")
+    objectives: list = anything("[val/loss], or [val/loss, val/attr_error] ([val/loss, val/fd_judge] for photos)")
 
     def check(self, root: Any) -> None:
         workers = self.workers
@@ -75,6 +87,7 @@ class PrunerConfig:
     warmup_epochs: int = integer(0)
     warmup_steps: int | None = integer(0, optional=True)
     startup_trials: int = integer(0)
+    reduction_factor: int = integer(2)
 
     def check(self, root: Any) -> None:
         if self.warmup_steps is not None and root.study.steps is None:
@@ -97,6 +110,7 @@ class RefitConfig:
     only: bool = flag()
     epochs: int = integer(1)
     steps: int | None = integer(1, optional=True)
+    rule: str = choice(REFIT_RULES)
 
 
 @dataclass(kw_only=True)
@@ -117,6 +131,7 @@ class TuneConfig(TrainConfig):
         if categorical and self.sampler.kind == "botorch":
             raise UserError(f"space.{categorical[0]}: choices need a GP with categorical inputs; sampler.kind=botorch "
                             "models ranges only: use sampler.kind=gp (Optuna's GPSampler), tpe or random")
+        _objectives_check(self)
         if self.trainer.max_steps is not None:
             raise UserError(f"trainer.max_steps={self.trainer.max_steps}: tune.py budgets a trial by study.epochs "
                             "or study.steps, and the refit by refit.epochs or refit.steps; leave trainer.max_steps null")
@@ -224,3 +239,26 @@ class ExploreConfig:
     max_pixels: int = integer(1)
     max_upload_mb: int = integer(1)
     max_files: int = integer(1)
+
+
+def _objectives_check(cfg: TuneConfig) -> None:
+    """study.objectives: val/loss, then optionally the judge's view of the faces (the one the data can have)."""
+    objectives = cfg.study.objectives
+    judged = JUDGED[0] if factors_of(cfg.data.source) else JUDGED[1]
+    shown = f"study.objectives=[{','.join(map(str, objectives))}]" if isinstance(objectives, list) else \
+        f"study.objectives={objectives}"
+    if not isinstance(objectives, list) or not 1 <= len(objectives) <= 2 or objectives[0] != "val/loss" \
+            or (len(objectives) == 2 and objectives[1] not in JUDGED):
+        raise UserError(f"{shown}: must be [val/loss] or [val/loss,{judged}]")
+    if len(objectives) == 1:
+        return
+    if objectives[1] != judged:
+        raise UserError(f"{shown}: data.source={cfg.data.source} has {'labels' if judged == JUDGED[0] else 'no labels'}"
+                        f", so its judged objective is {judged}")
+    if not cfg.eval.judge.enabled:
+        raise UserError(f"{shown}: the second objective is the judge's; set eval.judge.enabled=true")
+    if cfg.pruner.kind != "none":
+        raise UserError(f"{shown}: Optuna prunes single-objective studies only; set pruner.kind=none")
+    if cfg.sampler.kind == "botorch":
+        raise UserError(f"{shown}: sampler.kind=botorch is single-objective; use sampler.kind=gp (Optuna's "
+                        "GPSampler: log EHVI over the two), tpe or random")

@@ -23,11 +23,14 @@ from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
 from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
+from lego_vae.tuning.judged import JudgedFaces
 from lego_vae.tuning.params import suggest, trial_config
 from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale, locked
 
+VAL_CURVE = "val_curve"  # user attr: {step: val/loss} of a two-objective trial (no reports)
+FACES_PNG = "faces.png"  # a trial's validation faces over their reconstructions, in its folder (two objectives)
 CLAIM = "claim"  # user attr: what a trial decided about its parameter pair, "train" or "yield" (to a twin)
 YIELDED = ("yield", "wait")
 DUPLICATE = "same pair as trial"  # the start of a twin's fail_reason
@@ -70,9 +73,11 @@ class ValLossPruning(PyTorchLightningPruningCallback):
     FAIL with that reason.
     """
 
-    def __init__(self, trial: optuna.Trial, can_prune: bool = True) -> None:
+    def __init__(self, trial: optuna.Trial, can_prune: bool = True, report: bool = True) -> None:
         super().__init__(trial, monitor=METRIC)
-        self.trial, self.can_prune = trial, can_prune
+        self.trial, self.can_prune, self.report = trial, can_prune, report
+        self.curve: dict[str, float] = {}  # report=False (a study of two objectives, which Optuna cannot report to):
+        # the val/loss of each validation by step, in the trial's user attr "val_curve" instead
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -81,6 +86,10 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
         value = float(trainer.callback_metrics[self.monitor])
+        if not self.report:
+            self.curve[str(trainer.global_step if trainer.max_steps > 0 else pl_module.current_epoch)] = value
+            self.trial.set_user_attr(VAL_CURVE, self.curve)
+            return
         if trainer.max_steps <= 0:  # the epochs plan
             if self.can_prune:
                 super().on_validation_end(trainer, pl_module)
@@ -161,9 +170,11 @@ class Objective:
         self.outcome: tuple[int, TrialState, float | None] | None = None
         self.twins = QuietTwins()  # this process's twins, whose Optuna lines are left out while it runs trials
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
             value = self._run(trial)
+            if isinstance(value, float) and len(self.plain.study.objectives) > 1:  # a failed trial's NaN, per objective
+                value = (value,) * len(self.plain.study.objectives)
         except optuna.TrialPruned:
             self.outcome = (trial.number, TrialState.PRUNED, None)
             raise
@@ -211,7 +222,14 @@ class Objective:
             cfg.log.progress = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
         # A non-finite loss stops the trial with NonFiniteLoss: train() carries StopOnNonFiniteLoss.
-        callbacks = [ValLossPruning(trial, can_prune=not proposed_by.startswith(DESIGN_LABEL)), TrialClock(trial, started)]
+        single = len(self.plain.study.objectives) == 1  # Optuna reports and prunes single-objective studies only
+        callbacks: list[L.Callback] = [
+            ValLossPruning(trial, can_prune=single and not proposed_by.startswith(DESIGN_LABEL), report=single),
+            TrialClock(trial, started)]
+        judged = None
+        if not single:  # the judge's view of the validation faces, and their picture for the study's Pareto plot
+            judged = JudgedFaces(cfg.eval.judge, cfg.data, faces_png=self.study_dir / "trials" / name / FACES_PNG)
+            callbacks.append(judged)
         oom = None  # the reason, when the trial ran out of memory
         try:
             with STOP.armed():
@@ -239,7 +257,13 @@ class Objective:
             return failed(trial, oom)  # the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
         trial.set_user_attr("steps", metrics["steps"])  # optimizer steps trained: study.steps, when it budgets
-        return metrics["final_val_loss"]
+        if judged is None:
+            return metrics["final_val_loss"]
+        r = judged.results
+        trial.set_user_attr("judged", {k: str(r[k]) if k == "faces_png" else r[k]
+                                       for k in ("metric", "value", "of_ceiling", "attr_acc_recon", "faces_png")
+                                       if k in r})
+        return metrics["final_val_loss"], r["value"]
 
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
         """The trial this one is a twin of (same pair, finished or training); None: this one trains the pair.

@@ -20,6 +20,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.files import replacing
+from lego_vae.tuning.config import loss
 
 FIGSIZE = (8.0, 5.0)
 TALL_FIGSIZE = (8.0, 7.0)
@@ -42,16 +43,18 @@ def _finite(value: object) -> bool:
 
 
 def _curve(trial: FrozenTrial) -> tuple[list[int], list[float]]:
-    steps = [s for s in sorted(trial.intermediate_values) if _finite(trial.intermediate_values[s])]
-    return steps, [float(trial.intermediate_values[s]) for s in steps]
+    """A trial's val/loss by epoch or step: its reports, or (two objectives: none) its user attr val_curve."""
+    values = trial.intermediate_values or {int(k): v for k, v in trial.user_attrs.get("val_curve", {}).items()}
+    steps = [s for s in sorted(values) if _finite(values[s])]
+    return steps, [float(values[s]) for s in steps]
 
 
 def _value(trial: FrozenTrial) -> float | None:
     if trial.state == TrialState.COMPLETE:
-        return trial.value
+        return loss(trial)
     if trial.state == TrialState.PRUNED:  # what the trial had reached when it was stopped
         iv = trial.intermediate_values
-        return iv[max(iv)] if iv else trial.value
+        return iv[max(iv)] if iv else loss(trial)
     return None
 
 
@@ -164,7 +167,7 @@ def _save(fig: Figure, path: Path) -> Path:
 def _history(trials: list[FrozenTrial]) -> Figure:
     fig = _figure()
     ax = fig.subplots()
-    done = [(t.number, float(t.value)) for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
+    done = [(t.number, float(loss(t))) for t in trials if t.state == TrialState.COMPLETE and _finite(loss(t))]
     pruned = [(t.number, float(_value(t))) for t in trials if t.state == TrialState.PRUNED and _finite(_value(t))]
     if done:
         x, y = np.array(done).T
@@ -198,7 +201,7 @@ def _marker_legend(fig: Figure, best: FrozenTrial | None = None) -> None:
                Line2D([], [], ls="", marker="x", color="grey", mew=1.5, label="pruned")]
     if best is not None:
         handles.append(Line2D([], [], ls="", marker="*", ms=14, color="white", mec=PRUNED_COLOR,
-                              label=f"best #{best.number}: {best.value:.4g}"))
+                              label=f"best #{best.number}: {loss(best):.4g}"))
     # Below the axes: inside, it would sit on top of whichever trials landed in its corner.
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
@@ -233,7 +236,7 @@ def _slices(points: list[tuple[FrozenTrial, float]], bounds: Bounds, space: Mapp
             ax.plot(_coordinate(t, name), value, ls="", marker="x" if t.state == TrialState.PRUNED else "o",
                     color=PRUNED_COLOR if t.state == TrialState.PRUNED else COMPLETE_COLOR, alpha=0.7)
         if best is not None and name in best.params:
-            ax.plot(_coordinate(best, name), best.value, ls="", marker="*", ms=16, color="white", mec=BEST_COLOR)
+            ax.plot(_coordinate(best, name), loss(best), ls="", marker="*", ms=16, color="white", mec=BEST_COLOR)
         _axis(ax, "x", bounds, space, name)
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[len(names):]:
@@ -261,7 +264,7 @@ def _space(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normal
             fig.colorbar(surface, ax=ax, label="GP posterior mean of val/loss")
     _scatter_trials(ax, points, lambda t: t.params["hidden"], lambda t: t.params["latent"], norm, cmap)
     if best is not None and all(p in best.params for p in SEED):
-        ax.scatter([best.params["hidden"]], [best.params["latent"]], marker="*", s=320, c=[best.value],
+        ax.scatter([best.params["hidden"]], [best.params["latent"]], marker="*", s=320, c=[loss(best)],
                    cmap=cmap, norm=norm, edgecolors=PRUNED_COLOR, linewidths=1.8, zorder=4)
     _param_axis(ax, "x", bounds["hidden"], "hidden")
     _param_axis(ax, "y", bounds["latent"], "latent")
@@ -330,8 +333,8 @@ def write_tuning_plots(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cmap = "viridis_r"  # the lower loss is the bright end
-    done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
-    best = min(done, key=lambda t: t.value) if done else None
+    done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(loss(t))]
+    best = min(done, key=lambda t: loss(t)) if done else None
     names = list(space) if space is not None else list(dict.fromkeys(n for t in trials for n in t.params))
     bounds = _bounds(space, trials, names)
     points = [(t, float(_value(t))) for t in trials if _finite(_value(t)) and all(p in t.params for p in names)]

@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config.space import ALIASES
+from lego_vae.tuning.config import loss
 from lego_vae.tuning.params import params_line
 from lego_vae.tuning.sampler import last_value
 
@@ -23,7 +24,8 @@ SEED_NAMES = tuple(ALIASES)  # hidden, latent
 def describe(trial: FrozenTrial) -> str:
     """value, 'pruned at epoch k (value)' (or 'at step s' in a study budgeted in steps), 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
     if trial.state == TrialState.COMPLETE:
-        return f"val/loss {trial.value:.3f}"
+        judged = trial.user_attrs.get("judged", {}).get("metric", "judged").split("/")[-1]
+        return f"val/loss {loss(trial):.3f}" + (f", {judged} {trial.values[1]:.3f}" if len(trial.values) > 1 else "")
     if trial.state == TrialState.PRUNED:
         last = last_value(trial)
         step = trial.user_attrs.get("pruned_at_step")
@@ -44,12 +46,12 @@ def trial_line(trial: FrozenTrial, best: float | None, elapsed: float, names: Se
 
 def complete(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The COMPLETE trials among these that have a finite value."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    return [t for t in trials if t.state == TrialState.COMPLETE and loss(t) is not None and math.isfinite(loss(t))]
 
 
 def best_value(trials: list[FrozenTrial]) -> float | None:
     """The lowest finite value of the COMPLETE trials among these."""
-    return min((t.value for t in complete(trials)), default=None)
+    return min((loss(t) for t in complete(trials)), default=None)
 
 
 class TrialLine:

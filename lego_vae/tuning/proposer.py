@@ -35,7 +35,7 @@ from lego_vae.config.commands import TuneConfig
 from lego_vae.config.space import distributions as space_distributions
 from lego_vae.errors import UserError
 from lego_vae.tuning.params import from_unit, inside, plain_value
-from lego_vae.tuning.sampler import GPEISampler, StudyView, experimental, make_sampler
+from lego_vae.tuning.sampler import GPEISampler, PrunedAsComplete, StudyView, experimental, make_sampler
 
 LOCKED = "locked:"  # the start of the fail_reason of a trial whose worker was locked out of the study's file
 # The fail_reasons of trials that hold no pair: a surplus trial's, and those whose pair is queued again
@@ -111,14 +111,18 @@ class InSpace(StudyView):
     A finished trial whose parameters lie in the space is shown with the space's distributions, so every model
     (Optuna's intersection search space first) keeps every parameter after space.* changed; one outside it is
     left out. A running trial shows the pair its worker proposed, before its parameters are written, so it is a
-    pending point.
+    pending point. `pruned`: pruned trials are shown as complete at their last reported value (PrunedAsComplete),
+    for a sampler that models complete trials only (Optuna's GPSampler), which would otherwise propose the
+    neighbourhood of a pruned trial again and again.
     """
 
-    def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> None:
+    def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution], pruned: bool = False) -> None:
         super().__init__(study)
-        self.space = space
+        self.space, self.pruned = space, pruned
 
     def seen(self, trials: list[FrozenTrial], states=None) -> list[FrozenTrial]:
+        if self.pruned:
+            trials = PrunedAsComplete(self.study).seen(trials, states)
         seen = []
         for t in trials:
             if t.state == TrialState.WAITING or (t.state == TrialState.FAIL and not t.params):
@@ -179,7 +183,7 @@ class Proposer(optuna.samplers.BaseSampler):
         names = list(self.space)
         with file_lock(self.lock):
             held = held_pairs(study.get_trials(deepcopy=False), names, but=trial.number)
-            view = InSpace(study, self.space)
+            view = InSpace(study, self.space, pruned=self.kind == "gp")
             params: dict = {}
             for attempt in range(ATTEMPTS):
                 self.inner = self._make(trial_seed(self.seed, trial.number, attempt))

@@ -18,7 +18,9 @@ from lego_vae.config.space import config_key, normal_form, short
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.files import write_text
-from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS
+from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS, loss
+from lego_vae.tuning.front import RULES, choose, front, pareto_plot
+from lego_vae.tuning.objective import FACES_PNG
 from lego_vae.tuning.params import fmt, override, plain_value
 from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.progress import complete
@@ -29,12 +31,15 @@ from lego_vae.tuning.storage import counts
 REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The best COMPLETE trial; a one-line error when there is none."""
+def best_trial(study: optuna.Study, rule: str = "loss") -> FrozenTrial:
+    """The best COMPLETE trial: the lowest val/loss, or in a study of two objectives the trial of its Pareto front
+    that refit.rule names (front.choose); a one-line error when there is none."""
     done = complete(study.get_trials(deepcopy=False))
     if not done:
         raise UserError(f"study '{study.study_name}' has no complete trial yet; run tune.py without refit.only")
-    return min(done, key=lambda t: t.value)
+    if len(study.directions) > 1:
+        return choose(front(study), rule)
+    return min(done, key=lambda t: loss(t))
 
 
 def train_command(plain: TuneConfig, overrides: Sequence[str], params: dict) -> str:
@@ -65,9 +70,9 @@ def bound_note(plain: TuneConfig, params: dict) -> str | None:
 
 def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, overrides: Sequence[str], refit: dict | None) -> Path:
     """best.yaml: best value, parameters, trial number, and the train.py command of the refit."""
-    best = best_trial(study)
+    best = best_trial(study, plain.refit.rule)
     info = {
-        "value": float(best.value),
+        "value": float(loss(best)),
         "params": {n: plain_value(v) for n, v in best.params.items()},
         "trial": best.number,
         "proposed_by": best.user_attrs.get("proposed_by"),
@@ -76,6 +81,11 @@ def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, override
         "likelihood": plain.model.likelihood,
         "at_bound": bound_note(plain, best.params),
     }
+    if len(study.directions) > 1:  # two objectives: both values, the rule that chose from the front, the front
+        names = plain.study.objectives
+        info["values"] = dict(zip(names, map(float, best.values)))
+        info["rule"] = {"name": plain.refit.rule, "says": RULES[plain.refit.rule]}
+        info["front"] = [{"trial": t.number, **dict(zip(names, map(float, t.values)))} for t in front(study)]
     if refit is not None:
         info["refit"] = refit
     path = study_dir / "best.yaml"
@@ -85,12 +95,15 @@ def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, override
 
 def top_table(study: optuna.Study, plain: TuneConfig, k: int = 5) -> str:
     """The k best complete trials as a text table, a column per parameter of the space."""
-    top = sorted(complete(study.get_trials(deepcopy=False)), key=lambda t: t.value)[:k]
+    top = sorted(complete(study.get_trials(deepcopy=False)), key=lambda t: loss(t))[:k]
+    second = plain.study.objectives[1:]  # two objectives: the judged error's column too
     names = list(distributions(plain.space))
     widths = {n: max(6, len(short(n)), *(len(fmt(t.params.get(n, "-"))) for t in top)) for n in names}
-    lines = ["rank  trial  " + "  ".join(f"{short(n):>{widths[n]}}" for n in names) + "  val/loss  proposed by"]
+    lines = ["rank  trial  " + "  ".join(f"{short(n):>{widths[n]}}" for n in names) + "  val/loss"
+             + "".join(f"  {m:>14}" for m in second) + "  proposed by"]
     lines += [f"{i + 1:>4}  {t.number:>5}  " + "  ".join(f"{fmt(t.params.get(n, '-')):>{widths[n]}}" for n in names)
-              + f"  {t.value:>8.3f}  {t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(top)]
+              + f"  {loss(t):>8.3f}" + "".join(f"  {v:>14.4f}" for v in t.values[1:])
+              + f"  {t.user_attrs.get('proposed_by', '')}" for i, t in enumerate(top)]
     return "\n".join(lines)
 
 
@@ -100,9 +113,15 @@ def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_t
     history = read_curves(refit_tb) if refit_tb is not None else None
     dists = distributions(plain.space)
     seed_space = set(dists) == {"hidden", "latent"} and all(isinstance(d, IntDistribution) for d in dists.values())
-    predict = surrogate_predictor(study, plain.sampler.lengthscale, dists) if seed_space else None
+    single = len(study.directions) == 1  # the GP surface of space.png models val/loss alone
+    predict = surrogate_predictor(study, plain.sampler.lengthscale, dists) if seed_space and single else None
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
                                space=normal_form(dists))
+    if len(study.directions) > 1:
+        best = best_trial(study, plain.refit.rule)
+        pareto = pareto_plot(study, best, plain.refit.rule, study_dir / "plots" / "pareto.png",
+                             lambda t: study_dir / "trials" / f"trial_{t.number:04d}" / FACES_PNG)
+        paths += [pareto] if pareto is not None else []
     if paths:
         from PIL import Image
         from torch.utils.tensorboard import SummaryWriter
@@ -121,7 +140,7 @@ def write_study_report(study: optuna.Study, plain: TuneConfig, study_dir: Path, 
     refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
     refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}
     c = counts(study)
-    metrics = {"best_value": float(best.value), "best_trial": best.number,
+    metrics = {"best_value": float(loss(best)), "best_trial": best.number,
                **{f"best_{name}": plain_value(v) for name, v in best.params.items()},
                "complete": c[TrialState.COMPLETE], "pruned": c[TrialState.PRUNED],
                "failed": c[TrialState.FAIL], **{f"refit_{k}": v for k, v in flatten_metrics(refit_metrics).items()

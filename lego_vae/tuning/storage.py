@@ -150,11 +150,14 @@ def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStora
 def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
     """The pruner of pruner.kind. Its steps are those the pruning callback reports at: epochs, or with study.steps
     optimizer steps (then the median's warm-up and hyperband's smallest rung are pruner.warmup_steps, and its
-    largest rung study.steps: PrunerConfig.warmup)."""
+    largest rung study.steps: PrunerConfig.warmup; successive halving's rungs are warmup x reduction_factor^k)."""
     p, s = plain.pruner, plain.study
     warmup = p.warmup(s)
     if p.kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=warmup)
+    if p.kind == "halving":  # one bracket: the sampler sees every trial (hyperband shows it those of its bracket)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, min(warmup, s.steps or s.epochs)),
+                                                      reduction_factor=p.reduction_factor)
     if p.kind == "hyperband":
         if s.steps is not None:
             return optuna.pruners.HyperbandPruner(min_resource=max(1, min(warmup, s.steps)), max_resource=s.steps)
@@ -169,14 +172,19 @@ def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = 
     (resume.resume: a changed space, sampler or design is said and handled, another objective refused). `lock`:
     a file that serializes this with the proposals of the other workers on this machine.
     """
-    name = plain.study.name
+    name, objectives = plain.study.name, plain.study.objectives
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction="minimize", load_if_exists=False)
+                                    directions=["minimize"] * len(objectives), load_if_exists=False)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        if study.direction != optuna.study.StudyDirection.MINIMIZE:
+        if any(d != optuna.study.StudyDirection.MINIMIZE for d in study.directions):
             raise UserError(f"study.name={name}: that study exists and does not minimise val/loss") from None
+        if len(study.directions) != len(objectives):
+            was = study.user_attrs.get("objectives") or ["val/loss", "?"][:len(study.directions)]
+            raise UserError(f"study.objectives=[{','.join(objectives)}]: study '{name}' has the objectives "
+                            f"[{','.join(was)}]: resume it with those, or start a new study with another study.name "
+                            f"(e.g. study.name={name}-2)") from None
         # The worker that created it enqueues the design; wait for it rather than race ahead.
         deadline = time.monotonic() + 60
         while "design_enqueued" not in study.user_attrs and time.monotonic() < deadline:
@@ -190,6 +198,7 @@ def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = 
     for params in points:
         study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s.initial_design})"})
     record(study, plain, rows)
+    study.set_user_attr("objectives", list(objectives))
     study.set_user_attr("design_enqueued", True)
     return study
 

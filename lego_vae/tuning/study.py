@@ -27,6 +27,7 @@ from lego_vae.config.space import distributions, short
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.run import describe_recipe
+from lego_vae.tuning.judged import judge_for
 from lego_vae.tuning.params import fmt
 from lego_vae.tuning.refit import refit, refit_budget, refit_lock, trial_budget
 from lego_vae.tuning.results import (
@@ -70,6 +71,8 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     if refits and plain.sample.prior == "gmm":  # the refit fits a mixture: refuse before the trials, not after
         check_gmm_data(plain.sample.gmm_components, len(datamodule.split_indices["train"]))
     print(f"tune: {datamodule.describe()}; {describe_space(plain)} -> {study_dir}", flush=True)
+    if len(plain.study.objectives) > 1:  # the judge of the second objective: trained (or loaded) once, here
+        judge_for(plain.eval.judge, plain.data)
     with quiet_logs(), STOP.installed(), locked_out(plain, study_dir):
         return tune_here(plain, study_dir, overrides)
 
@@ -94,7 +97,7 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
         else:
             trials_here(plain, study_dir, study, sampler)
 
-    best = best_trial(study)
+    best = best_trial(study, plain.refit.rule)
     refit_dir, refit_tb = study_dir / "refit" / f"trial_{best.number:04d}", study_dir / "tb" / f"refit_{best.number:04d}"
     print(top_table(study, plain), flush=True)
     if where := bound_note(plain, best.params):
