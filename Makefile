@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: check-install install demo demo-seed quality-gpu train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
+.PHONY: check-install install demo demo-seed demo-search quality-gpu train-demo explore compare compare-arch bench bench-gpu test test-all test-db test-browser-deps lint preview dashboard clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ demo: install
 # The same study with the seed's recipe (fixed decoder, exponential lr, clipping): outputs/tune/quick.
 demo-seed: install
 	$(BIN)/python tune.py experiment=quick
+
+# The search preset at demo size (experiment=search_demo): lr, the feature map, latent, hidden and the number of
+# extra faces searched by Optuna's GPSampler in trials of 300 steps, halved at 100, then a refit: outputs/tune/search_demo.
+demo-search: install
+	$(BIN)/python tune.py experiment=search_demo
 
 # The face explorer in the browser: make explore RUN=outputs/train/<run> (a run, a .ckpt or a study folder).
 explore: install

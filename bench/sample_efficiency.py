@@ -47,6 +47,7 @@ import numpy as np
 import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from optuna.distributions import IntDistribution
 
 from bench import common
 from lego_vae.config import validate
@@ -131,8 +132,7 @@ def tabulate(s: dict, path: Path, cache_dir: str) -> tuple[np.ndarray, float]:
 def replay(kind: str, seed: int, table: np.ndarray, n_trials: int, n_initial: int, restarts: int, raw: int) -> list[float]:
     """One run of a sampler against the table: the simple regret after each trial."""
     n_h, n_l = table.shape
-    space = {"hidden_idx": {"low": 0, "high": n_h - 1, "log": False},
-             "latent_idx": {"low": 0, "high": n_l - 1, "log": False}}
+    space = {"hidden_idx": IntDistribution(0, n_h - 1), "latent_idx": IntDistribution(0, n_l - 1)}
     # The study's initial design (tuning.design.initial_design) for this space: its first Sobol points.
     design = design_points(space, "sobol", seed, 0, min(n_initial, n_trials))[0]
     sampler = make_sampler(kind, len(design), seed, num_restarts=restarts, raw_samples=raw)

@@ -14,11 +14,14 @@ Measured, per study:
 - the best judged quality it found: the lowest val/attr_error of its trials (judged quality = 1 - that), and
   its share of the judge's ceiling on the same faces; the median over seeds per sampler;
 - the lowest val/loss;
+- Optuna's SuccessiveHalvingPruner replayed on each study's recorded val/loss curves (the preset's smallest rung,
+  pruner.warmup_steps, and reduction factor; the design never pruned): the steps it would have spent against every
+  trial's full budget, and whether the study's best trial survives it;
 - over every trial of every study, Spearman's rank correlation between val/loss at each validation step and the
   trial's final val/loss and final attribute error (scipy.stats.spearmanr): how well a short budget ranks trials
   as the full one does, which is what successive halving needs.
 
-Target (reported whatever comes out): BO's median best judged quality > random's.
+Targets (reported whatever comes out): BO's median best judged quality > random's; halving spends <= 1/3.
 """
 
 from __future__ import annotations
@@ -84,6 +87,38 @@ def spearman_by_step(trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
     return rows
 
 
+def halving_replay(trials: list[optuna.trial.FrozenTrial], min_resource: int, n_initial: int, factor: int = 3) -> dict:
+    """Optuna's SuccessiveHalvingPruner replayed on a study's recorded curves, trial by trial in their order (the
+    first n_initial, the design, never pruned, as in tune.py): the optimizer steps it would have trained, against
+    every trial's full budget, and whether the best trial by final val/loss (and by attribute error) survives.
+    A replay: a live study's sampler would have proposed other points after a pruned trial."""
+    study = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=min_resource, reduction_factor=factor))
+    spent = full = 0
+    survivors = []
+    for i, t in enumerate(sorted(trials, key=lambda t: t.number)):
+        curve = sorted((int(k), v) for k, v in t.user_attrs["val_curve"].items())
+        live = study.ask()
+        full += curve[-1][0]
+        for step, value in curve:
+            live.report(value, step)
+            if i >= n_initial and live.should_prune():
+                spent += step
+                study.tell(live, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            spent += curve[-1][0]
+            study.tell(live, t.values[0])
+            survivors.append(t)
+    best_loss, best_judged = min(trials, key=lambda t: t.values[0]), min(trials, key=lambda t: t.values[1])
+    return {"trials": len(trials), "completed": len(survivors), "steps spent": spent, "steps if all ran": full,
+            "share": spent / full, "best val/loss survives": best_loss in survivors,
+            "best attr_error survives": best_judged in survivors,
+            "best surviving val/loss": min(t.values[0] for t in survivors), "best val/loss": best_loss.values[0],
+            "best surviving judged quality": 1 - min(t.values[1] for t in survivors),
+            "best judged quality": 1 - best_judged.values[1]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
@@ -96,11 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda r: run_study(args.out, args.experiment, r[0], r[1], args.cache_dir, extra), runs))
 
-    results, all_trials = [], []
+    plain = common.tune_config(f"experiment={args.experiment}", *extra)
+    results, all_trials, replays = [], [], []
     for label, kind in SAMPLERS.items():
         for seed in range(seeds):
             trials = trials_of(args.out, kind, seed)
             all_trials += trials
+            replays.append({"sampler": label, "seed": seed, **halving_replay(
+                trials, plain.pruner.warmup(plain.study), plain.study.n_initial, plain.pruner.reduction_factor)})
             best = min(trials, key=lambda t: t.values[1])
             ceiling = best.user_attrs["judged"].get("of_ceiling")
             results.append({"sampler": label, "seed": seed, "trials": len(trials),
@@ -114,10 +152,14 @@ def main(argv: list[str] | None = None) -> dict:
     ranks = spearman_by_step(all_trials)
     settings = {"experiment": args.experiment, "seeds": seeds, "samplers": SAMPLERS, "overrides": TWO + extra,
                 "jobs": args.jobs}
+    spent = sum(r["steps spent"] for r in replays) / sum(r["steps if all ran"] for r in replays)
+    targets.append(common.target("successive halving (replayed): steps spent / all trials' full budgets", "<= 1/3",
+                                 spent, spent <= 1 / 3))
     info = common.report(NAME, settings, results, targets, out=args.out,
-                         extra={"medians": medians, "spearman_by_step": ranks})
-    if ranks:
-        print(common.markdown(ranks, list(ranks[0])))
+                         extra={"medians": medians, "spearman_by_step": ranks, "halving_replay": replays})
+    for rows in (ranks, replays):
+        if rows:
+            print(common.markdown(rows, list(rows[0])) + "\n")
     print(json.dumps({"medians": medians}))
     return info
 

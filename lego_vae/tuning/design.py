@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from optuna.distributions import BaseDistribution
 from scipy.stats import qmc
 
 from lego_vae.config.commands import TuneConfig
@@ -42,7 +43,8 @@ def design_points(space: Any, kind: str, seed: int, start: int, count: int,
     """Up to `count` points of the design sequence from its row `start` on, mapped into `space` (params.from_unit:
     integers rounded, choices by equal shares), none of them in `held` nor twice (rounding can merge two rows);
     and the row after the last one read."""
-    dists = distributions(space)  # typed, or as the study stored it
+    # Optuna's distributions, or the config's space (typed, or as the study stored it)
+    dists = space if all(isinstance(d, BaseDistribution) for d in space.values()) else distributions(space)
     names = list(dists)
     points: list[dict] = []
     seen = set(held)

@@ -15,7 +15,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -131,9 +131,11 @@ def _param_axis(ax: Axes, which: str, bounds: tuple[float, float, bool], label: 
         getattr(ax, f"set_{which}scale")("log")
         getattr(ax, f"set_{which}lim")(low / 1.15, high * 1.15)
         axis = getattr(ax, f"{which}axis")
-        # Powers of two read as the layer sizes people actually pick (128, 256, ...), not 10^2.
-        ticks = [2.0**k for k in range(math.ceil(math.log2(low)), math.floor(math.log2(high)) + 1)]
-        axis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else [low, high]))
+        if low >= 1:  # sizes: powers of two read as the layer sizes people actually pick (128, 256, ...), not 10^2
+            ticks = [2.0**k for k in range(math.ceil(math.log2(low)), math.floor(math.log2(high)) + 1)]
+            axis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else [low, high]))
+        else:  # rates: 1e-4, 3e-4, 1e-3, ...
+            axis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
     else:

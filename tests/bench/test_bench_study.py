@@ -1,4 +1,4 @@
-"""The study benches (pruning savings, sample efficiency, projection) run end to end at smoke size.
+"""The study benches (pruning savings, sample efficiency, projection, search efficiency) run end to end at smoke size.
 
 No timing is asserted: the machines are shared. What is checked is that each bench writes its JSON
 with the documented rows, and that the numbers that must be numbers are finite.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import projection, pruning_savings, sample_efficiency
+from bench import projection, pruning_savings, sample_efficiency, search_efficiency
 
 KEYS = {"name", "machine", "settings", "results", "targets"}
 TARGET_KEYS = {"what", "target", "measured", "met"}
@@ -97,3 +97,29 @@ def test_projection_quick(out: Path) -> None:
         assert any(r["row"] == "measured" for r in gpu)
     else:
         assert gpu[0]["note"] == "not measured: no GPU on this machine"
+
+
+def test_search_efficiency_quick(out: Path) -> None:
+    """BO against random on the search preset's two objectives: one seed each at smoke size, through tune.py."""
+    search_efficiency.main(quick(out))
+    info = json.loads((out / "search_efficiency.json").read_text())
+    assert KEYS <= set(info) and info["name"] == "search_efficiency"
+    rows = info["results"]
+    assert {r["sampler"] for r in rows} == set(search_efficiency.SAMPLERS) and all(r["trials"] == 3 for r in rows)
+    for r in rows:  # judged quality is 1 - the lowest attribute error a study's trials reached
+        assert 0.0 <= r["best judged quality"] <= 1.0 and finite(r["lowest val/loss"])
+    assert info["medians"] == {s: next(r["best judged quality"] for r in rows if r["sampler"] == s)
+                               for s in search_efficiency.SAMPLERS}
+    target, halving = info["targets"]
+    assert isinstance(target["met"], bool) and target["measured"] == info["medians"]["GP (GPSampler, log EHVI)"]
+    # The halving replay: the preset's smallest rung (100 steps) lies past these 4-step trials, so none is pruned
+    # and it spends every trial's full budget (3 x 4 steps a study).
+    for r in info["halving_replay"]:
+        assert r["completed"] == r["trials"] == 3 and r["steps spent"] == r["steps if all ran"] == 12
+        assert r["best val/loss survives"] and r["best surviving val/loss"] == r["best val/loss"]
+    assert halving["measured"] == 1.0 and halving["met"] is False
+    # Spearman's rho per validation step over all 6 trials (steps 2 and 4 of 4); at the last step val/loss is the
+    # final one, so its rank correlation with the final val/loss is exactly 1.
+    steps = {r["step"]: r for r in info["spearman_by_step"]}
+    assert set(steps) == {2, 4} and all(r["trials"] == 6 for r in steps.values())
+    assert steps[4]["rho vs final val/loss"] == pytest.approx(1.0)

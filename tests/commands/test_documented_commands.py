@@ -58,6 +58,8 @@ TINY = {
 # trainer.max_steps 3: one epoch of the tiny train split (125 faces + 40 extra, batch 64), so that the run
 # validates at least once.
 TINY["tune"] = {**TINY["train"], **TINY["tune"]}
+# The searched sizes of the search preset's space (space/search.yaml), as choices fit for 16 px and tiny data.
+TINY_SPACE = {"data.extra_train_faces": [0, 40], "model.feature_size": [2, 4]}
 RESUMED_EPOCHS = 3  # trainer.max_epochs of a resume (ckpt_path=...): one more than the tiny run's 2
 SCHEMAS = {"train": TrainConfig, "tune": TuneConfig, "evaluate": EvaluateConfig, "generate": GenerateConfig,
            "explore": ExploreConfig}
@@ -116,7 +118,8 @@ def _call(fn: Callable[[], object], cwd: Path, argv: list[str]) -> Result:
 
 def _compose(program: str, args: list[str], validate: bool = True) -> dict:
     """The command's config (a sweep: its first values), validated as the command would (UserError: its line)."""
-    overrides = [a.split(",")[0] if "=" in a and "," in a and "[" not in a else a for a in args if a != "-m"]
+    # a sweep key=a,b: its first value; not a list [a,b] nor a dict {a: 1, b: 2}
+    overrides = [a.split(",")[0] if "=" in a and "," in a and not {"[", "{"} & set(a) else a for a in args if a != "-m"]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=program, overrides=[o for o in overrides if not o.startswith("hydra.")])
@@ -143,6 +146,10 @@ def tiny_args(program: str, args: list[str], cache: Path, keep_set: bool) -> lis
         tiny["trainer.max_epochs"] = RESUMED_EPOCHS
     extra = [f"{key}={value}" for key, value in tiny.items()
              if isinstance(_get(plain, key), int) and _get(plain, key) > value and not (keep_set and key in given)]
+    for key, choices in TINY_SPACE.items():  # a searched size: its choices lowered too (space/search.yaml)
+        leaf = _get(plain.get("space") or {}, key)
+        if isinstance(leaf, dict) and "choices" in leaf:
+            extra.append(f"space.{key}.choices=[{','.join(map(str, choices))}]")
     return [*base, *extra]
 
 

@@ -127,7 +127,7 @@ def test_initial_design_is_space_filling_and_distinct(make_cfg) -> None:
     [
         ("study.n_trials=0", "study.n_trials=0: must be an integer >= 1"),
         ("space.hidden.low=4096", "space.hidden: low=4096 must be < high=2048"),
-        ("pruner.kind=patient", "pruner.kind=patient: must be one of median, hyperband, none"),
+        ("pruner.kind=patient", "pruner.kind=patient: must be one of median, halving, hyperband, none"),
         ("sampler.kind=cmaes", "sampler.kind=cmaes: must be one of botorch, gp, tpe, random"),
         ("trainer.devices=2", "trainer.devices=2: a trial runs in one process on one device"),
     ],
