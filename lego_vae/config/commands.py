@@ -251,6 +251,9 @@ def _objectives_check(cfg: TuneConfig) -> None:
             or (len(objectives) == 2 and objectives[1] not in JUDGED):
         raise UserError(f"{shown}: must be [val/loss] or [val/loss,{judged}]")
     if len(objectives) == 1:
+        if cfg.refit.rule != "utopia":
+            raise UserError(f"refit.rule={cfg.refit.rule}: a rule picks the refit's trial from the Pareto front of two "
+                            f"objectives; with study.objectives=[val/loss] the refit trains the lowest val/loss")
         return
     if objectives[1] != judged:
         raise UserError(f"{shown}: data.source={cfg.data.source} has {'labels' if judged == JUDGED[0] else 'no labels'}"

@@ -31,6 +31,10 @@ from lego_vae.errors import UserError
 
 ALIASES = {"hidden": "model.hidden", "latent": "model.latent"}  # the seed's parameter names
 BUDGET = ("trainer.max_epochs", "trainer.max_steps")  # set by study.epochs/steps and refit.*
+# Keys that make the validation faces (or where they come from): trials that differ in one would be scored on
+# different faces, and their val/loss and judged error would not compare.
+VALIDATION = ("data.source", "data.root", "data.url", "data.blob", "data.image_size", "data.num_images", "data.seed",
+              "data.val_fraction", "data.test_fraction", "data.cache_dir", "data.max_pixels")
 RANGE_KEYS, CHOICE_KEYS = {"low", "high", "log"}, {"choices"}
 
 
@@ -86,10 +90,15 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     key = config_key(name)
     f = _schema_field(key)
     if f is None:
-        raise UserError(f"space.{name}: {key} is not a key of the train config (its keys are in lego_vae/conf/)")
+        raise UserError(f"space.{name}: {key} is a section of the train config, not a key: give its keys ranges"
+                        if key in _sections() else
+                        f"space.{name}: {key} is not a key of the train config (its keys are in lego_vae/conf/)")
     if key in BUDGET:
         raise UserError(f"space.{name}: the trial budget is the study's (study.epochs or study.steps), not a "
                         "parameter")
+    if key in VALIDATION:
+        raise UserError(f"space.{name}: {key} makes the validation faces, so trials differing in it would not be "
+                        "scored on the same faces; run one study per value (study.name=...)")
     kind = field_meta(f).get(KIND)
     unknown = set(leaf) - RANGE_KEYS - CHOICE_KEYS
     if unknown or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
@@ -123,13 +132,21 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     return FloatDistribution(float(low), float(high), log=log)
 
 
+def _sections() -> set[str]:
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
 def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
     """The space (as in the config, or as a study stored it: normal_form) as Optuna's distributions, by name.
 
-    Raises UserError for an empty space or a bad leaf (distribution)."""
+    Raises UserError for an empty space, a key given twice (hidden and model.hidden) or a bad leaf (distribution)."""
     found = leaves(raw)
     if not found:
         raise UserError("space: empty; give at least one parameter (e.g. space=seed, the seed's hidden and latent)")
+    keys: dict[str, str] = {}
+    for name in found:
+        if (other := keys.setdefault(config_key(name), name)) != name:
+            raise UserError(f"space.{name}: {config_key(name)} is given twice (as {other} and {name}); keep one")
     return {name: distribution(name, leaf) for name, leaf in found.items()}
 
 

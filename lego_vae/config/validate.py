@@ -203,6 +203,9 @@ def check_space_values(config: TuneConfig) -> None:
                 node = node[part]
             node[leaf] = value
             try:
-                validated(trial, TrainConfig)
+                checked = get_key(validated(trial, TrainConfig), config_key(name))
             except UserError as err:
                 raise UserError(f"space.{name}: a trial with {config_key(name)}={value} would be refused ({err})") from None
+            if checked != value or isinstance(checked, str) != isinstance(value, str):  # OmegaConf made "4" 4
+                raise UserError(f"space.{name}: the choice {value!r} is a {type(value).__name__}, and "
+                                f"{config_key(name)} takes a {type(checked).__name__} ({checked!r})")

@@ -96,13 +96,13 @@ def pareto_plot(study: optuna.Study, chosen: FrozenTrial, rule: str, path: Path,
         from PIL import Image
 
         image = np.asarray(Image.open(png).convert("RGB"))
-        box = AnnotationBbox(OffsetImage(image, zoom=min(1.0, 160 / image.shape[1])), (t.values[0], t.values[1]),
+        box = AnnotationBbox(OffsetImage(image, zoom=min(2.0, 240 / image.shape[1])), (t.values[0], t.values[1]),
                              xybox=(60 if i % 2 == 0 else -60, 70 if i % 2 == 0 else -70), boxcoords="offset points",
                              arrowprops={"arrowstyle": "->", "color": "grey"}, frameon=True, pad=0.2)
         ax.add_artist(box)
         ax.annotate(f"#{t.number}", (t.values[0], t.values[1]), textcoords="offset points", xytext=(4, 4))
-    ax.set(xlabel="val/loss", ylabel=judged, title="Two objectives: the trials, their front, and faces on it "
-           "(top row: validation faces, bottom: the trial's reconstructions)")
+    ax.set(xlabel="val/loss", ylabel=judged, title="Two objectives: the trials, their Pareto front and faces on it\n"
+           "(each picture: validation faces, above the trial's reconstructions of them)")
     ax.legend(loc="upper right")
     ax.margins(0.25)
     path.parent.mkdir(parents=True, exist_ok=True)

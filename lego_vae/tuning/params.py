@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -83,11 +84,14 @@ def params_line(params: dict, names: Iterable[str]) -> str:
 
 def override(name: str, value: Any) -> str:
     """The Hydra override that sets a parameter's key on train.py's command line: model.hidden=1178,
-    optim.lr=0.000512 (repr: a float comes back exactly), data.source=ldraw, model.x=null."""
+    optim.lr=0.000512 (repr: a float comes back exactly), model.likelihood=calibrated, model.x=null; a string that
+    Hydra would read otherwise ('a,b', 'true', '1e-3') in Hydra's quotes."""
     if value is None:
         text = "null"
     elif isinstance(value, bool):
         text = str(value).lower()
+    elif isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][\w\-/.]*", value) or value in ("true", "false", "null"):
+        text = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"  # Hydra's quoted string
     else:
         text = repr(value) if isinstance(value, float) else str(value)
     return f"{config_key(name)}={text}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,10 +62,12 @@ def train_command(plain: TuneConfig, overrides: Sequence[str], params: dict) -> 
 
 def bound_note(plain: TuneConfig, params: dict) -> str | None:
     """A line saying which best parameters sit on a bound of a range of the search space (None if none does)."""
-    at = [f"{short(name)} {fmt(params[name])} is the {'floor' if params[name] == d.low else 'ceiling'} of "
+    at = [f"{short(name)} {fmt(params[name])} is the "
+          f"{'floor' if math.isclose(params[name], d.low, rel_tol=1e-9) else 'ceiling'} of "
           f"space.{name} [{fmt(d.low)}, {fmt(d.high)}]"
           for name, d in distributions(plain.space).items()
-          if not isinstance(d, CategoricalDistribution) and params.get(name) in (d.low, d.high)]
+          if not isinstance(d, CategoricalDistribution) and name in params
+          and any(math.isclose(params[name], bound, rel_tol=1e-9) for bound in (d.low, d.high))]
     return f"best at a bound of the search space: {'; '.join(at)}" if at else None
 
 

@@ -18,6 +18,7 @@ that is read from its trials. On resume:
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -140,6 +141,12 @@ def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
     now = normal_form(plain.space)  # compared with, and stored as, the study's plain copy
     names = list(now)
+    for n in names:  # what the study's trials hold of each parameter: any earlier space may have had it
+        held = {json.dumps(f, sort_keys=True): f for f in
+                [*(normal_form({n: t.distributions[n]})[n] for t in trials if n in t.distributions)]}
+        for was in held.values():
+            if refusal := _kept_by_optuna(study, n, was, now[n]):
+                raise UserError(refusal)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
     if stored == now or stored is None:
         if study.user_attrs.get("space") != now:
@@ -148,8 +155,9 @@ def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]
     for n in names:
         if stored.get(n) and (refusal := _kept_by_optuna(study, n, stored[n], now[n])):
             raise UserError(refusal)
-    changes = "; ".join(f"space.{n} {_fmt(stored.get(n))} -> {_fmt(now[n])}" for n in names if stored.get(n) != now[n])
-    finished = [t for t in trials if t.state in FINISHED and set(names) <= t.params.keys()]
+    changes = "; ".join(f"space.{n} {_fmt(stored.get(n))} -> {_fmt(now.get(n))}"
+                        for n in dict.fromkeys([*stored, *now]) if stored.get(n) != now.get(n))
+    finished = [t for t in trials if t.state in FINISHED and "duplicate_of" not in t.user_attrs]
     within = sum(inside(t.params, distributions(now)) for t in finished)
     history = list(study.user_attrs.get("space_history") or [{"from_trial": 0, "space": stored}])
     history.append({"from_trial": len(trials), "space": now})

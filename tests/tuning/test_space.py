@@ -142,3 +142,55 @@ def test_tune_py_with_choices_and_the_seeds_sampler_is_one_line(tmp_path) -> Non
         cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: space.model.feature_size: choices need a GP")
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"hidden": {"low": 16, "high": 64}, "model": {"hidden": {"low": 16, "high": 32}}},
+     "space.model.hidden: model.hidden is given twice (as hidden and model.hidden)"),
+    ({"data": {"image_size": {"choices": [16, 32]}}}, "space.data.image_size: data.image_size makes the validation faces"),
+    ({"data": {"source": {"choices": ["synthetic", "ldraw"]}}}, "space.data.source: data.source makes the validation"),
+    ({"model": {"low": 1, "high": 2}}, "space.model: model is a section of the train config, not a key"),
+])
+def test_a_space_that_would_not_compare_its_trials_is_one_line(space, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        distributions(space)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_choice_of_the_wrong_type_and_a_rule_without_a_front_are_one_line(make_cfg) -> None:
+    with pytest.raises(UserError) as err:  # OmegaConf would make "4" the int 4 for the trial, and Optuna keep "4"
+        validate_tune(make_cfg("sampler.kind=gp", "+space.model.feature_size={choices: [2, '4']}", config_name="tune"))
+    assert str(err.value) == "space.model.feature_size: the choice '4' is a str, and model.feature_size takes a int (4)"
+    with pytest.raises(UserError, match=r"^refit.rule=judged: a rule picks the refit's trial from the Pareto front"):
+        validate_tune(make_cfg("refit.rule=judged", config_name="tune"))
+
+
+def test_strings_a_command_line_would_misread_are_quoted_for_hydra() -> None:
+    assert override("model.likelihood", "calibrated") == "model.likelihood=calibrated"
+    assert override("model.x", "a,b") == "model.x='a,b'" and override("model.x", "true") == "model.x='true'"
+    assert override("model.x", None) == "model.x=null" and override("model.x", False) == "model.x=false"
+
+
+def test_a_float_best_on_its_bound_is_said(make_cfg) -> None:
+    from lego_vae.tuning.results import bound_note
+
+    plain = validate_tune(make_cfg("sampler.kind=gp", "+space.optim.lr={low: 1.0e-4, high: 3.0e-3, log: true}",
+                                   config_name="tune"))
+    # What a GP's log round trip gives for the ceiling: not exactly 3e-3.
+    note = bound_note(plain, {"hidden": 100, "latent": 4, "optim.lr": 0.002999999999999999})
+    assert note == "best at a bound of the search space: lr 0.003 is the ceiling of space.optim.lr [0.0001, 0.003]"
+
+
+def test_a_parameter_back_with_other_choices_is_refused_on_resume(make_cfg) -> None:
+    """Optuna keeps a parameter's choices for the whole study, also when a run in between left it out."""
+    from lego_vae.tuning.resume import space_note
+
+    study = optuna.create_study()
+    old = {"hidden": IntDistribution(16, 64, log=True), "model.feature_size": CategoricalDistribution([2, 8])}
+    study.add_trial(optuna.trial.create_trial(params={"hidden": 20, "model.feature_size": 8}, distributions=old,
+                                              value=1.0))
+    study.set_user_attr("space", {"hidden": {"low": 16, "high": 64, "log": True}})  # the run in between
+    plain = validate_tune(make_cfg("sampler.kind=gp", "+space.model.feature_size={choices: [2, 4]}", config_name="tune"))
+    with pytest.raises(UserError) as err:
+        space_note(study, plain, study.get_trials())
+    assert str(err.value).startswith("space.model.feature_size: study ") and "{2, 8}" in str(err.value)
