@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     for rows in (ranks, replays):
         if rows:
             print(common.markdown(rows, list(rows[0])) + "\n")
-    print(json.dumps({"medians": medians}))
+    print(json.dumps({"medians": medians}, allow_nan=False))
     return info
 
 

@@ -142,7 +142,7 @@ def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]
     now = normal_form(plain.space)  # compared with, and stored as, the study's plain copy
     names = list(now)
     for n in names:  # what the study's trials hold of each parameter: any earlier space may have had it
-        held = {json.dumps(f, sort_keys=True): f for f in
+        held = {json.dumps(f, sort_keys=True, allow_nan=False): f for f in
                 [*(normal_form({n: t.distributions[n]})[n] for t in trials if n in t.distributions)]}
         for was in held.values():
             if refusal := _kept_by_optuna(study, n, was, now[n]):

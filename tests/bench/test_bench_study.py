@@ -99,6 +99,7 @@ def test_projection_quick(out: Path) -> None:
         assert gpu[0]["note"] == "not measured: no GPU on this machine"
 
 
+@pytest.mark.slow  # two tune.py processes, about 40 s on 2 cores; make test-all runs it
 def test_search_efficiency_quick(out: Path) -> None:
     """BO against random on the search preset's two objectives: one seed each at smoke size, through tune.py."""
     search_efficiency.main(quick(out))
