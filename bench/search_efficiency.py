@@ -1,6 +1,6 @@
 """BO against random on the search preset's real objective, and how well a short budget ranks trials.
 
-    python -m bench.search_efficiency [--quick] [--out DIR] [--seeds 5] [--jobs 2] [--experiment search_demo]
+    python -m bench.search_efficiency [--quick] [--out DIR] [--seeds 5] [--jobs 2] [--experiment search_demo] [--analyse-only]
 
 What runs: for each seed and each sampler (Optuna's GPSampler: Matérn 5/2 with categorical inputs and log
 expected hypervolume improvement over the two objectives; and random sampling), one study of `python tune.py
@@ -124,12 +124,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--jobs", type=int, default=2, help="studies at a time (each one torch thread)")
     p.add_argument("--experiment", default="search_demo")
+    p.add_argument("--analyse-only", action="store_true", help="read the studies already in --out, train nothing")
     args = p.parse_args(argv)
     seeds = 1 if args.quick else args.seeds
     extra = QUICK if args.quick else []
     runs = [(kind, seed) for seed in range(seeds) for kind in SAMPLERS.values()]
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        list(pool.map(lambda r: run_study(args.out, args.experiment, r[0], r[1], args.cache_dir, extra), runs))
+    if not args.analyse_only:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(lambda r: run_study(args.out, args.experiment, r[0], r[1], args.cache_dir, extra), runs))
 
     plain = common.tune_config(f"experiment={args.experiment}", *extra)
     results, all_trials, replays = [], [], []
