@@ -17,7 +17,7 @@ from lego_vae.tuning.params import contains, from_unit, inside, override, trial_
 from lego_vae.tuning.results import train_command
 from lego_vae.tuning.study import tune
 from tests.conftest import ROOT, TINY
-from tests.tuning.test_tuning import TUNE_TINY
+from tests.tuning.test_tuning import TUNE_TINY, _load
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -113,7 +113,7 @@ def test_a_mixed_space_study_runs_resumes_and_refits_its_best(make_cfg, tmp_path
     study_dir = tmp_path / "mixed"
     overrides = [*TUNE_TINY, *MIXED_OVERRIDES, "study.n_trials=5", "study.n_initial=3", "refit.epochs=1"]
     best = tune(make_cfg(*overrides, config_name="tune"), study_dir)
-    study = optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = _load(study_dir)
     trials = study.get_trials()
     assert len(trials) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     names = {"hidden", "latent", "optim.lr", "model.feature_size", "data.extra_train_faces"}

@@ -13,7 +13,7 @@ from lego_vae.config import validate_tune
 from lego_vae.errors import UserError
 from lego_vae.tuning.front import choose, front
 from lego_vae.tuning.study import tune
-from tests.tuning.test_tuning import TUNE_TINY
+from tests.tuning.test_tuning import TUNE_TINY, _load
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -61,7 +61,7 @@ def test_a_two_objective_study_draws_its_front_and_refits_the_rules_trial(make_c
     study_dir = tmp_path / "two"
     overrides = [*TUNE_TINY, *TWO, "study.n_trials=4", "study.n_initial=2", "refit.epochs=1"]
     info = tune(make_cfg(*overrides, config_name="tune"), study_dir)
-    study = optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = _load(study_dir)
     trials = study.get_trials()
     assert len(study.directions) == 2 and len(trials) == 4
     for t in trials:  # both values measured; the second is 1 - the judge's mean accuracy on the reconstructions
@@ -84,7 +84,7 @@ def test_a_two_objective_study_draws_its_front_and_refits_the_rules_trial(make_c
     # Another rule on the same finished study refits the trial it names (refit.only: no new trials).
     judged = tune(make_cfg(*overrides, "refit.only=true", "refit.rule=judged", config_name="tune"), study_dir)
     assert judged["trial"] == min(front(study), key=lambda t: (t.values[1], t.values[0])).number
-    assert len(optuna.load_study(study_name="lego-vae", storage=f"sqlite:///{study_dir / 'study.db'}").trials) == 4
+    assert len(_load(study_dir).trials) == 4
     # The study cannot be resumed with one objective: its values would not compare.
     with pytest.raises(UserError) as err:
         tune(make_cfg(*TUNE_TINY, "study.n_trials=5", "refit.enabled=false", config_name="tune"), study_dir)
