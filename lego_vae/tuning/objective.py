@@ -98,7 +98,9 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             return
         step = trainer.global_step
         self.trial.report(value, step=step)
-        if self.can_prune and self.trial.should_prune():
+        # At its last step a trial has trained its whole budget: it completes (successive halving's top rung is
+        # study.steps itself, where should_prune could still say yes).
+        if self.can_prune and step < trainer.max_steps and self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says (progress.describe)
             raise optuna.TrialPruned(f"Trial was pruned at step {step}.")
 

@@ -133,3 +133,22 @@ def test_a_study_of_epochs_resumed_in_steps_is_refused_with_the_way_back(make_cf
     assert str(err.value).startswith(
         "study 'lego-vae' was run with study.epochs=1 (2 finished trials); this run has study.steps=4, and val/loss "
         "under the two does not compare: resume it with study.steps=null, study.epochs=1, or start a new study")
+
+
+def test_successive_halving_prunes_at_its_rung_and_completes_the_rest(make_cfg, tmp_path) -> None:
+    """pruner.kind=halving, rungs at 2 and 4 of 4 steps (warm-up 2, factor 2): a trial behind the better half of
+    those that reached step 2 is pruned there; one ahead trains its whole budget and completes."""
+    study_dir = tmp_path / "halving"
+    halving = [*STEPS, "study.steps=4", "study.n_initial=1", "refit.enabled=false", "pruner.kind=halving",
+               "pruner.warmup_steps=2", "pruner.reduction_factor=2"]
+    plain = validate_tune(make_cfg(*halving, config_name="tune"))
+    assert isinstance(make_pruner(plain), optuna.pruners.SuccessiveHalvingPruner)
+    tune(make_cfg(*halving, "study.n_trials=6", config_name="tune"), study_dir)
+    trials = _load(study_dir).trials
+    assert len(trials) == 6 and trials[0].state == TrialState.COMPLETE  # the design point: never pruned
+    for t in trials[1:]:
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["pruned_at_step"] == 2 and sorted(t.intermediate_values) == [2]
+        else:
+            assert t.state == TrialState.COMPLETE and t.user_attrs["steps"] == 4 and sorted(t.intermediate_values) == [2, 4]
+    assert any(t.state == TrialState.PRUNED for t in trials)
