@@ -137,9 +137,12 @@ def _sections() -> set[str]:
 
 
 def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
-    """The space (as in the config, or as a study stored it: normal_form) as Optuna's distributions, by name.
+    """The space (as in the config, or as a study stored it: normal_form) as Optuna's distributions, by name;
+    Optuna's distributions already (a bench's own space) as they are.
 
     Raises UserError for an empty space, a key given twice (hidden and model.hidden) or a bad leaf (distribution)."""
+    if raw and all(isinstance(d, BaseDistribution) for d in raw.values()):
+        return dict(raw)
     found = leaves(raw)
     if not found:
         raise UserError("space: empty; give at least one parameter (e.g. space=seed, the seed's hidden and latent)")
@@ -150,12 +153,11 @@ def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
     return {name: distribution(name, leaf) for name, leaf in found.items()}
 
 
-def normal_form(space: Mapping | dict[str, BaseDistribution]) -> dict[str, dict]:
-    """The space as a study stores it (plain JSON, flat by name): {low, high, log} or {choices}. The seed's
-    integer ranges keep the form studies stored before any other kind existed."""
-    dists = space if all(isinstance(d, BaseDistribution) for d in space.values()) else distributions(space)
+def normal_form(space: Mapping) -> dict[str, dict]:
+    """The space (as distributions() takes it) as a study stores it (plain JSON, flat by name): {low, high, log} or
+    {choices}. The seed's integer ranges keep the form studies stored before any other kind existed."""
     out: dict[str, dict] = {}
-    for name, d in dists.items():
+    for name, d in distributions(space).items():
         if isinstance(d, CategoricalDistribution):
             out[name] = {"choices": list(d.choices)}
         else:

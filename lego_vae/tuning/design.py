@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution
 from scipy.stats import qmc
 
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions
 from lego_vae.tuning.params import from_unit
-from lego_vae.tuning.proposer import distributions
 
 DESIGN_BLOCK = 16  # unit points drawn at a time: a power of 2 keeps Sobol's balance; each LHS block is a Latin hypercube
 
@@ -43,8 +42,7 @@ def design_points(space: Any, kind: str, seed: int, start: int, count: int,
     """Up to `count` points of the design sequence from its row `start` on, mapped into `space` (params.from_unit:
     integers rounded, choices by equal shares), none of them in `held` nor twice (rounding can merge two rows);
     and the row after the last one read."""
-    # Optuna's distributions, or the config's space (typed, or as the study stored it)
-    dists = space if all(isinstance(d, BaseDistribution) for d in space.values()) else distributions(space)
+    dists = distributions(space)  # the config's, the study's stored one, or Optuna's distributions
     names = list(dists)
     points: list[dict] = []
     seen = set(held)

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from optuna.trial import FrozenTrial, TrialState
+from PIL import Image
 
 from lego_vae.files import replacing
 
@@ -93,8 +94,6 @@ def pareto_plot(study: optuna.Study, chosen: FrozenTrial, rule: str, path: Path,
         png = faces_of(t)
         if png is None or not Path(png).exists():
             continue
-        from PIL import Image
-
         image = np.asarray(Image.open(png).convert("RGB"))
         box = AnnotationBbox(OffsetImage(image, zoom=min(2.0, 240 / image.shape[1])), (t.values[0], t.values[1]),
                              xybox=(60 if i % 2 == 0 else -60, 70 if i % 2 == 0 else -70), boxcoords="offset points",

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import distributions
 from lego_vae.errors import Interrupted, NonFiniteLoss, out_of_memory
 from lego_vae.training.run import train
 from lego_vae.training.trainer import METRIC
@@ -25,7 +26,6 @@ from lego_vae.tuning.clock import process_age
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
 from lego_vae.tuning.judged import JudgedFaces
 from lego_vae.tuning.params import suggest, trial_config
-from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import fail_stale, locked
 

@@ -19,6 +19,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocat
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from lego_vae.config.space import normal_form
 from lego_vae.files import replacing
 from lego_vae.tuning.config import loss
 
@@ -86,14 +87,27 @@ def _norm(values: Sequence[float] | np.ndarray) -> Normalize:
     return Normalize(lo, hi)
 
 
-def _bounds(space: Mapping | None, trials: list[FrozenTrial], names: Sequence[str]) -> Bounds:
-    out: Bounds = {}
+def _leaves(space: Mapping | None, trials: list[FrozenTrial], names: Sequence[str]) -> dict[str, dict | None]:
+    """Each parameter's leaf ({low, high, log} or {choices}): the space's, else that of the latest trial's
+    distribution, else None (a parameter trials hold without one)."""
+    out: dict[str, dict | None] = {}
     for name in names:
-        s = space.get(name) if space is not None else None
-        if s is None:
+        leaf = (space or {}).get(name)
+        if leaf is None:
             dist = next((t.distributions[name] for t in reversed(trials) if name in t.distributions), None)
-            s = ({"choices": list(dist.choices)} if isinstance(dist, CategoricalDistribution)
-                 else {"low": dist.low, "high": dist.high, "log": dist.log} if dist is not None else None)
+            leaf = normal_form({name: dist})[name] if dist is not None else None
+        out[name] = leaf
+    return out
+
+
+def is_seed_space(leaves: Mapping) -> bool:
+    """Whether a space is the seed's two integer ranges, hidden and latent: the one space.png's GP surface is for."""
+    return set(leaves) == set(SEED) and all(leaf is None or "choices" not in leaf for leaf in leaves.values())
+
+
+def _bounds(leaves: Mapping, trials: list[FrozenTrial]) -> Bounds:
+    out: Bounds = {}
+    for name, s in leaves.items():
         if s is None:
             seen = [float(t.params[name]) for t in trials if name in t.params] or [1.0]
             out[name] = (min(seen), max(seen), True)
@@ -116,8 +130,8 @@ def _choice_axis(ax: Axes, which: str, choices: Sequence, label: str) -> None:
     getattr(ax, f"set_{which}label")(label)
 
 
-def _axis(ax: Axes, which: str, bounds: Bounds, space: Mapping | None, name: str) -> None:
-    leaf = (space or {}).get(name) or {}
+def _axis(ax: Axes, which: str, bounds: Bounds, leaves: Mapping, name: str) -> None:
+    leaf = leaves.get(name) or {}
     if "choices" in leaf:
         _choice_axis(ax, which, leaf["choices"], name)
     else:
@@ -209,13 +223,13 @@ def _marker_legend(fig: Figure, best: FrozenTrial | None = None) -> None:
 
 
 def _evolution(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: Normalize, cmap: str,
-               space: Mapping | None) -> Figure:
+               leaves: Mapping) -> Figure:
     names = list(bounds)
     fig = _figure((8.0, 1.5 + 2.75 * len(names)))
     axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True))
     for ax, name in zip(axes, names):
         _scatter_trials(ax, points, lambda t: t.number, lambda t, n=name: _coordinate(t, n), norm, cmap)
-        _axis(ax, "y", bounds, space, name)
+        _axis(ax, "y", bounds, leaves, name)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_title("Hyperparameter evolution")
     axes[-1].set_xlabel("trial")
@@ -225,7 +239,7 @@ def _evolution(points: list[tuple[FrozenTrial, float]], bounds: Bounds, norm: No
     return fig
 
 
-def _slices(points: list[tuple[FrozenTrial, float]], bounds: Bounds, space: Mapping | None,
+def _slices(points: list[tuple[FrozenTrial, float]], bounds: Bounds, leaves: Mapping,
             best: FrozenTrial | None) -> Figure:
     """val/loss against each parameter: one panel per parameter, the best trial starred."""
     names = list(bounds)
@@ -239,7 +253,7 @@ def _slices(points: list[tuple[FrozenTrial, float]], bounds: Bounds, space: Mapp
                     color=PRUNED_COLOR if t.state == TrialState.PRUNED else COMPLETE_COLOR, alpha=0.7)
         if best is not None and name in best.params:
             ax.plot(_coordinate(best, name), loss(best), ls="", marker="*", ms=16, color="white", mec=BEST_COLOR)
-        _axis(ax, "x", bounds, space, name)
+        _axis(ax, "x", bounds, leaves, name)
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[len(names):]:
         ax.set_visible(False)
@@ -338,21 +352,22 @@ def write_tuning_plots(
     done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(loss(t))]
     best = min(done, key=lambda t: loss(t)) if done else None
     names = list(space) if space is not None else list(dict.fromkeys(n for t in trials for n in t.params))
-    bounds = _bounds(space, trials, names)
+    leaves = _leaves(space, trials, names)
+    bounds = _bounds(leaves, trials)
     points = [(t, float(_value(t))) for t in trials if _finite(_value(t)) and all(p in t.params for p in names)]
     norm = _norm([v for _, v in points])
     # A study budgeted in steps (its recorded objective: tuning.resume) reports at optimizer steps.
     unit = "optimizer step" if "study.steps" in study.user_attrs.get("objective", {}) else "epoch"
     written = [
         _save(_history(trials), out_dir / "history.png"),
-        _save(_evolution(points, bounds, norm, cmap, space), out_dir / "evolution.png"),
+        _save(_evolution(points, bounds, norm, cmap, leaves), out_dir / "evolution.png"),
     ]
-    seed = set(names) == set(SEED) and all("choices" not in (space or {}).get(n, {}) for n in names)
+    seed = is_seed_space(leaves)
     if seed:  # the GP's posterior mean over the seed's two integers: drawn where they are the whole space
         written.append(_save(_space(points, bounds, norm, cmap, best, predict), out_dir / "space.png"))
     written.append(_save(_learning_curves(trials, best, unit), out_dir / "learning_curves.png"))
     if not seed:  # any other space: val/loss against each of its parameters
-        written.append(_save(_slices(points, bounds, space, best), out_dir / "slices.png"))
+        written.append(_save(_slices(points, bounds, leaves, best), out_dir / "slices.png"))
     refit = _refit(refit_history) if refit_history else None
     if refit is not None:
         written.append(_save(refit, out_dir / "refit.png"))

@@ -30,9 +30,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
-from lego_vae.config.space import distributions as space_distributions
+from lego_vae.config.space import distributions
 from lego_vae.errors import UserError
 from lego_vae.tuning.params import from_unit, inside, plain_value
 from lego_vae.tuning.sampler import GPEISampler, PrunedAsComplete, StudyView, experimental, make_sampler
@@ -44,12 +43,6 @@ PROPOSAL = "lego_vae:proposal"  # trial system attr: the pair a worker proposed,
 ATTEMPTS = 3          # seeds the sampler gets for one trial before a pair the study does not hold is drawn at random
 RANDOM_DRAWS = 256    # random draws for such a pair before the whole grid is searched
 LABELS = {"gp": "optuna GPSampler", "tpe": "optuna TPESampler", "random": "random"}
-
-
-def distributions(space: Any) -> dict[str, BaseDistribution]:
-    """The config's space (typed, or as stored in the study: a plain mapping) as the distributions the objective
-    suggests (lego_vae.config.space)."""
-    return space_distributions(to_plain(space))
 
 
 def held_params(trial: FrozenTrial) -> dict:

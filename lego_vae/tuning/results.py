@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 import yaml
-from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.commandline import command
 from lego_vae.config.commands import TuneConfig
-from lego_vae.config.space import config_key, normal_form, short
+from lego_vae.config.space import config_key, distributions, normal_form, short
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.files import write_text
@@ -23,9 +23,8 @@ from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS, loss
 from lego_vae.tuning.front import RULES, choose, front, pareto_plot
 from lego_vae.tuning.objective import FACES_PNG
 from lego_vae.tuning.params import fmt, override, plain_value
-from lego_vae.tuning.plots import trials_table, write_tuning_plots
+from lego_vae.tuning.plots import is_seed_space, trials_table, write_tuning_plots
 from lego_vae.tuning.progress import complete
-from lego_vae.tuning.proposer import distributions
 from lego_vae.tuning.sampler import surrogate_predictor
 from lego_vae.tuning.storage import counts
 
@@ -115,11 +114,11 @@ def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_t
 
     history = read_curves(refit_tb) if refit_tb is not None else None
     dists = distributions(plain.space)
-    seed_space = set(dists) == {"hidden", "latent"} and all(isinstance(d, IntDistribution) for d in dists.values())
+    space = normal_form(dists)
     single = len(study.directions) == 1  # the GP surface of space.png models val/loss alone
-    predict = surrogate_predictor(study, plain.sampler.lengthscale, dists) if seed_space and single else None
+    predict = surrogate_predictor(study, plain.sampler.lengthscale, dists) if is_seed_space(space) and single else None
     paths = write_tuning_plots(study, study_dir / "plots", predict=predict, refit_history=history or None,
-                               space=normal_form(dists))
+                               space=space)
     if len(study.directions) > 1:
         best = best_trial(study, plain.refit.rule)
         pareto = pareto_plot(study, best, plain.refit.rule, study_dir / "plots" / "pareto.png",

@@ -27,12 +27,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config import get_key, to_plain
 from lego_vae.config.commands import TuneConfig
-from lego_vae.config.space import config_key, normal_form
+from lego_vae.config.space import config_key, distributions, normal_form
 from lego_vae.errors import UserError
 from lego_vae.tuning.config import DESIGN_LABEL, FINISHED
 from lego_vae.tuning.design import design_points
 from lego_vae.tuning.params import inside
-from lego_vae.tuning.proposer import distributions, held_pairs
+from lego_vae.tuning.proposer import held_pairs
 
 # The settings that define a trial's objective: these sections, less what does not change a trial's val/loss
 # (where files are, compiling, memory layout, a fused optimizer update), and these keys.
