@@ -83,9 +83,10 @@ test-browser-deps:
 lint: install
 	$(BIN)/ruff check .
 
-# A non-editable `pip install .` in a fresh venv, every command run from outside the checkout (CI runs it).
-check-install:
-	bash scripts/check-install.sh $(PYTHON)
+# A non-editable `pip install .` in a fresh venv (its dependencies linked from .venv), every command run from
+# outside the checkout (CI runs it).
+check-install: install
+	bash scripts/check-install.sh $(PYTHON) $(VENV)
 
 preview: install
 	$(BIN)/python -m lego_vae.data.synthetic --preview docs/faces.png
