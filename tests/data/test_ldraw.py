@@ -235,3 +235,17 @@ def test_the_judge_of_ldraw_heads_reads_their_factors_and_is_cached_apart(tmp_pa
     assert synthetic.factors == factors_of("synthetic") != factors
     with pytest.raises(KeyError):
         load_or_train_judge(16, tmp_path, judge_config(**settings), source="folder")
+
+
+@pytest.mark.parametrize("source", ["ldraw", "synthetic"])
+def test_extra_train_faces_leave_the_validation_and_test_faces_unchanged(tmp_path, source) -> None:
+    """A study searching data.extra_train_faces compares val/loss across its values: the same held-out faces."""
+    dms = [_dm(tmp_path, source=source, extra_train_faces=extra) for extra in (0, 20)]
+    for dm in dms:
+        dm.prepare_data()
+        dm.setup("fit")
+    for split in ("val", "test"):
+        assert len(dms[0].split_indices[split]) > 0
+        assert torch.equal(dms[0].split_images(split), dms[1].split_images(split))
+        assert dms[0].split_labels(split) == dms[1].split_labels(split)
+    assert len(dms[1].split_indices["train"]) == len(dms[0].split_indices["train"]) + 20
