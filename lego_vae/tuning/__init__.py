@@ -1,1 +1,2 @@
-"""Bayesian optimisation of hidden and latent size: the study (study.py), our GP + EI sampler (sampler.py), plots."""
+"""Bayesian optimisation of the search space (`space:`): the study (study.py), our GP + EI sampler (sampler.py), the
+plots (plots.py, space_plots.py, front.py; figures.py what they share)."""

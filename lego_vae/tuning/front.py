@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from optuna.trial import FrozenTrial, TrialState
 from PIL import Image
 
-from lego_vae.files import replacing
+from lego_vae.tuning.figures import figure, save
 
 FACES_SHOWN = 4  # front trials whose faces pareto.png shows
 RULES = {  # refit.rule: what best.yaml says of it
@@ -83,8 +81,7 @@ def pareto_plot(study: optuna.Study, chosen: FrozenTrial, rule: str, path: Path,
         return None
     best = front(study)
     judged = chosen.user_attrs.get("judged", {}).get("metric", "judged error")
-    fig = Figure(figsize=(9.0, 6.5), dpi=120, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((9.0, 6.5))
     ax = fig.subplots()
     ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], c="tab:blue", alpha=0.5, label="trials")
     ax.plot([t.values[0] for t in best], [t.values[1] for t in best], "o-", c="black", label="Pareto front")
@@ -105,6 +102,4 @@ def pareto_plot(study: optuna.Study, chosen: FrozenTrial, rule: str, path: Path,
     ax.legend(loc="upper right")
     ax.margins(0.25)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save(fig, path)
