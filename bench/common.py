@@ -31,6 +31,7 @@ def composed(name: str, *overrides: str):
     DictConfig, not yet validated). Raises hydra's errors for an unknown name or a bad override."""
     from hydra import compose, initialize_config_dir
 
+    import lego_vae.config  # noqa: F401  (registers the schemas the YAML names: lego_vae.config.store)
     from lego_vae.conf import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

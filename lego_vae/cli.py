@@ -25,6 +25,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.conf import CONF_DIR
+from lego_vae.config.store import SCHEMAS
+from lego_vae.config.validate import composition_error
 from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
@@ -195,7 +197,17 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
 
     def main() -> None:
-        app()
+        # Hydra prints a composition error (a value of the wrong type for the schema, an unknown key or group
+        # option) on several lines and exits 1; HYDRA_FULL_ERROR=1 (Hydra's documented switch) lets it reach us
+        # instead, to be one line and exit 2 like every other mistake. Set by the user to anything else, Hydra's own.
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+        try:
+            app()
+        except Exception as err:
+            message = composition_error(err, SCHEMAS[config_name])
+            if message is None:
+                raise
+            _fail(message, 2)
         finish()
 
     main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."

@@ -12,6 +12,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from lego_vae.conf import CONF_DIR
+from lego_vae.config.store import SCHEMAS
+from lego_vae.config.validate import composition_error
+from lego_vae.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONF_DIR
@@ -66,12 +69,20 @@ def make_cfg(tmp_path: Path):
     """compose(overrides) -> the train config on tiny data, caching and writing under tmp_path."""
 
     def make(*overrides: str, config_name: str = "train") -> DictConfig:
+        # Composition checks keys and types against the schema (lego_vae.config.store); its error is the command's
+        # one line (lego_vae.cli), raised here as the UserError a command would print.
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(
-                config_name=config_name,
-                overrides=[*TINY, f"data.cache_dir={tmp_path / 'cache'}", f"paths.output_root={tmp_path / 'outputs'}",
-                           *overrides],
-            )
+            try:
+                return compose(
+                    config_name=config_name,
+                    overrides=[*TINY, f"data.cache_dir={tmp_path / 'cache'}",
+                               f"paths.output_root={tmp_path / 'outputs'}", *overrides],
+                )
+            except Exception as err:
+                message = composition_error(err, SCHEMAS[config_name])
+                if message is None:
+                    raise
+                raise UserError(message) from None
 
     return make
 

@@ -106,7 +106,10 @@ def allowed(meta: dict) -> str:
 
 
 def refuse(key: str, value: Any, meta: dict) -> UserError:
-    """The one-line error for key=value outside what meta allows."""
+    """The one-line error for key=value outside what meta allows. A float reads as briefly as it round-trips: the
+    schema made a typed `0` 0.0 while composing, and the line quotes it as typed (`=0`)."""
+    if isinstance(value, float) and float(f"{value:g}") == value:
+        value = f"{value:g}"
     return UserError(f"{key}={value}: must be {allowed(meta)}")
 
 

@@ -20,8 +20,15 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
 from optuna.distributions import CategoricalDistribution
 
 from lego_vae.conf import CONF_DIR
@@ -123,6 +130,32 @@ def validated(cfg: Any, schema: type) -> Any:
     config = typed(absolute_paths(out, schema), schema)
     _walk(config, config, plain, "")
     return config
+
+
+def composition_error(err: BaseException, schema: type) -> str | None:
+    """One line for an error Hydra raised while composing a command's config into its schema (lego_vae.config.store),
+    in validated()'s words; None for any other exception.
+
+    A value of the wrong type (`model.log_sigma_min=low`) reads as its field's rule ("must be a number"), an unknown
+    key as validated() says it, a missing group option with the options there are; any other composition error
+    (an override Hydra cannot parse, say) is the first line of Hydra's message.
+    """
+    if not isinstance(err, CompactHydraException):
+        return None
+    cause = err.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+        return f"{cause.full_key}: not a key of this config (its keys are in lego_vae/conf/)"
+    if isinstance(cause, ValidationError) and cause.full_key:
+        given = str(err).split("override ", 1)[-1].split("=", 1)
+        value = given[1] if len(given) == 2 else cause.value
+        f = _field(schema, cause.full_key)
+        if f is not None:
+            return str(refuse(cause.full_key, value, field_meta(f)))
+        return f"{cause.full_key}={value}: {str(cause).splitlines()[0]}"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, MissingConfigException) and err.options:
+        return f"{first.split(': ', 1)[-1]} (the options: {', '.join(err.options)})"
+    return first
 
 
 def typed(plain: Mapping, schema: type) -> Any:

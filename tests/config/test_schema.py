@@ -108,7 +108,7 @@ def test_every_preset_serves_train_and_tune(preset: str) -> None:
     # Every key train.py and tune.py share comes out the same from the preset.
     assert {k: v for k, v in to_plain(tune).items() if k in train} == train
     study = {"quick": ("quick", 10, 24), "demo": ("demo", 10, 24), "sharp": ("lego-vae", 100, 400),
-             "search": ("search", 20, 400), "search_demo": ("search_demo", 10, 400)}[preset]
+             "search": ("search", 14, 400), "search_demo": ("search_demo", 10, 400)}[preset]
     assert (tune.study.name, tune.study.n_trials, tune.refit.epochs) == study
     if preset.startswith("search"):  # budgets in steps, the knobs of space/search.yaml, a GP with categorical inputs
         assert (tune.study.steps, tune.refit.steps) == ({"search": (4000, 13200), "search_demo": (300, 600)}[preset])
