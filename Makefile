@@ -63,8 +63,9 @@ bench-gpu: install
 	$(BIN)/python -m bench.gpu
 
 # Two pytest workers (pytest-xdist), a test module each at a time (loadscope: a module's fixtures are made once):
-# many tests wait on subprocesses, so two workers use two cores better than one.
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadscope
+# many tests wait on subprocesses, so two workers use two cores better than one. One BLAS/OpenMP thread each
+# (torch's default is one per core): two workers and their commands on two cores, not four threads or more.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 test: install
 	$(PYTEST)

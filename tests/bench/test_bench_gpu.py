@@ -7,9 +7,12 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from bench import gpu, gpu_study, host_sync, worker_startup
 
 
+@pytest.mark.slow  # the device check at smoke size on the CPU: four epoch rows and two studies, about 40 s on 2 cores; make test-all runs it
 def test_gpu_check_quick(tmp_path: Path) -> None:
     # --no-time-box: every row and study runs to its end, so what is checked cannot depend on the machine's speed
     # (a busy machine used to stop the workers=2 study at its box, which was sized from the workers=1 study).
@@ -72,6 +75,7 @@ def test_auto_workers_read_what_the_gpu_bench_measured(tmp_path: Path) -> None:
     assert measured_workers(tmp_path, "NVIDIA H200") is None  # unreadable: the unmeasured default, no traceback
 
 
+@pytest.mark.slow  # about 15 s on 2 cores; make test-all runs it
 def test_worker_startup_quick_times_each_phase(tmp_path: Path) -> None:
     info = worker_startup.main(["--quick", "--out", str(tmp_path)])
     rows = {r["phase"]: r["median s"] for r in info["results"]}
@@ -111,6 +115,7 @@ def test_host_sync_counts_a_per_step_sync() -> None:
     assert counts["in_step"]["read: other"] == 3 and counts["in_step"]["tensor from a Python number"] == 3
 
 
+@pytest.mark.slow  # two trainings and a judge, about 30 s on 2 cores; make test-all runs it
 def test_quality_sweep_quick_trains_two_recipes_at_equal_time_and_judges_them(tmp_path: Path) -> None:
     from bench import quality_gpu
 
