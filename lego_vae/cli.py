@@ -189,25 +189,31 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
     """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that calls run_app(fn, cfg, ...),
     with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish() after a multirun."""
 
+    from_task: list[BaseException] = []  # what the command itself raised: a bug's traceback, left whole
+
     def task(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
-        run_app(fn, cfg, *(arg(hydra_cfg) for arg in hydra_args))
+        try:
+            run_app(fn, cfg, *(arg(hydra_cfg) for arg in hydra_args))
+        except Exception as err:
+            from_task.append(err)
+            raise
 
     task.__name__ = task.__qualname__ = config_name
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
 
     def main() -> None:
-        # Hydra prints a composition error (a value of the wrong type for the schema, an unknown key or group
-        # option) on several lines and exits 1; HYDRA_FULL_ERROR=1 (Hydra's documented switch) lets it reach us
-        # instead, to be one line and exit 2 like every other mistake. Set by the user to anything else, Hydra's own.
+        # Hydra prints an error of composing the config (a value of the wrong type for the schema, an unknown key or
+        # group option, an override it cannot read) on several lines and exits 1; HYDRA_FULL_ERROR=1 (Hydra's
+        # documented switch) lets it reach us instead, to be one line and exit 2 like every other mistake. Set by
+        # the user to anything else, Hydra's own way.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         try:
             app()
         except Exception as err:
-            message = composition_error(err, SCHEMAS[config_name])
-            if message is None:
+            if any(err is e for e in from_task):
                 raise
-            _fail(message, 2)
+            _fail(composition_error(err, SCHEMAS[config_name]) or (str(err).strip() or type(err).__name__).splitlines()[0], 2)
         finish()
 
     main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."
