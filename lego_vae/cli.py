@@ -138,7 +138,8 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 class OutputFolderCheck(Callback):
-    """A Hydra callback (each command's hydra.callbacks): an output folder that cannot be written is one line, exit 2.
+    """A Hydra callback (each command's hydra.callbacks): an output folder that is empty or cannot be written is one
+    line, exit 2.
 
     Hydra creates the run's folder and writes its .hydra/ files before the command runs, outside run_app: a
     read-only, forbidden or full folder there would be Hydra's traceback. This makes the folder and writes a
@@ -155,8 +156,11 @@ class OutputFolderCheck(Callback):
 
     def check(self, folder: str | None, key: str) -> None:
         """Exit with one line (status 2) if folder (Hydra's key) cannot be made or written."""
-        if not folder:
+        if folder is None:
             return
+        if not str(folder).strip():  # Hydra would write the run into the folder the command was typed in
+            print(f"error: {key} is empty: name the output folder ({key}=outputs/run)", file=sys.stderr)
+            sys.exit(2)
         probe = Path(folder) / ".lego-vae-write-check"
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,12 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
+    ConfigTypeError,
     MissingMandatoryValue,
     OmegaConfBaseException,
     ValidationError,
@@ -137,14 +138,17 @@ def composition_error(err: BaseException, schema: type) -> str | None:
     in validated()'s words; None for any other exception.
 
     A value of the wrong type (`model.log_sigma_min=low`) reads as its field's rule ("must be a number"), an unknown
-    key as validated() says it, a missing group option with the options there are; any other composition error
-    (an override Hydra cannot parse, say) is the first line of Hydra's message.
+    key as validated() says it, a missing group option with the options there are, a value given to a whole section
+    or a schema key deleted with `~` in our words, an override Hydra cannot parse with Hydra's reason and the
+    override; any other composition error is the first line of Hydra's message.
     """
     if not isinstance(err, CompactHydraException):
         return None
     cause = err.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         return f"{cause.full_key}: not a key of this config (its keys are in lego_vae/conf/)"
+    if isinstance(cause, ValidationError) and cause.full_key in _sections(schema):
+        return f"{cause.full_key} is a section: set its keys ({cause.full_key}.<key>=...), not a value"
     if isinstance(cause, ValidationError) and cause.full_key:
         given = str(err).split("override ", 1)[-1].split("=", 1)
         value = given[1] if len(given) == 2 else cause.value
@@ -152,10 +156,29 @@ def composition_error(err: BaseException, schema: type) -> str | None:
         if f is not None:
             return str(refuse(cause.full_key, value, field_meta(f)))
         return f"{cause.full_key}={value}: {str(cause).splitlines()[0]}"
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
+        return f"{getattr(cause, 'full_key', '')}: a key of the schema cannot be deleted (~); set its value instead"
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(err).__name__
     if isinstance(err, MissingConfigException) and err.options:
         return f"{first.split(': ', 1)[-1]} (the options: {', '.join(err.options)})"
+    if isinstance(err, OverrideParseException):
+        # Hydra's parser says where it stopped ("missing EQUAL at '<EOF>'") on its second line, or on its first
+        # without naming the override: both, with the override's own text once.
+        why = next((line for line in lines if not line.startswith(("Error parsing override", "See "))), first)
+        return f"cannot read the override {err.override!r}: {why}"
     return first
+
+
+def _sections(schema: type, prefix: str = "") -> set[str]:
+    """The dotted names of the schema's nested dataclass sections (trainer, model, ...)."""
+    hints = typing.get_type_hints(schema)
+    names: set[str] = set()
+    for f in dataclasses.fields(schema):
+        kind = hints.get(f.name)
+        if dataclasses.is_dataclass(kind):
+            names |= {prefix + f.name} | _sections(kind, f"{prefix}{f.name}.")
+    return names
 
 
 def typed(plain: Mapping, schema: type) -> Any:

@@ -24,7 +24,12 @@ CASES = [
     ("train", "+model.foo=1", f"model.foo: {NOT_A_KEY}"),  # Hydra's + opens the node: the validator refuses it
     ("train", "study.n_trials=5", f"study: {NOT_A_KEY}"),  # a tune.py key given to train.py
     ("train", "model=resnet", "Could not find 'model/resnet' (the options: conv, mlp, resconv)"),
-    ("train", "model.hidden=[1,2", "no viable alternative at input '[1,2'"),
+    ("train", "model.hidden=[1,2", "cannot read the override 'model.hidden=[1,2': no viable alternative at input '[1,2'"),
+    ("train", "model.hidden", "cannot read the override 'model.hidden': missing EQUAL at '<EOF>'"),
+    ("train", "~model.hidden", "model.hidden: a key of the schema cannot be deleted (~); set its value instead"),
+    ("train", "trainer=5", "trainer is a section: set its keys (trainer.<key>=...), not a value"),
+    ("generate", "morph=7", "morph is a section: set its keys (morph.<key>=...), not a value"),
+    ("evaluate", "data=7", "Config group override must be a string or a list. Got int"),  # Hydra's own words
     ("tune", "study.n_trials=x", "study.n_trials=x: must be an integer >= 1"),
     ("tune", "space=null", "Config group override must be a string or a list. Got NoneType"),
     ("tune", "experiment=nope", "Could not find 'experiment/nope' (the options: demo, quick, search, search_demo, "
@@ -68,3 +73,20 @@ def test_a_user_asking_for_hydras_full_error_gets_it(tmp_path, monkeypatch) -> N
     finally:
         GlobalHydra.instance().clear()
     assert exit_.value.code == 1
+
+
+@pytest.mark.parametrize(("command", "flags", "key"), [("train", [], "hydra.run.dir"), ("tune", [], "hydra.run.dir"),
+                                                       ("train", ["-m"], "hydra.sweep.dir")])
+def test_an_empty_output_folder_is_refused_before_anything_is_written(command, flags, key, tmp_path, monkeypatch,
+                                                                       capsys):
+    # Hydra would write the run (.hydra/, the log, checkpoints) into the folder the command was typed in.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"{command}.py", *flags, f"{key}="])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            MAINS[command]()
+    finally:
+        GlobalHydra.instance().clear()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {key} is empty: name the output folder ({key}=outputs/run)"]
+    assert list(tmp_path.iterdir()) == []
