@@ -217,7 +217,7 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
         except Exception as err:
             if any(err is e for e in from_task):
                 raise
-            _fail(composition_error(err, SCHEMAS[config_name]) or (str(err).strip() or type(err).__name__).splitlines()[0], 2)
+            _fail(composition_error(err, SCHEMAS[config_name], sys.argv[1:]) or (str(err).strip() or type(err).__name__).splitlines()[0], 2)
         finish()
 
     main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."

@@ -20,6 +20,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import (
@@ -133,17 +134,18 @@ def validated(cfg: Any, schema: type) -> Any:
     return config
 
 
-def composition_error(err: BaseException, schema: type) -> str | None:
+def composition_error(err: BaseException, schema: type, argv: list[str] | None = None) -> str | None:
     """One line for an error Hydra raised while composing a command's config into its schema (lego_vae.config.store),
     in validated()'s words; None for any other exception.
 
     A value of the wrong type (`model.log_sigma_min=low`) reads as its field's rule ("must be a number"), an unknown
     key as validated() says it, a missing group option with the options there are, a value given to a whole section
-    or a schema key deleted with `~` in our words, an override Hydra cannot parse with Hydra's reason and the
-    override; any other composition error is the first line of Hydra's message.
+    or a schema key deleted with `~` in our words, a config group given no option's name (`model=null`, found in argv:
+    the command line's arguments), an override Hydra cannot parse with Hydra's reason and the override; any other
+    composition error is the first line of Hydra's message.
     """
-    if not isinstance(err, CompactHydraException):
-        return None
+    if not isinstance(err, CompactHydraException):  # Hydra's ValueError or TypeError on a group's value, or not ours
+        return _group_value(argv) if isinstance(err, (ValueError, TypeError)) else None
     cause = err.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         return f"{cause.full_key}: not a key of this config (its keys are in lego_vae/conf/)"
@@ -168,6 +170,27 @@ def composition_error(err: BaseException, schema: type) -> str | None:
         why = next((line for line in lines if not line.startswith(("Error parsing override", "See "))), first)
         return f"cannot read the override {err.override!r}: {why}"
     return first
+
+
+def _group_value(argv: list[str] | None) -> str | None:
+    """`model=null: ...` for the override of argv that gives a config group (a folder of lego_vae/conf/) a value that
+    is not an option's name, with the options there are; None if no override of argv does."""
+    overrides = [a for a in argv or [] if "=" in a and not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+    except Exception:  # an override Hydra cannot read: Hydra's own line says which
+        return None
+    for o in parsed:
+        if o.is_sweep_override():  # `-m model=conv,mlp`: Hydra's sweep, each value a name
+            continue
+        folder = CONF_DIR / o.key_or_group
+        value = o.value()
+        names = value if isinstance(value, list) else [value]
+        if folder.is_dir() and not all(isinstance(name, str) for name in names):
+            options = sorted(p.stem for p in folder.glob("*.yaml"))
+            return (f"{o.input_line}: {o.key_or_group} is a config group: give one of its options by name "
+                    f"(the options: {', '.join(options)})")
+    return None
 
 
 def _sections(schema: type, prefix: str = "") -> set[str]:

@@ -29,9 +29,13 @@ CASES = [
     ("train", "~model.hidden", "model.hidden: a key of the schema cannot be deleted (~); set its value instead"),
     ("train", "trainer=5", "trainer is a section: set its keys (trainer.<key>=...), not a value"),
     ("generate", "morph=7", "morph is a section: set its keys (morph.<key>=...), not a value"),
-    ("evaluate", "data=7", "Config group override must be a string or a list. Got int"),  # Hydra's own words
+    ("evaluate", "data=7", "data=7: data is a config group: give one of its options by name (the options: folder, "
+                           "ldraw, lego_faces, synthetic)"),
     ("tune", "study.n_trials=x", "study.n_trials=x: must be an integer >= 1"),
-    ("tune", "space=null", "Config group override must be a string or a list. Got NoneType"),
+    ("tune", "space=null", "space=null: space is a config group: give one of its options by name (the options: search, "
+                           "seed)"),
+    ("tune", "space=[1]", "space=[1]: space is a config group: give one of its options by name (the options: search, "
+                          "seed)"),
     ("tune", "experiment=nope", "Could not find 'experiment/nope' (the options: demo, quick, search, search_demo, "
                                 "sharp, sharp_20k)"),
     ("evaluate", "data.image_size=big", "data.image_size=big: must be an integer in [8, 1024]"),
