@@ -8,14 +8,16 @@ returned) exits with the worst status of the jobs that failed, after one line li
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import functools
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -102,7 +104,9 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     So does a write the disk refused (a full disk, a read-only or forbidden folder): the file, the folder and its
     free space in one line (lego_vae.files.storage_message).
 
-    Running out of memory (any device, lego_vae.errors.out_of_memory) is one line and exit status 1.
+    Running out of memory (any device, lego_vae.errors.out_of_memory) is one line and exit status 1. Settings Lightning
+    refuses on this machine (`trainer.accelerator=gpu` without a GPU: its MisconfigurationException) are one line and
+    exit status 2.
 
     An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, and ends a
     multirun too; a failed worker of tune.py exits with status 1. In a multirun, a UserError or failed worker
@@ -127,6 +131,14 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except WorkersFailed as err:
         _fail(str(err), 1)
     except Exception as err:
+        from lightning.fabric.utilities.exceptions import (
+            MisconfigurationException,  # loaded by then: fn trained
+        )
+
+        if isinstance(err, MisconfigurationException):  # Lightning refused the trainer's settings for this machine
+            _fail(f"the trainer's settings: {str(err).strip().splitlines()[0]} (trainer.accelerator, trainer.devices, "
+                  "trainer.strategy, trainer.precision)", 2)
+            return None
         # Every way torch runs out of memory (lego_vae.errors.out_of_memory), in a run of train.py, the refit,
         # evaluate or generate: one line with what to lower. A trial of tune.py records it instead and goes on.
         reason = out_of_memory(err)
@@ -189,6 +201,23 @@ def finish() -> None:
     sys.exit(status)
 
 
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """While Hydra reads the command line: an unknown flag or a bad value of one (`--cfg jobs`) is one line and exit
+    status 2, instead of argparse's usage block. Hydra's parser is not public (hydra._internal.utils), so this
+    replaces argparse.ArgumentParser.error, argparse's documented way to report a usage error, for the duration."""
+    def error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+        print(f"error: {message} (--help lists the flags)", file=sys.stderr)
+        sys.exit(2)
+
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
+
+
 def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
     """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that calls run_app(fn, cfg, ...),
     with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish() after a multirun."""
@@ -213,7 +242,8 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
         # the user to anything else, Hydra's own way.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         try:
-            app()
+            with one_line_usage_errors():
+                app()
         except Exception as err:
             if any(err is e for e in from_task):
                 raise

@@ -29,11 +29,16 @@ STORAGE_ERRORS = {
     errno.EROFS: ("read-only file system", "choose a writable folder"),
     errno.EACCES: ("permission denied", "choose a folder you may write to"),
     errno.EPERM: ("operation not permitted", "choose a folder you may write to"),
+    # A file where a folder is needed (mkdir of it, or a path through it), or a folder where a file is to be written.
+    errno.EEXIST: ("a file stands where a folder is needed", "move that file or choose another folder"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "move that file or choose another folder"),
+    errno.EISDIR: ("a folder stands where a file is to be written", "move that folder or choose another path"),
 }
 
 
 def is_storage_error(err: BaseException) -> bool:
-    """Whether err is an OSError of a refused write: a full disk or quota, a read-only or forbidden folder."""
+    """Whether err is an OSError of a refused write: a full disk or quota, a read-only or forbidden folder, a file
+    where a folder is needed (or a folder where a file is)."""
     return isinstance(err, OSError) and err.errno in STORAGE_ERRORS
 
 

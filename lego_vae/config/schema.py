@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lego_vae.config.choices import (
+    ACCELERATORS,
     ARCHS,
     CLIP_ALGORITHMS,
     COMPILE_MODES,
@@ -103,7 +104,7 @@ class TrainerConfig:
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
     gradient_clip_algorithm: str = choice(CLIP_ALGORITHMS)
-    accelerator: str = text(nonempty=True)
+    accelerator: str = choice(ACCELERATORS)
     devices: Any = anything("auto or a number of devices")
     precision: Any = choice(PRECISIONS, as_text=True)
     benchmark: bool = flag()

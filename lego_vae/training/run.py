@@ -25,7 +25,7 @@ from lego_vae.model.checkpoints import load_checkpoint
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.lit import LitVAE
 from lego_vae.training.resume import resolve_ckpt_path, resume_plan
-from lego_vae.training.trainer import METRIC, build_trainer
+from lego_vae.training.trainer import METRIC, build_trainer, check_accelerator
 
 # The loss and optimisation settings that name a recipe: the seed's, and experiment=sharp's.
 RECIPES = {
@@ -122,6 +122,7 @@ def train(
     """
     started = time.perf_counter()
     plain = validate(cfg)
+    check_accelerator(plain.trainer.accelerator, plain.trainer.devices)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tb_dir = Path(tb_dir) if tb_dir is not None else run_dir / "tb"

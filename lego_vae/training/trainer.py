@@ -72,6 +72,23 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return any(flag in cpuinfo.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
+def check_accelerator(accelerator: str, devices: Any) -> None:
+    """UserError (one line) when trainer.accelerator names a device this machine lacks (`gpu` or `cuda` without CUDA,
+    `mps` without Apple's), or trainer.devices asks for more GPUs than it has: checked before any data is prepared.
+    Any other setting Lightning's Trainer refuses is one line too, when the Trainer is built (cli.run_app)."""
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        if name == "cuda" or not torch.backends.mps.is_available():
+            raise UserError(f"trainer.accelerator={accelerator}: this machine has no GPU that torch can use; use "
+                            "trainer.accelerator=auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"trainer.accelerator={accelerator}: torch finds no Apple GPU (MPS) here; use "
+                        "trainer.accelerator=auto or cpu")
+    if name in ("gpu", "cuda") and torch.cuda.is_available() and isinstance(devices, int) \
+            and devices > torch.cuda.device_count():
+        raise UserError(f"trainer.devices={devices}: this machine has {torch.cuda.device_count()} GPU(s)")
+
+
 def resolve_precision(precision: str, accelerator: str, cpu_bf16: bool | None = None) -> str:
     """'auto': bf16-mixed where the device computes bf16 natively (a GPU that supports it, or a CPU with
     AVX-512 BF16 or AMX), else 32-true. bf16-mixed keeps fp32 weights and runs convolutions and matrix

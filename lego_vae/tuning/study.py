@@ -27,6 +27,7 @@ from lego_vae.config.space import distributions, short
 from lego_vae.data.datamodule import LegoFacesDataModule
 from lego_vae.model.prior import check_gmm_data
 from lego_vae.training.run import describe_recipe
+from lego_vae.training.trainer import check_accelerator
 from lego_vae.tuning.judged import judge_for
 from lego_vae.tuning.params import fmt
 from lego_vae.tuning.refit import refit, refit_budget, refit_lock, trial_budget
@@ -63,6 +64,7 @@ def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     progress and refits. SIGINT/SIGTERM stop it (and them) with Interrupted, no trial left RUNNING.
     """
     plain = validate_tune(cfg)
+    check_accelerator(plain.trainer.accelerator, plain.trainer.devices)
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     # Decoded (rendered, downloaded) once, here: every trial and worker then reads the cache.
