@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from lego_vae.conf import CONF_DIR
@@ -102,3 +104,15 @@ def judge_config(**changes):
     from lego_vae.config import with_defaults
 
     return dataclasses.replace(with_defaults({}).eval.judge, **changes)
+
+
+def run_main(main, argv: list[str], monkeypatch) -> int:
+    """A command's main() (lego_vae.train.main, ...) run in this process with sys.argv = argv; its exit status.
+    Hydra's global state is cleared after it, so the next compose starts afresh."""
+    monkeypatch.setattr(sys, "argv", argv)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main()
+    finally:
+        GlobalHydra.instance().clear()
+    return exit_.value.code

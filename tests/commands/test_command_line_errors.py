@@ -4,11 +4,9 @@ any data is prepared or anything is written where it should not be."""
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
 from lego_vae import train as train_command
 from lego_vae import tune as tune_command
@@ -16,20 +14,9 @@ from lego_vae.cli import run_app
 from lego_vae.errors import UserError
 from lego_vae.pipeline import train_and_evaluate
 from lego_vae.training.trainer import check_accelerator
-from tests.conftest import TINY
+from tests.conftest import TINY, run_main
 
 NEEDS_FOLDER = "a file stands where a folder is needed"
-
-
-def run_main(main, argv: list[str], monkeypatch) -> int:
-    """main() of a command in this process with argv; its exit status."""
-    monkeypatch.setattr(sys, "argv", argv)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main()
-    finally:
-        GlobalHydra.instance().clear()
-    return exit_.value.code
 
 
 @pytest.mark.parametrize("below", ["", "sub"])

@@ -3,16 +3,14 @@ error of composing is the command's one line and exit status 2, as every other m
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from lego_vae import evaluate, explore, generate, train, tune
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.store import SCHEMAS
+from tests.conftest import run_main
 
 MAINS = {"train": train.main, "tune": tune.main, "evaluate": evaluate.main, "generate": generate.main,
          "explore": explore.main}
@@ -55,13 +53,7 @@ def test_each_command_composes_into_its_registered_schema() -> None:
 @pytest.mark.parametrize(("command", "override", "message"), CASES)
 def test_an_error_of_composing_is_one_line_and_exit_2(command, override, message, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.setattr(sys, "argv", [f"{command}.py", override, f"hydra.run.dir={tmp_path}/run"])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            MAINS[command]()
-    finally:
-        GlobalHydra.instance().clear()
-    assert exit_.value.code == 2
+    assert run_main(MAINS[command], [f"{command}.py", override, f"hydra.run.dir={tmp_path}/run"], monkeypatch) == 2
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.strip()] == [f"error: {message}"]
     if not override.startswith("+"):
@@ -70,13 +62,7 @@ def test_an_error_of_composing_is_one_line_and_exit_2(command, override, message
 
 def test_a_user_asking_for_hydras_full_error_gets_it(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # anything but 1: Hydra's own short report and its exit status 1
-    monkeypatch.setattr(sys, "argv", ["train.py", "model.latent=abc", f"hydra.run.dir={tmp_path}/run"])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            train.main()
-    finally:
-        GlobalHydra.instance().clear()
-    assert exit_.value.code == 1
+    assert run_main(train.main, ["train.py", "model.latent=abc", f"hydra.run.dir={tmp_path}/run"], monkeypatch) == 1
 
 
 @pytest.mark.parametrize(("command", "flags", "key"), [("train", [], "hydra.run.dir"), ("tune", [], "hydra.run.dir"),
@@ -85,12 +71,6 @@ def test_an_empty_output_folder_is_refused_before_anything_is_written(command, f
                                                                        capsys):
     # Hydra would write the run (.hydra/, the log, checkpoints) into the folder the command was typed in.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [f"{command}.py", *flags, f"{key}="])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            MAINS[command]()
-    finally:
-        GlobalHydra.instance().clear()
-    assert exit_.value.code == 2
+    assert run_main(MAINS[command], [f"{command}.py", *flags, f"{key}="], monkeypatch) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {key} is empty: name the output folder ({key}=outputs/run)"]
     assert list(tmp_path.iterdir()) == []
