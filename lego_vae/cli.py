@@ -21,14 +21,13 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.store import SCHEMAS
-from lego_vae.config.validate import composition_error
+from lego_vae.config.validate import composition_error, parsed_overrides
 from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
@@ -66,12 +65,8 @@ def current_job() -> FailedJob | None:
 
 def swept_keys(argv: list[str]) -> set[str]:
     """The keys a command line sweeps (`model.latent` of `model.latent=0,4`), by Hydra's own override parser."""
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
-    except Exception:  # a line Hydra itself refused would not have started a job: nothing to name
-        return set()
-    return {o.input_line.split("=", 1)[0] for o in parsed if o.is_sweep_override()}
+    # A line Hydra itself refused would not have started a job: no overrides, nothing to name.
+    return {o.input_line.split("=", 1)[0] for o in parsed_overrides(argv) if o.is_sweep_override()}
 
 
 def _fail(message: str, status: int) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import (
@@ -159,7 +160,7 @@ def composition_error(err: BaseException, schema: type, argv: list[str] | None =
             return str(refuse(cause.full_key, value, field_meta(f)))
         return f"{cause.full_key}={value}: {str(cause).splitlines()[0]}"
     if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
-        return f"{getattr(cause, 'full_key', '')}: a key of the schema cannot be deleted (~); set its value instead"
+        return f"{cause.full_key}: a key of the schema cannot be deleted (~); set its value instead"
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     first = lines[0] if lines else type(err).__name__
     if isinstance(err, MissingConfigException) and err.options:
@@ -172,15 +173,20 @@ def composition_error(err: BaseException, schema: type, argv: list[str] | None =
     return first
 
 
+def parsed_overrides(argv: list[str]) -> list[Override]:
+    """The overrides of a command line (its arguments with `=` that are not flags), read by Hydra's own override
+    parser; [] when Hydra cannot read them (its own error says which)."""
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        return OverridesParser.create().parse_overrides(overrides=overrides)
+    except Exception:
+        return []
+
+
 def _group_value(argv: list[str] | None) -> str | None:
     """`model=null: ...` for the override of argv that gives a config group (a folder of lego_vae/conf/) a value that
     is not an option's name, with the options there are; None if no override of argv does."""
-    overrides = [a for a in argv or [] if "=" in a and not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
-    except Exception:  # an override Hydra cannot read: Hydra's own line says which
-        return None
-    for o in parsed:
+    for o in parsed_overrides(argv or []):
         if o.is_sweep_override():  # `-m model=conv,mlp`: Hydra's sweep, each value a name
             continue
         folder = CONF_DIR / o.key_or_group

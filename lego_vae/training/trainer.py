@@ -77,15 +77,14 @@ def check_accelerator(accelerator: str, devices: Any) -> None:
     `mps` without Apple's), or trainer.devices asks for more GPUs than it has: checked before any data is prepared.
     Any other setting Lightning's Trainer refuses is one line too, when the Trainer is built (cli.run_app)."""
     name = str(accelerator).lower()
-    if name in ("gpu", "cuda") and not torch.cuda.is_available():
-        if name == "cuda" or not torch.backends.mps.is_available():
-            raise UserError(f"trainer.accelerator={accelerator}: this machine has no GPU that torch can use; use "
-                            "trainer.accelerator=auto or cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if (name == "cuda" and not cuda) or (name == "gpu" and not (cuda or mps)):  # Lightning's gpu: CUDA or MPS
+        raise UserError(f"trainer.accelerator={accelerator}: this machine has no GPU that torch can use; use "
+                        "trainer.accelerator=auto or cpu")
+    if name == "mps" and not mps:
         raise UserError(f"trainer.accelerator={accelerator}: torch finds no Apple GPU (MPS) here; use "
                         "trainer.accelerator=auto or cpu")
-    if name in ("gpu", "cuda") and torch.cuda.is_available() and isinstance(devices, int) \
-            and devices > torch.cuda.device_count():
+    if name in ("gpu", "cuda") and cuda and isinstance(devices, int) and devices > torch.cuda.device_count():
         raise UserError(f"trainer.devices={devices}: this machine has {torch.cuda.device_count()} GPU(s)")
 
 
