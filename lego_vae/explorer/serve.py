@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 
 from lego_vae.config import validated
 from lego_vae.config.commands import ExploreConfig
@@ -30,7 +31,12 @@ def offline_environment() -> None:
 
 
 def explore(cfg, block: bool = True):
-    """Load the checkpoint (a wrong one fails before any server starts) and serve the explorer."""
+    """Load the checkpoint (a wrong one fails before any server starts) and serve the explorer.
+
+    block=True (the command): serve until SIGINT (Ctrl+C) or SIGTERM, then close the server, remove the morph GIFs'
+    folder and return None (exit status 0). block=False (tests, notebooks): return what Gradio's launch returns,
+    the server left running. Raises UserError when gradio is missing or the port cannot be had.
+    """
     plain = validate_explore(cfg)
     device = device_for() if plain.device == "auto" else plain.device
     explorer = Explorer.from_checkpoint(plain.checkpoint, device, plain.max_pixels)
@@ -39,39 +45,56 @@ def explore(cfg, block: bool = True):
         from lego_vae.explorer.app import build_app, launch
     except ImportError:
         raise UserError("the explorer needs gradio: pip install -e '.[app]' (or make explore RUN=...)") from None
-    app = build_app(explorer, plain)
-    server = plain.server
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes of its server
-    try:
-        with stopped_by_sigterm(block):
+    server = plain.server
+    with stop_requests(block) as stop:
+        app = build_app(explorer, plain)
+        try:
+            if stop.requested:  # a stop while the page was being built: no server at all
+                return None
             print(f"explorer: http://{server.host}:{server.port} ({explorer.label}); Ctrl+C stops it", flush=True)
-            return launch(app, plain, block=block)
-    except KeyboardInterrupt:  # Ctrl+C or SIGTERM while Gradio was still starting, before its own loop catches it
-        app.close()
-        print("explorer: stopped while starting", flush=True)
-        return None
-    except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine does not have
-        raise UserError(f"server {server.host}:{server.port}: {err}; choose another server.port") from None
-    finally:
-        if block:  # the explorer has ended: its morph GIFs go with it (a non-blocking server still serves them)
-            app.gif_folder.cleanup()
+            try:
+                served = launch(app, plain, block=False)
+            except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine does not have
+                raise UserError(f"server {server.host}:{server.port}: {err}; choose another server.port") from None
+            if not block:
+                return served
+            while not stop.requested and app.is_running:
+                time.sleep(0.1)
+            app.close(verbose=False)
+            print("explorer: stopped", flush=True)
+            return None
+        finally:
+            if block:  # the explorer has ended: its morph GIFs go with it (a non-blocking server still serves them)
+                app.gif_folder.cleanup()
 
 
-def _interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt
+class StopRequest:
+    """Whether SIGINT or SIGTERM asked the explorer to stop. The signal handler only notes it: raising
+    KeyboardInterrupt there could land anywhere inside Gradio's start-up (a lock, a thread's start), and once left
+    the process hanging at exit. A second signal ends the process at once (exit status 128 + its number)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handler(self, signum: int, frame) -> None:
+        if self.requested:
+            os._exit(128 + signum)
+        self.requested = True
 
 
 @contextlib.contextmanager
-def stopped_by_sigterm(block: bool):
-    """While a blocking explorer serves: SIGTERM (a service manager's or `kill`'s stop) ends it as Ctrl+C does,
-    so Gradio closes its server and the explorer's temporary folder is removed, instead of the process dying
-    on the spot. The previous handler afterwards; nothing changes off the main thread or for a non-blocking
-    server."""
+def stop_requests(block: bool):
+    """While a blocking explorer is built and serves, SIGINT and SIGTERM (Ctrl+C, a service manager's or `kill`'s
+    stop) set StopRequest.requested; the previous handlers afterwards. Nothing changes off the main thread or for
+    a non-blocking server (its StopRequest is never set)."""
+    stop = StopRequest()
     if not block or threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

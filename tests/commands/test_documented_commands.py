@@ -285,7 +285,9 @@ def _judge(result: Result, expected: tuple[str, ...]) -> None:
 def test_the_docs_commands_are_found() -> None:
     # The extraction itself: the README's issue case, a `$ ` example with its output, a make line, an inline one.
     texts = {c.text: c for c in COMMANDS}
-    assert "README.md:93" in texts["python train.py experiment=quick"].places
+    readme = (ROOT / "README.md").read_text().splitlines()
+    line = next(i for i, text in enumerate(readme, 1) if text.strip().startswith("python train.py experiment=quick"))
+    assert f"README.md:{line}" in texts["python train.py experiment=quick"].places  # its place, found by its text
     assert texts["python train.py model.latent=0"].output == ("error: model.latent=0: must be an integer >= 1",)
     assert not texts["make demo"].inline and texts["make train-demo"].inline
     assert "python train.py model=mlp model.hidden=1024 model.latent=16" in texts  # a comment after one space
