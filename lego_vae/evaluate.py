@@ -1,9 +1,8 @@
 """Evaluate a trained run again: `python -m lego_vae.evaluate checkpoint=RUN` or `lego-vae-evaluate` (conf/evaluate.yaml)."""
 
 from lego_vae.cli import OVERRIDES, command
-from lego_vae.evaluation.run import evaluate_checkpoint
 
-main = command("evaluate", evaluate_checkpoint, OVERRIDES)
+main = command("evaluate", "lego_vae.evaluation.run:evaluate_checkpoint", OVERRIDES)
 
 if __name__ == "__main__":
     main()

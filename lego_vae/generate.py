@@ -1,9 +1,8 @@
 """Faces from a checkpoint: `python -m lego_vae.generate checkpoint=RUN` or `lego-vae-generate` (conf/generate.yaml)."""
 
 from lego_vae.cli import RUN_DIR, command
-from lego_vae.evaluation.generating import generate
 
-main = command("generate", generate, RUN_DIR)
+main = command("generate", "lego_vae.evaluation.generating:generate", RUN_DIR)
 
 if __name__ == "__main__":
     main()

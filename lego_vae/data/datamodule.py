@@ -20,12 +20,11 @@ from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load
 from lego_vae.data.ldraw.designs import designs_digest, load_designs
 from lego_vae.data.ldraw.labels import design_labels
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
+from lego_vae.data.splits import SPLITS, TRAIN_ONLY, design_of, design_splits, split_of
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
 from lego_vae.files import save_torch, write_text
 
-SPLITS = ("train", "val", "test")
-TRAIN_ONLY = "train-"  # name prefix of the extra rendered faces (data.extra_train_faces): always in the train split
 RENDER_CHUNK = 1000  # faces per rendering task when many are rendered at once
 CACHE_VERSION = 1  # bump when the decoding pipeline changes, so old caches are not reused
 # The last cache file this process read, with its (mtime_ns, size), tensor and names: a study worker's trials all
@@ -45,27 +44,6 @@ def load_cache(path: Path) -> tuple[Tensor, list[str]]:
     _LOADED.clear()  # one file at a time: a process that reads several sizes keeps only the last
     _LOADED[str(path)] = (version, cached["images"], cached["names"])
     return cached["images"], cached["names"]
-
-
-def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split index (0 train, 1 val, 2 test) of each image, from a hash of (seed, name).
-
-    An image's split depends on nothing but its own name, so it never moves when images are added.
-    """
-    u = np.array(
-        [int.from_bytes(hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=8).digest(), "big") / 2**64 for n in names]
-    )
-    return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
-
-
-def design_splits(seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split index (0 train, 1 val, 2 test) of each shipped LDraw design, from a hash of (seed, its name)."""
-    return split_of(list(load_designs().names), seed, val_fraction, test_fraction)
-
-
-def design_of(name: str) -> str:
-    """The LDraw design of a render's name ("3626bp01#000012", "train-3626bp01#020000" -> "3626bp01")."""
-    return name.removeprefix(TRAIN_ONLY).split("#")[0]
 
 
 def render_in_parallel(n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from lego_vae.data import synthetic
-from lego_vae.data.datamodule import design_splits
 from lego_vae.data.ldraw import labels as ldraw_labels
 from lego_vae.data.ldraw.designs import load_designs
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
+from lego_vae.data.splits import design_splits
 
 LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS, "ldraw": ldraw_labels.FACTORS}
 
