@@ -4,6 +4,8 @@ any data is prepared or anything is written where it should not be."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,7 +16,7 @@ from lego_vae.cli import run_app
 from lego_vae.errors import UserError
 from lego_vae.pipeline import train_and_evaluate
 from lego_vae.training.trainer import check_accelerator
-from tests.conftest import TINY, run_main
+from tests.conftest import HANG_GUARD_S, ROOT, TINY, run_main
 
 NEEDS_FOLDER = "a file stands where a folder is needed"
 
@@ -90,3 +92,35 @@ def test_an_unknown_or_bad_flag_is_one_line(flag, message, tmp_path, monkeypatch
     assert run_main(train_command.main, ["train.py", flag, f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {message} (--help lists the flags)"]
     assert not (tmp_path / "run").exists()
+
+
+CHECKED_FIRST = {  # a command, and a mistake its config check finds (exit 2) before its own modules are imported
+    "train": ["model.latent=0"],
+    "tune": ["study.n_trials=0"],
+    "evaluate": ["checkpoint=/no/such/run", "eval.iwae_k=0"],
+    "generate": ["checkpoint=/no/such/run", "n=0"],
+    "explore": ["checkpoint=/no/such/run", "grid=0"],
+}
+
+
+def test_a_mistake_in_the_config_is_found_before_lightning_is_imported(tmp_path) -> None:
+    # Each command checks its composed config before importing its pipeline (lego_vae.cli.command), so that a typo
+    # is its one line without loading Lightning, the training or the evaluation code: in one fresh interpreter,
+    # every command's main() with its mistake, then which of those modules were loaded.
+    script = f"""
+import sys
+from importlib import import_module
+for name, overrides in {CHECKED_FIRST!r}.items():
+    sys.argv = [name, *overrides, "hydra.run.dir={tmp_path}/" + name]
+    try:
+        import_module("lego_vae." + name).main()
+    except SystemExit as exit_:
+        print(name, exit_.code)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "lightning" or m in
+             ("lego_vae.pipeline", "lego_vae.training", "lego_vae.evaluation", "lego_vae.tuning", "lego_vae.explorer")))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=HANG_GUARD_S)
+    assert proc.stdout.splitlines() == [f"{name} 2" for name in CHECKED_FIRST] + ["[]"], proc.stdout + proc.stderr
+    errors = proc.stderr.splitlines()
+    assert len(errors) == len(CHECKED_FIRST) and all(e.startswith("error: ") for e in errors), errors
