@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -13,6 +14,15 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+# The commands import these once their config is checked (lego_vae.cli.command). Imported here, at collection,
+# because botorch and linear_operator attach a StreamHandler to sys.stderr when first imported: inside a test that
+# captures stderr (capsys), that would be the test's own stream, closed after it, and every later log line of theirs
+# a "--- Logging error ---" in another test's output.
+import lego_vae.evaluation.generating  # noqa: F401
+import lego_vae.evaluation.run  # noqa: F401
+import lego_vae.explorer.serve  # noqa: F401
+import lego_vae.pipeline  # noqa: F401
+import lego_vae.tuning.study  # noqa: F401
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.store import SCHEMAS
 from lego_vae.config.validate import composition_error
@@ -110,9 +120,16 @@ def run_main(main, argv: list[str], monkeypatch) -> int:
     """A command's main() (lego_vae.train.main, ...) run in this process with sys.argv = argv; its exit status.
     Hydra's global state is cleared after it, so the next compose starts afresh."""
     monkeypatch.setattr(sys, "argv", argv)
+    loggers = [logging.getLogger(), *(x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    handlers = {logger: (list(logger.handlers), logger.level) for logger in loggers}
     try:
         with pytest.raises(SystemExit) as exit_:
             main()
     finally:
         GlobalHydra.instance().clear()
+        # Hydra's job logging gives the root logger a handler on this test's captured stderr, closed after it:
+        # the handlers and levels of before, so that a later test's log lines do not go to a closed stream.
+        for logger, (before, level) in handlers.items():
+            logger.handlers[:] = before
+            logger.setLevel(level)
     return exit_.value.code
