@@ -51,6 +51,7 @@ def explore(cfg, block: bool = True):
         app = build_app(explorer, plain)
         try:
             if stop.requested:  # a stop while the page was being built: no server at all
+                print("explorer: stopped", flush=True)
                 return None
             print(f"explorer: http://{server.host}:{server.port} ({explorer.label}); Ctrl+C stops it", flush=True)
             try:
