@@ -50,19 +50,17 @@ def explore(cfg, block: bool = True):
     with stop_requests(block) as stop:
         app = build_app(explorer, plain)
         try:
-            if stop.requested:  # a stop while the page was being built: no server at all
-                print("explorer: stopped", flush=True)
-                return None
-            print(f"explorer: http://{server.host}:{server.port} ({explorer.label}); Ctrl+C stops it", flush=True)
-            try:
-                served = launch(app, plain, block=False)
-            except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine does not have
-                raise UserError(f"server {server.host}:{server.port}: {err}; choose another server.port") from None
-            if not block:
-                return served
-            while not stop.requested and app.is_running:
-                time.sleep(0.1)
-            app.close(verbose=False)
+            if not stop.requested:  # a stop while the page was being built: no server at all
+                print(f"explorer: http://{server.host}:{server.port} ({explorer.label}); Ctrl+C stops it", flush=True)
+                try:
+                    served = launch(app, plain, block=False)
+                except OSError as err:  # Gradio's "Cannot find empty port", or an address this machine lacks
+                    raise UserError(f"server {server.host}:{server.port}: {err}; choose another server.port") from None
+                if not block:
+                    return served
+                while not stop.requested and app.is_running:
+                    time.sleep(0.1)
+                app.close(verbose=False)
             print("explorer: stopped", flush=True)
             return None
         finally:
