@@ -1,13 +1,7 @@
-"""Where a worker's and a trial's time goes: recorded in each trial's user attrs (by the objective's
-TrialClock), read by bench/gpu.py and bench/worker_startup.py. Standard library only: a process can time
-its own imports with it.
-
-- `worker_startup_s` (the first trial a process runs): seconds from the process's launch (exec, read from
-  /proc on Linux) to that trial's start: imports, opening the study, proposing its pair.
-- `setup_s` (every trial): seconds from the trial's start to its first training batch: data, model,
-  Trainer, Lightning's set-up, moving the data to the device.
-- `train_s` (every trial that trained): seconds from the first training batch to the end of the fit.
-"""
+"""Where a worker's and a trial's time goes, in each trial's user attrs (objective.TrialClock; read by
+bench/gpu.py and bench/worker_startup.py): `worker_startup_s` (a process's first trial: its launch to that
+trial's start), `setup_s` (a trial's start to its first training batch), `train_s` (first batch to the fit's
+end). Standard library only: a process can time its own imports with it."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.files import replacing
-from lego_vae.tuning.config import loss
+from lego_vae.tuning.config import last_value, loss
 
 FIGSIZE = (8.0, 5.0)
 DPI = 120
@@ -35,13 +35,12 @@ def trial_value(trial: FrozenTrial) -> float | None:
     if trial.state == TrialState.COMPLETE:
         return loss(trial)
     if trial.state == TrialState.PRUNED:  # what the trial had reached when it was stopped
-        iv = trial.intermediate_values
-        return iv[max(iv)] if iv else loss(trial)
+        return last_value(trial) if trial.intermediate_values else loss(trial)
     return None
 
 
 def norm_of(values: Sequence[float] | np.ndarray) -> Normalize:
-    """A colour scale over the finite values; one value or all equal: a padded one (a zero range divides by zero)."""
+    """A colour scale over the finite values, padded where they are one or all equal."""
     seen = [float(v) for v in values if finite(v)]
     lo, hi = (min(seen), max(seen)) if seen else (0.0, 1.0)
     if hi <= lo:  # one trial or all equal: a zero-range Normalize divides by zero
@@ -65,10 +64,7 @@ def figure(size: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write fig to path as a PNG and clear it; the path.
-
-    Via a temporary name: workers sharing a study folder never read a half-written PNG.
-    """
+    """Write fig to path as a PNG (whole: workers sharing a study folder never read half of one), clear it; the path."""
     try:
         with replacing(path, keep_suffix=True) as tmp:
             fig.savefig(tmp)

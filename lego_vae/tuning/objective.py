@@ -49,8 +49,8 @@ class QuietTwins(logging.Filter):
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """This filter on the handlers of Optuna's library logger "optuna" (where its docs configure its output)
-        while trials run here, and off again after: on a logger, a filter would not see its child loggers' records."""
+        """This filter on the handlers of Optuna's logger "optuna" while trials run here (on the logger itself, it
+        would not see its child loggers' records)."""
         handlers = list(logging.getLogger("optuna").handlers)
         for handler in handlers:
             handler.addFilter(self)
@@ -64,20 +64,15 @@ class QuietTwins(logging.Filter):
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
-    Each validation reports val/loss to the trial at the epoch (the epochs plan: Optuna's callback), or, in a run
-    budgeted in steps (trainer.max_steps: study.steps), at the optimizer step it validated after
-    (trainer.global_step), so that the pruner's steps are optimizer steps.
-
-    A non-finite val/loss never reaches it (Optuna's pruners would prune at NaN, counting the trial as finished):
-    StopOnNonFiniteLoss, the first callback of every train() run, raises NonFiniteLoss before, and the trial ends
-    FAIL with that reason.
+    Each validation reports val/loss at the epoch, or (study.steps) at the optimizer step it validated after.
+    A non-finite val/loss never reaches it: StopOnNonFiniteLoss raises NonFiniteLoss first (the trial ends FAIL).
+    report=False (two objectives, which Optuna cannot report to): the curve goes to the user attr "val_curve".
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True, report: bool = True) -> None:
         super().__init__(trial, monitor=METRIC)
         self.trial, self.can_prune, self.report = trial, can_prune, report
-        self.curve: dict[str, float] = {}  # report=False (a study of two objectives, which Optuna cannot report to):
-        # the val/loss of each validation by step, in the trial's user attr "val_curve" instead
+        self.curve: dict[str, float] = {}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -98,16 +93,14 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             return
         step = trainer.global_step
         self.trial.report(value, step=step)
-        # At its last step a trial has trained its whole budget: it completes (successive halving's top rung is
-        # study.steps itself, where should_prune could still say yes).
+        # At its last step a trial has trained its whole budget: it completes (successive halving could still prune).
         if self.can_prune and step < trainer.max_steps and self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says (progress.describe)
             raise optuna.TrialPruned(f"Trial was pruned at step {step}.")
 
 
 def stopped(trial: optuna.Trial, reason: str) -> None:
-    """Record why a trial was stopped by a signal; no traceback from Optuna for it: the interrupt is reported once,
-    as one line."""
+    """Record why a trial was stopped by a signal; no traceback from Optuna: the interrupt is said once, as one line."""
     trial.set_user_attr("fail_reason", reason)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -119,9 +112,8 @@ def failed(trial: optuna.Trial, reason: str) -> float:
 
 
 class TrialClock(L.Callback):
-    """Records in a trial's user attrs its `setup_s` (trial start to its first training batch), `train_s` (first
-    batch to the fit's end, or to its pruning) and `torch_threads` (a worker's share of the cores); `started` is
-    time.perf_counter() at the trial's start."""
+    """Records a trial's `setup_s`, `train_s` (clock.py; to its pruning, if pruned) and `torch_threads` in its user
+    attrs; `started`: time.perf_counter() at the trial's start."""
 
     def __init__(self, trial: optuna.Trial, started: float) -> None:
         self.trial, self.started = trial, started
@@ -144,33 +136,20 @@ class TrialClock(L.Callback):
             self.on_train_end(trainer, pl_module)
 
 
-def free_memory() -> None:
-    """Give back what a failed trial held: its garbage, and the GPU memory torch caches (which the other workers
-    sharing the device, and the next trial of another size, would otherwise not get)."""
-    gc.collect()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-
-
 class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the study's file was taken from it)
-    """The study's SQLite file stayed locked by another program while a trial ran.
-
-    A BaseException, so that Optuna passes it on at once instead of recording the trial FAIL: that write would
-    wait for the lock again, fail, and log a traceback of its own. The worker records the trial once the lock is
-    released (trials.settle_locked).
-    """
+    """The study's SQLite file stayed locked by another program while a trial ran. A BaseException, so that Optuna
+    passes it on instead of recording the trial FAIL (a write that would meet the lock); trials.settle_locked does."""
 
 
 class Objective:
-    """Trains one point of the space (the seed's: a (hidden, latent) pair) for study.epochs (or exactly study.steps optimizer steps) and returns the
-    val/loss of its last validation (the last epoch's, or the last step's)."""
+    """Trains one point of the space for study.epochs (or study.steps optimizer steps) and returns the val/loss of
+    its last validation (and the judged error, with two objectives)."""
 
     def __init__(self, plain: TuneConfig, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
         self.current: int | None = None  # the number of the trial this process runs or ran last
-        # (number, state, value) of the last trial the objective finished: what Optuna's tell() was to record
-        self.outcome: tuple[int, TrialState, float | None] | None = None
-        self.twins = QuietTwins()  # this process's twins, whose Optuna lines are left out while it runs trials
+        self.outcome: tuple[int, TrialState, float | None] | None = None  # of the last trial, for Optuna's tell()
+        self.twins = QuietTwins()
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -216,14 +195,11 @@ class Objective:
             return self._not_again(trial, twin)
 
         cfg = trial_config(self.plain, params)
-        cfg.trainer.max_epochs = self.plain.study.epochs
-        cfg.trainer.max_steps = self.plain.study.steps  # None: the epochs plan; else exactly that many steps
-        # Lean: a trial's objective needs no pictures (its TensorBoard keeps the scalars and hparams).
-        cfg.log.images_every_n_epochs = 0
+        cfg.trainer.max_epochs, cfg.trainer.max_steps = self.plain.study.epochs, self.plain.study.steps
+        cfg.log.images_every_n_epochs = 0  # a trial's objective needs no pictures
         if cfg.log.progress == "auto":  # a bar on a terminal; in logs, one line per trial is enough
             cfg.log.progress = "rich" if sys.stdout.isatty() else "none"
         name = f"trial_{trial.number:04d}"
-        # A non-finite loss stops the trial with NonFiniteLoss: train() carries StopOnNonFiniteLoss.
         single = len(self.plain.study.objectives) == 1  # Optuna reports and prunes single-objective studies only
         callbacks: list[L.Callback] = [
             ValLossPruning(trial, can_prune=single and not proposed_by.startswith(DESIGN_LABEL), report=single),
@@ -249,13 +225,13 @@ class Objective:
                 # (inspect.getfullargspec in Lightning's loops turns it into a TypeError): it is still the stop.
                 stopped(trial, f"{Interrupted(STOP.signum)} during training")
                 raise Interrupted(STOP.signum) from err
-            # Every way torch runs out (CUDA, the CPU allocator's plain RuntimeError, MPS, MemoryError): this pair
-            # does not fit, the next one may.
-            oom = out_of_memory(err)
+            oom = out_of_memory(err)  # every way torch runs out: this pair does not fit, the next one may
             if oom is None:
                 raise
-        if oom is not None:
-            free_memory()  # only now: inside the except block, the exception's traceback held the trial's tensors
+        if oom is not None:  # freed only now: in the except block, the traceback held the trial's tensors
+            gc.collect()
+            if torch.cuda.is_initialized():
+                torch.cuda.empty_cache()  # for the other workers on the device, and the next trial
             return failed(trial, oom)  # the study goes on
         trial.set_user_attr("epochs", metrics["epochs"])
         trial.set_user_attr("steps", metrics["steps"])  # optimizer steps trained: study.steps, when it budgets
@@ -270,13 +246,10 @@ class Objective:
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
         """The trial this one is a twin of (same pair, finished or training); None: this one trains the pair.
 
-        The proposer never proposes a pair the study holds, but workers on several machines, or a queued pair,
-        can still meet one that another trial holds, and either may read the study before the other's parameters
-        are in it. So every trial records its decision (user attr "claim": "train" or "yield") as soon as it
-        makes it: a trial yields to a finished twin, to a running twin that claimed the pair, and to an earlier
-        running twin that has not decided (which will see this one yield, and train); it waits only for a later
-        twin that has not decided yet (it decides at once). One of them trains; the others train nothing and do
-        not count.
+        Workers on several machines, or a queued pair, can meet a pair another trial holds, each reading the study
+        before the other's parameters are in it. So each trial records its decision (user attr CLAIM) at once: it
+        yields to a finished twin, a running one that claimed the pair, or an earlier undecided one; it waits only
+        for a later undecided twin. One of them trains; the others train nothing and do not count.
         """
         while True:
             same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
@@ -302,8 +275,7 @@ class Objective:
                 raise
 
     def _not_again(self, trial: optuna.Trial, twin: FrozenTrial) -> float:
-        """A pair the study holds is not trained again, and this trial does not count: it ends FAIL (not a
-        failure of the worker), and the worker's next trial gets a pair the study does not hold."""
+        """A pair the study holds is not trained again: this trial ends FAIL, not counted nor a failure."""
         self.twins.numbers.add(trial.number)
         trial.set_user_attr("duplicate_of", twin.number)
         return failed(trial, f"{DUPLICATE} {twin.number}: not trained, not counted")

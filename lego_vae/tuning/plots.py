@@ -36,8 +36,6 @@ from lego_vae.tuning.space_plots import (
     slices,
 )
 
-__all__ = ["is_seed_space", "trials_table", "write_tuning_plots"]
-
 
 def trials_table(study: optuna.Study) -> list[dict]:
     """One row per trial (all states): number, its parameters, state, value, epochs and steps trained (a pruned

@@ -1,12 +1,8 @@
-"""A study's progress lines: one per finished trial, printed by the worker that ran it or by tune.py's parent.
-
-Kept apart from results.py (plots, report) so that a worker, which never writes those, does not import
-matplotlib and the report's stack at start-up (bench/worker_startup.py).
-"""
+"""A study's progress lines, one per finished trial; apart from results.py so that a worker does not import
+matplotlib and the report's stack at start-up (bench/worker_startup.py)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
@@ -14,15 +10,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lego_vae.config.space import ALIASES
-from lego_vae.tuning.config import loss
+from lego_vae.tuning.config import complete, last_value, loss
 from lego_vae.tuning.params import params_line
-from lego_vae.tuning.sampler import last_value
 
 SEED_NAMES = tuple(ALIASES)  # hidden, latent
 
 
 def describe(trial: FrozenTrial) -> str:
-    """value, 'pruned at epoch k (value)' (or 'at step s' in a study budgeted in steps), 'not counted: ...' (a twin) or 'failed: reason' of a finished trial."""
+    """A finished trial's outcome: its value, 'pruned at epoch k (value)' (or 'at step s'), 'not counted: ...'
+    (a twin) or 'failed: reason'."""
     if trial.state == TrialState.COMPLETE:
         judged = trial.user_attrs.get("judged", {}).get("metric", "judged").split("/")[-1]
         return f"val/loss {loss(trial):.3f}" + (f", {judged} {trial.values[1]:.3f}" if len(trial.values) > 1 else "")
@@ -37,16 +33,11 @@ def describe(trial: FrozenTrial) -> str:
 
 
 def trial_line(trial: FrozenTrial, best: float | None, elapsed: float, names: Sequence[str] = SEED_NAMES) -> str:
-    """The progress line of a finished trial: its parameters (those of `names`, the space's), outcome, best, times."""
+    """The progress line of a finished trial: its parameters (those of `names`), outcome, best, times."""
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     return (f"trial {trial.number:3d}  {params_line(trial.params, names)}"
             f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
             f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
-
-
-def complete(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The COMPLETE trials among these that have a finite value."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and loss(t) is not None and math.isfinite(loss(t))]
 
 
 def best_value(trials: list[FrozenTrial]) -> float | None:
@@ -55,14 +46,12 @@ def best_value(trials: list[FrozenTrial]) -> float | None:
 
 
 class TrialLine:
-    """One line per finished trial: number, parameters, outcome, best so far, elapsed.
-
-    A worker started by study.workers (echo=False) prints nothing: its parent prints the lines of all.
-    """
+    """An Optuna callback: prints each finished trial's line (none with echo=False: a worker started by
+    study.workers, whose parent prints them all), and keeps the latest as `last`."""
 
     def __init__(self, echo: bool = True, names: Sequence[str] = SEED_NAMES) -> None:
         self.start, self.echo, self.names = time.perf_counter(), echo, names
-        self.last: FrozenTrial | None = None  # the latest trial this worker ran
+        self.last: FrozenTrial | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.last = trial

@@ -25,15 +25,13 @@ def refit_lock(study_dir: Path):
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                owner = int(lock.read_text() or 0)
-                os.kill(owner, 0)  # raises if that process is gone
+                os.kill(int(lock.read_text() or 0), 0)  # raises if that process is gone
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 lock.unlink(missing_ok=True)
                 continue
-            except PermissionError:
+            except PermissionError:  # alive, another user's
                 pass
-            yield False
-            return
+            break
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         try:
@@ -44,29 +42,17 @@ def refit_lock(study_dir: Path):
     yield False
 
 
-def refit_budget(plain: TuneConfig) -> str:
-    """"400 epochs", or "13200 steps" when refit.steps budgets the refit."""
-    r = plain.refit
-    return f"{r.steps} steps" if r.steps is not None else f"{r.epochs} epochs"
-
-
-def trial_budget(plain: TuneConfig) -> str:
-    """"50 epochs", or "2000 steps" when study.steps budgets a trial."""
-    s = plain.study
-    return f"{s.steps} steps" if s.steps is not None else f"{s.epochs} epochs"
+def budget(section) -> str:
+    """"50 epochs" of plain.study or plain.refit, or "2000 steps" where its steps budget it."""
+    return f"{section.steps} steps" if section.steps is not None else f"{section.epochs} epochs"
 
 
 def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> dict:
-    """Train the best pair for refit.epochs (or exactly refit.steps optimizer steps) exactly as train.py would; return
-    its run folder and test metrics.
-
-    A refit that finished is not redone (its metrics.json is read back); one that was killed resumes
-    from its last.ckpt. Nothing a refit wrote is overwritten by a later one of another trial. Raises UserError
-    when that last.ckpt is damaged (truncated, corrupted), naming it and the ways out.
-    """
+    """Train the best pair for refit.epochs (or refit.steps) as train.py would; return its run folder and test
+    metrics. A finished refit is read back (metrics.json); a killed one resumes from its last.ckpt. Raises
+    UserError when that last.ckpt is damaged, naming it and the ways out."""
     cfg = trial_config(plain, best.params)
-    cfg.trainer.max_epochs = plain.refit.epochs
-    cfg.trainer.max_steps = plain.refit.steps  # None: refit.epochs
+    cfg.trainer.max_epochs, cfg.trainer.max_steps = plain.refit.epochs, plain.refit.steps
     cfg.trainer.devices = plain.trainer.devices
     done, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
     if done.exists():
@@ -81,6 +67,6 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg.ckpt_path = str(last) if last.exists() else None
         print(f"refit: {params_text(best.params)}, "
-              f"{refit_budget(plain)} -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+              f"{budget(plain.refit)} -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}

@@ -19,13 +19,13 @@ from lego_vae.config.space import config_key, distributions, normal_form, short
 from lego_vae.errors import UserError
 from lego_vae.evaluation.report import CONFUSION_KEY, flatten_metrics, read_curves, write_report
 from lego_vae.files import write_text
-from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS, loss
+from lego_vae.tuning.config import FINISHED, TUNE_ONLY_KEYS, complete, loss
 from lego_vae.tuning.front import RULES, choose, front, pareto_plot
 from lego_vae.tuning.objective import FACES_PNG
 from lego_vae.tuning.params import fmt, override, plain_value
-from lego_vae.tuning.plots import is_seed_space, trials_table, write_tuning_plots
-from lego_vae.tuning.progress import complete
+from lego_vae.tuning.plots import trials_table, write_tuning_plots
 from lego_vae.tuning.sampler import surrogate_predictor
+from lego_vae.tuning.space_plots import is_seed_space
 from lego_vae.tuning.storage import counts
 
 REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")

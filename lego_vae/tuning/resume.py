@@ -1,24 +1,16 @@
 """A resumed study against the config it runs with now: each change is said in one line, and handled.
 
-The study records, when it is created, what its trials depend on (study user attrs); a study created before
-that is read from its trials. On resume:
-- space.* low/high (widened, narrowed): it goes on in the new space. Every proposer models every parameter,
-  with the finished trials that lie inside the new space (proposer.InSpace); the line says how many.
-- space.*.log, space.*.choices: refused, naming the way to a new study (Optuna's storage keeps a parameter's scale
-  and choices in a study).
-- the objective (the trial's budget: study.epochs, or study.steps where it is set; data.*, model.*, optim.*, seed,
-  gradient clipping, less the keys the space varies): a
-  study with finished trials refuses, naming the setting and the way to a new study. Values of two objectives
-  (val/loss after 3 epochs and after 50) do not compare: the GP, the pruner and the best trial would mix them.
-- sampler.kind or sampler.acquisition: the next trials are proposed by the new one (each trial's proposed_by
-  says which); one line says so.
-- a larger study.n_initial: the design grows by continuing its Sobol or LHS sequence where it stopped, never
-  from its start; study.initial_design keeps the kind the study was created with (one line says so).
+A study records what its trials depend on when it is created (an older one is read from its trials). On resume:
+- space.* low/high: it goes on in the new space, with the finished trials inside it (proposer.InSpace);
+- space.*.log or .choices (which Optuna's storage keeps for a study), or the objective (the trial's budget, data.*,
+  model.*, optim.*, seed, gradient clipping, less the space's keys) of a study with finished trials: refused,
+  naming the way to a new study (val/loss under two objectives does not compare);
+- sampler.kind or sampler.acquisition: the next trials are proposed by the new one;
+- a larger study.n_initial: the design's Sobol or LHS sequence continues where it stopped, in its own kind.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -34,14 +26,13 @@ from lego_vae.tuning.design import design_points
 from lego_vae.tuning.params import inside
 from lego_vae.tuning.proposer import held_pairs
 
-# The settings that define a trial's objective: these sections, less what does not change a trial's val/loss
-# (where files are, compiling, memory layout, a fused optimizer update), and these keys.
+# A trial's objective: these sections, less what does not change its val/loss (where files are, compiling, memory
+# layout, a fused optimizer update), and these keys.
 OBJECTIVE_SECTIONS = ("data", "model", "optim")
 NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.compile", "model.compile_mode", "model.channels_last",
                  "optim.fused")  # and the keys of the space, which the trials vary
 OBJECTIVE_KEYS = ("seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
-# A trial's budget: study.steps where it is set (study.epochs then budgets nothing), else study.epochs. Only the one
-# that budgets is recorded, and a change of unit (epochs -> steps) is a change of budget.
+# A trial's budget: study.steps where set, else study.epochs; only that one is recorded (epochs -> steps: a change)
 BUDGET_KEYS = ("study.epochs", "study.steps")
 
 
@@ -96,10 +87,15 @@ def _fmt(leaf: dict | None) -> str:
     return f"[{leaf['low']}, {leaf['high']}]" + (" log" if leaf["log"] else "")
 
 
+def new_study(name: str) -> str:
+    """The way out of a refused resume that every such line ends with."""
+    return f"or start a new study with another study.name (e.g. study.name={name}-2)"
+
+
 def _kept_by_optuna(study: optuna.Study, name: str, was: dict, now: dict) -> str | None:
     """The one-line refusal where this run changes what Optuna's storage keeps of a parameter for the whole study
     (its scale, its choices, its kind: every suggest would fail), else None."""
-    again = f"or start a new study with another study.name (e.g. study.name={study.study_name}-2)"
+    again = new_study(study.study_name)
     if "choices" not in was and "choices" not in now:
         if was["log"] == now["log"]:
             return None
@@ -129,10 +125,9 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
                       for d in (stored, now))
         # A study of epochs resumed with study.steps set: the way back also unsets study.steps.
         back = f"study.steps=null, {was}" if "study.steps" in _budget(now).keys() - stored.keys() else was
-        raise UserError(
-            f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss "
-            f"under the two does not compare: resume it with {back}, or start a new study with another study.name "
-            f"(e.g. study.name={name}-2)")
+        raise UserError(f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); "
+                        f"this run has {wants}, and val/loss under the two does not compare: resume it with {back}, "
+                        + new_study(name))
     if stored != now:
         study.set_user_attr("objective", now)
 
@@ -141,11 +136,9 @@ def space_note(study: optuna.Study, plain: TuneConfig, trials: list[FrozenTrial]
     """One line if space.* changed since the study's last run (which then goes on in the new space)."""
     now = normal_form(plain.space)  # compared with, and stored as, the study's plain copy
     names = list(now)
-    for n in names:  # what the study's trials hold of each parameter: any earlier space may have had it
-        held = {json.dumps(f, sort_keys=True, allow_nan=False): f for f in
-                [*(normal_form({n: t.distributions[n]})[n] for t in trials if n in t.distributions)]}
-        for was in held.values():
-            if refusal := _kept_by_optuna(study, n, was, now[n]):
+    for n in names:  # each parameter as the study's trials hold it: any earlier space may have had it
+        for t in (t for t in trials if n in t.distributions):
+            if refusal := _kept_by_optuna(study, n, normal_form({n: t.distributions[n]})[n], now[n]):
                 raise UserError(refusal)
     stored = study.user_attrs.get("space") or _space_of_trials(trials, names)
     if stored == now or stored is None:
@@ -234,10 +227,9 @@ def resume(study: optuna.Study, plain: TuneConfig) -> None:
         print(note, flush=True)
 
 
-def record(study: optuna.Study, plain: TuneConfig, rows: int) -> None:
-    """What a new study's trials depend on, for the checks of its resumes."""
-    s = plain.study
-    study.set_user_attr("design", {"kind": s.initial_design, "seed": s.seed, "rows": rows})
+def record(study: optuna.Study, plain: TuneConfig) -> None:
+    """A new study's initial design, enqueued, and what its trials depend on, for the checks of its resumes."""
+    grow_design(study, plain, [])
     study.set_user_attr("space", normal_form(plain.space))
     study.set_user_attr("objective", objective_settings(plain))
     study.set_user_attr("sampler", sampler_setting(plain))

@@ -1,10 +1,6 @@
-"""The seed's surrogate for Optuna: a GP (Matérn 5/2) + Expected Improvement, as a BoTorchSampler.
-
-Two things BoTorchSampler does not do out of the box, and this module adds:
-- pruned trials inform the GP, with their last reported validation loss (pessimistic, as it should be);
-- integer parameters are proposed in a relaxed space and rounded, so the rounded optimum can be a pair
-  that was already evaluated (or is running): then the best pair by EI that is not yet evaluated wins.
-"""
+"""The seed's surrogate for Optuna: a GP (Matérn 5/2) + Expected Improvement, as a BoTorchSampler, with what
+BoTorchSampler does not do: pruned trials inform the GP at their last reported val/loss (pessimistic, as it should
+be), and a rounded optimum that was evaluated already (or is running) gives way to the best new pair by EI."""
 
 from __future__ import annotations
 
@@ -19,6 +15,8 @@ import optuna
 import torch
 from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
+
+from lego_vae.tuning.config import last_value
 
 with warnings.catch_warnings():  # gpytorch still calls torch.jit.script as it is imported: nothing of ours to fix
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script. is deprecated.*")
@@ -47,26 +45,10 @@ ACQUISITIONS = {"ei": ExpectedImprovement, "logei": LogExpectedImprovement}
 GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
 
 
-def encoded_bounds(space: dict[str, IntDistribution]) -> np.ndarray:
-    """(P, 2) bounds of each integer parameter as the GP sees it: log-scaled where the distribution is, widened
-    by half a step on each side so the end values get a fair share (how Optuna's BoTorchSampler encodes them)."""
-    rows = []
-    for d in space.values():
-        low, high = d.low - 0.5 * d.step, d.high + 0.5 * d.step
-        rows.append((math.log(low), math.log(high)) if d.log else (low, high))
-    return np.array(rows, dtype=np.float64)
-
-
 def encode(params: dict, space: dict[str, IntDistribution]) -> np.ndarray:
-    """(P,) one trial's parameters in that encoding: log of a log-scaled parameter, the value itself otherwise."""
-    return np.array([math.log(params[name]) if d.log else float(params[name]) for name, d in space.items()])
-
-
-def last_value(trial: FrozenTrial) -> float | None:
-    """A pruned trial's last reported value (its intermediate value at the highest step)."""
-    if not trial.intermediate_values:
-        return None
-    return trial.intermediate_values[max(trial.intermediate_values)]
+    """(..., P) parameters (numbers, or arrays of shape (...)) as the GP sees them: the log of a log-scaled one."""
+    return np.stack([np.log(params[n]) if d.log else np.asarray(params[n], dtype=np.float64)
+                     for n, d in space.items()], axis=-1)
 
 
 def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
@@ -74,10 +56,8 @@ def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
     value = last_value(trial)
     if value is None or not math.isfinite(value):
         return None
-    return optuna.trial.create_trial(
-        params=trial.params, distributions=trial.distributions, value=value,
-        user_attrs={"pruned_trial": trial.number},
-    )
+    return optuna.trial.create_trial(params=trial.params, distributions=trial.distributions, value=value,
+                                     user_attrs={"pruned_trial": trial.number})
 
 
 class StudyView:
@@ -117,15 +97,11 @@ class PrunedAsComplete(StudyView):
 
 
 def fit_gp(x: torch.Tensor, y: torch.Tensor, lengthscale: float | None = None) -> SingleTaskGP:
-    """GP on inputs x in [0, 1]^d and standardised outcomes y (n, 1): constant mean, Matérn nu=2.5.
-
-    The lengthscale is fitted by marginal likelihood, or fixed when given (the seed fixed it at 1.0).
-    """
+    """GP on inputs x in [0, 1]^d and standardised outcomes y (n, 1): constant mean, Matérn nu=2.5; the lengthscale
+    fitted by marginal likelihood, or fixed when given (the seed fixed it at 1.0)."""
     d = x.shape[-1]
-    kernel = ScaleKernel(
-        MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0)),
-        outputscale_prior=GammaPrior(2.0, 0.15),
-    )
+    kernel = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0)),
+                         outputscale_prior=GammaPrior(2.0, 0.15))
     if lengthscale is not None:
         kernel.base_kernel.lengthscale = torch.full((1, d), float(lengthscale), dtype=x.dtype)
         kernel.base_kernel.raw_lengthscale.requires_grad_(False)
@@ -159,19 +135,10 @@ def integer_grid(search_space: dict[str, BaseDistribution]) -> np.ndarray | None
 class GPEISampler(BoTorchSampler):
     """BoTorchSampler with our candidates function; pruned trials reach the GP; no pair proposed twice."""
 
-    def __init__(
-        self,
-        acquisition: str = "ei",
-        lengthscale: float | None = None,
-        num_restarts: int = 10,
-        raw_samples: int = 512,
-        n_startup_trials: int = 10,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(
-            candidates_func=self._candidates, n_startup_trials=n_startup_trials,
-            consider_running_trials=True, seed=seed,
-        )
+    def __init__(self, acquisition: str = "ei", lengthscale: float | None = None, num_restarts: int = 10,
+                 raw_samples: int = 512, n_startup_trials: int = 10, seed: int | None = None) -> None:
+        super().__init__(candidates_func=self._candidates, n_startup_trials=n_startup_trials,
+                         consider_running_trials=True, seed=seed)
         self.acquisition, self.lengthscale = acquisition, lengthscale
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.last_fit: dict[str, Any] = {}  # the GP's training data of the latest proposal, for tests and plots
@@ -183,20 +150,15 @@ class GPEISampler(BoTorchSampler):
     def label(self) -> str:
         return f"botorch GP Matern-5/2 + {self.acquisition.upper()}"
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         self.space, self.trial_number = search_space, trial.number
         params = super().sample_relative(PrunedAsComplete(study), trial, search_space)
         self.proposed[trial.number] = self.label if params else "random (too few finished trials for the GP)"
         return params
 
-    def _candidates(
-        self,
-        train_x: torch.Tensor,
-        train_obj: torch.Tensor,
-        train_con: torch.Tensor | None,
-        bounds: torch.Tensor,
-        pending_x: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def _candidates(self, train_x: torch.Tensor, train_obj: torch.Tensor, train_con: torch.Tensor | None,
+                    bounds: torch.Tensor, pending_x: torch.Tensor | None) -> torch.Tensor:
         """Fit the GP to the finished (and pruned) trials and return the EI-best pair not yet evaluated."""
         x = normalize(train_x, bounds)  # (n, d) in [0, 1]
         y = standardize(train_obj)  # (n, 1), maximisation: BoTorchSampler negates losses
@@ -265,28 +227,27 @@ def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", 
 
 
 def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
-                        space: dict[str, IntDistribution] | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials.
-
-    `space`: the search space the GP models (the study's current one: trials outside it are left out);
-    by default that of the latest trial.
-    """
-    trials = PrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    trials = [t for t in trials if t.value is not None and math.isfinite(t.value) and {"hidden", "latent"} <= set(t.params)]
+                        space: dict[str, IntDistribution] | None = None) -> Callable | None:
+    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials inside
+    `space` (the study's current one; by default that of the latest trial)."""
+    seed = ("hidden", "latent")
+    trials = [t for t in PrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.value is not None and math.isfinite(t.value) and set(seed) <= set(t.params)]
     if space is None and trials:
-        space = {name: max(trials, key=lambda t: t.number).distributions[name] for name in ("hidden", "latent")}
-    trials = [t for t in trials if all(space[n].low <= t.params[n] <= space[n].high for n in ("hidden", "latent"))]
+        space = {n: max(trials, key=lambda t: t.number).distributions[n] for n in seed}
+    trials = [t for t in trials if all(space[n].low <= t.params[n] <= space[n].high for n in seed)]
     if len(trials) < 2:
         return None
-    bounds = torch.from_numpy(encoded_bounds(space)).T.double()
-    x = torch.from_numpy(np.stack([encode(t.params, space) for t in trials])).double()
+    # (2, P), each range widened by half a step on each side, as Optuna's BoTorchSampler encodes integers
+    bounds = torch.from_numpy(encode({n: np.array([d.low - d.step / 2, d.high + d.step / 2])
+                                      for n, d in space.items()}, space))
+    x = torch.from_numpy(np.stack([encode(t.params, space) for t in trials]))
     loss = torch.tensor([[t.value] for t in trials], dtype=torch.float64)
     model = fit_gp(normalize(x, bounds), standardize(loss), lengthscale)
     mean, std = loss.mean(), (loss.std() if loss.std() > 0 else torch.tensor(1.0, dtype=torch.float64))
 
     def predict(hidden: np.ndarray, latent: np.ndarray) -> np.ndarray:
-        columns = [np.asarray(v, dtype=np.float64).ravel() for v in (hidden, latent)]
-        points = np.stack([np.log(c) if space[n].log else c for n, c in zip(space, columns)], axis=1)
+        points = encode({"hidden": np.ravel(hidden), "latent": np.ravel(latent)}, space)
         with torch.no_grad():
             z = model.posterior(normalize(torch.from_numpy(points), bounds)).mean.squeeze(-1)
         return (z * std + mean).numpy().reshape(hidden.shape)

@@ -1,4 +1,4 @@
-"""The study's storage, initial design, pruner, and opening (creating, resuming, joining) it."""
+"""The study's storage, its pruner, and opening (creating, resuming, joining) the study."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from optuna.trial import TrialState
 
 from lego_vae.config.commands import TuneConfig
 from lego_vae.errors import UserError
-from lego_vae.tuning.config import DESIGN_LABEL
-from lego_vae.tuning.design import design_points
 from lego_vae.tuning.proposer import file_lock
-from lego_vae.tuning.resume import record, resume
+from lego_vae.tuning.resume import new_study, record, resume
 from lego_vae.tuning.sampler import experimental
 
 
@@ -33,11 +31,8 @@ class StudyLocked(UserError):
 
 
 def locked(err: BaseException | None) -> bool:
-    """Whether err, or an exception it was raised from or during, is SQLite's "database is locked".
-
-    Optuna raises it as it comes (a read) or wrapped in its StorageInternalError "invalid data ... exceeding max
-    length" (a commit); SQLAlchemy keeps sqlite3's own error as `.orig`.
-    """
+    """Whether err, or an exception it was raised from or during, is SQLite's "database is locked" (Optuna
+    raises it as it comes, or wrapped in its StorageInternalError; SQLAlchemy keeps sqlite3's error as `.orig`)."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -73,11 +68,8 @@ def locked_error(plain: TuneConfig, study_dir: Path, trial: str = "") -> StudyLo
 
 
 class Storage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, whose heartbeat skips a beat while another program locks the SQLite file.
-
-    Optuna's heartbeat thread would die with a traceback of its own; the next beat, or the trial's own next write
-    (which then stops the worker with one line), meets the lock again.
-    """
+    """Optuna's RDB storage, whose heartbeat skips a beat while another program locks the SQLite file (instead of
+    its thread dying with a traceback); the next beat, or the trial's next write, meets the lock again."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -88,14 +80,9 @@ class Storage(optuna.storages.RDBStorage):
 
 
 def serialize_sqlite(engine) -> None:
-    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE).
-
-    Python's sqlite3 begins a transaction only at the first write, so Optuna's claim of a queued
-    trial (read: WAITING, then write: RUNNING) is not atomic: two workers starting together both
-    claimed the same enqueued trial, and the second failed with "Cannot tell a COMPLETE trial".
-    This is SQLAlchemy's documented recipe for serializable SQLite; the busy timeout makes the other
-    workers wait their turn (milliseconds: a study does a few queries per epoch).
-    """
+    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE: SQLAlchemy's documented
+    recipe for serializable SQLite), so that Optuna's claim of a queued trial (read WAITING, write RUNNING) is
+    atomic: two workers starting together claimed the same one. The busy timeout makes the others wait their turn."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -122,7 +109,7 @@ def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStora
     # holds it for milliseconds); a lock held longer than this is another program's, and stops the command.
     wait = study.busy_timeout
     engine = {"connect_args": {"timeout": wait}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    for attempt in range(5):
+    for attempt in range(1, 6):
         started = time.monotonic()
         try:
             with experimental():  # heartbeats
@@ -140,11 +127,10 @@ def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStora
                 raise locked_error(plain, study_dir) from None
             # Two workers starting together both create the schema of a new database; one of them
             # loses that race (IntegrityError, "already exists", "locked") and finds it there a moment later.
-            if attempt < 4 and not isinstance(err, ImportError):
-                time.sleep(0.5 * (attempt + 1))
-                continue
-            raise UserError(f"study.storage={shown_url(url)}: cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    raise AssertionError("unreachable")
+            if attempt == 5 or isinstance(err, ImportError):
+                raise UserError(f"study.storage={shown_url(url)}: cannot open it "
+                                f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
+            time.sleep(0.5 * attempt)
 
 
 def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
@@ -166,12 +152,8 @@ def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
 
 
 def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
-    """Create the study (and enqueue the initial design, once) or load it to resume or join it.
-
-    A new study records what its trials depend on (resume.record); a resumed one is compared with this config
-    (resume.resume: a changed space, sampler or design is said and handled, another objective refused). `lock`:
-    a file that serializes this with the proposals of the other workers on this machine.
-    """
+    """Create the study (resume.record: its design enqueued, what its trials depend on recorded) or load it to
+    resume or join it (resume.resume, under `lock`: a file shared with the proposals of this machine's workers)."""
     name, objectives = plain.study.name, plain.study.objectives
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
@@ -183,8 +165,7 @@ def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = 
         if len(study.directions) != len(objectives):
             was = study.user_attrs.get("objectives") or ["val/loss", "?"][:len(study.directions)]
             raise UserError(f"study.objectives=[{','.join(objectives)}]: study '{name}' has the objectives "
-                            f"[{','.join(was)}]: resume it with those, or start a new study with another study.name "
-                            f"(e.g. study.name={name}-2)") from None
+                            f"[{','.join(was)}]: resume it with those, {new_study(name)}") from None
         # The worker that created it enqueues the design; wait for it rather than race ahead.
         deadline = time.monotonic() + 60
         while "design_enqueued" not in study.user_attrs and time.monotonic() < deadline:
@@ -192,12 +173,7 @@ def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = 
         with file_lock(lock):
             resume(study, plain)
         return study
-    # Only the creator gets here: the database's unique study name makes this happen once.
-    s = plain.study
-    points, rows = design_points(plain.space, s.initial_design, s.seed, 0, min(s.n_initial, s.n_trials))
-    for params in points:
-        study.enqueue_trial(params, user_attrs={"proposed_by": f"{DESIGN_LABEL} ({s.initial_design})"})
-    record(study, plain, rows)
+    record(study, plain)  # only the creator gets here: the database's unique study name makes this happen once
     study.set_user_attr("objectives", list(objectives))
     study.set_user_attr("design_enqueued", True)
     return study

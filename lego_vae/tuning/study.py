@@ -1,15 +1,8 @@
-"""tune(cfg, study_dir): the Optuna study over hidden/latent size, then the refit of the best pair.
+"""tune(cfg, study_dir): the Optuna study over the search space, then the refit of its best point.
 
-A trial is a short train() run; the refit is a long one, exactly as `python train.py` would run it.
-Any number of workers (processes, machines) may run tune() on one storage: they share the study
-through Optuna's own distributed mode and together end with exactly study.n_trials finished trials.
-`study.workers=N` starts N such workers from one command (lego_vae/tuning/workers.py).
-
-The parts live in their own modules: config.py (checks, a trial's train config), storage.py (storage,
-pruner, opening the study), design.py (the initial design's sequence), proposer.py (each trial's pair:
-seeded per trial, on the current space, never one the study holds), resume.py (a resumed study against
-the config), objective.py (one trial), results.py (progress, best.yaml, plots, report), refit.py (the
-refit and its lock), workers.py (several worker processes, signals).
+A trial is a short train() run; the refit a long one, exactly as `python train.py` runs it. Any number of
+workers (processes, machines) may run tune() on one storage: through Optuna's distributed mode they end with
+exactly study.n_trials finished trials. study.workers=N starts N of them from one command (workers.py).
 """
 
 from __future__ import annotations
@@ -30,7 +23,7 @@ from lego_vae.training.run import describe_recipe
 from lego_vae.training.trainer import check_accelerator
 from lego_vae.tuning.judged import judge_for
 from lego_vae.tuning.params import fmt
-from lego_vae.tuning.refit import refit, refit_budget, refit_lock, trial_budget
+from lego_vae.tuning.refit import budget, refit, refit_lock
 from lego_vae.tuning.results import (
     REFIT_PICTURES,
     best_trial,
@@ -49,12 +42,12 @@ from lego_vae.tuning.workers import resolve_workers, run_workers
 def describe_space(plain: TuneConfig) -> str:
     """One phrase: the model, the search space, the trials and the refit."""
     m, study = plain.model, plain.study
-    refit = f"refit {refit_budget(plain)}" if plain.refit.enabled else "no refit"
+    refit = f"refit {budget(plain.refit)}" if plain.refit.enabled else "no refit"
     space = " x ".join(f"{short(n)} " + ("|".join(map(fmt, d.choices)) if isinstance(d, CategoricalDistribution)
                                          else f"{fmt(d.low)}-{fmt(d.high)}")
                        for n, d in distributions(plain.space).items())
     return (f"model {m.arch}, {space}; {describe_recipe(plain)}; "
-            f"{study.n_trials} trials x {trial_budget(plain)}, {refit}")
+            f"{study.n_trials} trials x {budget(plain.study)}, {refit}")
 
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -92,7 +85,7 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
             print(f"study '{study.study_name}' resumed, already finished ({n_trials} trials): nothing to train; its "
                   f"report is {study_dir / 'report.html'} (a larger study.n_trials extends it)", flush=True)
         print(f"study '{study.study_name}': {finished}/{n_trials} finished trials; sampler {plain.sampler.kind}, "
-              f"pruner {plain.pruner.kind}, {trial_budget(plain)} per trial", flush=True)
+              f"pruner {plain.pruner.kind}, {budget(plain.study)} per trial", flush=True)
         workers = resolve_workers(plain)
         if workers > 1 and finished < n_trials:
             run_workers(plain, study, sampler.storage, study_dir, workers)
