@@ -17,11 +17,12 @@ def loss(trial: FrozenTrial) -> float | None:
 
 
 def last_value(trial: FrozenTrial) -> float | None:
-    """A trial's last reported value (its intermediate value at the highest step); None if it reported none."""
+    """A trial's last reported value (its intermediate value at the highest step); None if it reported none.
+    """
     iv = trial.intermediate_values
     return iv[max(iv)] if iv else None
 
 
 def complete(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The COMPLETE trials among these that have a finite value."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and loss(t) is not None and math.isfinite(loss(t))]
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.values and math.isfinite(t.values[0])]

@@ -64,7 +64,8 @@ def figure(size: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write fig to path as a PNG (whole: workers sharing a study folder never read half of one), clear it; the path."""
+    """Write fig to path as a PNG (whole: workers sharing a study folder never read half of one), clear it;
+    the path."""
     try:
         with replacing(path, keep_suffix=True) as tmp:
             fig.savefig(tmp)

@@ -1,12 +1,9 @@
 """A two-objective study (study.objectives=[val/loss, val/attr_error]): its Pareto front, the trial the refit
-trains (refit.rule), and pareto.png, the front with the faces of a few of its trials.
+trains (refit.rule, docs/tuning.md "Two objectives"), and pareto.png, the front with the faces of a few of its
+trials.
 
-The rules (docs/tuning.md, "Two objectives"):
-- utopia (default): each objective scaled to [0, 1] over the front (its best trial 0, its worst 1); the trial
-  nearest (Euclidean) the ideal point (0, 0), the best of both at once; a tie goes to the lower val/loss.
-  The "compromise programming" choice of multi-criteria decision making (Zeleny 1973; Miettinen 1999, §5.1).
-- loss: the front's lowest val/loss (the single-objective study's choice);
-- judged: the front's lowest judged error (the faces the judge reads best).
+Rule utopia: each objective scaled to [0, 1] over the front; the trial nearest (Euclidean) the ideal point (0,
+0), a tie to the lower val/loss: the "compromise programming" choice (Zeleny 1973; Miettinen 1999, §5.1).
 """
 
 from __future__ import annotations
@@ -44,8 +41,8 @@ def scaled(trials: list[FrozenTrial]) -> np.ndarray:
 
 
 def choose(trials: list[FrozenTrial], rule: str) -> FrozenTrial:
-    """The trial of a front that refit.rule names (see the module's docstring). Raises ValueError for an empty
-    front or an unknown rule."""
+    """The trial of a front that refit.rule names (RULES); ValueError for an empty front or an unknown rule.
+    """
     if not trials:
         raise ValueError("an empty front")
     if rule == "loss":

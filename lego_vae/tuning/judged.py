@@ -1,19 +1,12 @@
-"""A trial's faces, judged: the second objective of a study, measured once its training ends, and its picture.
-
-    judged = JudgedFaces(cfg.eval.judge, cfg.data, faces_png=trial_dir / "faces.png")
-    train(cfg, run_dir, callbacks=[..., judged])
-    judged.results["value"]      # the number to minimise, named judged.results["metric"] (judged_metric(source))
-
-On the validation split of the trainer's datamodule, with the model as trained at its last step:
-- a rendered source with labels (synthetic, ldraw: lego_vae.data.labelled): `val/attr_error` = 1 - the mean over
-  factors of the share of validation faces whose factor the judge reads right on their reconstruction
-  (evaluation.judge.attribute_accuracy: the mean that metrics.json calls attr_acc_recon["mean"], there on the
-  test faces). In [0, 1]; lower is better.
-- a photo source (folder, lego_faces: no labels): `val/fd_judge` = the Fréchet distance between as many samples,
-  z ~ N(0, I), and the validation faces, in the feature space of the synthetic faces' judge (what
-  evaluation.sample_quality calls fd_judge, via evaluation.distances.image_set_distances). >= 0; lower is better.
-The judge is evaluation.judge.load_or_train_judge's: trained once per image size and eval.judge settings, and cached
-under data.cache_dir (call judge_for once before starting workers, so that they do not each train it).
+"""A trial's faces, judged: the second objective of a study (JudgedFaces, measured once its training ends),
+and their picture. On the validation split, with the model as trained at its last step:
+- a rendered source with labels (synthetic, ldraw): `val/attr_error` = 1 - the mean over factors of the share
+  of faces whose factor the judge reads right on their reconstruction (metrics.json's attr_acc_recon["mean"]),
+  in [0, 1];
+- a photo source (folder, lego_faces): `val/fd_judge` = the Fréchet distance between as many samples
+  z ~ N(0, I) and the faces, in the judge's feature space (evaluation.sample_quality's fd_judge), >= 0.
+The judge (evaluation.judge.load_or_train_judge) is cached under data.cache_dir: call judge_for once before
+starting workers, so that they do not each train it.
 """
 
 from __future__ import annotations
@@ -54,10 +47,7 @@ def require_judge(judge_cfg: JudgeConfig) -> None:
 
 def judge_for(judge_cfg: JudgeConfig, data: DataConfig) -> tuple[AttributeJudge, dict]:
     """The judge that reads a run's faces, loaded from data.cache_dir or trained there (a rendered source's own;
-    photos: the synthetic faces'): (judge on the CPU, info with "ceiling", "loaded", "seconds", "path").
-
-    Raises UserError where eval.judge.enabled is false (require_judge).
-    """
+    photos: the synthetic faces'): (judge on the CPU, info with "ceiling", ...); UserError: require_judge."""
     require_judge(judge_cfg)
     source = data.source if factors_of(data.source) else "synthetic"
     return load_or_train_judge(data.image_size, data.cache_dir, judge_cfg, source=source)
@@ -67,11 +57,10 @@ def judge_faces(vae: torch.nn.Module, judge: AttributeJudge, images: Tensor, lab
                 seed: int = 0) -> dict:
     """The judged objective of a VAE on faces: uint8 images (N, 3, S, S) and their labels (None: a photo source).
 
-    Returns {"metric": ATTR_ERROR or FD_JUDGE, "value": its number, "faces": N, and with labels "attr_error",
-    "attr_acc_recon" ({factor: accuracy, "mean"}, mouth among the factors); without, "fd_judge" and "kd_judge"}.
-    Deterministic: reconstructions are decoded posterior means, samples come from a generator seeded with seed,
-    both in eval mode under no_grad (the VAE's mode is restored). Raises ValueError where the distance cannot be
-    had (fewer than 2 faces: its reason).
+    Returns {"metric": ATTR_ERROR or FD_JUDGE, "value", "faces": N, and with labels "attr_error",
+    "attr_acc_recon" ({factor: accuracy, "mean"}); without, "fd_judge" and "kd_judge"}. Deterministic
+    (posterior means; samples seeded by seed). Raises ValueError where the distance cannot be had (fewer than
+    2 faces: its reason).
     """
     if labels is not None:
         accuracy = attribute_accuracy(judge, reconstructions(vae, images), labels)
@@ -87,9 +76,9 @@ def judge_faces(vae: torch.nn.Module, judge: AttributeJudge, images: Tensor, lab
 
 
 def faces_picture(vae: torch.nn.Module, images: Tensor, path: Path, count: int = MAX_FACES) -> Path:
-    """A PNG of the first min(count, MAX_FACES, N) faces of uint8 images (N, 3, S, S) (top row) above their
-    reconstructions (bottom row): pictures.save_grid, 2 px white padding, so n faces of S px make a picture
-    n (S + 2) + 2 wide and 2 (S + 2) + 2 high."""
+    """A PNG of the first min(count, MAX_FACES, N) faces of uint8 images (N, 3, S, S) above their
+    reconstructions: pictures.save_grid, so n faces of S px make a picture n (S + 2) + 2 wide and 2 (S + 2) +
+    2 high."""
     shown = images[: max(1, min(count, MAX_FACES))]
     recon = reconstructions(vae, shown)
     return save_grid(torch.cat([shown, recon]).float() / 255, path, nrow=len(shown))
@@ -98,25 +87,14 @@ def faces_picture(vae: torch.nn.Module, images: Tensor, path: Path, count: int =
 class JudgedFaces(L.Callback):
     """Judges the validation faces once a fit ends (judge_faces), and draws them (faces_picture).
 
-    It measures in on_train_end, not on_fit_end: Lightning calls on_train_end at the end of its fit loop, after
-    the last training step and the validation that follows it (every epoch's end, or ValidateAtLastStep's at a
-    step budget), while the model is still on its device; on_fit_end comes after the strategy's teardown, which
-    moves the model to the CPU (Strategy.teardown, Lightning 2.6): on a GPU the faces would be decoded there.
-    on_train_end is not called for a fit that ends by an exception (a pruned or failed trial: nothing is measured)
-    or one that had no steps left to train (a resumed run already at its budget).
-
-    The value is logged under results["metric"] (judged_metric(data.source)) to the trainer's loggers at its last
-    step and put in trainer.callback_metrics (Lightning forbids self.log in on_train_end); the whole result stays in
-    `results` ({} until measured): judge_faces' dict, with "judge_ceiling" (the judge's accuracy on clean held-out
-    renders, {factor: accuracy, "mean"}), "of_ceiling" (with labels: attr_acc_recon's mean / the ceiling's),
-    "step" (trainer.global_step: the optimizer steps trained), "val_loss" (the last validation's val/loss, of the
-    same weights; None if none was logged), "seconds" (the measurement's wall time) and "faces_png" (its path, or
-    None).
-
-    judge_cfg: the run's eval.judge; data: its data section (source, image size, cache folder); faces_png: where
-    the picture goes (None: none); count: faces in it (at most MAX_FACES); seed: of the samples (photo sources).
-    Raises UserError at once where eval.judge.enabled is false (require_judge), before any training. The trainer
-    must fit with a datamodule (LegoFacesDataModule: its validation split, and its labels).
+    In on_train_end, while the model is still on its device (on_fit_end follows the strategy's teardown, which
+    moves it to the CPU); not for a fit that ends by an exception (pruned, failed) or had no steps left to
+    train. The value goes to the trainer's loggers at its last step and to trainer.callback_metrics under
+    results["metric"] (Lightning forbids self.log there); `results` ({} until measured): judge_faces' dict
+    with "judge_ceiling", "of_ceiling" (with labels: attr_acc_recon's mean / the ceiling's), "step",
+    "val_loss" (the last validation's), "seconds" and "faces_png" (its path, or None). The trainer must fit
+    with a LegoFacesDataModule. Raises UserError at once where eval.judge.enabled is false (require_judge),
+    before any training.
     """
 
     def __init__(self, judge_cfg: JudgeConfig, data: DataConfig, faces_png: Path | None = None,

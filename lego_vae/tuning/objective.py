@@ -49,8 +49,8 @@ class QuietTwins(logging.Filter):
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """This filter on the handlers of Optuna's logger "optuna" while trials run here (on the logger itself, it
-        would not see its child loggers' records)."""
+        """This filter on the handlers of Optuna's logger "optuna" while trials run here (on the logger
+        itself, it would not see its child loggers' records)."""
         handlers = list(logging.getLogger("optuna").handlers)
         for handler in handlers:
             handler.addFilter(self)
@@ -65,8 +65,9 @@ class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
     Each validation reports val/loss at the epoch, or (study.steps) at the optimizer step it validated after.
-    A non-finite val/loss never reaches it: StopOnNonFiniteLoss raises NonFiniteLoss first (the trial ends FAIL).
-    report=False (two objectives, which Optuna cannot report to): the curve goes to the user attr "val_curve".
+    A non-finite val/loss never reaches it: StopOnNonFiniteLoss raises NonFiniteLoss first (the trial ends
+    FAIL). report=False (two objectives, which Optuna cannot report to): the curve goes to the user attr
+    "val_curve".
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True, report: bool = True) -> None:
@@ -93,14 +94,16 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             return
         step = trainer.global_step
         self.trial.report(value, step=step)
-        # At its last step a trial has trained its whole budget: it completes (successive halving could still prune).
+        # At its last step a trial has trained its whole budget: it completes (successive halving could still
+        # prune).
         if self.can_prune and step < trainer.max_steps and self.trial.should_prune():
             self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says (progress.describe)
             raise optuna.TrialPruned(f"Trial was pruned at step {step}.")
 
 
 def stopped(trial: optuna.Trial, reason: str) -> None:
-    """Record why a trial was stopped by a signal; no traceback from Optuna: the interrupt is said once, as one line."""
+    """Record why a trial was stopped by a signal; no traceback from Optuna: the interrupt is said once, as
+    one line."""
     trial.set_user_attr("fail_reason", reason)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -112,8 +115,8 @@ def failed(trial: optuna.Trial, reason: str) -> float:
 
 
 class TrialClock(L.Callback):
-    """Records a trial's `setup_s`, `train_s` (clock.py; to its pruning, if pruned) and `torch_threads` in its user
-    attrs; `started`: time.perf_counter() at the trial's start."""
+    """Records a trial's `setup_s`, `train_s` (clock.py; to its pruning, if pruned) and `torch_threads` in its
+    user attrs; `started`: time.perf_counter() at the trial's start."""
 
     def __init__(self, trial: optuna.Trial, started: float) -> None:
         self.trial, self.started = trial, started
@@ -137,18 +140,19 @@ class TrialClock(L.Callback):
 
 
 class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the study's file was taken from it)
-    """The study's SQLite file stayed locked by another program while a trial ran. A BaseException, so that Optuna
-    passes it on instead of recording the trial FAIL (a write that would meet the lock); trials.settle_locked does."""
+    """The study's SQLite file stayed locked by another program while a trial ran. A BaseException, so that
+    Optuna passes it on instead of recording the trial FAIL (a write that would meet the lock);
+    trials.settle_locked does."""
 
 
 class Objective:
-    """Trains one point of the space for study.epochs (or study.steps optimizer steps) and returns the val/loss of
-    its last validation (and the judged error, with two objectives)."""
+    """Trains one point of the space for study.epochs (or study.steps optimizer steps) and returns the
+    val/loss of its last validation (and the judged error, with two objectives)."""
 
     def __init__(self, plain: TuneConfig, study_dir: Path, sampler) -> None:
         self.plain, self.study_dir, self.sampler = plain, study_dir, sampler
         self.current: int | None = None  # the number of the trial this process runs or ran last
-        self.outcome: tuple[int, TrialState, float | None] | None = None  # of the last trial, for Optuna's tell()
+        self.outcome: tuple[int, TrialState, float | None] | None = None  # the last trial's, for tell()
         self.twins = QuietTwins()
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -246,10 +250,11 @@ class Objective:
     def _twin(self, trial: optuna.Trial, params: dict) -> FrozenTrial | None:
         """The trial this one is a twin of (same pair, finished or training); None: this one trains the pair.
 
-        Workers on several machines, or a queued pair, can meet a pair another trial holds, each reading the study
-        before the other's parameters are in it. So each trial records its decision (user attr CLAIM) at once: it
-        yields to a finished twin, a running one that claimed the pair, or an earlier undecided one; it waits only
-        for a later undecided twin. One of them trains; the others train nothing and do not count.
+        Workers on several machines, or a queued pair, can meet a pair another trial holds, each reading the
+        study before the other's parameters are in it. So each trial records its decision (user attr CLAIM) at
+        once: it yields to a finished twin, a running one that claimed the pair, or an earlier undecided one;
+        it waits only for a later undecided twin. One of them trains; the others train nothing and do not
+        count.
         """
         while True:
             same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))

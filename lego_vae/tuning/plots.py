@@ -56,13 +56,6 @@ def trials_table(study: optuna.Study) -> list[dict]:
     ]
 
 
-def _curve(trial: FrozenTrial) -> tuple[list[int], list[float]]:
-    """A trial's val/loss by epoch or step: its reports, or (two objectives: none) its user attr val_curve."""
-    values = trial.intermediate_values or {int(k): v for k, v in trial.user_attrs.get("val_curve", {}).items()}
-    steps = [s for s in sorted(values) if finite(values[s])]
-    return steps, [float(values[s]) for s in steps]
-
-
 def _history(trials: list[FrozenTrial]) -> Figure:
     fig = figure()
     ax = fig.subplots()
@@ -89,8 +82,10 @@ def _learning_curves(trials: list[FrozenTrial], best: FrozenTrial | None, unit: 
     fig = figure()
     ax = fig.subplots()
     seen: list[float] = []
-    for t in trials:
-        steps, vals = _curve(t)
+    for t in trials:  # its reports, or (two objectives: none) its user attr val_curve
+        curve = t.intermediate_values or {int(k): v for k, v in t.user_attrs.get("val_curve", {}).items()}
+        steps = [s for s in sorted(curve) if finite(curve[s])]
+        vals = [float(curve[s]) for s in steps]
         if not steps:
             continue
         seen += vals

@@ -1,17 +1,12 @@
-"""What proposes a trial's pair: the sampler of sampler.kind, seeded per trial, on the current search space,
-never a pair the study already holds.
-
-Three things the samplers do not do by themselves, in a study that is resumed or shared by workers:
-- Seeds. A seeded sampler restarts its sequence in every process: a resumed study drew the pairs of its first
-  run again, and two workers drew the same ones. Each trial's proposal is made by a sampler seeded from
-  study.seed and the trial's number (unique in the study, whichever worker or run asks), so no sequence restarts.
-- The space. After space.* changed, Optuna's intersection search space leaves out every parameter whose
-  distribution differs between trials (widening space.hidden made the GP stop modelling hidden). The sampler
-  sees the study with each trial re-expressed in the current space; trials outside it are left out.
-- Twins. A pair the study holds (finished, running, proposed by a worker that has not started it yet, or
-  queued) is not proposed again: the sampler is asked again with another seed, then a random pair the study
-  does not hold is taken. A proposal and its claim (a trial system attr) are made under a lock shared by the
-  workers of this machine, so two of them proposing at the same moment see each other's pair.
+"""What proposes a trial's pair: the sampler of sampler.kind, with what the samplers do not do by themselves
+in a study that is resumed or shared by workers:
+- seeds: each proposal's sampler is seeded from study.seed and the trial's number, so no process (a resumed
+  run, another worker) restarts a sequence and draws the same pairs again;
+- the space: the sampler sees each trial re-expressed in the current space, those outside it left out
+  (Optuna's intersection search space drops a parameter whose distribution changed);
+- twins: a pair the study holds (finished, running, proposed, queued) is not proposed again: the sampler is
+  asked with another seed, then a random pair is drawn. Proposals are made under a lock shared by this
+  machine's workers.
 """
 
 from __future__ import annotations
@@ -53,21 +48,15 @@ def held_params(trial: FrozenTrial) -> dict:
     return params
 
 
-def holds_its_pair(trial: FrozenTrial) -> bool:
-    """Whether a trial's pair is taken by it: not if it failed as a twin, for want of budget, by an interrupt or
-    by a lock of the study's file (a retry is queued with the pair then); yes if it is queued, running, finished, or failed training it (NaN)."""
-    if trial.state != TrialState.FAIL:
-        return True
-    reason = str(trial.user_attrs.get("fail_reason", ""))
-    return "duplicate_of" not in trial.user_attrs and not reason.startswith(RETRIED)
-
-
 def held_pairs(trials: list[FrozenTrial], names: list[str], but: int | None = None) -> set[tuple]:
-    """The pairs the study holds, as tuples in the order of names (trial number `but` left out)."""
+    """The pairs the study holds, as tuples in the order of names (trial number `but` left out): not those of
+    trials that failed as a twin, a surplus, or by an interrupt or a lock (a retry holds the pair then)."""
     pairs = set()
     for t in trials:
         params = held_params(t)
-        if t.number != but and holds_its_pair(t) and all(n in params for n in names):
+        reason = str(t.user_attrs.get("fail_reason", ""))
+        gave_up = t.state == TrialState.FAIL and (reason.startswith(RETRIED) or "duplicate_of" in t.user_attrs)
+        if t.number != but and not gave_up and all(n in params for n in names):
             pairs.add(tuple(params[n] for n in names))
     return pairs
 
@@ -99,15 +88,10 @@ def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: 
 
 
 class InSpace(StudyView):
-    """The study as a sampler should see it: its trials in the current search space.
-
-    A finished trial whose parameters lie in the space is shown with the space's distributions, so every model
-    (Optuna's intersection search space first) keeps every parameter after space.* changed; one outside it is
-    left out. A running trial shows the pair its worker proposed, before its parameters are written, so it is a
-    pending point. `pruned`: pruned trials are shown as complete at their last reported value (PrunedAsComplete),
-    for a sampler that models complete trials only (Optuna's GPSampler), which would otherwise propose the
-    neighbourhood of a pruned trial again and again.
-    """
+    """The study as a sampler should see it: each trial inside the current space with the space's
+    distributions, those outside it left out; a running trial with the pair its worker proposed (a pending
+    point). `pruned`: pruned trials as complete (PrunedAsComplete), for Optuna's GPSampler, which would
+    otherwise propose their neighbourhood again and again."""
 
     def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution], pruned: bool = False) -> None:
         super().__init__(study)
@@ -209,8 +193,10 @@ class Proposer(optuna.samplers.BaseSampler):
         return params, label
 
     def _unheld(self, held: set[tuple], number: int) -> dict:
-        """A random point the study does not hold: drawn as the random sampler draws, else any of the grid (a space
-        of integers and choices only: one with a float range always has a point it does not hold)."""
+        """A random point the study does not hold: drawn, else any of the grid of a space of integers and
+        choices only (one with a float range always has a point it does not hold); UserError where it holds
+        them all.
+        """
         names, space = list(self.space), list(self.space.values())
         rng = np.random.default_rng(trial_seed(self.seed, number, ATTEMPTS))
         for _ in range(RANDOM_DRAWS):

@@ -31,6 +31,11 @@ from lego_vae.tuning.storage import counts
 REFIT_PICTURES = ("samples.png", "reconstructions.png", "morph.gif", "traversal.png")
 
 
+def refit_paths(study_dir: Path, number: int) -> tuple[Path, Path]:
+    """The run folder and the TensorBoard folder of the refit of trial `number`."""
+    return study_dir / "refit" / f"trial_{number:04d}", study_dir / "tb" / f"refit_{number:04d}"
+
+
 def best_trial(study: optuna.Study, rule: str = "loss") -> FrozenTrial:
     """The best COMPLETE trial: the lowest val/loss, or in a study of two objectives the trial of its Pareto front
     that refit.rule names (front.choose); a one-line error when there is none."""
@@ -111,7 +116,6 @@ def top_table(study: optuna.Study, plain: TuneConfig, k: int = 5) -> str:
 
 def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_tb: Path | None) -> list[Path]:
     """The tuning plots as PNG in plots/, also logged to TensorBoard (tb/study)."""
-
     history = read_curves(refit_tb) if refit_tb is not None else None
     dists = distributions(plain.space)
     space = normal_form(dists)
@@ -138,8 +142,7 @@ def write_plots(study: optuna.Study, plain: TuneConfig, study_dir: Path, refit_t
 def write_study_report(study: optuna.Study, plain: TuneConfig, study_dir: Path, best: FrozenTrial, plots: list[Path],
                        refit_tb: Path) -> Path:
     """report.html of the study: best trial, refit metrics and pictures, tuning plots, sortable trials table."""
-
-    refit_dir = study_dir / "refit" / f"trial_{best.number:04d}"
+    refit_dir = refit_paths(study_dir, best.number)[0]
     refit_metrics = json.loads((refit_dir / "metrics.json").read_text()) if (refit_dir / "metrics.json").exists() else {}
     c = counts(study)
     metrics = {"best_value": float(loss(best)), "best_trial": best.number,
@@ -149,8 +152,23 @@ def write_study_report(study: optuna.Study, plain: TuneConfig, study_dir: Path, 
                                                 if isinstance(v, (int, float, type(None))) or k.endswith(("_reason", "likelihood"))}}
     if refit_metrics.get(CONFUSION_KEY):  # the refit's "what reconstructions lose" section
         metrics[CONFUSION_KEY] = refit_metrics[CONFUSION_KEY]
-    pictures = {name: refit_dir / name for name in REFIT_PICTURES
-                if (refit_dir / name).exists()}
+    pictures = {name: refit_dir / name for name in REFIT_PICTURES if (refit_dir / name).exists()}
     return write_report(study_dir / "report.html", f"lego-vae study {study.study_name}", plain, metrics, pictures,
                         curves=read_curves(refit_tb) if refit_tb.exists() else None, trials=trials_table(study),
                         plots=plots)
+
+
+def write_results(study: optuna.Study, plain: TuneConfig, study_dir: Path, overrides: Sequence[str],
+                  best: FrozenTrial, refit_info: dict | None) -> dict:
+    """The study's plots, best.yaml and report.html, each said in a line (the last ones: what a user opens
+    first); best.yaml's content."""
+    refit_dir, refit_tb = refit_paths(study_dir, best.number)
+    plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
+    path = write_best(study, plain, study_dir, overrides, refit_info)
+    report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
+    for p in ([] if plain.study.storage else [study_dir / "study.db"]) + plots:
+        print(f"wrote {p}")
+    if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
+        print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
+    print(f"wrote {path}\nwrote {report}")
+    return yaml.safe_load(path.read_text())

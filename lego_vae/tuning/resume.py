@@ -1,10 +1,11 @@
 """A resumed study against the config it runs with now: each change is said in one line, and handled.
 
-A study records what its trials depend on when it is created (an older one is read from its trials). On resume:
+A study records what its trials depend on when it is created (an older one is read from its trials). On
+resume:
 - space.* low/high: it goes on in the new space, with the finished trials inside it (proposer.InSpace);
-- space.*.log or .choices (which Optuna's storage keeps for a study), or the objective (the trial's budget, data.*,
-  model.*, optim.*, seed, gradient clipping, less the space's keys) of a study with finished trials: refused,
-  naming the way to a new study (val/loss under two objectives does not compare);
+- space.*.log or .choices (which Optuna's storage keeps for a study), or the objective (the trial's budget,
+  data.*, model.*, optim.*, seed, gradient clipping, less the space's keys) of a study with finished trials:
+  refused, naming the way to a new study (val/loss under two objectives does not compare);
 - sampler.kind or sampler.acquisition: the next trials are proposed by the new one;
 - a larger study.n_initial: the design's Sobol or LHS sequence continues where it stopped, in its own kind.
 """
@@ -26,13 +27,14 @@ from lego_vae.tuning.design import design_points
 from lego_vae.tuning.params import inside
 from lego_vae.tuning.proposer import held_pairs
 
-# A trial's objective: these sections, less what does not change its val/loss (where files are, compiling, memory
-# layout, a fused optimizer update), and these keys.
+# A trial's objective: these sections, less what does not change its val/loss (where files are, compiling,
+# memory layout, a fused optimizer update), and these keys.
 OBJECTIVE_SECTIONS = ("data", "model", "optim")
 NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.compile", "model.compile_mode", "model.channels_last",
                  "optim.fused")  # and the keys of the space, which the trials vary
 OBJECTIVE_KEYS = ("seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
-# A trial's budget: study.steps where set, else study.epochs; only that one is recorded (epochs -> steps: a change)
+# A trial's budget: study.steps where set, else study.epochs; only that one is recorded (epochs -> steps: a
+# change)
 BUDGET_KEYS = ("study.epochs", "study.steps")
 
 
@@ -125,9 +127,9 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
                       for d in (stored, now))
         # A study of epochs resumed with study.steps set: the way back also unsets study.steps.
         back = f"study.steps=null, {was}" if "study.steps" in _budget(now).keys() - stored.keys() else was
-        raise UserError(f"study '{name}' was run with {was} ({len(finished)} finished trial{'s' * (len(finished) != 1)}); "
-                        f"this run has {wants}, and val/loss under the two does not compare: resume it with {back}, "
-                        + new_study(name))
+        raise UserError(f"study '{name}' was run with {was} ({len(finished)} finished "
+                        f"trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss under the two "
+                        f"does not compare: resume it with {back}, {new_study(name)}")
     if stored != now:
         study.set_user_attr("objective", now)
 
@@ -228,7 +230,8 @@ def resume(study: optuna.Study, plain: TuneConfig) -> None:
 
 
 def record(study: optuna.Study, plain: TuneConfig) -> None:
-    """A new study's initial design, enqueued, and what its trials depend on, for the checks of its resumes."""
+    """A new study's initial design, enqueued, and what its trials depend on, for the checks of its resumes.
+    """
     grow_design(study, plain, [])
     study.set_user_attr("space", normal_form(plain.space))
     study.set_user_attr("objective", objective_settings(plain))

@@ -1,6 +1,7 @@
 """The seed's surrogate for Optuna: a GP (Matérn 5/2) + Expected Improvement, as a BoTorchSampler, with what
-BoTorchSampler does not do: pruned trials inform the GP at their last reported val/loss (pessimistic, as it should
-be), and a rounded optimum that was evaluated already (or is running) gives way to the best new pair by EI."""
+BoTorchSampler does not do: pruned trials inform the GP at their last reported val/loss (pessimistic, as it
+should be), and a rounded optimum that was evaluated already (or is running) gives way to the best new pair by
+EI."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import optuna
 import torch
 from optuna.distributions import BaseDistribution, IntDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from lego_vae.tuning.config import last_value
 
@@ -46,18 +47,11 @@ GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
 
 
 def encode(params: dict, space: dict[str, IntDistribution]) -> np.ndarray:
-    """(..., P) parameters (numbers, or arrays of shape (...)) as the GP sees them: the log of a log-scaled one."""
+    """(..., P) parameters (numbers, or arrays of shape (...)) as the GP sees them: the log of a log-scaled
+    one.
+    """
     return np.stack([np.log(params[n]) if d.log else np.asarray(params[n], dtype=np.float64)
                      for n, d in space.items()], axis=-1)
-
-
-def pruned_as_complete(trial: FrozenTrial) -> FrozenTrial | None:
-    """A COMPLETE copy of a pruned trial whose value is its last reported value (None if it reported none)."""
-    value = last_value(trial)
-    if value is None or not math.isfinite(value):
-        return None
-    return optuna.trial.create_trial(params=trial.params, distributions=trial.distributions, value=value,
-                                     user_attrs={"pruned_trial": trial.number})
 
 
 class StudyView:
@@ -91,14 +85,17 @@ class PrunedAsComplete(StudyView):
 
     def seen(self, trials: list[FrozenTrial], states: tuple[TrialState, ...] | None) -> list[FrozenTrial]:
         if states is not None and TrialState.COMPLETE in states and TrialState.PRUNED not in states:
-            pruned = self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-            trials = [*trials, *(t for t in map(pruned_as_complete, pruned) if t is not None)]
+            trials = list(trials)
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+                if (value := last_value(t)) is not None and math.isfinite(value):
+                    trials.append(create_trial(params=t.params, distributions=t.distributions, value=value,
+                                               user_attrs={"pruned_trial": t.number}))
         return trials
 
 
 def fit_gp(x: torch.Tensor, y: torch.Tensor, lengthscale: float | None = None) -> SingleTaskGP:
-    """GP on inputs x in [0, 1]^d and standardised outcomes y (n, 1): constant mean, Matérn nu=2.5; the lengthscale
-    fitted by marginal likelihood, or fixed when given (the seed fixed it at 1.0)."""
+    """GP on inputs x in [0, 1]^d and standardised outcomes y (n, 1): constant mean, Matérn nu=2.5; the
+    lengthscale fitted by marginal likelihood, or fixed when given (the seed fixed it at 1.0)."""
     d = x.shape[-1]
     kernel = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0)),
                          outputscale_prior=GammaPrior(2.0, 0.15))
@@ -228,8 +225,8 @@ def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", 
 
 def surrogate_predictor(study: optuna.Study, lengthscale: float | None = None,
                         space: dict[str, IntDistribution] | None = None) -> Callable | None:
-    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials inside
-    `space` (the study's current one; by default that of the latest trial)."""
+    """predict(hidden, latent) -> GP posterior mean of the loss, fitted to the finished (and pruned) trials
+    inside `space` (the study's current one; by default that of the latest trial)."""
     seed = ("hidden", "latent")
     trials = [t for t in PrunedAsComplete(study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.value is not None and math.isfinite(t.value) and set(seed) <= set(t.params)]

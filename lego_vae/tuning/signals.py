@@ -1,10 +1,7 @@
-"""SIGINT and SIGTERM, turned into an Interrupted exception at the points where stopping is safe.
-
-A signal handler that raised anywhere could land inside Optuna's own bookkeeping (between creating a
-trial and its heartbeat, or while it records a result) and leave a trial RUNNING for good. So the
-handler only notes the signal; it raises inside `armed()` sections (a trial's training, a wait), and
-`check()` raises it at the next safe point otherwise. It raises once: a second Ctrl-C during the
-clean-up does not cut the clean-up short.
+"""SIGINT and SIGTERM, turned into an Interrupted exception where stopping is safe: the handler only notes the
+signal (raising anywhere could land inside Optuna's bookkeeping and leave a trial RUNNING for good); it raises
+inside `armed()` sections (training, a wait), or at the next `check()`. It raises once: a second Ctrl-C does
+not cut the clean-up short.
 """
 
 from __future__ import annotations

@@ -73,18 +73,14 @@ def _coordinate(trial: FrozenTrial, name: str) -> float:
     return float(d.choices.index(v)) if isinstance(d, CategoricalDistribution) else float(v)
 
 
-def _choice_axis(ax: Axes, which: str, choices: Sequence, label: str) -> None:
+def _axis(ax: Axes, which: str, bounds: Bounds, leaves: Mapping, name: str) -> None:
+    """A parameter's axis: a choice's by index, a range's over its whole search range (_param_axis)."""
+    choices = (leaves.get(name) or {}).get("choices")
+    if choices is None:
+        return _param_axis(ax, which, bounds[name], name)
     getattr(ax, f"set_{which}lim")(-0.5, len(choices) - 0.5)
     getattr(ax, f"set_{which}ticks")(range(len(choices)), [str(c) for c in choices])
-    getattr(ax, f"set_{which}label")(label)
-
-
-def _axis(ax: Axes, which: str, bounds: Bounds, leaves: Mapping, name: str) -> None:
-    leaf = leaves.get(name) or {}
-    if "choices" in leaf:
-        _choice_axis(ax, which, leaf["choices"], name)
-    else:
-        _param_axis(ax, which, bounds[name], name)
+    getattr(ax, f"set_{which}label")(name)
 
 
 def _param_axis(ax: Axes, which: str, bounds: tuple[float, float, bool], label: str) -> None:

@@ -32,7 +32,8 @@ class StudyLocked(UserError):
 
 def locked(err: BaseException | None) -> bool:
     """Whether err, or an exception it was raised from or during, is SQLite's "database is locked" (Optuna
-    raises it as it comes, or wrapped in its StorageInternalError; SQLAlchemy keeps sqlite3's error as `.orig`)."""
+    raises it as it comes, or wrapped in its StorageInternalError; SQLAlchemy keeps sqlite3's error as
+    `.orig`)."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -48,28 +49,21 @@ def storage_url(plain: TuneConfig, study_dir: Path) -> str:
     return plain.study.storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
-def sqlite_file(plain: TuneConfig, study_dir: Path) -> Path | None:
-    """The study's SQLite file (None for another database)."""
-    url = storage_url(plain, study_dir)
-    if not url.startswith("sqlite"):
-        return None
-    import sqlalchemy
-
-    database = sqlalchemy.engine.make_url(url).database
-    return Path(database).resolve() if database and database != ":memory:" else None
-
-
 def locked_error(plain: TuneConfig, study_dir: Path, trial: str = "") -> StudyLocked:
     """The one line of a study locked out by another program; trial: what became of this worker's trial in flight."""
-    s = plain.study
-    return StudyLocked(f"{sqlite_file(plain, study_dir) or shown_url(s.storage)}: locked by another program for "
+    import sqlalchemy
+
+    s, url = plain.study, storage_url(plain, study_dir)
+    file = sqlalchemy.engine.make_url(url).database if url.startswith("sqlite") else None
+    where = Path(file).resolve() if file and file != ":memory:" else shown_url(s.storage)
+    return StudyLocked(f"{where}: locked by another program for "
                        f"more than study.busy_timeout={s.busy_timeout:g} s (a database browser, optuna-dashboard, a "
                        f"backup?); {trial}the study keeps every trial: rerun the same command once it is released")
 
 
 class Storage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, whose heartbeat skips a beat while another program locks the SQLite file (instead of
-    its thread dying with a traceback); the next beat, or the trial's next write, meets the lock again."""
+    """Optuna's RDB storage, whose heartbeat skips a beat while another program locks the SQLite file (instead
+    of its thread dying with a traceback); the next beat, or the trial's next write, meets the lock again."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -82,7 +76,8 @@ class Storage(optuna.storages.RDBStorage):
 def serialize_sqlite(engine) -> None:
     """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE: SQLAlchemy's documented
     recipe for serializable SQLite), so that Optuna's claim of a queued trial (read WAITING, write RUNNING) is
-    atomic: two workers starting together claimed the same one. The busy timeout makes the others wait their turn."""
+    atomic: two workers starting together claimed the same one. The busy timeout makes the others wait their
+    turn."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -153,7 +148,8 @@ def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
 
 def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
     """Create the study (resume.record: its design enqueued, what its trials depend on recorded) or load it to
-    resume or join it (resume.resume, under `lock`: a file shared with the proposals of this machine's workers)."""
+    resume or join it (resume.resume, under `lock`: a file shared with the proposals of this machine's
+    workers)."""
     name, objectives = plain.study.name, plain.study.objectives
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
@@ -173,7 +169,7 @@ def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = 
         with file_lock(lock):
             resume(study, plain)
         return study
-    record(study, plain)  # only the creator gets here: the database's unique study name makes this happen once
+    record(study, plain)  # only the creator gets here: the database's unique study name sees to it
     study.set_user_attr("objectives", list(objectives))
     study.set_user_attr("design_enqueued", True)
     return study

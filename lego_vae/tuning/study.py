@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -24,15 +23,7 @@ from lego_vae.training.trainer import check_accelerator
 from lego_vae.tuning.judged import judge_for
 from lego_vae.tuning.params import fmt
 from lego_vae.tuning.refit import budget, refit, refit_lock
-from lego_vae.tuning.results import (
-    REFIT_PICTURES,
-    best_trial,
-    bound_note,
-    top_table,
-    write_best,
-    write_plots,
-    write_study_report,
-)
+from lego_vae.tuning.results import best_trial, bound_note, refit_paths, top_table, write_results
 from lego_vae.tuning.signals import STOP
 from lego_vae.tuning.storage import counts
 from lego_vae.tuning.trials import locked_out, open_for, quiet_logs, trials_here
@@ -93,7 +84,6 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
             trials_here(plain, study_dir, study, sampler)
 
     best = best_trial(study, plain.refit.rule)
-    refit_dir, refit_tb = study_dir / "refit" / f"trial_{best.number:04d}", study_dir / "tb" / f"refit_{best.number:04d}"
     print(top_table(study, plain), flush=True)
     if where := bound_note(plain, best.params):
         print(where, flush=True)
@@ -102,18 +92,7 @@ def tune_here(plain: TuneConfig, study_dir: Path, overrides: Sequence[str]) -> d
         with refit_lock(study_dir) as mine:
             if mine:
                 with STOP.armed():  # a stopped refit resumes from its last.ckpt on the next run
-                    refit_info = refit(plain, best, refit_dir, refit_tb)
+                    refit_info = refit(plain, best, *refit_paths(study_dir, best.number))
             else:
                 print("refit: another worker on this machine is refitting; skipped here")
-    plots = write_plots(study, plain, study_dir, refit_tb if refit_tb.exists() else None)
-    path = write_best(study, plain, study_dir, overrides, refit_info)
-    report = write_study_report(study, plain, study_dir, best, plots, refit_tb)
-    for p in [study_dir / "study.db" if not plain.study.storage else None, *plots]:
-        if p is not None:
-            print(f"wrote {p}")
-    # The last lines: what a user opens first.
-    if shown := [name for name in REFIT_PICTURES if (refit_dir / name).exists()]:
-        print(f"refit pictures in {refit_dir}: {', '.join(shown)}")
-    print(f"wrote {path}")
-    print(f"wrote {report}")
-    return yaml.safe_load(path.read_text())
+    return write_results(study, plain, study_dir, overrides, best, refit_info)

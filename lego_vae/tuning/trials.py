@@ -1,7 +1,5 @@
-"""One worker of a study: open (or join) it, run trials until it holds study.n_trials finished ones.
-
-`python tune.py` is one such worker (and its refit); study.workers=N starts N of them as processes
-(workers.py), each running `run_worker`.
+"""One worker of a study: open (or join) it, run trials until it holds study.n_trials finished ones. `python
+tune.py` is one (and refits); study.workers=N starts N of them as processes (workers.py), each in run_worker.
 """
 
 from __future__ import annotations
@@ -37,15 +35,14 @@ from lego_vae.tuning.storage import (
     shown_url,
 )
 
+LOCK = "study.lock"  # in the study folder: this machine's workers propose, and check a resume, one at a time
+
 
 def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, numbers: list[int],
                        reason: str) -> None:
-    """Leave none of these trials RUNNING, and queue each interrupted one's parameters again.
-
-    A trial whose worker recorded the interrupt is already FAIL; one whose worker was killed first (or locked out
-    of the study's file, `reason` "locked: ...") is failed here. Its parameters go back into the queue (with what
-    proposed them, so a design point stays unpruned), and the next run trains them first; a trial that failed for
-    its own reasons (NaN) is not queued again. `storage`: the study's (Proposer.storage).
+    """Leave none of these trials RUNNING (one still is: its worker was killed, or locked out, failed here
+    with `reason`), and queue each interrupted or locked-out one's parameters again, with what proposed them
+    (a design point stays unpruned); one that failed for its own reasons (NaN) is not. `storage`: the study's.
     """
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in numbers:
@@ -58,7 +55,7 @@ def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
             study.tell(number, state=TrialState.FAIL)
             t = storage.get_trial(tid)
         retried = any(u.user_attrs.get("retry_of") == number for u in trials.values())
-        # A queued trial (a design point) stopped before its objective suggested them holds them as it was queued.
+        # A queued trial stopped before its objective suggested them holds its parameters as it was queued.
         params = dict(t.params) if t.params and len(t.params) == len(t.distributions) \
             else dict(t.system_attrs.get("fixed_params") or {})
         if t.state == TrialState.FAIL and str(t.user_attrs.get("fail_reason", "")).startswith(("interrupted", LOCKED)) \
@@ -68,13 +65,10 @@ def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
 
 
 def settle_locked(plain: TuneConfig, study_dir: Path, study: optuna.Study, objective: Objective, sampler) -> StudyLocked:
-    """The one line of a worker locked out of the study's SQLite file, once its trial in flight is recorded.
-
-    Nothing of it stays RUNNING: the trial the objective finished (only Optuna's tell() was locked out) is told
-    its outcome; one it was training, or one just asked for, is failed ("locked: ...") and its pair queued again,
-    as an interrupted one. That waits for the lock up to study.grace_period: after that long the trial's heartbeat
-    is stale anyway, and the next run fails it and trains its pair again, which the line then says.
-    """
+    """The one line of a worker locked out of the study's SQLite file, once its trial in flight is recorded:
+    told its outcome if the objective finished it (only tell() was locked out), else failed and queued again.
+    That waits for the lock up to study.grace_period; after that the trial's heartbeat is stale, and the line
+    says so."""
     s = plain.study
     numbers = sorted({n for n in (objective.current, getattr(sampler, "asked", None)) if n is not None})
     reason = (f"{LOCKED} the study's file was locked by another program for more than "
@@ -107,12 +101,9 @@ def settle_locked(plain: TuneConfig, study_dir: Path, study: optuna.Study, objec
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: float, progress: TrialLine,
                max_failures: int = 10) -> None:
-    """Run trials until the study holds n_trials finished ones, sharing the work with other workers.
-
-    Failed trials (NaN loss, out of memory) do not count; max_failures of them in a row in this worker
-    stop it, so a setting that can never train does not loop forever. A twin of a pair the study holds ends
-    FAIL without training and is neither a failure nor a finished trial: the next trial is proposed anew.
-    """
+    """Run trials until the study holds n_trials finished ones, sharing the work with other workers. Failed
+    trials (NaN loss, out of memory) do not count, and max_failures of them in a row stop this worker; a twin
+    or a surplus trial (not_counted) is neither a failure nor a finished trial."""
     failures = 0
     while True:
         c = counts(study)
@@ -120,8 +111,7 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, poll: f
         if finished >= n_trials:
             return
         if finished + c[TrialState.RUNNING] >= n_trials and not c[TrialState.WAITING]:
-            # The remaining trials are running elsewhere. If their worker died, its heartbeat goes
-            # stale, the trial turns FAIL and a retry is queued: then this worker takes it.
+            # The rest run elsewhere; if their worker died, its stale heartbeat fails them and queues a retry.
             fail_stale(study)
             with STOP.armed():
                 time.sleep(poll)
@@ -154,16 +144,13 @@ def quiet_logs() -> Iterator[None]:
             log.setLevel(level)
 
 
-LOCK = "study.lock"  # in the study folder: this machine's workers propose (and check a resumed study) one at a time
-
-
 def not_counted(trial: FrozenTrial) -> bool:
     """A failed trial that trained nothing of its own: a twin of a pair the study holds, or a surplus one."""
     return "duplicate_of" in trial.user_attrs or str(trial.user_attrs.get("fail_reason", "")).startswith("surplus")
 
 
 def open_for(plain: TuneConfig, study_dir: Path) -> tuple[optuna.Study, Proposer]:
-    """The study of this config (created, resumed or joined; loaded only, with refit.only) and its sampler (which
+    """The study of this config (created, resumed or joined; with refit.only, loaded) and its sampler (which
     holds the study's storage)."""
     lock = study_dir / LOCK
     storage = make_storage(plain, study_dir)
@@ -181,16 +168,16 @@ def open_for(plain: TuneConfig, study_dir: Path) -> tuple[optuna.Study, Proposer
 
 def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler, echo: bool = True) -> None:
     """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
-    objective = Objective(plain, study_dir, sampler)
-    # Optuna collects garbage after every trial (gc_after_trial, so a trial's cycles free their memory); a full
-    # collection walks every object, most of them the modules imported at start-up: 0.45 s a trial here.
-    # Frozen, those are skipped (8 ms; bench/worker_startup.py); what trials allocate is still collected.
-    gc.collect()  # what is garbage already is freed now, not frozen
+    objective, s = Objective(plain, study_dir, sampler), plain.study
+    # Optuna's gc after every trial walks every object, most of them the modules imported at start-up (0.45 s
+    # a trial); frozen, those are skipped (8 ms; bench/worker_startup.py). What is garbage already is freed
+    # first.
+    gc.collect()
     gc.freeze()
     try:
         with objective.twins.installed():
-            run_trials(study, objective, plain.study.n_trials, plain.study.poll_seconds, TrialLine(echo, list(distributions(plain.space))),
-                       plain.study.max_failures)
+            line = TrialLine(echo, list(distributions(plain.space)))
+            run_trials(study, objective, s.n_trials, s.poll_seconds, line, s.max_failures)
     except Interrupted as err:
         if objective.current is not None:
             settle_interrupted(study, sampler.storage, [objective.current], str(err))
@@ -215,8 +202,8 @@ def run_worker(plain: Mapping, study_dir: Path) -> None:
 
 @contextlib.contextmanager
 def locked_out(plain: TuneConfig, study_dir: Path) -> Iterator[None]:
-    """Any read or write of the study that another program's lock kept waiting past study.busy_timeout (opening it,
-    its report) ends as one line, StudyLocked, instead of Optuna's and SQLAlchemy's tracebacks."""
+    """A read or write of the study that another program's lock kept waiting past study.busy_timeout ends as
+    one line, StudyLocked, instead of Optuna's and SQLAlchemy's tracebacks."""
     try:
         yield
     except Exception as err:

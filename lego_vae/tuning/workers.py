@@ -1,14 +1,9 @@
 """study.workers=N: N worker processes of one study on this machine, started and watched by tune.py.
 
-Each worker is `python -m lego_vae.tuning.workers` running exactly what one `python tune.py` in its
-own terminal runs (the same storage, the same exactly-n_trials logic), without the refit; the parent
-prints one line per finished trial, whichever worker ran it, and then refits. Each worker gets its
-share of the cores for its torch threads (cores // N, at least 1), so N workers do not oversubscribe
-the CPU; on a GPU they all train on the same device, where one small trial alone leaves it mostly idle.
-
-SIGINT or SIGTERM to the parent is passed on to the workers; each ends its trial in flight as FAIL
-(with the reason) and queues its parameters again, so a rerun finishes the budget exactly. A worker
-that does not stop within STOP_GRACE seconds is killed, and its trial is failed by the parent.
+Each is `python -m lego_vae.tuning.workers`, the trials of one `python tune.py` without its refit, with its
+share of the cores for its torch threads (on a GPU they share the device). The parent prints each finished
+trial's line, then refits. A signal to the parent is passed on: each worker fails its trial in flight and
+queues it again; one that has not stopped after STOP_GRACE seconds is killed, and the parent fails its trial.
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from lego_vae.config import to_plain
 from lego_vae.config.commands import TuneConfig
@@ -48,8 +43,8 @@ def on_gpu(plain: TuneConfig) -> bool:
 
 
 def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
-    """What `make bench-gpu` measured on a GPU of this name: {"workers", "steady_trials_per_min", "measured", ...}
-    from data.cache_dir/workers.json; None when it has not run here (or its file is unreadable)."""
+    """What `make bench-gpu` measured on a GPU of this name ({"workers", "measured", ...} from
+    data.cache_dir/workers.json); None when it has not run here (or its file is unreadable)."""
     try:
         found = json.loads((Path(cache_dir) / MEASURED).read_text()).get(device)
     except (OSError, ValueError, AttributeError):
@@ -60,8 +55,8 @@ def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
 
 def auto_workers(plain: TuneConfig) -> tuple[int, str]:
     """study.workers=auto as a number, and why: 1 on a CPU (the cores are better spent on one trial's threads);
-    on a GPU, the best setting bench/gpu.py measured on a GPU of this name (data.cache_dir/workers.json), else
-    AUTO_GPU_WORKERS; never more workers than cores."""
+    on a GPU, what bench/gpu.py measured on one of this name (measured_workers), else AUTO_GPU_WORKERS; at
+    most the cores."""
     if not on_gpu(plain):
         return 1, "auto on a CPU"
     cores = len(os.sched_getaffinity(0))
@@ -131,20 +126,11 @@ class Printer:
             print(trial_line(t, best_value(done), time.perf_counter() - self.start, self.names), flush=True)
 
 
-def running_of(study: optuna.Study, pids: set[int]) -> list[FrozenTrial]:
-    """The trials these processes left RUNNING."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get("worker_pid") in pids]
-
-
 def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: Path,
                 workers: int) -> None:
     """Start the workers on the study (opened on `storage`), print its trials as they finish, and return when all
-    have ended.
-
-    Raises Interrupted on SIGINT/SIGTERM (after stopping the workers) and WorkersFailed when a worker
-    ended with a non-zero status (the others carry on until then: a SIGKILLed worker's trial is
-    retried through its stale heartbeat).
+    have ended. Raises Interrupted on SIGINT/SIGTERM (after stopping them) and WorkersFailed when one ended
+    with a non-zero status (once all have: a SIGKILLed worker's trial is retried through its stale heartbeat).
     """
     threads = thread_share(len(os.sched_getaffinity(0)), workers)
     device = "one GPU (shared)" if on_gpu(plain) else "the CPU"
@@ -173,7 +159,9 @@ def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages
     except Interrupted as err:
         stop_workers(procs, err.signum)
         pids = {p.pid for p in procs}
-        settle_interrupted(study, storage, [t.number for t in running_of(study, pids)], f"{err}: worker stopped")
+        left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.user_attrs.get("worker_pid") in pids]
+        settle_interrupted(study, storage, left, f"{err}: worker stopped")
         printer()
         raise
     printer()
