@@ -82,23 +82,18 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             # Optuna's callback only warns here, and then silently never prunes.
             raise RuntimeError(f"pruning: metric '{self.monitor}' was not logged; logged: {sorted(trainer.callback_metrics)}")
         value = float(trainer.callback_metrics[self.monitor])
+        in_steps = trainer.max_steps > 0
+        step = trainer.global_step if in_steps else pl_module.current_epoch
         if not self.report:
-            self.curve[str(trainer.global_step if trainer.max_steps > 0 else pl_module.current_epoch)] = value
+            self.curve[str(step)] = value
             self.trial.set_user_attr(VAL_CURVE, self.curve)
             return
-        if trainer.max_steps <= 0:  # the epochs plan
-            if self.can_prune:
-                super().on_validation_end(trainer, pl_module)
-            else:
-                self.trial.report(value, step=pl_module.current_epoch)
-            return
-        step = trainer.global_step
         self.trial.report(value, step=step)
-        # At its last step a trial has trained its whole budget: it completes (successive halving could still
-        # prune).
-        if self.can_prune and step < trainer.max_steps and self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says (progress.describe)
-            raise optuna.TrialPruned(f"Trial was pruned at step {step}.")
+        # At its last step a trial has trained its whole budget: it completes (successive halving could prune).
+        if self.can_prune and not (in_steps and step >= trainer.max_steps) and self.trial.should_prune():
+            if in_steps:
+                self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says
+            raise optuna.TrialPruned(f"Trial was pruned at {'step' if in_steps else 'epoch'} {step}.")
 
 
 def stopped(trial: optuna.Trial, reason: str) -> None:

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
-from lego_vae.tuning.config import loss
+from lego_vae.tuning.config import complete, loss
 from lego_vae.tuning.figures import (
     BEST_COLOR,
     COMPLETE_COLOR,
@@ -125,13 +125,8 @@ def _refit(history: list[dict]) -> Figure | None:
     return fig
 
 
-def write_tuning_plots(
-    study: optuna.Study,
-    out_dir: Path,
-    predict: Predict | None = None,
-    refit_history: list[dict] | None = None,
-    space: dict | None = None,
-) -> list[Path]:
+def write_tuning_plots(study: optuna.Study, out_dir: Path, predict: Predict | None = None,
+                       refit_history: list[dict] | None = None, space: dict | None = None) -> list[Path]:
     """Write the plots of the study (which minimises val/loss) as PNG files into out_dir (created); their paths."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     if not trials:
@@ -139,8 +134,7 @@ def write_tuning_plots(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cmap = "viridis_r"  # the lower loss is the bright end
-    done = [t for t in trials if t.state == TrialState.COMPLETE and finite(loss(t))]
-    best = min(done, key=lambda t: loss(t)) if done else None
+    best = min(complete(trials), key=loss, default=None)
     names = list(space) if space is not None else list(dict.fromkeys(n for t in trials for n in t.params))
     leaves = leaves_of(space, trials, names)
     bounds = bounds_of(leaves, trials)
@@ -148,17 +142,14 @@ def write_tuning_plots(
     norm = norm_of([v for _, v in points])
     # A study budgeted in steps (its recorded objective: tuning.resume) reports at optimizer steps.
     unit = "optimizer step" if "study.steps" in study.user_attrs.get("objective", {}) else "epoch"
-    written = [
-        save(_history(trials), out_dir / "history.png"),
-        save(evolution(points, bounds, norm, cmap, leaves), out_dir / "evolution.png"),
-    ]
+    written = [save(_history(trials), out_dir / "history.png"),
+               save(evolution(points, bounds, norm, cmap, leaves), out_dir / "evolution.png")]
     seed = is_seed_space(leaves)
     if seed:  # the GP's posterior mean over the seed's two integers: drawn where they are the whole space
         written.append(save(seed_surface(points, bounds, norm, cmap, best, predict), out_dir / "space.png"))
     written.append(save(_learning_curves(trials, best, unit), out_dir / "learning_curves.png"))
     if not seed:  # any other space: val/loss against each of its parameters
         written.append(save(slices(points, bounds, leaves, best), out_dir / "slices.png"))
-    refit = _refit(refit_history) if refit_history else None
-    if refit is not None:
+    if refit_history and (refit := _refit(refit_history)) is not None:
         written.append(save(refit, out_dir / "refit.png"))
     return written
