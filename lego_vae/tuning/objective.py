@@ -89,7 +89,7 @@ class ValLossPruning(PyTorchLightningPruningCallback):
             self.trial.set_user_attr(VAL_CURVE, self.curve)
             return
         self.trial.report(value, step=step)
-        # At its last step a trial has trained its whole budget: it completes (successive halving could prune).
+        # At its last step a trial has trained its whole budget: it completes.
         if self.can_prune and not (in_steps and step >= trainer.max_steps) and self.trial.should_prune():
             if in_steps:
                 self.trial.set_user_attr("pruned_at_step", step)  # what its progress line says

@@ -55,8 +55,8 @@ def held_pairs(trials: list[FrozenTrial], names: list[str], but: int | None = No
     for t in trials:
         params = held_params(t)
         reason = str(t.user_attrs.get("fail_reason", ""))
-        gave_up = t.state == TrialState.FAIL and (reason.startswith(RETRIED) or "duplicate_of" in t.user_attrs)
-        if t.number != but and not gave_up and all(n in params for n in names):
+        freed = t.state == TrialState.FAIL and ("duplicate_of" in t.user_attrs or reason.startswith(RETRIED))
+        if t.number != but and not freed and all(n in params for n in names):
             pairs.add(tuple(params[n] for n in names))
     return pairs
 

@@ -44,17 +44,13 @@ def best_trial(study: optuna.Study, rule: str = "loss") -> FrozenTrial:
         raise UserError(f"study '{study.study_name}' has no complete trial yet; run tune.py without refit.only")
     if len(study.directions) > 1:
         return choose(front(study), rule)
-    return min(done, key=lambda t: loss(t))
+    return min(done, key=loss)
 
 
 def train_command(plain: TuneConfig, overrides: Sequence[str], params: dict) -> str:
-    """The `python train.py ...` command that reproduces the refit of a trial's parameters, to paste into bash as
-    it is: tune.py's train overrides, then each parameter's key (params.override), then the refit's budget.
-
-    overrides: tune.py's command-line overrides as Hydra got them (in its grammar: a value it needed quoted was
-    quoted); each is quoted for bash, so a path with a space, an ü, parentheses or a comma reaches train.py unchanged.
-    An override of a searched key is left out: the trial's value replaces it.
-    """
+    """The `python train.py ...` command (quoted for bash) that reproduces the refit of a trial's parameters:
+    tune.py's train overrides as Hydra got them (less a searched key's), each parameter's key, the refit's
+    budget."""
     searched = {config_key(n) for n in params}
     keep = [o for o in overrides
             if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in (*TUNE_ONLY_KEYS, "hydra")
@@ -102,7 +98,7 @@ def write_best(study: optuna.Study, plain: TuneConfig, study_dir: Path, override
 
 def top_table(study: optuna.Study, plain: TuneConfig, k: int = 5) -> str:
     """The k best complete trials as a text table, a column per parameter of the space."""
-    top = sorted(complete(study.get_trials(deepcopy=False)), key=lambda t: loss(t))[:k]
+    top = sorted(complete(study.get_trials(deepcopy=False)), key=loss)[:k]
     second = plain.study.objectives[1:]  # two objectives: the judged error's column too
     names = list(distributions(plain.space))
     widths = {n: max(6, len(short(n)), *(len(fmt(t.params.get(n, "-"))) for t in top)) for n in names}

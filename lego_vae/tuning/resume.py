@@ -127,9 +127,9 @@ def check_objective(study: optuna.Study, plain: TuneConfig, trials: list[FrozenT
                       for d in (stored, now))
         # A study of epochs resumed with study.steps set: the way back also unsets study.steps.
         back = f"study.steps=null, {was}" if "study.steps" in _budget(now).keys() - stored.keys() else was
-        raise UserError(f"study '{name}' was run with {was} ({len(finished)} finished "
-                        f"trial{'s' * (len(finished) != 1)}); this run has {wants}, and val/loss under the two "
-                        f"does not compare: resume it with {back}, {new_study(name)}")
+        count = f"{len(finished)} finished trial{'s' * (len(finished) != 1)}"
+        raise UserError(f"study '{name}' was run with {was} ({count}); this run has {wants}, and val/loss "
+                        f"under the two does not compare: resume it with {back}, {new_study(name)}")
     if stored != now:
         study.set_user_attr("objective", now)
 
