@@ -18,9 +18,8 @@ DESIGN_BLOCK = 16  # unit points drawn at a time: a power of 2 keeps Sobol's bal
 
 
 def design_sequence(kind: str, dims: int, seed: int) -> Iterator[np.ndarray]:
-    """The design's points in the unit cube, in order and without end: the scrambled Sobol' sequence, or Latin
-    hypercubes of DESIGN_BLOCK points one after another. The same for the same kind, dimension and seed, so a
-    design that grows on resume continues it where it stopped."""
+    """The design's points in the unit cube, without end: the scrambled Sobol' sequence, or Latin hypercubes
+    of DESIGN_BLOCK points; the same for the same kind, dimension and seed (a grown design continues it)."""
     if kind == "sobol":
         engine = qmc.Sobol(dims, scramble=True, seed=seed)
         m = int(math.log2(DESIGN_BLOCK))
@@ -36,9 +35,8 @@ def design_sequence(kind: str, dims: int, seed: int) -> Iterator[np.ndarray]:
 
 def design_points(space: Any, kind: str, seed: int, start: int, count: int,
                   held: set[tuple] = frozenset()) -> tuple[list[dict], int]:
-    """Up to `count` points of the design sequence from its row `start` on, mapped into `space`
-    (params.from_unit), none in `held` nor twice (rounding can merge two rows); and the row after the last one
-    read."""
+    """Up to `count` points of the design sequence from its row `start` on, mapped into `space`, none in
+    `held` nor twice (rounding can merge two rows); and the row after the last one read."""
     dists = distributions(space)  # the config's, the study's stored one, or Optuna's distributions
     names = list(dists)
     points: list[dict] = []
@@ -57,9 +55,7 @@ def design_points(space: Any, kind: str, seed: int, start: int, count: int,
 
 
 def initial_design(plain: TuneConfig) -> list[dict]:
-    """The initial design: the first min(n_initial, n_trials) distinct points of design_sequence, in the
-    space.
-    """
+    """The initial design: the first min(n_initial, n_trials) distinct points of design_sequence."""
     study = plain.study
     n = min(study.n_initial, study.n_trials)
     return design_points(plain.space, study.initial_design, study.seed, 0, n)[0]

@@ -69,9 +69,8 @@ def shown(trials: list[FrozenTrial], chosen: FrozenTrial, count: int = FACES_SHO
 
 
 def pareto_plot(study: optuna.Study, chosen: FrozenTrial, rule: str, path: Path, faces_of) -> Path | None:
-    """pareto.png: every complete trial (val/loss, judged error), the front joined, the chosen one starred, and
-    the faces picture (`faces_of(trial)`: a PNG path or None) of a few front trials beside their points.
-    None when the study has no complete trial with two finite values."""
+    """pareto.png: every complete trial (val/loss, judged error), the front joined, the chosen one starred,
+    and the faces picture (`faces_of(trial)`: a PNG path or None) of a few front trials; None without any."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.values and len(t.values) > 1 and all(math.isfinite(v) for v in t.values)]
     if not done:

@@ -59,9 +59,7 @@ def judge_faces(vae: torch.nn.Module, judge: AttributeJudge, images: Tensor, lab
 
     Returns {"metric": ATTR_ERROR or FD_JUDGE, "value", "faces": N, and with labels "attr_error",
     "attr_acc_recon" ({factor: accuracy, "mean"}); without, "fd_judge" and "kd_judge"}. Deterministic
-    (posterior means; samples seeded by seed). Raises ValueError where the distance cannot be had (fewer than
-    2 faces: its reason).
-    """
+    (posterior means; seeded samples). ValueError where the distance cannot be had (fewer than 2 faces)."""
     if labels is not None:
         accuracy = attribute_accuracy(judge, reconstructions(vae, images), labels)
         error = 1.0 - accuracy["mean"]
@@ -76,9 +74,8 @@ def judge_faces(vae: torch.nn.Module, judge: AttributeJudge, images: Tensor, lab
 
 
 def faces_picture(vae: torch.nn.Module, images: Tensor, path: Path, count: int = MAX_FACES) -> Path:
-    """A PNG of the first min(count, MAX_FACES, N) faces of uint8 images (N, 3, S, S) above their
-    reconstructions: pictures.save_grid, so n faces of S px make a picture n (S + 2) + 2 wide and 2 (S + 2) +
-    2 high."""
+    """A PNG (pictures.save_grid) of the first min(count, MAX_FACES, N) faces of uint8 images (N, 3, S, S)
+    above their reconstructions: n faces of S px make a picture n (S + 2) + 2 wide, 2 (S + 2) + 2 high."""
     shown = images[: max(1, min(count, MAX_FACES))]
     recon = reconstructions(vae, shown)
     return save_grid(torch.cat([shown, recon]).float() / 255, path, nrow=len(shown))
@@ -87,14 +84,12 @@ def faces_picture(vae: torch.nn.Module, images: Tensor, path: Path, count: int =
 class JudgedFaces(L.Callback):
     """Judges the validation faces once a fit ends (judge_faces), and draws them (faces_picture).
 
-    In on_train_end, while the model is still on its device (on_fit_end follows the strategy's teardown, which
-    moves it to the CPU); not for a fit that ends by an exception (pruned, failed) or had no steps left to
-    train. The value goes to the trainer's loggers at its last step and to trainer.callback_metrics under
-    results["metric"] (Lightning forbids self.log there); `results` ({} until measured): judge_faces' dict
-    with "judge_ceiling", "of_ceiling" (with labels: attr_acc_recon's mean / the ceiling's), "step",
-    "val_loss" (the last validation's), "seconds" and "faces_png" (its path, or None). The trainer must fit
-    with a LegoFacesDataModule. Raises UserError at once where eval.judge.enabled is false (require_judge),
-    before any training.
+    In on_train_end, while the model is still on its device (on_fit_end follows the teardown that moves it to
+    the CPU); not after an exception (pruned, failed) nor with no steps left to train. The value goes to the
+    loggers and trainer.callback_metrics under results["metric"] (Lightning forbids self.log there); `results`
+    ({} until measured): judge_faces' dict with "judge_ceiling", "of_ceiling" (with labels), "step",
+    "val_loss" (the last validation's), "seconds" and "faces_png". The trainer must fit with a
+    LegoFacesDataModule. Raises UserError at once where eval.judge.enabled is false (require_judge).
     """
 
     def __init__(self, judge_cfg: JudgeConfig, data: DataConfig, faces_png: Path | None = None,

@@ -64,10 +64,9 @@ class QuietTwins(logging.Filter):
 class ValLossPruning(PyTorchLightningPruningCallback):
     """Optuna's pruning callback, failing fast when val/loss is missing, and never pruning the design.
 
-    Each validation reports val/loss at the epoch, or (study.steps) at the optimizer step it validated after.
-    A non-finite val/loss never reaches it: StopOnNonFiniteLoss raises NonFiniteLoss first (the trial ends
-    FAIL). report=False (two objectives, which Optuna cannot report to): the curve goes to the user attr
-    "val_curve".
+    Each validation reports val/loss at the epoch, or (study.steps) at the optimizer step it validated after;
+    with report=False (two objectives, which Optuna cannot report to) to the user attr VAL_CURVE instead.
+    A non-finite val/loss never reaches it: StopOnNonFiniteLoss raises NonFiniteLoss first.
     """
 
     def __init__(self, trial: optuna.Trial, can_prune: bool = True, report: bool = True) -> None:
@@ -135,9 +134,8 @@ class TrialClock(L.Callback):
 
 
 class LockedOut(BaseException):  # noqa: N818  (not an error of the trial: the study's file was taken from it)
-    """The study's SQLite file stayed locked by another program while a trial ran. A BaseException, so that
-    Optuna passes it on instead of recording the trial FAIL (a write that would meet the lock);
-    trials.settle_locked does."""
+    """The study's SQLite file stayed locked by another program while a trial ran. A BaseException: Optuna
+    passes it on instead of recording the trial FAIL (a write): trials.settle_locked does."""
 
 
 class Objective:
@@ -248,8 +246,7 @@ class Objective:
         Workers on several machines, or a queued pair, can meet a pair another trial holds, each reading the
         study before the other's parameters are in it. So each trial records its decision (user attr CLAIM) at
         once: it yields to a finished twin, a running one that claimed the pair, or an earlier undecided one;
-        it waits only for a later undecided twin. One of them trains; the others train nothing and do not
-        count.
+        it waits only for a later undecided twin. One trains; the others train nothing and do not count.
         """
         while True:
             same = [t for t in trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))

@@ -89,9 +89,9 @@ def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: 
 
 class InSpace(StudyView):
     """The study as a sampler should see it: each trial inside the current space with the space's
-    distributions, those outside it left out; a running trial with the pair its worker proposed (a pending
+    distributions (those outside it left out); a running one with the pair its worker proposed (a pending
     point). `pruned`: pruned trials as complete (PrunedAsComplete), for Optuna's GPSampler, which would
-    otherwise propose their neighbourhood again and again."""
+    propose their neighbourhood again and again."""
 
     def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution], pruned: bool = False) -> None:
         super().__init__(study)
@@ -193,10 +193,8 @@ class Proposer(optuna.samplers.BaseSampler):
         return params, label
 
     def _unheld(self, held: set[tuple], number: int) -> dict:
-        """A random point the study does not hold: drawn, else any of the grid of a space of integers and
-        choices only (one with a float range always has a point it does not hold); UserError where it holds
-        them all.
-        """
+        """A random point the study does not hold: drawn, else any of the grid (a space of integers and
+        choices only: a float range always has a point left); UserError where the study holds them all."""
         names, space = list(self.space), list(self.space.values())
         rng = np.random.default_rng(trial_seed(self.seed, number, ATTEMPTS))
         for _ in range(RANDOM_DRAWS):

@@ -47,9 +47,7 @@ GRID_CHUNK = 8192  # EI evaluations per batch when searching the integer grid
 
 
 def encode(params: dict, space: dict[str, IntDistribution]) -> np.ndarray:
-    """(..., P) parameters (numbers, or arrays of shape (...)) as the GP sees them: the log of a log-scaled
-    one.
-    """
+    """(..., P) parameters (numbers, or arrays (...)) as the GP sees them: the log of a log-scaled one."""
     return np.stack([np.log(params[n]) if d.log else np.asarray(params[n], dtype=np.float64)
                      for n, d in space.items()], axis=-1)
 

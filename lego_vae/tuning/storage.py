@@ -32,8 +32,7 @@ class StudyLocked(UserError):
 
 def locked(err: BaseException | None) -> bool:
     """Whether err, or an exception it was raised from or during, is SQLite's "database is locked" (Optuna
-    raises it as it comes, or wrapped in its StorageInternalError; SQLAlchemy keeps sqlite3's error as
-    `.orig`)."""
+    may wrap it in its StorageInternalError; SQLAlchemy keeps sqlite3's error as `.orig`)."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -74,10 +73,9 @@ class Storage(optuna.storages.RDBStorage):
 
 
 def serialize_sqlite(engine) -> None:
-    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE: SQLAlchemy's documented
-    recipe for serializable SQLite), so that Optuna's claim of a queued trial (read WAITING, write RUNNING) is
-    atomic: two workers starting together claimed the same one. The busy timeout makes the others wait their
-    turn."""
+    """Every SQLite transaction takes the write lock at its start (BEGIN IMMEDIATE: SQLAlchemy's recipe for
+    serializable SQLite), so that Optuna's claim of a queued trial (read WAITING, write RUNNING) is atomic
+    (two workers starting together claimed the same one); the busy timeout makes the others wait."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -147,9 +145,8 @@ def make_pruner(plain: TuneConfig) -> optuna.pruners.BasePruner:
 
 
 def open_study(plain: TuneConfig, storage, sampler, pruner, lock: Path | None = None) -> optuna.Study:
-    """Create the study (resume.record: its design enqueued, what its trials depend on recorded) or load it to
-    resume or join it (resume.resume, under `lock`: a file shared with the proposals of this machine's
-    workers)."""
+    """Create the study (resume.record) or load it to resume or join it (resume.resume, under `lock`: a file
+    shared with the proposals of this machine's workers)."""
     name, objectives = plain.study.name, plain.study.objectives
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,

@@ -43,10 +43,7 @@ def describe_space(plain: TuneConfig) -> str:
 
 def tune(cfg, study_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     """Run (or resume, or join) the study, then refit the best pair; return best.yaml's content.
-
-    With study.workers > 1 the trials run in that many worker processes; this one prints their
-    progress and refits. SIGINT/SIGTERM stop it (and them) with Interrupted, no trial left RUNNING.
-    """
+    SIGINT/SIGTERM stop it (and its workers) with Interrupted, no trial left RUNNING."""
     plain = validate_tune(cfg)
     check_accelerator(plain.trainer.accelerator, plain.trainer.devices)
     study_dir = Path(study_dir)

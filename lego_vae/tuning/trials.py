@@ -40,10 +40,9 @@ LOCK = "study.lock"  # in the study folder: this machine's workers propose, and 
 
 def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, numbers: list[int],
                        reason: str) -> None:
-    """Leave none of these trials RUNNING (one still is: its worker was killed, or locked out, failed here
-    with `reason`), and queue each interrupted or locked-out one's parameters again, with what proposed them
-    (a design point stays unpruned); one that failed for its own reasons (NaN) is not. `storage`: the study's.
-    """
+    """Fail these trials where still RUNNING (their worker was killed or locked out: `reason`), and queue
+    each interrupted or locked-out one's parameters again, with what proposed them (a design point stays
+    unpruned); not one that failed for its own reasons (NaN). `storage`: the study's."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in numbers:
         t = trials.get(number)
@@ -66,9 +65,8 @@ def settle_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage
 
 def settle_locked(plain: TuneConfig, study_dir: Path, study: optuna.Study, objective: Objective, sampler) -> StudyLocked:
     """The one line of a worker locked out of the study's SQLite file, once its trial in flight is recorded:
-    told its outcome if the objective finished it (only tell() was locked out), else failed and queued again.
-    That waits for the lock up to study.grace_period; after that the trial's heartbeat is stale, and the line
-    says so."""
+    told its outcome if the objective finished it, else failed and queued again. That waits for the lock up
+    to study.grace_period (its heartbeat is stale then, and the line says what a rerun does)."""
     s = plain.study
     numbers = sorted({n for n in (objective.current, getattr(sampler, "asked", None)) if n is not None})
     reason = (f"{LOCKED} the study's file was locked by another program for more than "

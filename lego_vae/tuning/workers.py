@@ -54,9 +54,8 @@ def measured_workers(cache_dir: str | Path, device: str) -> dict | None:
 
 
 def auto_workers(plain: TuneConfig) -> tuple[int, str]:
-    """study.workers=auto as a number, and why: 1 on a CPU (the cores are better spent on one trial's threads);
-    on a GPU, what bench/gpu.py measured on one of this name (measured_workers), else AUTO_GPU_WORKERS; at
-    most the cores."""
+    """study.workers=auto as a number, and why: 1 on a CPU (the cores serve one trial's threads better); on a
+    GPU, what bench/gpu.py measured on one of this name, else AUTO_GPU_WORKERS; at most the cores."""
     if not on_gpu(plain):
         return 1, "auto on a CPU"
     cores = len(os.sched_getaffinity(0))
@@ -128,10 +127,9 @@ class Printer:
 
 def run_workers(plain: TuneConfig, study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: Path,
                 workers: int) -> None:
-    """Start the workers on the study (opened on `storage`), print its trials as they finish, and return when all
-    have ended. Raises Interrupted on SIGINT/SIGTERM (after stopping them) and WorkersFailed when one ended
-    with a non-zero status (once all have: a SIGKILLed worker's trial is retried through its stale heartbeat).
-    """
+    """Start the workers on the study (opened on `storage`), print its trials as they finish, return when all
+    have ended. Raises Interrupted on SIGINT/SIGTERM (after stopping them), and WorkersFailed (once all have
+    ended: a SIGKILLed one's trial is retried by its heartbeat) when one ended with a non-zero status."""
     threads = thread_share(len(os.sched_getaffinity(0)), workers)
     device = "one GPU (shared)" if on_gpu(plain) else "the CPU"
     why = f" ({auto_workers(plain)[1]})" if plain.study.workers == "auto" else ""
