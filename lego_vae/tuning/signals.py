@@ -27,9 +27,8 @@ class StopRequest:
     def _handler(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
-        if self.armed_depth and not self.raised:
-            self.raised = True
-            raise Interrupted(signum)
+        if self.armed_depth:
+            self.check()
 
     def check(self) -> None:
         """Raise Interrupted now if a signal came and was not raised yet."""

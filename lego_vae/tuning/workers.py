@@ -174,13 +174,10 @@ def main() -> None:
     job = json.loads(sys.stdin.read())
     try:
         run_worker(job["plain"], Path(job["study_dir"]))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:  # a write the disk refused (full, read-only): one line, as the command says it
-        if not is_storage_error(err):
+    except (UserError, OSError) as err:  # OSError: a write the disk refused (full, read-only)
+        if isinstance(err, OSError) and not is_storage_error(err):
             raise
-        print(f"error: {storage_message(err)}", file=sys.stderr)
+        print(f"error: {storage_message(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as err:
         sys.exit(128 + err.signum)  # the parent says what happened, once
