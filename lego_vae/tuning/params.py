@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import math
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,6 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from lego_vae.config.schema import TrainConfig
 from lego_vae.config.space import config_key, short
-
-WIDTHS = {"hidden": 5, "latent": 3}  # the seed's columns in a trial's progress line
 
 
 def from_unit(u: float, d: BaseDistribution) -> Any:
@@ -74,12 +71,6 @@ def fmt(value: Any) -> str:
 def params_text(params: dict, sep: str = ", ") -> str:
     """"hidden 1178, latent 8": each parameter by its short name."""
     return sep.join(f"{short(n)} {fmt(v)}" for n, v in params.items())
-
-
-def params_line(params: dict, names: Iterable[str]) -> str:
-    """The parameters of a progress line, "-" where a trial has none, the seed's two in fixed columns
-    ("hidden  1178  latent   8")."""
-    return "  ".join(f"{short(n)} {fmt(params.get(n, '-')):>{WIDTHS.get(n, 0)}}" for n in names)
 
 
 def override(name: str, value: Any) -> str:

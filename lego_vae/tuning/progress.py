@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lego_vae.config.space import ALIASES
+from lego_vae.config.space import short
 from lego_vae.tuning.config import complete, last_value, loss
-from lego_vae.tuning.params import params_line
+from lego_vae.tuning.params import fmt
 
-SEED_NAMES = tuple(ALIASES)  # hidden, latent
+WIDTHS = {"hidden": 5, "latent": 3}  # the seed's parameters in fixed columns
 
 
 def describe(trial: FrozenTrial) -> str:
@@ -32,10 +32,12 @@ def describe(trial: FrozenTrial) -> str:
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}"
 
 
-def trial_line(trial: FrozenTrial, best: float | None, elapsed: float, names: Sequence[str] = SEED_NAMES) -> str:
-    """The progress line of a finished trial: its parameters (those of `names`), outcome, best, times."""
+def trial_line(trial: FrozenTrial, best: float | None, elapsed: float, names: Sequence[str]) -> str:
+    """The progress line of a finished trial: its parameters of `names` ("-" where it has none), outcome,
+    best, times."""
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
-    return (f"trial {trial.number:3d}  {params_line(trial.params, names)}"
+    params = "  ".join(f"{short(n)} {fmt(trial.params.get(n, '-')):>{WIDTHS.get(n, 0)}}" for n in names)
+    return (f"trial {trial.number:3d}  {params}"
             f"  {describe(trial):<34}  best {best if best is None else f'{best:.3f}'}"
             f"  {seconds:.0f}s  elapsed {elapsed:.0f}s")
 
@@ -49,7 +51,7 @@ class TrialLine:
     """An Optuna callback: prints each finished trial's line (none with echo=False: a worker started by
     study.workers, whose parent prints them all), and keeps the latest as `last`."""
 
-    def __init__(self, echo: bool = True, names: Sequence[str] = SEED_NAMES) -> None:
+    def __init__(self, names: Sequence[str], echo: bool = True) -> None:
         self.start, self.echo, self.names = time.perf_counter(), echo, names
         self.last: FrozenTrial | None = None
 

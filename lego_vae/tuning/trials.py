@@ -174,7 +174,7 @@ def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler
     gc.freeze()
     try:
         with objective.twins.installed():
-            line = TrialLine(echo, list(distributions(plain.space)))
+            line = TrialLine(list(distributions(plain.space)), echo)
             run_trials(study, objective, s.n_trials, s.poll_seconds, line, s.max_failures)
     except Interrupted as err:
         if objective.current is not None:
