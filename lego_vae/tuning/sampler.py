@@ -117,14 +117,11 @@ def standardize(y: torch.Tensor) -> torch.Tensor:
 
 def integer_grid(search_space: dict[str, BaseDistribution]) -> np.ndarray | None:
     """Every point of an all-integer search space in Optuna's transformed space (None if not all-integer)."""
-    axes = []
-    for dist in search_space.values():
-        if not isinstance(dist, IntDistribution):
-            return None
-        values = np.arange(dist.low, dist.high + 1, dist.step, dtype=np.float64)
-        axes.append(np.log(values) if dist.log else values)
-    mesh = np.meshgrid(*axes, indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
+    dists = search_space.values()
+    if not all(isinstance(d, IntDistribution) for d in dists):
+        return None
+    mesh = np.meshgrid(*(np.arange(d.low, d.high + 1, d.step, dtype=float) for d in dists), indexing="ij")
+    return encode(dict(zip(search_space, (m.ravel() for m in mesh))), search_space)
 
 
 class GPEISampler(BoTorchSampler):
@@ -179,10 +176,11 @@ class GPEISampler(BoTorchSampler):
 
     def _not_yet_evaluated(self, candidate, acq, bounds, train_x, pending_x) -> torch.Tensor:
         """The candidate if its rounded pair is new, else the best new pair of the integer grid by EI."""
-        seen = {self._as_ints(r) for r in train_x.cpu().numpy()}
+        seen = set(map(tuple, self._ints_of(train_x.cpu().numpy())))
         if pending_x is not None:
-            seen |= {self._as_ints(r) for r in pending_x.cpu().numpy() if not np.isnan(r).any()}
-        if self._as_ints(candidate[0].cpu().numpy()) not in seen:
+            pending = pending_x.cpu().numpy()
+            seen |= set(map(tuple, self._ints_of(pending[~np.isnan(pending).any(axis=1)])))
+        if tuple(self._ints_of(candidate.cpu().numpy())[0]) not in seen:
             return candidate
         grid = integer_grid(self.space)
         if grid is None:  # a float parameter: rounding cannot collide
@@ -202,9 +200,6 @@ class GPEISampler(BoTorchSampler):
             value = np.exp(x[:, i]) if dist.log else x[:, i]
             cols.append(np.clip(np.rint(value), dist.low, dist.high) if isinstance(dist, IntDistribution) else value)
         return np.stack(cols, axis=1)
-
-    def _as_ints(self, row: np.ndarray) -> tuple:
-        return tuple(self._ints_of(row[None])[0])
 
 
 def make_sampler(kind: str, n_initial: int, seed: int, acquisition: str = "ei", lengthscale: float | None = None,
