@@ -106,12 +106,9 @@ def make_storage(plain: TuneConfig, study_dir: Path) -> optuna.storages.RDBStora
         started = time.monotonic()
         try:
             with experimental():  # heartbeats
-                storage = Storage(
-                    url, engine_kwargs=engine,
-                    heartbeat_interval=study.heartbeat_interval, grace_period=study.grace_period,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=study.max_retry),
-                )
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study.max_retry)
+                storage = Storage(url, engine_kwargs=engine, heartbeat_interval=study.heartbeat_interval,
+                                  grace_period=study.grace_period, heartbeat_stale_trial_callback=retry)
             if url.startswith("sqlite"):
                 serialize_sqlite(storage.engine)
             return storage
