@@ -33,13 +33,6 @@ def front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(trials, key=lambda t: (t.values[0], t.values[1], t.number))
 
 
-def scaled(trials: list[FrozenTrial]) -> np.ndarray:
-    """(n, 2) the trials' objectives scaled to [0, 1] over them (0 where all are equal)."""
-    values = np.array([t.values[:2] for t in trials], dtype=float)
-    low, span = values.min(axis=0), np.ptp(values, axis=0)
-    return np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
-
-
 def choose(trials: list[FrozenTrial], rule: str) -> FrozenTrial:
     """The trial of a front that refit.rule names (RULES); ValueError for an empty front or an unknown rule.
     """
@@ -49,8 +42,11 @@ def choose(trials: list[FrozenTrial], rule: str) -> FrozenTrial:
         return min(trials, key=lambda t: (t.values[0], t.number))
     if rule == "judged":
         return min(trials, key=lambda t: (t.values[1], t.values[0], t.number))
-    if rule == "utopia":
-        distance = np.linalg.norm(scaled(trials), axis=1)
+    if rule == "utopia":  # each objective scaled to [0, 1] over the front (0 where all are equal)
+        values = np.array([t.values[:2] for t in trials], dtype=float)
+        low, span = values.min(axis=0), np.ptp(values, axis=0)
+        scaled = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
+        distance = np.linalg.norm(scaled, axis=1)
         return min(zip(distance, trials), key=lambda p: (p[0], p[1].values[0], p[1].number))[1]
     raise ValueError(f"unknown refit rule {rule!r}")
 

@@ -17,7 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from lego_vae.config.schema import TrainConfig
-from lego_vae.config.space import config_key, short
+from lego_vae.config.space import config_key
 
 
 def from_unit(u: float, d: BaseDistribution) -> Any:
@@ -66,11 +66,6 @@ def plain_value(value: Any) -> Any:
 def fmt(value: Any) -> str:
     """A value as lines and tables show it: floats to 3 significant digits, the rest as they are."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def params_text(params: dict, sep: str = ", ") -> str:
-    """"hidden 1178, latent 8": each parameter by its short name."""
-    return sep.join(f"{short(n)} {fmt(v)}" for n, v in params.items())
 
 
 def override(name: str, value: Any) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from lego_vae.config.commands import TuneConfig
+from lego_vae.config.space import short
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import checkpoint_damage, intact_sibling
 from lego_vae.pipeline import train_and_evaluate
-from lego_vae.tuning.params import params_text, trial_config
+from lego_vae.tuning.params import fmt, trial_config
 
 
 @contextlib.contextmanager
@@ -66,7 +67,8 @@ def refit(plain: TuneConfig, best: FrozenTrial, run_dir: Path, tb_dir: Path) -> 
             raise UserError(f"refit: '{last}' is damaged ({why}), so the refit of trial {best.number} cannot resume "
                             f"from it; {keep}delete the folder {run_dir} to refit from the start (rerun the same command)")
         cfg.ckpt_path = str(last) if last.exists() else None
-        print(f"refit: {params_text(best.params)}, "
-              f"{budget(plain.refit)} -> {run_dir}" + (" (resuming)" if last.exists() else ""), flush=True)
+        said = ", ".join(f"{short(n)} {fmt(v)}" for n, v in best.params.items())
+        print(f"refit: {said}, {budget(plain.refit)} -> {run_dir}" + (" (resuming)" if last.exists() else ""),
+              flush=True)
         metrics = train_and_evaluate(cfg, run_dir, tb_dir=tb_dir)
     return {"run_dir": str(run_dir), **{k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}}
