@@ -1,7 +1,6 @@
 """A resumed study against the config it runs with now: each change is said in one line, and handled.
 
-A study records what its trials depend on when it is created (an older one is read from its trials). On
-resume:
+A study records what its trials depend on when it is created (an older one: its trials say). On resume:
 - space.* low/high: it goes on in the new space, with the finished trials inside it (proposer.InSpace);
 - space.*.log or .choices (which Optuna's storage keeps for a study), or the objective (the trial's budget,
   data.*, model.*, optim.*, seed, gradient clipping, less the space's keys) of a study with finished trials:
@@ -33,8 +32,7 @@ OBJECTIVE_SECTIONS = ("data", "model", "optim")
 NOT_OBJECTIVE = ("data.cache_dir", "data.root", "model.compile", "model.compile_mode", "model.channels_last",
                  "optim.fused")  # and the keys of the space, which the trials vary
 OBJECTIVE_KEYS = ("seed", "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
-# A trial's budget: study.steps where set, else study.epochs; only that one is recorded (epochs -> steps: a
-# change)
+# A trial's budget: study.steps where set, else study.epochs; only that one is recorded (a change of unit too)
 BUDGET_KEYS = ("study.epochs", "study.steps")
 
 

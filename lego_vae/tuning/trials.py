@@ -168,8 +168,7 @@ def trials_here(plain: TuneConfig, study_dir: Path, study: optuna.Study, sampler
     """This process as one worker of the study; on SIGINT/SIGTERM its trial in flight ends FAIL and is queued again."""
     objective, s = Objective(plain, study_dir, sampler), plain.study
     # Optuna's gc after every trial walks every object, most of them the modules imported at start-up (0.45 s
-    # a trial); frozen, those are skipped (8 ms; bench/worker_startup.py). What is garbage already is freed
-    # first.
+    # a trial); frozen after a last collection, those are skipped (8 ms; bench/worker_startup.py).
     gc.collect()
     gc.freeze()
     try:
