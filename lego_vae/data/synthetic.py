@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lego_vae.data.sheet import preview_main, save_sheet
+from lego_vae.data.sheet import pick, preview_main, save_sheet
 
 SUPERSAMPLE = 4  # draw at 4x, then box-downsample: cheap antialiasing
 
@@ -99,13 +99,6 @@ def _rounded_rect(x0: float, y0: float, x1: float, y1: float, r: float, n: int =
 HEAD_PARTS = {name: _rounded_rect(*box) for name, box in (("neck", NECK), ("stud", STUD), ("body", BODY))}
 
 
-def _pick(rng: np.random.Generator, table: dict) -> str:
-    """One name of a probability table (values are p or (p, colour))."""
-    names = list(table)
-    p = np.array([v[0] if isinstance(v, tuple) else v for v in table.values()], dtype=float)
-    return names[rng.choice(len(names), p=p / p.sum())]
-
-
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
     """Colour a blended towards b by t (printed tints are solid, so blend up front)."""
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
@@ -178,7 +171,7 @@ class _Face:
 
 def _sample_labels(rng: np.random.Generator) -> dict:
     """The factor labels of one face; the draws never depend on the image size."""
-    labels = {k: _pick(rng, t) for k, t in
+    labels = {k: pick(rng, t) for k, t in
               (("skin", SKIN_TONES), ("eyes", EYES), ("brows", BROWS), ("brow_color", BROW_COLORS), ("mouth", MOUTHS))}
     extras = [name for name, p in EXTRAS.items() if rng.random() < p]
     # Sunglasses already cover both eyes; a patch replaces a lens of the glasses.
@@ -193,7 +186,7 @@ def _sample_labels(rng: np.random.Generator) -> dict:
         "dx": float(rng.uniform(-1, 1) * POSE["shift"]),
         "dy": float(rng.uniform(-1, 1) * POSE["shift"]),
     }
-    labels["backdrop"] = _pick(rng, BACKDROPS)
+    labels["backdrop"] = pick(rng, BACKDROPS)
     return labels
 
 
@@ -203,7 +196,7 @@ def _sample_face(rng: np.random.Generator, labels: dict) -> _Face:
     ey = BODY[1] + rng.uniform(0.44, 0.50) * body_h
     return _Face(
         skin=_jitter(rng, SKIN_TONES[labels["skin"]][1], 0.04),
-        ink=_jitter(rng, INKS[_pick(rng, INKS)][1], 0.05),
+        ink=_jitter(rng, INKS[pick(rng, INKS)][1], 0.05),
         hair=_jitter(rng, BROW_COLORS[labels["brow_color"]][1], 0.06),
         ex=rng.uniform(0.28, 0.36), ey=ey, r=rng.uniform(0.085, 0.11),
         mx=rng.uniform(-0.04, 0.04), my=BODY[1] + rng.uniform(0.70, 0.77) * body_h, mw=rng.uniform(0.18, 0.27),

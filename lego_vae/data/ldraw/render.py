@@ -12,9 +12,8 @@ batch or order. The shading runs in torch, a batch at a time (bench/data_pipelin
 
 from __future__ import annotations
 
+import functools
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from torch.nn import functional as F
 
 from lego_vae.data.ldraw.designs import Designs, load_designs
 from lego_vae.data.ldraw.head import HALF_EXTENT, PITCHES, head_views
-from lego_vae.data.sheet import preview_main, save_sheet
+from lego_vae.data.sheet import on_every_core, pick, preview_main, save_sheet
 
 CHUNK = 2000  # renders per task when many are rendered at once
 SUPERSAMPLE = 2  # render at 2x, then average 2x2: antialiasing of the outline and the print
@@ -40,11 +39,6 @@ HEAD_COLOURS: dict[str, tuple[float, tuple[int, int, int]]] = {
 }
 
 
-def _pick(rng: np.random.Generator, table: dict) -> str:
-    names = list(table)
-    return names[rng.choice(len(names), p=np.array([table[k][0] for k in names]) / sum(t[0] for t in table.values()))]
-
-
 def draw_params(index: int, seed: int) -> dict:
     """The random settings of render `index` of set `seed`: pose, light, head colour, backdrop, noise."""
     rng = np.random.default_rng([seed, index])
@@ -54,7 +48,7 @@ def draw_params(index: int, seed: int) -> dict:
         "roll": float(rng.uniform(-1, 1) * POSE["roll"]), "scale": float(rng.uniform(*POSE["scale"])),
         "shift": rng.uniform(-1, 1, 2).tolist(), "light": (light / np.linalg.norm(light)).tolist(),
         "ambient": float(rng.uniform(0.45, 0.65)), "specular": float(rng.uniform(0.15, 0.45)),
-        "shininess": float(rng.uniform(12, 40)), "head": _pick(rng, HEAD_COLOURS),
+        "shininess": float(rng.uniform(12, 40)), "head": pick(rng, HEAD_COLOURS),
         "exposure": float(rng.uniform(1.0, 1.3)), "tint": rng.uniform(0.94, 1.04, 3).tolist(), "backdrop": float(rng.choice([rng.uniform(0.9, 1.0), 1.0])),
         "noise": float(rng.uniform(0.0, 0.015)),
     }
@@ -128,24 +122,16 @@ def render_heads(designs: Designs, which: list[int] | np.ndarray, size: int = 64
 
 
 def _render_chunk(which: list[int], size: int, seed: int, start: int, designs: Designs | None) -> np.ndarray:
-    torch.set_num_threads(1)  # one process per core
     return render_heads(load_designs() if designs is None else designs, which, size, seed, start)[0]
 
 
 def render_in_batches(designs: Designs, which: list[int], size: int, seed: int) -> np.ndarray:
     """Renders 0..len(which)-1 of set `seed` (render i shows designs[which[i]]): (N, S, S, 3) uint8, the same as
     render_heads, on every core this process may use when there are many."""
-    cores = len(os.sched_getaffinity(0))
-    if len(which) <= CHUNK or cores == 1:
-        return render_heads(designs, which, size, seed)[0]
-    starts = range(0, len(which), CHUNK)
     given = None if designs is load_designs() else designs  # the shipped ones: each process reads its own
-    with ProcessPoolExecutor(max_workers=cores) as pool:
-        parts = list(pool.map(_render_chunk, [which[s:s + CHUNK] for s in starts], [size] * len(starts),
-                              [seed] * len(starts), starts, [given] * len(starts)))
-    return np.concatenate(parts)
-
-
+    jobs = [(which[s : s + CHUNK], size, seed, s, given) for s in range(0, max(len(which), 1), CHUNK)]
+    one_thread = functools.partial(torch.set_num_threads, 1)  # a process per core
+    return np.concatenate(on_every_core(_render_chunk, jobs, one_thread))
 
 
 def preview(path, size: int = 128, seed: int = 0, grid: int = 8) -> Path:
