@@ -30,9 +30,9 @@ def on_every_core(fn: Callable, jobs: list[tuple], initializer: Callable[[], Any
 
 
 def save_sheet(faces: np.ndarray, grid: int, path: str | Path) -> Path:
-    """Write (grid², S, S, 3) uint8 faces as one grid x grid PNG (parent folders created); return the path."""
+    """Write (grid², S, S, 3) uint8 faces as one grid x grid PNG (parent folders made); return the path."""
     size = faces.shape[1]
-    sheet = faces.reshape(grid, grid, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(grid * size, grid * size, 3)
+    sheet = faces.reshape(grid, grid, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(grid * size, -1, 3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(path)
