@@ -250,12 +250,9 @@ class LegoFacesDataModule(L.LightningDataModule):
         return self.images[self.split_indices[split].to(self.images.device)]
 
     def held_out(self, first: str = "test", at_least: int = 2) -> tuple[Tensor, list[str]]:
-        """Faces no training step saw, for pictures that need at_least of them (a morph needs two).
-
-        Returns the uint8 images (N, 3, S, S) of split `first` ("test" or "val"), followed by the other
-        held-out split's when `first` has fewer than at_least (the smallest data sets have one test face),
-        and a label per image: "test face 0", ..., "val face 0", ... Raises ValueError for another split.
-        """
+        """Faces no training step saw, (N, 3, S, S) uint8, and a label each ("test face 0", ...): split
+        `first` ("test" or "val", else ValueError), then the other one when `first` has fewer than at_least
+        (a morph needs two; the smallest data sets have one test face)."""
         if first not in ("test", "val"):
             raise ValueError(f"held_out: first must be 'test' or 'val', got {first!r}")
         other = "val" if first == "test" else "test"

@@ -111,13 +111,12 @@ def scan_folder(root: str | os.PathLike[str]) -> Listing:
     links.sort()
     while links:
         name, path = links.pop(0)
-        target = path.resolve()
+        target, where = path.resolve(), seen.get(_identity(path))
         if path.parent.resolve().is_relative_to(target):
             # Entering it would read this folder again, or everything around root (a link to root's parent).
-            back = seen.get(_identity(path))
-            to = f"{back}/" if back is not None else f"'{target}'"
+            to = f"{where}/" if where is not None else f"'{target}'"
             out.not_followed.append(f"{name}/ (a loop back to {to}, a folder above it)")
-        elif (where := seen.get(_identity(path))) is not None:
+        elif where is not None:
             out.not_followed.append(f"{name}/ (= {where}/)")
         else:
             out.linked.append(f"{name}/ -> {os.readlink(path)}")
@@ -183,16 +182,14 @@ def load_folder(
         links = f"; broken symbolic links: {list_names(broken)}" if broken else ""
         raise UserError(f"data.root: no images ({', '.join(IMAGE_SUFFIXES)}) under '{root}'{where}{links}")
 
-    unreadable: list[str] = []
-    first_reason = ""
+    unreadable: dict[str, str] = {}  # name: why, in the order they failed
     names = {path: path.relative_to(root).as_posix() for path in listing.images}
     digests: dict[Path, bytes] = {}
     for path in listing.images:
         try:
             digests[path] = file_digest(path)
         except OSError as exc:
-            unreadable.append(names[path])
-            first_reason = first_reason or str(exc)
+            unreadable[names[path]] = str(exc)
     # Each image under its most original-looking name (face.jpg before backup/face.jpg and "face (1).jpg"), so
     # a copy added later changes neither its name nor its split.
     canonical: dict[bytes, str] = {}
@@ -213,16 +210,15 @@ def load_folder(
         except TooLargeImageError as exc:
             too_large[names[path]] = exc.pixels_text()
         except UnreadableImageError as exc:
-            unreadable.append(names[path])
-            first_reason = first_reason or str(exc)
+            unreadable[names[path]] = str(exc)
         else:
             kept.append(names[path])
 
-    unreadable.sort()
+    first_reason = next(iter(unreadable.values()), "")
     large = list_names([f"{name} ({text})" for name, text in too_large.items()])
     over = f"over the limit of {max_pixels:,} pixels (data.max_pixels)"
     if not kept:
-        failed = sorted(unreadable + list(too_large))
+        failed = sorted([*unreadable, *too_large])
         reasons = "; ".join(([f"first error: {first_reason}"] if unreadable else [])
                             + ([f"{large} {over}"] if too_large else []))
         raise UserError(
@@ -245,7 +241,7 @@ def load_folder(
         (too_large, f"skipped {_plural(len(too_large), 'image')} {over} under '{root}', before decoding: "
                     f"{large}"),
         (unreadable, f"skipped {_plural(len(unreadable), 'unreadable image')} under '{root}': "
-                     f"{list_names(unreadable)}; first error: {first_reason}"),
+                     f"{list_names(sorted(unreadable))}; first error: {first_reason}"),
     ):
         if show:
             warnings.warn(line, stacklevel=2)
