@@ -24,8 +24,7 @@ SUPERSAMPLE = 4  # draw at 4x, then box-downsample: cheap antialiasing
 
 RGB = tuple[int, int, int]
 
-# ---- factor tables: name -> probability (and colour as photographed) ------------------------------
-
+# Factor tables: name -> probability (and colour as photographed).
 SKIN_TONES: dict[str, tuple[float, RGB]] = {
     "yellow": (0.60, (247, 206, 44)),
     "light_nougat": (0.12, (240, 204, 182)),
@@ -67,8 +66,7 @@ _ONE_OF: dict[str, dict] = {"skin": SKIN_TONES, "eyes": EYES, "brows": BROWS, "b
                             "mouth": MOUTHS}
 FACTORS: dict[str, tuple[str, ...]] = {k: tuple(table) for k, table in (*_ONE_OF.items(), ("extras", EXTRAS))}
 
-# ---- head geometry in head units (half-width of the head = 1, y down) -----------------------------
-
+# Head geometry in head units (half-width of the head = 1, y down).
 STUD = (-0.5, -1.22, 0.5, -0.84, 0.06)  # x0, y0, x1, y1, corner radius
 BODY = (-1.0, -0.92, 1.0, 0.88, 0.28)
 NECK = (-0.74, 0.78, 0.74, 1.08, 0.08)
