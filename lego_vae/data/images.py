@@ -27,8 +27,7 @@ _BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")  # how DecompressionBo
 # Modes whose samples do not fit Pillow's 8-bit conversions: convert("L") clips them at 255, not scales them.
 _WIDE_INT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
-# What Pillow raises for unreadable files; DecompressionBombError is not an OSError, and
-# some plugins let struct/EOF/value errors escape on malformed headers.
+# What Pillow raises for unreadable files (some plugins let struct/EOF/value errors escape on bad headers).
 _DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, Image.DecompressionBombError)
 
 
