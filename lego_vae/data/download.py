@@ -16,7 +16,6 @@ from pathlib import Path, PurePosixPath
 
 from lego_vae.data.folder import hash_file, is_skipped, list_names
 from lego_vae.errors import UserError
-from lego_vae.files import replacing
 
 # The published set's URL and git blob id: data.url and data.blob of conf/data/lego_faces.yaml.
 _COMPLETE_MARKER = ".complete"
@@ -38,25 +37,34 @@ def git_blob_sha1(path: str | os.PathLike[str]) -> str:
 
 
 def download(url: str, dest: Path, expected_blob: str, timeout: float = 60) -> Path:
-    """Download url to dest whole or not at all (files.replacing), verifying its git blob id first."""
+    """Download url to dest via a temporary name beside it, verify its blob id, then rename it into place."""
     dest = Path(dest)
     log.info("downloading %s", url)
+    part: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with replacing(dest) as part:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            # A unique name in dest's folder: concurrent runs do not collide and os.replace stays atomic.
+            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+            part = Path(name)
+            with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(response, out, 1 << 20)
-            if (actual := git_blob_sha1(part)) != expected_blob.lower():
-                raise UserError(
-                    f"lego_faces: checksum mismatch for {url}: expected git blob {expected_blob}, "
-                    f"got {actual}; the partial download was deleted"
-                )
+        if (actual := git_blob_sha1(part)) != expected_blob.lower():
+            raise UserError(
+                f"lego_faces: checksum mismatch for {url}: expected git blob {expected_blob}, "
+                f"got {actual}; the partial download was deleted"
+            )
+        os.replace(part, dest)
+        part = None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         # ValueError is what urlopen raises for a malformed URL such as a bare path.
         raise UserError(
             f"lego_faces: cannot download {url} to '{dest}': {_one_line(exc)}; "
             "expected a reachable URL and a writable cache folder"
         ) from exc
+    finally:  # also on Ctrl-C: an interrupted or refused download never lingers as a .part file
+        if part is not None:
+            part.unlink(missing_ok=True)
     return dest
 
 
