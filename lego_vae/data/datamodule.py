@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from lego_vae.data.folder import READING_VERSION, file_digest, find_images, load
 from lego_vae.data.ldraw.designs import designs_digest, load_designs
 from lego_vae.data.ldraw.labels import design_labels
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
+from lego_vae.data.sheet import on_every_core
 from lego_vae.data.splits import SPLITS, TRAIN_ONLY, design_of, design_splits, split_of
 from lego_vae.data.synthetic import render_faces
 from lego_vae.errors import UserError
@@ -27,50 +27,38 @@ from lego_vae.files import save_torch, write_text
 
 RENDER_CHUNK = 1000  # faces per rendering task when many are rendered at once
 CACHE_VERSION = 1  # bump when the decoding pipeline changes, so old caches are not reused
-# The last cache file this process read, with its (mtime_ns, size), tensor and names: a study worker's trials all
-# read the same file, and each would otherwise load it again (bench/worker_startup.py). Read-only: nothing
-# writes into the images tensor.
-_LOADED: dict[str, tuple[tuple[int, int], Tensor, list[str]]] = {}
 
 
 def load_cache(path: Path) -> tuple[Tensor, list[str]]:
-    """The cached (N, 3, S, S) uint8 images and their names; loaded from disk once per process per file version."""
+    """The cached (N, 3, S, S) uint8 images and their names, read once per process per file version (a study
+    worker's trials all read the same file: bench/worker_startup.py). Read-only: nothing writes into them."""
     stat = path.stat()
-    version = (stat.st_mtime_ns, stat.st_size)
-    hit = _LOADED.get(str(path))
-    if hit is not None and hit[0] == version:
-        return hit[1], hit[2]
+    return _load_cache(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1)  # one file at a time: a process that reads several sizes keeps only the last
+def _load_cache(path: Path, mtime_ns: int, size: int) -> tuple[Tensor, list[str]]:
     cached = torch.load(path, weights_only=True)
-    _LOADED.clear()  # one file at a time: a process that reads several sizes keeps only the last
-    _LOADED[str(path)] = (version, cached["images"], cached["names"])
     return cached["images"], cached["names"]
 
 
 def render_in_parallel(n: int, size: int, seed: int) -> tuple[np.ndarray, list[dict]]:
-    """Faces 0..n-1 of renderer set `seed`, (n, S, S, 3) uint8 and their labels: the same as render_faces, rendered
-    in chunks on every core this process may use when there are many (about 6 ms a face at 64 px on one core)."""
-    cores = len(os.sched_getaffinity(0))
-    if n <= RENDER_CHUNK or cores == 1:
-        return render_faces(n, size=size, seed=seed)
-    starts = range(0, n, RENDER_CHUNK)
-    with ProcessPoolExecutor(max_workers=cores) as pool:
-        parts = list(pool.map(render_faces, [min(RENDER_CHUNK, n - s) for s in starts], [size] * len(starts),
-                              [seed] * len(starts), starts))
+    """Faces 0..n-1 of renderer set `seed` as render_faces gives them, (n, S, S, 3) uint8 and their labels, in
+    chunks on every core when there are many (about 6 ms a face at 64 px on one core)."""
+    jobs = [(min(RENDER_CHUNK, n - s), size, seed, s) for s in range(0, max(n, 1), RENDER_CHUNK)]
+    parts = on_every_core(render_faces, jobs)
     return np.concatenate([p for p, _ in parts]), [label for _, labels in parts for label in labels]
 
 
 class TensorBatches:
-    """Batches of uint8 images drawn by indexing one tensor; shuffled per epoch from (seed, epoch).
+    """Batches of uint8 images drawn by indexing one tensor, shuffled per epoch from (seed, epoch) (Lightning
+    calls `sampler.set_epoch`: a resumed run sees the same order); under DDP each rank has its own shard."""
 
-    Lightning calls `sampler.set_epoch(epoch)` before each epoch, which makes the order of a resumed
-    run the same as that of an uninterrupted one. Under DDP each rank takes its own disjoint shard
-    of the epoch's permutation.
-    """
-
-    def __init__(self, images: Tensor, indices: Tensor, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, images: Tensor, indices: Tensor, batch_size: int, shuffle: bool, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.images, self.indices = images, indices
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.epoch, self.rank, self.world_size = 0, 0, 1
+        self.epoch, self.rank, self.world_size = 0, rank, world_size
         self.sampler = self  # where Lightning looks for set_epoch
         self.batch_sampler = None  # Lightning inspects it; batching is ours
 
@@ -97,21 +85,17 @@ class TensorBatches:
 
 
 class LegoFacesDataModule(L.LightningDataModule):
-    """Lego faces from one of four sources (synthetic | ldraw | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
+    """Lego faces of a source (synthetic | ldraw | folder | lego_faces) as one uint8 tensor N x 3 x S x S."""
 
-    def __init__(self, *, source: str, root: str | None, image_size: int, num_images: int | None, batch_size: int,
-                 val_fraction: float, test_fraction: float, seed: int, cache_dir: str, url: str | None,
-                 blob: str | None, extra_train_faces: int, max_pixels: int) -> None:
+    def __init__(self, *, source: str, root: str | None, image_size: int, num_images: int | None,
+                 batch_size: int, val_fraction: float, test_fraction: float, seed: int, cache_dir: str,
+                 url: str | None, blob: str | None, extra_train_faces: int, max_pixels: int) -> None:
         """The keys of the config's `data` section, documented beside their defaults in conf/data/*.yaml."""
         super().__init__()
         self.source, self.root, self.image_size, self.num_images = source, root, image_size, num_images
         self.batch_size, self.val_fraction, self.test_fraction = batch_size, val_fraction, test_fraction
         self.seed, self.cache_dir, self.url, self.blob = seed, Path(cache_dir), url, blob
-        # Rendered sources only: faces rendered after the num_images ones (renderer indices num_images, ...), all
-        # in the train split, so validation and test stay exactly the faces of num_images alone (ldraw: renders
-        # of the training designs only).
-        self.extra_train_faces = extra_train_faces
-        self.max_pixels = max_pixels  # photo sources: an image of more pixels is skipped before decoding
+        self.extra_train_faces, self.max_pixels = extra_train_faces, max_pixels
         self._keyed: tuple[tuple, dict] | None = None  # the last _key(), with the parameters it was made of
         self.images: Tensor | None = None
         self.names: list[str] = []
@@ -131,35 +115,27 @@ class LegoFacesDataModule(L.LightningDataModule):
         dm.setup("fit")
         return dm
 
-    # ---- the cache ---------------------------------------------------------------------------
-
     def _key(self) -> dict:
         """What the cached tensor depends on: the source and its parameters, the size, and for photo sources
         the rules of which files are read and kept (folder.READING_VERSION, max_pixels); for a folder, the
         bytes of every file. Made once per set of parameters: hashing a folder reads all of it."""
         params = (self.source, self.root, self.image_size, self.num_images, self.seed, self.extra_train_faces,
                   self.blob, self.max_pixels)
-        if self._keyed is None or self._keyed[0] != params:
-            self._keyed = (params, self._make_key())
-        return self._keyed[1]
-
-    def _make_key(self) -> dict:
+        if self._keyed is not None and self._keyed[0] == params:
+            return self._keyed[1]
         key = {"version": CACHE_VERSION, "source": self.source, "size": self.image_size, "n": self.num_images}
         if self.source in ("synthetic", "ldraw"):
             key["seed"] = self.seed
             if self.extra_train_faces:  # absent when 0: the caches of runs without extra faces stay valid
                 key["extra_train"] = self.extra_train_faces
             if self.source == "ldraw":  # the designs shipped, and which of them are training designs
-                key.update(designs=designs_digest(), renderer=RENDER_VERSION, split=[self.val_fraction, self.test_fraction])
-            return key
-        key["reading"] = READING_VERSION
-        key["max_pixels"] = self.max_pixels
-        if self.source == "folder":
+                key.update(designs=designs_digest(), renderer=RENDER_VERSION,
+                           split=[self.val_fraction, self.test_fraction])
+        elif self.source == "folder":
+            key.update(reading=READING_VERSION, max_pixels=self.max_pixels)
             root = Path(str(self.root)).expanduser().resolve()
-            # Every file read (hidden and tool folders left out, linked ones in) by name and the hash of its
-            # bytes: any change of content gives a new cache, also an edit that keeps the size and the
-            # modification time (exiftool -P), which sizes and times cannot tell. It reads every file: 2,000
-            # PNGs of 12 kB take 0.1 s of CPU (sizes and times: 0.05 s), a GB about 1.8 s (docs/usage.md, Data).
+            # Every file read by name and the hash of its bytes: also an edit that keeps the size and time
+            # (exiftool -P) gives a new cache. 2,000 PNGs of 12 kB take 0.1 s, a GB 1.8 s (docs/usage.md).
             files = hashlib.blake2b(digest_size=16)
             for f in find_images(root):
                 files.update(f.relative_to(root).as_posix().encode() + b"\0")
@@ -167,27 +143,37 @@ class LegoFacesDataModule(L.LightningDataModule):
                     files.update(file_digest(f))
                 except OSError as exc:  # load_folder skips it and says so; the key only needs to differ
                     files.update(f"unreadable: {type(exc).__name__}".encode())
-            key["root"] = str(root)
-            key["files"] = files.hexdigest()
+            key.update(root=str(root), files=files.hexdigest())
         else:
-            key["blob"] = self.blob
+            key.update(reading=READING_VERSION, max_pixels=self.max_pixels, blob=self.blob)
+        self._keyed = (params, key)
         return key
 
     @property
     def cache_path(self) -> Path:
         """Where the decoded tensor of this source, its parameters and image size lives."""
-        digest = hashlib.sha1(json.dumps(self._key(), sort_keys=True, allow_nan=False).encode()).hexdigest()[:16]
-        return self.cache_dir / f"{self.source}-{self.image_size}px-{digest}.pt"
+        digest = hashlib.sha1(json.dumps(self._key(), sort_keys=True, allow_nan=False).encode()).hexdigest()
+        return self.cache_dir / f"{self.source}-{self.image_size}px-{digest[:16]}.pt"
 
     def _decode(self) -> tuple[np.ndarray, list[str], list[dict] | None]:
-        """(N, S, S, 3) uint8 pixels, a name per image and, for synthetic faces, their factor labels."""
+        """(N, S, S, 3) uint8 pixels, a name per image and, for synthetic faces, their factor labels.
+
+        Rendered sources: the extra_train_faces come after the num_images ones, named TRAIN_ONLY..., so
+        validation and test stay the faces of num_images alone. LDraw render i shows design i mod the number
+        of designs, an extra render a training design (a design's split is a hash of its name, as split_of).
+        """
+        n, extra = self.num_images or 2600, self.extra_train_faces
+        prefix = [""] * n + [TRAIN_ONLY] * extra
         if self.source == "synthetic":
-            n, extra = self.num_images or 2600, self.extra_train_faces
             pixels, labels = render_in_parallel(n + extra, self.image_size, self.seed)
-            names = [f"{i:06d}" for i in range(n)] + [f"{TRAIN_ONLY}{i:06d}" for i in range(n, n + extra)]
-            return pixels, names, labels
-        if self.source == "ldraw":
-            return self._render_designs()
+            return pixels, [f"{prefix[i]}{i:06d}" for i in range(n + extra)], labels
+        if self.source == "ldraw":  # labels come from the designs' names (labels())
+            designs = load_designs()
+            which = [i % len(designs) for i in range(n)]
+            train = np.flatnonzero(design_splits(self.seed, self.val_fraction, self.test_fraction) == 0)
+            which += [int(train[j % len(train)]) for j in range(extra)] if len(train) else []
+            pixels = render_in_batches(designs, which, self.image_size, self.seed)
+            return pixels, [f"{prefix[i]}{designs.names[d]}#{i:06d}" for i, d in enumerate(which)], None
         root = self.root
         if self.source == "lego_faces":
             root = fetch_lego_faces(str(self.url), str(self.blob), self.cache_dir)
@@ -197,18 +183,6 @@ class LegoFacesDataModule(L.LightningDataModule):
                                     max_pixels=self.max_pixels)
         return pixels, names, None
 
-    def _render_designs(self) -> tuple[np.ndarray, list[str], None]:
-        """LDraw printed heads: render i shows design i mod the number of designs; the extra renders show the
-        training designs only (a design's split is a hash of its name, as split_of does for images)."""
-        designs = load_designs()
-        n, extra = self.num_images or 2600, self.extra_train_faces
-        which = [i % len(designs) for i in range(n)]
-        train = np.flatnonzero(design_splits(self.seed, self.val_fraction, self.test_fraction) == 0)
-        which += [int(train[j % len(train)]) for j in range(extra)] if len(train) else []
-        pixels = render_in_batches(designs, which, self.image_size, self.seed)
-        names = [f"{'' if i < n else TRAIN_ONLY}{designs.names[d]}#{i:06d}" for i, d in enumerate(which)]
-        return pixels, names, None  # labels come from the designs' names (labels())
-
     def prepare_data(self) -> None:
         """Decode the source once and cache it on disk; a later run finds the cache and skips this."""
         path = self.cache_path
@@ -217,8 +191,7 @@ class LegoFacesDataModule(L.LightningDataModule):
         pixels, names, labels = self._decode()
         path.parent.mkdir(parents=True, exist_ok=True)
         images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-        # Each file whole or not at all (lego_vae.files): a killed run or a full disk never leaves half a cache
-        # behind; the labels first, so that a cache found complete has its labels.
+        # Each file whole or not at all (lego_vae.files), the labels first: a cache found complete has them.
         if labels is not None:
             write_text(path.with_suffix(".labels.json"), json.dumps(labels, allow_nan=False))
         save_torch({"images": images, "names": names}, path)
@@ -230,8 +203,6 @@ class LegoFacesDataModule(L.LightningDataModule):
             return design_labels(self.names, self.seed)
         path = self.cache_path.with_suffix(".labels.json")
         return json.loads(path.read_text()) if path.exists() else None
-
-    # ---- splits and batches ------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached tensor and split it (once); make this rank's loaders (each call)."""
@@ -251,12 +222,10 @@ class LegoFacesDataModule(L.LightningDataModule):
                         "use more images (data.num_images) or larger data.val_fraction/data.test_fraction"
                     )
                 self.split_indices[name] = idx
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        world = self.trainer.world_size if self.trainer is not None else 1
-        for name in SPLITS:
-            loader = TensorBatches(self.images, self.split_indices[name], self.batch_size, name == "train", self.seed)
-            loader.rank, loader.world_size = rank, world
-            self.loaders[name] = loader
+        rank, world = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+        for name, idx in self.split_indices.items():
+            self.loaders[name] = TensorBatches(self.images, idx, self.batch_size, name == "train", self.seed,
+                                               rank, world)
 
     def to_device(self, device: torch.device) -> None:
         """Move the whole uint8 tensor to the training device when it fits, so no step waits on the host."""
@@ -281,15 +250,13 @@ class LegoFacesDataModule(L.LightningDataModule):
         return self.images[self.split_indices[split].to(self.images.device)]
 
     def held_out(self, first: str = "test", at_least: int = 2) -> tuple[Tensor, list[str]]:
-        """Faces no training step saw, for pictures that need at_least of them (a morph needs two).
-
-        Returns the uint8 images (N, 3, S, S) of split `first` ("test" or "val"), followed by the other
-        held-out split's when `first` has fewer than at_least (the smallest data sets have one test face),
-        and a label per image: "test face 0", ..., "val face 0", ... Raises ValueError for another split.
-        """
+        """Faces no training step saw, (N, 3, S, S) uint8, and a label each ("test face 0", ...): split
+        `first` ("test" or "val", else ValueError), then the other one when `first` has fewer than at_least
+        (a morph needs two; the smallest data sets have one test face)."""
         if first not in ("test", "val"):
             raise ValueError(f"held_out: first must be 'test' or 'val', got {first!r}")
-        order = [first] if len(self.split_indices[first]) >= at_least else [first, "val" if first == "test" else "test"]
+        other = "val" if first == "test" else "test"
+        order = [first] if len(self.split_indices[first]) >= at_least else [first, other]
         images = torch.cat([self.split_images(split) for split in order])
         labels = [f"{split} face {i}" for split in order for i in range(len(self.split_indices[split]))]
         return images, labels

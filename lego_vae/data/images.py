@@ -17,20 +17,17 @@ from lego_vae.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-# The most pixels decoded by default (data.max_pixels): Pillow's own decompression-bomb threshold, past which it
-# warns. Decoding takes about 23 bytes a pixel at its peak (the RGBA copies of compositing), so 2 GB here.
+# The most pixels decoded by default (data.max_pixels): Pillow's own decompression-bomb threshold, past which
+# it warns. Decoding takes about 23 bytes a pixel at its peak (the RGBA copies of compositing), so 2 GB here.
 DEFAULT_MAX_PIXELS = 89_478_485
 # Pillow refuses to open an image of more pixels than this (DecompressionBombError), whatever our limit.
 PILLOW_MAX_PIXELS = 2 * DEFAULT_MAX_PIXELS
-# Pillow's DecompressionBombError names the pixel count (its size is gone with the refused image).
-_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
+_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")  # how DecompressionBombError names the pixel count
 
-# Modes whose samples do not fit Pillow's 8-bit conversions: convert("L") clips them at 255 instead of scaling.
+# Modes whose samples do not fit Pillow's 8-bit conversions: convert("L") clips them at 255, not scales them.
 _WIDE_INT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
-_SIXTEEN_BIT_MAX = 65535
 
-# What Pillow raises for unreadable files; DecompressionBombError is not an OSError, and
-# some plugins let struct/EOF/value errors escape on malformed headers.
+# What Pillow raises for unreadable files (some plugins let struct/EOF/value errors escape on bad headers).
 _DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, Image.DecompressionBombError)
 
 
@@ -39,10 +36,9 @@ class UnreadableImageError(UserError):
 
 
 class TooLargeImageError(UnreadableImageError):
-    """An image whose header gives more pixels than the limit: refused before any pixel is decoded.
+    """An image whose header gives more pixels than `limit` (the setting `key`), refused before decoding.
 
-    pixels: its width times height; size: (width, height), or None when Pillow refused to open it (its
-    own limit) and only the pixel count is known; limit and key: the limit and the setting that holds it.
+    size: (width, height), or None when Pillow refused to open it (its own limit) and only `pixels` is known.
     """
 
     def __init__(self, path: str | os.PathLike[str], pixels: int, size: tuple[int, int] | None, limit: int,
@@ -50,10 +46,13 @@ class TooLargeImageError(UnreadableImageError):
         self.pixels, self.size, self.limit, self.key = pixels, size, limit, key
         super().__init__(f"cannot read image '{os.fspath(path)}': {self.reason()}")
 
+    def pixels_text(self) -> str:
+        """'14000 x 14000 = 196,000,000 pixels', or '196,000,000 pixels' when the size is not known."""
+        return (f"{self.size[0]} x {self.size[1]} = " if self.size else "") + f"{self.pixels:,} pixels"
+
     def reason(self) -> str:
         """'14000 x 14000 = 196,000,000 pixels, over the limit of 89,478,485 (data.max_pixels)'."""
-        dims = f"{self.size[0]} x {self.size[1]} = " if self.size else ""
-        return f"{dims}{self.pixels:,} pixels, over the limit of {self.limit:,} ({self.key})"
+        return f"{self.pixels_text()}, over the limit of {self.limit:,} ({self.key})"
 
 
 def _check_size(size: int) -> None:
@@ -62,54 +61,36 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be a positive integer, got {size!r}")
 
 
-def _wide_to_la(img: Image.Image) -> Image.Image:
-    """Scale a 16/32-bit or float grayscale image to 8-bit "LA", keeping a tRNS transparent value as alpha."""
-    raw = np.asarray(img)
-    if img.mode == "F":
-        # Float images are conventionally normalised to 0..1.
-        scaled = raw.astype(np.float64) * 255.0
-    else:
-        # Pillow decodes 16-bit PNG/PGM samples into these modes, so 0..65535 is their range.
-        scaled = raw.astype(np.float64) * (255.0 / _SIXTEEN_BIT_MAX)
-    gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    alpha = np.full(gray.shape, 255, dtype=np.uint8)
-    transparent = img.info.get("transparency")
-    if isinstance(transparent, (int, float)) and img.mode != "F":
-        alpha[raw == transparent] = 0
-    return Image.merge("LA", (Image.fromarray(gray, "L"), Image.fromarray(alpha, "L")))
-
-
 def _to_rgba(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to RGBA, honouring palette/tRNS transparency."""
+    """Any Pillow mode as RGBA, honouring palette/tRNS transparency; wide grey scaled to 8 bits first."""
     if img.mode in _WIDE_INT_MODES or img.mode == "F":
-        img = _wide_to_la(img)
+        raw = np.asarray(img)
+        # Float images are conventionally 0..1; Pillow decodes 16-bit PNG/PGM samples into the I modes.
+        scaled = raw.astype(np.float64) * (255.0 if img.mode == "F" else 255.0 / 65535)
+        gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        alpha = np.full_like(gray, 255)
+        transparent = img.info.get("transparency")
+        if isinstance(transparent, (int, float)) and img.mode != "F":
+            alpha[raw == transparent] = 0
+        return Image.fromarray(np.dstack([gray, gray, gray, alpha]))
     if img.mode == "RGBA":
         return img
     try:
         return img.convert("RGBA")
-    except ValueError:
-        # Modes such as HSV or LAB have no direct RGBA path but do convert to RGB.
+    except ValueError:  # modes such as HSV or LAB have no direct RGBA path but do convert to RGB
         return img.convert("RGB").convert("RGBA")
 
 
 def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
-    """Alpha-composite on white, convert to RGB, centre-crop to a square, resize with antialiasing; (size, size, 3) uint8."""
+    """On white, centre-cropped to a square, resized with antialiasing: (size, size, 3) uint8 RGB."""
     _check_size(size)
     rgba = _to_rgba(img)
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(white, rgba).convert("RGB")
-    width, height = rgb.size
-    side = min(width, height)
-    left = (width - side) // 2
-    top = (height - side) // 2
-    # box= crops and resizes in one pass, without materialising the cropped copy first.
-    square = rgb.resize(
-        (int(size), int(size)),
-        Image.Resampling.LANCZOS,
-        box=(left, top, left + side, top + side),
-        reducing_gap=3.0,
-    )
-    return np.asarray(square, dtype=np.uint8).copy()
+    rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    side = min(rgb.size)
+    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
+    # box= crops and resizes in one pass, without a cropped copy.
+    box = (left, top, left + side, top + side)
+    return np.array(rgb.resize((int(size), int(size)), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0))
 
 
 @contextmanager
@@ -117,14 +98,11 @@ def open_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
                key: str = "data.max_pixels") -> Iterator[Image.Image]:
     """The image at path, opened (header read, no pixel decoded yet) with no more than max_pixels pixels.
 
-    The one place every image a user gives is opened (the data sources, generate's a, b and inputs, the
-    explorer's uploads): an image over the limit raises TooLargeImageError (naming key, the setting of the
-    limit) before its pixels take any memory, and Pillow's DecompressionBombWarning, which only repeats
-    what this check says, never reaches the user. Raises UnreadableImageError for a file that is no image.
+    Every image a user gives is opened here: one over the limit raises TooLargeImageError (naming key, the
+    setting of the limit) before its pixels take any memory, and Pillow's DecompressionBombWarning, which
+    only repeats that check, never reaches the user. Raises UnreadableImageError for a file that is no image.
     """
     try:
-        # Scoped to this file's reading: Pillow warns at open() for images above its threshold, which our
-        # own limit then refuses or, when a user raised it, allows on purpose.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
@@ -153,16 +131,13 @@ def load_image(path: str | os.PathLike[str], size: int, max_pixels: int = DEFAUL
                key: str = "data.max_pixels") -> np.ndarray:
     """Decode one image file fully and return to_rgb_square of it, upright by its EXIF orientation.
 
-    Raises TooLargeImageError for more than max_pixels pixels (before decoding, see open_image) and
-    UnreadableImageError for a file that is no image, truncated or corrupt.
+    Raises TooLargeImageError for more than max_pixels pixels (open_image) and UnreadableImageError for a
+    file that is no image, truncated or corrupt.
     """
-    # Checked before the try so a caller's bad size is not mistaken for a bad file.
-    _check_size(size)
+    _check_size(size)  # before the try, so that a caller's bad size is not mistaken for a bad file
     with open_image(path, max_pixels, key) as img:
         try:
-            # open() only reads the header; load() decodes every byte so truncation surfaces here.
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            return to_rgb_square(upright, size)
+            img.load()  # open() only reads the header: truncation surfaces here
+            return to_rgb_square(ImageOps.exif_transpose(img), size)
         except _DECODE_ERRORS as exc:
             raise _unreadable(path, exc) from exc

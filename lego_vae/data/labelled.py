@@ -16,7 +16,8 @@ from lego_vae.data.ldraw.designs import load_designs
 from lego_vae.data.ldraw.render import RENDER_VERSION, render_in_batches
 from lego_vae.data.splits import design_splits
 
-LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS, "ldraw": ldraw_labels.FACTORS}
+LABELLED: dict[str, dict[str, tuple[str, ...]]] = {"synthetic": synthetic.FACTORS,
+                                                   "ldraw": ldraw_labels.FACTORS}
 
 
 def factors_of(source: str) -> dict[str, tuple[str, ...]] | None:
@@ -25,8 +26,8 @@ def factors_of(source: str) -> dict[str, tuple[str, ...]] | None:
 
 
 def render_version(source: str) -> int | None:
-    """The version of a rendered source's look (a judge trained on older renders is trained again); None for
-    synthetic faces, whose judges' cache keys predate this."""
+    """The version of a rendered source's look (a judge of older renders is trained again); None for synthetic
+    faces, whose judges' cache keys predate it."""
     return RENDER_VERSION if source == "ldraw" else None
 
 
@@ -34,19 +35,18 @@ def render_labelled(source: str, n: int, size: int, seed: int,
                     among: list[int] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Faces 0..n-1 of render set `seed` of a rendered source: (n, S, S, 3) uint8 and their labels.
 
-    ldraw: face i shows design i mod the number of designs (every design, none held out: the judge is the
-    measuring instrument, and no VAE trains on its render set), or among[i mod len(among)] when `among` lists
-    design indices (a run's held-out designs: held_out_designs). Raises KeyError for a photo source.
+    ldraw: face i shows design among[i mod len(among)], by default every design (the judge is the measuring
+    instrument: no VAE trains on its render set). Raises KeyError for a photo source.
     """
     if source == "synthetic":
         return synthetic.render_faces(n, size=size, seed=seed)
     if source != "ldraw":
         raise KeyError(f"{source}: not a rendered source ({', '.join(LABELLED)})")
     designs = load_designs()
-    pool = list(range(len(designs))) if among is None else among
+    pool = range(len(designs)) if among is None else among
     which = [pool[i % len(pool)] for i in range(n)]
-    pixels = render_in_batches(designs, which, size, seed)
-    return pixels, ldraw_labels.design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
+    labels = ldraw_labels.design_labels([f"{designs.names[d]}#{i}" for i, d in enumerate(which)], seed)
+    return render_in_batches(designs, which, size, seed), labels
 
 
 def held_out_designs(seed: int, val_fraction: float, test_fraction: float) -> list[int]:

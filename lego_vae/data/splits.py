@@ -1,5 +1,5 @@
-"""Which split (train, val, test) each image is in: a hash of (seed, its name), so that an image never moves when
-others are added. Numpy only: the config layer reads the LDraw designs' splits without loading Lightning."""
+"""Which split (train, val, test) each image is in: a hash of (seed, its name), so that an image never moves
+when others are added. Numpy only: the config layer reads the designs' splits without loading Lightning."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ import numpy as np
 from lego_vae.data.ldraw.designs import load_designs
 
 SPLITS = ("train", "val", "test")
-TRAIN_ONLY = "train-"  # name prefix of the extra rendered faces (data.extra_train_faces): always in the train split
+TRAIN_ONLY = "train-"  # name prefix of the extra rendered faces (data.extra_train_faces): always in train
 
 
 def split_of(names: list[str], seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split index (0 train, 1 val, 2 test) of each image, from a hash of (seed, name).
-
-    An image's split depends on nothing but its own name, so it never moves when images are added.
-    """
-    u = np.array(
-        [int.from_bytes(hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=8).digest(), "big") / 2**64 for n in names]
-    )
+    """Split index (0 train, 1 val, 2 test) of each image, from a hash of (seed, its name) alone."""
+    digests = [hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=8).digest() for n in names]
+    u = np.array([int.from_bytes(d, "big") / 2**64 for d in digests])
     return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lego_vae.data.sheet import preview_main, save_sheet
+from lego_vae.data.sheet import pick, preview_main, save_sheet
 
 SUPERSAMPLE = 4  # draw at 4x, then box-downsample: cheap antialiasing
 
 RGB = tuple[int, int, int]
 
-# ---- factor tables: name -> probability (and colour as photographed) ------------------------------
-
+# Factor tables: name -> probability (and colour as photographed).
 SKIN_TONES: dict[str, tuple[float, RGB]] = {
     "yellow": (0.60, (247, 206, 44)),
     "light_nougat": (0.12, (240, 204, 182)),
@@ -62,17 +61,12 @@ BLUSH_PINK: RGB = (236, 112, 112)
 FRECKLE_BROWN: RGB = (150, 80, 40)
 GEAR_GREY: RGB = (52, 52, 58)
 
-FACTORS: dict[str, tuple[str, ...]] = {
-    "skin": tuple(SKIN_TONES),
-    "eyes": tuple(EYES),
-    "brows": tuple(BROWS),
-    "brow_color": tuple(BROW_COLORS),
-    "mouth": tuple(MOUTHS),
-    "extras": tuple(EXTRAS),
-}
+# The factors drawn once per face, in the order they are drawn; FACTORS lists each one's classes.
+_ONE_OF: dict[str, dict] = {"skin": SKIN_TONES, "eyes": EYES, "brows": BROWS, "brow_color": BROW_COLORS,
+                            "mouth": MOUTHS}
+FACTORS: dict[str, tuple[str, ...]] = {k: tuple(table) for k, table in (*_ONE_OF.items(), ("extras", EXTRAS))}
 
-# ---- head geometry in head units (half-width of the head = 1, y down) -----------------------------
-
+# Head geometry in head units (half-width of the head = 1, y down).
 STUD = (-0.5, -1.22, 0.5, -0.84, 0.06)  # x0, y0, x1, y1, corner radius
 BODY = (-1.0, -0.92, 1.0, 0.88, 0.28)
 NECK = (-0.74, 0.78, 0.74, 1.08, 0.08)
@@ -99,13 +93,6 @@ def _rounded_rect(x0: float, y0: float, x1: float, y1: float, r: float, n: int =
 HEAD_PARTS = {name: _rounded_rect(*box) for name, box in (("neck", NECK), ("stud", STUD), ("body", BODY))}
 
 
-def _pick(rng: np.random.Generator, table: dict) -> str:
-    """One name of a probability table (values are p or (p, colour))."""
-    names = list(table)
-    p = np.array([v[0] if isinstance(v, tuple) else v for v in table.values()], dtype=float)
-    return names[rng.choice(len(names), p=p / p.sum())]
-
-
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
     """Colour a blended towards b by t (printed tints are solid, so blend up front)."""
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
@@ -120,10 +107,8 @@ def _jitter(rng: np.random.Generator, c: RGB, amount: float) -> RGB:
 class _Pen:
     """Draws head-frame shapes onto the supersampled canvas under the pose transform."""
 
-    def __init__(self, draw: ImageDraw.ImageDraw, origin: np.ndarray, px_per_unit: float, angle: float):
-        self.draw, self.o, self.k = draw, origin, px_per_unit
-        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        self.m = np.array([[c, -s], [s, c]]) * px_per_unit
+    def __init__(self, draw: ImageDraw.ImageDraw, origin: np.ndarray, px_per_unit: float, rot: np.ndarray):
+        self.draw, self.o, self.k, self.m = draw, origin, px_per_unit, rot * px_per_unit
 
     def xy(self, x, y) -> list[float]:
         """Canvas coordinates, flat [x0, y0, x1, y1, ...] as Pillow takes them."""
@@ -178,8 +163,7 @@ class _Face:
 
 def _sample_labels(rng: np.random.Generator) -> dict:
     """The factor labels of one face; the draws never depend on the image size."""
-    labels = {k: _pick(rng, t) for k, t in
-              (("skin", SKIN_TONES), ("eyes", EYES), ("brows", BROWS), ("brow_color", BROW_COLORS), ("mouth", MOUTHS))}
+    labels = {k: pick(rng, table) for k, table in _ONE_OF.items()}
     extras = [name for name, p in EXTRAS.items() if rng.random() < p]
     # Sunglasses already cover both eyes; a patch replaces a lens of the glasses.
     if labels["eyes"] == "sunglasses":
@@ -193,7 +177,7 @@ def _sample_labels(rng: np.random.Generator) -> dict:
         "dx": float(rng.uniform(-1, 1) * POSE["shift"]),
         "dy": float(rng.uniform(-1, 1) * POSE["shift"]),
     }
-    labels["backdrop"] = _pick(rng, BACKDROPS)
+    labels["backdrop"] = pick(rng, BACKDROPS)
     return labels
 
 
@@ -203,15 +187,12 @@ def _sample_face(rng: np.random.Generator, labels: dict) -> _Face:
     ey = BODY[1] + rng.uniform(0.44, 0.50) * body_h
     return _Face(
         skin=_jitter(rng, SKIN_TONES[labels["skin"]][1], 0.04),
-        ink=_jitter(rng, INKS[_pick(rng, INKS)][1], 0.05),
+        ink=_jitter(rng, INKS[pick(rng, INKS)][1], 0.05),
         hair=_jitter(rng, BROW_COLORS[labels["brow_color"]][1], 0.06),
         ex=rng.uniform(0.28, 0.36), ey=ey, r=rng.uniform(0.085, 0.11),
         mx=rng.uniform(-0.04, 0.04), my=BODY[1] + rng.uniform(0.70, 0.77) * body_h, mw=rng.uniform(0.18, 0.27),
         by=ey - rng.uniform(0.2, 0.27), bl=rng.uniform(0.11, 0.16), stroke=rng.uniform(0.045, 0.06),
     )
-
-
-# ---- printed features ------------------------------------------------------------------------------
 
 
 def _draw_head(pen: _Pen, skin: RGB, mask: _Pen) -> None:
@@ -403,9 +384,6 @@ def _draw_extras(pen: _Pen, f: _Face, extras: list[str], rng: np.random.Generato
             pen.ellipse(end[0], end[1], 0.06, 0.045, fill=gear)
 
 
-# ---- shading and camera ----------------------------------------------------------------------------
-
-
 @functools.lru_cache(maxsize=16)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres as fractions of the frame, computed once per size (treat as read-only)."""
@@ -448,8 +426,8 @@ def render_face(index: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, 
     big = size * SUPERSAMPLE
     backdrop = _jitter(rng, BACKDROPS[labels["backdrop"]][1], 0.015)
     canvas, silhouette = Image.new("RGB", (big, big), backdrop), Image.new("L", (big, big), 0)
-    pen = _Pen(ImageDraw.Draw(canvas), origin * big, unit * big, pose["angle"])
-    mask_pen = _Pen(ImageDraw.Draw(silhouette), origin * big, unit * big, pose["angle"])
+    pen = _Pen(ImageDraw.Draw(canvas), origin * big, unit * big, rot)
+    mask_pen = _Pen(ImageDraw.Draw(silhouette), origin * big, unit * big, rot)
     _draw_head(pen, f.skin, mask_pen)
     _draw_extras(pen, f, labels["extras"], rng, "under")
     _draw_mouth(pen, f, labels["mouth"], rng)
@@ -477,12 +455,9 @@ def render_face(index: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, 
 
 def render_faces(n: int, size: int = 64, seed: int = 0, start: int = 0) -> tuple[np.ndarray, list[dict]]:
     """Render faces start..start+n-1 as an (n, size, size, 3) uint8 array and their labels."""
-    out = np.empty((n, size, size, 3), dtype=np.uint8)
-    labels = []
-    for i in range(n):
-        out[i], label = render_face(start + i, size=size, seed=seed)
-        labels.append(label)
-    return out, labels
+    faces = [render_face(start + i, size=size, seed=seed) for i in range(n)]
+    pixels = np.array([face for face, _ in faces], np.uint8).reshape(n, size, size, 3)
+    return pixels, [label for _, label in faces]
 
 
 def preview(path, size: int = 128, seed: int = 0, grid: int = 8) -> Path:

@@ -1,5 +1,5 @@
-"""The printed heads shipped with the package: heads.npz beside this file (scripts/ldraw_heads.py made it from the
-LDraw.org parts library, CC BY: NOTICE beside it)."""
+"""The printed heads shipped with the package: heads.npz beside this file (scripts/ldraw_heads.py made it from
+the LDraw.org parts library, CC BY: NOTICE beside it)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Designs:
-    """The shipped printed heads: names (N,), descriptions, keywords, authors, (N, H, W) uint8 palette textures
-    (0: the head's colour), the palette's LDraw codes (K,) and RGB (K, 3), and the texture grid (theta_max, y0, dy)."""
+    """The shipped printed heads: names (N,), descriptions, keywords, authors, (N, H, W) uint8 palette
+    textures (0: the head's colour), the palette's LDraw codes (K,) and RGB (K, 3), the texture grid
+    (theta_max, y0, dy)."""
 
     names: np.ndarray
     description: np.ndarray
@@ -35,7 +36,6 @@ def load_designs() -> Designs:
     with resources.files("lego_vae.data.ldraw").joinpath("heads.npz").open("rb") as f:
         data = np.load(f)
         return Designs(**{name: data[name] for name in Designs.__dataclass_fields__})
-
 
 
 def designs_digest() -> str:

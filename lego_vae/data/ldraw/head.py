@@ -1,8 +1,8 @@
 """The bare head of LDraw part 3626b, seen from a few camera elevations, computed once per process.
 
-In LDU, y down, the front towards -z: a cylinder of radius 13 over y 4..17, its edges rounded (quarter ellipses
-of semi-axes 5 across and 4 up) to radius 8 at y 0 and 21, a stud of radius 6 over y -4..0 and a neck of
-radius 8 over y 21..24. An orthographic camera; each ray is marched in 0.25 LDU steps, then bisected.
+In LDU, y down, the front towards -z: a cylinder of radius 13 over y 4..17, its edges rounded (quarter
+ellipses of semi-axes 5 across and 4 up) to radius 8 at y 0 and 21, a stud of radius 6 over y -4..0 and a neck
+of radius 8 over y 21..24. An orthographic camera; each ray is marched in 0.25 LDU steps, then bisected.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 GEOMETRY_SIZE = 320  # pixels of the precomputed views of the bare head
 PITCHES = np.radians(np.linspace(-6.0, 18.0, 9))  # camera elevations of the precomputed views (+: from above)
-HALF_EXTENT = 20.5  # LDU from the frame's centre to its edge at scale 1: the head fills about 68% of the height
+HALF_EXTENT = 20.5  # LDU from the frame's centre to its edge at scale 1: the head fills ~68% of the height
 CENTRE_Y = 10.0  # LDU: the point of the head (between stud top -4 and neck bottom 24) on the frame's centre
 
 
@@ -35,7 +35,7 @@ def _normal(x: np.ndarray, y: np.ndarray, z: np.ndarray, part: np.ndarray) -> np
     r = np.maximum(np.hypot(x, z), 1e-6)
     radial = np.stack([x / r, np.zeros_like(r), z / r])
     up = np.stack([np.zeros_like(r), -np.ones_like(r), np.zeros_like(r)])
-    # The rounded edges are quarter ellipses in (r, y) with semi-axes 5 (r) and 4 (y): gradient of the ellipse.
+    # The rounded edges are quarter ellipses in (r, y) with semi-axes 5 (r) and 4 (y): their gradient.
     centre = np.where(y < 10, 4.0, 17.0)
     er, ey = np.maximum(r - 8, 0) / 25, (y - centre) / 16
     ellipse = np.stack([er * x / r, ey, er * z / r])
@@ -79,5 +79,3 @@ def head_views(size: int = GEOMETRY_SIZE) -> torch.Tensor:
         n_cam = np.stack([n[0], c * n[1] - s * n[2], s * n[1] + c * n[2]])
         views.append(np.stack([part, np.arctan2(x, -z), y, *n_cam, (part > 0).astype(float)]))
     return torch.from_numpy(np.stack(views).astype(np.float32))
-
-
