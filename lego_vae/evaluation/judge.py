@@ -1,7 +1,7 @@
 """An in-domain judge of face quality: a small attribute classifier trained on rendered faces.
 
 Offline there are no Inception weights, so FID is null; the renderer knows every face's factors
-(`lego_vae.data.labelled`), so a small conv net that reads them back from pixels is a judge we can train anywhere:
+(`lego_vae.data.labelled`), so a small conv net that reads them back from pixels is a judge trained anywhere:
 
     judge, info = load_or_train_judge(image_size, cache_dir, cfg.eval.judge)   # trained once, cached per settings
     judge(x)            # (B, 3, S, S) floats in [0, 1] -> (B, num_features): the feature space of fd/kd/PR
@@ -19,6 +19,7 @@ import json
 import math
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -126,11 +127,8 @@ def attribute_accuracy(judge: AttributeJudge, images: Tensor, labels: list[dict]
 
 
 def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, dict]:
-    """Per categorical factor, how the judge reads images against their true labels.
-
-    {factor: {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}.
-    Extras (0 or more items per face) have no single class and are left out.
-    """
+    """Per categorical factor (not extras), how the judge reads images against their true labels: {factor:
+    {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}."""
     pred, target = _predict_indices(judge, images), encode_labels(labels, judge.factors)
     out = {}
     for f in categorical(judge.factors):
@@ -141,11 +139,8 @@ def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict
 
 
 def confusion_losses(table: dict[str, dict], min_share: float = 0.5) -> list[str]:
-    """Lines such as "mouth: lipstick -> smile 80 %": each true class read as another class most of the time.
-
-    A class is listed when its most frequent reading is another class, taking at least min_share of its faces;
-    the largest losses first.
-    """
+    """Lines such as "mouth: lipstick -> smile 80 %", largest first: each true class whose most frequent
+    reading is another class, taking at least min_share of its faces."""
     found = []
     for factor, entry in table.items():
         for i, row in enumerate(entry["counts"]):
@@ -163,9 +158,8 @@ def chance_accuracy(labels: list[dict], factors: Factors | None = None) -> dict[
     """Most-frequent-class rate per factor (extras: the most frequent whole set) and their mean."""
     rates = {}
     for f in factors or factors_of("synthetic"):
-        values = [tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels]
-        _, counts = np.unique(np.array([json.dumps(v, allow_nan=False) for v in values]), return_counts=True)
-        rates[f] = float(counts.max() / len(values))
+        values = Counter(tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels)
+        rates[f] = values.most_common(1)[0][1] / len(labels)
     return _with_mean(rates)
 
 
@@ -176,11 +170,11 @@ def _loss(logits: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
 
 
 def train_judge(images: Tensor, labels: list[dict], cfg: JudgeConfig, factors: Factors) -> AttributeJudge:
-    """Fit a judge on uint8 faces (N, 3, S, S) and their renderer labels; Adam with a one-cycle lr (cfg: eval.judge)."""
+    """Fit a judge (cfg: eval.judge) on uint8 faces (N, 3, S, S) and their labels; Adam, one-cycle lr."""
     target = encode_labels(labels, factors)
     with torch.random.fork_rng(devices=[]):  # deterministic, without touching the caller's RNG
         torch.manual_seed(cfg.seed)
-        judge = AttributeJudge(images.shape[-1], width=cfg.width, num_features=cfg.num_features, factors=factors)
+        judge = AttributeJudge(images.shape[-1], cfg.width, cfg.num_features, factors)
         steps = cfg.epochs * -(-len(images) // cfg.batch_size)
         opt = torch.optim.Adam(judge.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
@@ -205,7 +199,8 @@ def load_or_train_judge(image_size: int, cache_dir: str | Path, judge_cfg: Judge
     """The judge of a rendered source's labels for this image size from `cache_dir`, or trained on the render set
     judge_cfg.seed (a run's eval.judge: its sizes and schedule) and cached: (judge, info). Raises KeyError for a
     source without labels (lego_vae.data.labelled)."""
-    settings = {"image_size": image_size, **{k: v for k, v in asdict(judge_cfg).items() if k not in ("enabled", "k")}}
+    settings = {"image_size": image_size, **asdict(judge_cfg)}
+    del settings["enabled"], settings["k"]  # how the judge is used, not what it is
     if source != "synthetic":  # absent for synthetic faces: their judges cached before ldraw existed stay valid
         settings.update(source=source, renders=render_version(source))
     factors = factors_of(source)

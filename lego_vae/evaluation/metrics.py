@@ -1,7 +1,7 @@
 """Held-out metrics of a trained VAE: -ELBO, IWAE likelihood in bits/dim, PSNR/SSIM, latent usage, FID/KID.
 
-Images come in as uint8 (N, 3, S, S) (floats are taken to be in [0, 1]). Every metric runs the VAE in eval mode
-under no_grad on its own device (model.inference.evaluating).
+Images come in as uint8 (N, 3, S, S) (floats are taken to be in [0, 1]). Every metric runs the VAE in eval
+mode under no_grad on its own device (model.inference.evaluating).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x 
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
     """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
-    # As on a validation batch (a calibrated decoder scores at its running sigma); eps from a seeded CPU generator.
+    # As on a validation batch (a calibrated decoder at its running sigma); eps from a seeded CPU generator.
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     with evaluating(vae) as device:
@@ -42,8 +42,9 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
     log p(x|z) is the likelihood's log_prob (Gaussian decoders: at sigma^2 = 1/2, or the running sigma when
     calibrated; x in [0, 1]^D, D = 3 S^2). With z_i ~ q(z|x), i = 1..k (k = 1 is the ELBO),
         log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)).
-    Returns {"iwae_k", "nll_nats": the mean bound on -log p(x), "bits_per_dim": (nll_nats + D ln 256) / (D ln 2)}:
-    the D ln 256 term makes the density the probability of the 8-bit image, comparable across models.
+    Returns {"iwae_k", "nll_nats": the mean bound on -log p(x), "bits_per_dim": (nll_nats + D ln 256) /
+    (D ln 2)}: the D ln 256 term makes the density the probability of the 8-bit image, comparable across
+    models.
     """
     generator = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
@@ -71,11 +72,8 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
 
 
 def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
-    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1.
-
-    PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image PSNRs),
-    capped at PSNR_CAP_DB; SSIM is the mean over images.
-    """
+    """PSNR (dB) and SSIM of reconstructions (decoded posterior means) with torchmetrics, data_range=1: PSNR
+    of the MSE pooled over the set (not a mean of per-image PSNRs), capped at PSNR_CAP_DB; SSIM the mean."""
     from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
     size = images.shape[-1]
@@ -92,11 +90,8 @@ def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> d
 
 
 def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
-    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.).
-
-    Returns {"active_units": the count, or None for fewer than 2 images (one image varies in nothing, so
-    every dimension would look collapsed), "active_units_reason": None or why, "latent": the latent size}.
-    """
+    """Latent dims whose posterior mean varies across the images: {"active_units": the count, "latent",
+    "active_units_reason"}; None, with the reason, for fewer than 2 images (one image varies in nothing)."""
     if len(images) < 2:
         return {"active_units": None, "latent": vae.latent,
                 "active_units_reason": f"active units need at least 2 images, got {len(images)}"}
@@ -127,7 +122,7 @@ def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int
 def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
             feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None,
             fakes: Tensor | None = None) -> dict:
-    """FID and KID between decoded samples (z ~ N(0, I), or the prior) and the images; null with a reason if impossible.
+    """FID and KID between decoded samples (z ~ N(0, I), or the prior) and the images; null with a reason.
 
     fakes: those samples already decoded (decoded_samples with the same n, prior and seed)."""
     if fakes is None:
@@ -141,11 +136,10 @@ def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception
              samples: dict[str, Tensor] | None = None) -> dict:
     """Every metric above in one JSON-serialisable dict; None (fid, kid, active_units) comes with a *_reason.
 
-    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and, for each fitted prior in `priors` (name -> prior),
-    again with the name as suffix (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae,
-    len(images), that prior, seed)} where the caller has them already.
+    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and each prior in `priors` (name -> prior), suffixed
+    (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae, len(images), prior, seed)}.
     """
-    samples = samples or {}
+    samples, priors = samples or {}, priors or {}
     result = {
         **vae.likelihood.metrics(),  # likelihood, decoder_sigma, and what else the decoder reports
         **{f"test_{key}": value for key, value in negative_elbo(vae, images, beta=beta, seed=seed).items()},
@@ -153,9 +147,9 @@ def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception
         **reconstruction_quality(vae, images),
         **active_units(vae, images),
         **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, fakes=samples.get("normal")),
-        "priors": ["normal", *(priors or {})],
+        "priors": ["normal", *priors],
     }
-    for name, prior in (priors or {}).items():
+    for name, prior in priors.items():
         distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior,
                             fakes=samples.get(name))
         result.update({f"{key}_{name}": value for key, value in distances.items()})

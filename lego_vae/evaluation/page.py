@@ -92,11 +92,12 @@ def pixel_scale(width: int, face_px: int | None) -> int:
 
 
 def figure_html(data: bytes, caption: str, pixel: bool, face_px: int | None = None) -> str:
-    """A picture file's bytes embedded as a data: URI; pixel pictures blown up by pixel_scale, nearest-neighbour."""
+    """A picture's bytes embedded as a data: URI; pixel pictures blown up by pixel_scale, without blur."""
     with Image.open(io.BytesIO(data)) as im:  # also refuses a file that is not a picture
         w, h = im.size
     mime = "image/gif" if data[:4] == b"GIF8" else "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
     k = pixel_scale(w, face_px)
     attrs = f' class="pixel" width="{w * k}" height="{h * k}"' if pixel else ""
-    return (f'<figure><img alt="{esc(caption)}"{attrs} src="data:{mime};base64,{base64.b64encode(data).decode()}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    src = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    caption = esc(caption)
+    return f'<figure><img alt="{caption}"{attrs} src="{src}"><figcaption>{caption}</figcaption></figure>'

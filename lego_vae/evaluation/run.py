@@ -1,10 +1,11 @@
-"""A trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html: open_run, measure,
-pictures, report. lego_vae.pipeline runs them after training, evaluate_run / `python -m lego_vae.evaluate` on an
-existing run; for the same checkpoint, config and seed they give the same numbers either way.
+"""A trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html: open_run,
+measure, pictures, report. lego_vae.pipeline runs them after training, evaluate_run (`python -m
+lego_vae.evaluate`) on an existing run; for the same checkpoint, config and seed they give the same numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -60,11 +61,9 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, sto
 
 def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
     """What training measured, for a run evaluated again: from its metrics.json, else from the checkpoint."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         old = json.loads((run_dir / "metrics.json").read_text())
-        return {key: value for key, value in old.items() if key in FIT_KEYS or key.removesuffix("_reason") in FIT_KEYS}
-    except (OSError, ValueError):
-        pass
+        return {key: value for key, value in old.items() if key.removesuffix("_reason") in FIT_KEYS}
     best = next((state.get("best_model_score") for key, state in checkpoint.get("callbacks", {}).items()
                  if "ModelCheckpoint" in key and state.get("best_model_score") is not None), None)
     return {"val_loss": float(best) if best is not None else None, "epochs": int(checkpoint.get("epoch", -1)) + 1}
@@ -78,7 +77,8 @@ def summary_line(m: dict) -> str:
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else f"FID null: {m.get('fid_reason') or 'not computed'}"
     judge = ""
     if m.get("fd_judge"):
-        kept, ceiling = (m.get("attr_acc_recon") or {}).get("mean"), (m.get("judge_ceiling") or {}).get("mean")
+        kept = (m.get("attr_acc_recon") or {}).get("mean")
+        ceiling = (m.get("judge_ceiling") or {}).get("mean")
         if kept is not None and ceiling is not None:
             judge = f"attributes kept in reconstructions {kept:.0%} (ceiling {ceiling:.0%}), "
         fd = ", ".join(f"{prior} {num(v, '.1f')}" for prior, v in m["fd_judge"].items())
@@ -86,10 +86,11 @@ def summary_line(m: dict) -> str:
     best = m.get("val_loss")
     best = f"best val/loss {best:.2f}  " if isinstance(best, float) and math.isfinite(best) else ""
     epochs = f"{m['epochs']} epochs  " if m.get("epochs") is not None else ""
-    return (f"test -ELBO {num(m['test_loss'], '.2f')} (recon {num(m['test_recon'], '.2f')}, kl "
-            f"{num(m['test_kl'], '.2f')})  IWAE {num(m['bits_per_dim'], '.4f')} bits/dim (k={m['iwae_k']})  PSNR "
-            f"{num(m['psnr'], '.2f')} dB  SSIM {num(m['ssim'], '.4f')}  active units {num(m['active_units'], 'd')}/"
-            f"{m['latent']}  {judge}{best}{epochs}{m['seconds']:.0f}s\n{fid}")
+    return (f"test -ELBO {num(m['test_loss'], '.2f')} (recon {num(m['test_recon'], '.2f')}, "
+            f"kl {num(m['test_kl'], '.2f')})  IWAE {num(m['bits_per_dim'], '.4f')} bits/dim "
+            f"(k={m['iwae_k']})  PSNR {num(m['psnr'], '.2f')} dB  SSIM {num(m['ssim'], '.4f')}  "
+            f"active units {num(m['active_units'], 'd')}/{m['latent']}  {judge}{best}{epochs}"
+            f"{m['seconds']:.0f}s\n{fid}")
 
 
 @dataclass
@@ -108,11 +109,11 @@ class TrainedRun:
 
 def open_run(run: str | Path, *, config: TrainConfig | None = None, fitted: dict | None = None) -> TrainedRun:
     """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation, the model on
-    device_for(trainer.accelerator); it writes nothing but a gmm prior into a checkpoint that holds none (run_prior).
+    device_for(trainer.accelerator); it writes nothing but a gmm prior into a checkpoint without (run_prior).
 
-    config: the checkpoint's config, validated, maybe with other eval/sample/pictures settings (default: the stored
-    one). fitted: what train() returned (default: read back by fit_metrics). Raises UserError for a missing,
-    foreign or damaged checkpoint, or a gmm prior the data cannot fit.
+    config: the checkpoint's config, validated, maybe with other eval/sample/pictures settings (default: the
+    stored one). fitted: what train() returned (default: read back by fit_metrics). Raises UserError for a
+    missing, foreign or damaged checkpoint, or a gmm prior the data cannot fit.
     """
     ckpt_path = checkpoint_file(run)
     folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
@@ -131,8 +132,8 @@ def measure(run: TrainedRun) -> dict:
     vae, plain, prior, seed = run.vae, run.plain, run.prior, run.plain.seed
     ev, test = plain.eval, run.datamodule.split_images("test")
     priors = {"gmm": prior} if prior is not None else {}
-    # One set of samples per prior, decoded once, for FID/KID and for the judge.
-    samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **priors}.items()}
+    samples = {"normal": decoded_samples(vae, len(test), None, seed)}  # decoded once: FID/KID and the judge
+    samples.update({name: decoded_samples(vae, len(test), p, seed) for name, p in priors.items()})
     metrics: dict = dict(run.fitted)
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
@@ -184,11 +185,8 @@ def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb
 
 def evaluate_run(run: str | Path, *, config: TrainConfig | None = None, out_dir: str | Path | None = None,
                  fitted: dict | None = None) -> dict:
-    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run): metrics, pictures, report.
-
-    out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
-    Returns the metrics written to metrics.json. Raises UserError as open_run does, before anything is written.
-    """
+    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run), into out_dir (default: the
+    run folder): the metrics written to metrics.json. Raises UserError as open_run does, before writing."""
     started = time.perf_counter()
     opened = open_run(run, config=config, fitted=fitted)
     out_dir = Path(out_dir) if out_dir is not None else opened.folder
@@ -205,9 +203,7 @@ EVALUATE_KEYS = ("eval.", "sample.", "pictures.", "data.cache_dir", "seed")
 
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """The evaluate command: evaluate_run on cfg.checkpoint with the overridden eval/sample/pictures keys.
-
-    Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
-    """
+    Raises UserError for a missing checkpoint, or an override of a key that would change the trained model."""
     plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
     ckpt_path = checkpoint_file(plain.checkpoint)
     config = OmegaConf.create(stored_config(load_checkpoint(ckpt_path)))

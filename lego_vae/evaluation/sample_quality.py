@@ -2,23 +2,23 @@
 
 judge_metrics returns, JSON-serialisable:
     attr_acc_real, attr_acc_recon  {factor: accuracy, "mean"} of the judge on the test faces and on their
-                                   reconstructions; attr_confusion_recon: judge.confusion on the reconstructions;
+                                   reconstructions; attr_confusion_recon: judge.confusion of the latter;
                                    all null, with attr_reason, without labels
     attr_chance, judge_ceiling     most-frequent-class rate and the judge's clean held-out accuracy
     fd_judge, kd_judge, kd_judge_std  {prior: value}: Fréchet and kernel distance, samples vs test faces
     precision, recall              {prior: value}: k-NN manifolds (Kynkäänniemi et al. 2019)
     fd_judge_reason, pr_reason     null, or why a value is null; judge_note: what the feature space is
 
-FD/KD come from distances.image_set_distances with the judge as the feature extractor, precision/recall from
-torch-fidelity. Read precision with recall and FD: 100 flat grey squares or noise images got precision 1.0 with
-the 64 px judge (recall 0, FD ~3,000 against ~130 for real faces), as faceless inputs map to one point amid the
-real cloud.
+FD/KD come from distances.image_set_distances with the judge as the feature extractor, precision/recall
+from torch-fidelity. Read precision with recall and FD: 100 flat grey squares or noise images got precision
+1.0 with the 64 px judge (recall 0, FD ~3,000 against ~130 for real faces), as faceless inputs map to one
+point amid the real cloud.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from lego_vae.config.schema import TrainConfig
@@ -89,7 +89,7 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
     return out
 
 
-def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, samples: dict[str, Tensor]) -> dict:
+def run_judge_metrics(vae: nn.Module, datamodule, config: TrainConfig, samples: dict[str, Tensor]) -> dict:
     """The judge's metrics of a trained run (eval.judge of its config): its reconstructions and samples
     ({"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=config.seed)})."""
     judge_cfg, data = config.eval.judge, config.data

@@ -67,13 +67,13 @@ def explore(cfg, block: bool = True):
 
 @contextlib.contextmanager
 def stop_requests(block: bool):
-    """While a blocking explorer is built and serves, SIGINT and SIGTERM (Ctrl+C, a service manager's or `kill`'s
-    stop) set `requested` of what it yields; the previous handlers afterwards. Nothing changes off the main thread
-    or for a non-blocking server (`requested` is never set).
+    """While a blocking explorer is built and serves, SIGINT and SIGTERM (Ctrl+C, a service manager's or
+    `kill`'s stop) set `requested` of what it yields; the previous handlers after. Nothing changes off the
+    main thread or for a non-blocking server (`requested` is never set).
 
-    The handler only notes the signal: raising KeyboardInterrupt there could land anywhere inside Gradio's start-up
-    (a lock, a thread's start), and once left the process hanging at exit. A second signal ends the process at once
-    (exit status 128 + its number)."""
+    The handler only notes the signal: raising KeyboardInterrupt there could land anywhere inside Gradio's
+    start-up (a lock, a thread's start), and once left the process hanging at exit. A second signal ends the
+    process at once (exit status 128 + its number)."""
     stop = SimpleNamespace(requested=False)
 
     def handler(signum: int, frame) -> None:

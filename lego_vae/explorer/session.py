@@ -1,6 +1,6 @@
 """What the face explorer computes, without any web framework: samples, morphs, steering, reconstructions.
 
-Every face is a (3, S, S) float tensor in [0, 1] at the checkpoint's image size; the app turns them into pictures.
+Every face is a (3, S, S) float tensor in [0, 1] at the checkpoint's image size; the app makes pictures.
 """
 
 from __future__ import annotations
@@ -34,10 +34,7 @@ MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals o
 
 def read_upload(path: str | Path, size: int, max_pixels: int) -> Tensor:
     """One uploaded image as (3, size, size) floats in [0, 1]; a one-line UserError for anything unreadable.
-
-    The header is read first and an image of more than max_pixels pixels is refused before any pixel
-    is decoded, so a 20000 x 20000 PNG (a few kB of compressed zeros) cannot take the server's memory.
-    """
+    One over max_pixels is refused from its header, so a 20000 x 20000 PNG of zeros cannot take the memory."""
     path, name = Path(path), Path(path).name
     if not path.is_file():
         raise UserError(f"'{name}': no such file")
@@ -71,8 +68,8 @@ class Face:
 class Explorer:
     """A checkpoint's VAE with its test faces, latent dimensions ranked by KL, and optional GMM prior.
 
-    The faces to pick from (gallery, test_face) are the test faces, then `more` held-out faces: from_checkpoint
-    adds the validation faces where the test split has fewer than two, so Morph has two faces to start from.
+    The faces to pick from (gallery, test_face) are the test faces, then `more` held-out ones (from_checkpoint
+    adds the validation faces where the test split has fewer than two: Morph needs two faces).
     """
 
     def __init__(self, vae: VAE, config: TrainConfig, test: Tensor, prior=None, max_pixels: int = 40_000_000,
@@ -84,7 +81,7 @@ class Explorer:
         more = more if more is not None else test[:0]
         self.faces = torch.cat([test, more])  # (N + M, 3, S, S) uint8: the faces offered to pick from
         self.face_labels = [f"test face {i}" for i in range(len(test))] + [f"val face {i}" for i in range(len(more))]
-        # (latent,) mean KL per dimension over the test faces; ranked most used first, as traversal.png orders them
+        # (latent,) mean KL per dimension over the test faces; ranked most used first, like traversal.png
         self.kl = kl_per_dim(vae, test) if len(test) else torch.zeros(self.latent)
         self.ranked = self.kl.argsort(descending=True).tolist()
 
