@@ -183,10 +183,8 @@ def write_report(path: Path, title: str, config: Any, metrics: dict, images: dic
             "<h2>Metrics</h2>", _metrics_html(table) if table else "<p>No metrics.</p>"]
     if metrics.get(CONFUSION_KEY):
         body += ["<h2>What reconstructions lose</h2>", _confusion_html(metrics[CONFUSION_KEY])]
-    png = _curves_png(curves) if curves else None
-    if png is not None:
-        figure = figure_html(png, "loss curves", pixel=False)
-        body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
+    if curves and (png := _curves_png(curves)) is not None:
+        body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure_html(png, "loss curves", False)}</div>']
     if images:
         size = get_key(config, "data.image_size")
         face_px = size if is_number(size) and size > 0 else None
@@ -195,8 +193,7 @@ def write_report(path: Path, title: str, config: Any, metrics: dict, images: dic
         body += [f"<h2>Trials ({len(trials)})</h2>", "<p class=\"context\">Click a header to sort.</p>",
                  _trials_html(trials)]
     if plots:
-        named = [(Path(p).stem, Path(p)) for p in plots]
-        body += ["<h2>Tuning plots</h2>", _pictures_html(named, pixel=False)]
+        body += ["<h2>Tuning plots</h2>", _pictures_html([(Path(p).stem, p) for p in plots], pixel=False)]
     plain = json.loads(json.dumps(to_plain(config), default=str))  # YAML-safe: tuples as lists, Paths as str
     dumped = yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
     body += ["<h2>Config</h2>", f"<pre>{esc(dumped)}</pre>"]
