@@ -8,8 +8,8 @@ Offline there are no Inception weights, so FID is null; the renderer knows every
     judge.logits(x)     # {factor: (B, classes)}; "extras" is (B, extras items) presence logits
     info                # {"ceiling", "chance", "loaded", "seconds", "path", "settings"}
 
-It trains on the render set eval.judge.seed, which no VAE sees, and its ceiling is its accuracy on clean
-held-out faces of that set.
+It trains on the render set eval.judge.seed, which no VAE sees (a large prime, far from any data.seed a user
+would pick), and its ceiling is its accuracy on clean held-out faces of that set.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
         log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)).
     Returns {"iwae_k", "nll_nats": the mean bound on -log p(x), "bits_per_dim": (nll_nats + D ln 256) /
     (D ln 2)}: the D ln 256 term makes the density the probability of the 8-bit image, comparable across
-    models.
+    models; as a bound, it overestimates the true NLL.
     """
     generator = torch.Generator().manual_seed(seed)
     dims = images[0].numel()

@@ -192,8 +192,7 @@ def evaluate_run(run: str | Path, *, config: TrainConfig | None = None, out_dir:
     out_dir = Path(out_dir) if out_dir is not None else opened.folder
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = measure(opened)
-    images = pictures(opened, out_dir)
-    report(opened, metrics, images, out_dir, opened.folder / "tb", started)
+    report(opened, metrics, pictures(opened, out_dir), out_dir, opened.folder / "tb", started)
     return metrics
 
 
@@ -210,11 +209,9 @@ def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     for key in (o.split("=", 1)[0].lstrip("+~") for o in overrides):  # 'eval.iwae_k=8', '+a.b=1' -> the dotted key
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
             continue
-        if not any(key == k or key.startswith(k) for k in EVALUATE_KEYS):
+        if not key.startswith(EVALUATE_KEYS):
             raise UserError(f"{key}: evaluate keeps the checkpoint's model, data and training settings; it can "
                             "change eval.*, sample.*, pictures.*, seed and data.cache_dir")
         OmegaConf.update(config, key, get_key(plain, key), force_add=True)
-    out_dir = plain.out_dir
-    where = out_dir or ckpt_path.parent.parent
-    print(f"evaluate {ckpt_path} -> {where}", flush=True)
-    return evaluate_run(ckpt_path, config=validate(config), out_dir=out_dir)
+    print(f"evaluate {ckpt_path} -> {plain.out_dir or ckpt_path.parent.parent}", flush=True)
+    return evaluate_run(ckpt_path, config=validate(config), out_dir=plain.out_dir)
