@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import time
@@ -157,6 +156,17 @@ def _trials_html(trials: list[dict]) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
+def _plain(value: object) -> object:
+    """Plain YAML-safe data: tuples to lists, anything unknown (a Path, say) to its string."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
 def _pictures_html(entries: list[tuple[str, Path]], pixel: bool, face_px: int | None = None) -> str:
     parts, missing = [], []
     for caption, file in entries:
@@ -194,8 +204,7 @@ def write_report(path: Path, title: str, config: Any, metrics: dict, images: dic
                  _trials_html(trials)]
     if plots:
         body += ["<h2>Tuning plots</h2>", _pictures_html([(Path(p).stem, p) for p in plots], pixel=False)]
-    plain = json.loads(json.dumps(to_plain(config), default=str))  # YAML-safe: tuples as lists, Paths as str
-    dumped = yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    dumped = yaml.safe_dump(_plain(to_plain(config)), sort_keys=False, default_flow_style=False, allow_unicode=True)
     body += ["<h2>Config</h2>", f"<pre>{esc(dumped)}</pre>"]
     if trials is not None:
         body.append(f"<script>{SORT_JS}</script>")
