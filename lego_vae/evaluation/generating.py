@@ -29,7 +29,7 @@ def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:
 
 @torch.no_grad()
 def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: int, mode: str) -> torch.Tensor:
-    """(rows, steps, 3, S, S): faces between the posterior means of each pair (3, S, S) in [0, 1]."""
+    """(rows, steps, 3, S, S): faces between the posterior means of each pair of faces (3, S, S) in [0, 1]."""
     return torch.stack([vae.interpolate(a, b, steps, mode) for a, b in pairs])
 
 
