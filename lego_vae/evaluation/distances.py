@@ -42,8 +42,7 @@ class _FloatInception(nn.Module):
 
 
 def _inception(weights_path: str | Path | None) -> _FloatInception:
-    """The Inception extractor from a local weights file, else from torch-fidelity's download (bounded in time)."""
-    # One network serves FID and KID: torchmetrics' KID has no weights-path argument of its own.
+    """The Inception extractor for FID and KID from a local weights file, else torch-fidelity's download."""
     if weights_path is not None:
         if not Path(weights_path).is_file():
             raise FileNotFoundError(f"Inception weights file {weights_path} does not exist; {INCEPTION_HINT}")
@@ -55,8 +54,7 @@ def _inception(weights_path: str | Path | None) -> _FloatInception:
     previous = socket.getdefaulttimeout()  # process-wide, so restored at once
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        # torch.hub announces "Downloading: ..." before it knows whether the download can succeed: offline that
-        # line is untrue, so it is held back; a failure is reported once, as fid_reason.
+        # torch.hub's "Downloading: ..." is untrue offline: held back; a failure is said once, as fid_reason.
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             return _FloatInception(None)
     except Exception as error:
@@ -73,10 +71,9 @@ def _no_fid(reason: str) -> dict:
 def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = None,
                         weights_path: str | Path | None = None, seed: int = 0, batch_size: int = 64,
                         device: torch.device | str = "cpu") -> dict:
-    """FID and KID between two image sets via torchmetrics: {"fid", "kid", "kid_std", "fid_reason"}, None with a reason on failure."""
-    # feature: an nn.Module mapping float images (B, 3, S, S) in [0, 1] to (B, F) features, with a
-    # `num_features` attribute (else torchmetrics probes it with a 299 px image); it is put in eval mode.
-    # Without it, Inception-v3 (torch-fidelity's FID weights: weights_path, else a download).
+    """FID and KID between two image sets via torchmetrics: {"fid", "kid", "kid_std", "fid_reason"}, None
+    with a reason on failure. feature: a module from float images in [0, 1] to (B, num_features) (put in eval
+    mode); default Inception-v3 (weights_path, else a download)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -86,9 +83,8 @@ def image_set_distances(real: Tensor, fake: Tensor, feature: nn.Module | None = 
         extractor = (feature if feature is not None else _inception(weights_path)).eval()
     except Exception as error:
         return _no_fid(str(error))
-    # FID = |m_r - m_f|^2 + Tr(C_r + C_f - 2 (C_r C_f)^(1/2)) of Gaussians fitted to the features (Heusel
-    # et al. 2017); KID = unbiased MMD^2 with the kernel (f.g / F + 1)^3, mean and std over 100 random
-    # subsets (Binkowski et al. 2018), which must not be larger than either set.
+    # FID: Heusel et al. 2017; KID: unbiased MMD^2 with kernel (f.g / F + 1)^3 over 100 random subsets no
+    # larger than either set (Binkowski et al. 2018).
     fid = FrechetInceptionDistance(feature=extractor, normalize=True, sync_on_compute=False).to(device)
     with warnings.catch_warnings():  # "KID keeps every feature in memory": N x F floats, fine here
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")

@@ -29,12 +29,7 @@ def to_float(images: torch.Tensor, vae: VAE) -> torch.Tensor:
 
 @torch.no_grad()
 def morph_rows(vae: VAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], steps: int, mode: str) -> torch.Tensor:
-    """(rows, steps, 3, S, S): faces between the posterior means of each pair of images (3, S, S) in [0, 1].
-
-    Raises ValueError for no pairs (a morph needs at least one).
-    """
-    if not pairs:
-        raise ValueError("morph_rows: no pairs to morph")
+    """(rows, steps, 3, S, S): faces between the posterior means of each pair of faces (3, S, S) in [0, 1]."""
     return torch.stack([vae.interpolate(a, b, steps, mode) for a, b in pairs])
 
 
@@ -57,17 +52,15 @@ def random_pairs(datamodule: LegoFacesDataModule, n: int, gen: torch.Generator,
                  vae: VAE) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Up to n pairs of distinct held-out faces (3, S, S) in [0, 1], drawn without replacement with gen.
 
-    Test faces; where the test split has only one, the validation faces join it (held_out), so there is
-    always at least one pair. Fewer pairs than asked, or validation faces, are said in one printed line.
+    Test faces, joined by the validation faces where the test split has only one (held_out). Fewer pairs than
+    asked, or validation faces, are said in one printed line.
     """
-    faces, labels = datamodule.held_out("test", at_least=2)
-    idx = torch.randperm(len(faces), generator=gen)[: 2 * n].tolist()
-    picked = to_float(faces[idx], vae)
+    faces, _ = datamodule.held_out("test", at_least=2)
+    picked = to_float(faces[torch.randperm(len(faces), generator=gen)[: 2 * n].tolist()], vae)
     pairs = [(picked[i], picked[i + 1]) for i in range(0, len(picked) - 1, 2)]
     n_test = len(datamodule.split_indices["test"])
     notes = []
-    if len(faces) > n_test:
-        n_val = len(faces) - n_test
+    if n_val := len(faces) - n_test:
         notes.append(f"the test split has {n_test} face{'s' if n_test != 1 else ''}, so the "
                      f"{n_val} validation face{'s are' if n_val != 1 else ' is'} drawn from too")
     if len(pairs) < n:
@@ -95,13 +88,10 @@ def check_classes(factor: str, values: list[str], source: str = "synthetic") -> 
 
 def class_strip(vae: VAE, datamodule: LegoFacesDataModule, factor: str, values: list[str],
                 per_class: int) -> tuple[torch.Tensor, list[str]]:
-    """Test faces of each class of a factor of the rendered faces, above their reconstructions.
+    """The first per_class test faces of each class of a factor, in the test split's order, above their
+    reconstructions: (2 * K, 3, S, S) in [0, 1] (a grid of nrow=K) and the class of each of the K columns.
 
-    Returns a (2 * K, 3, S, S) tensor in [0, 1], the K faces in the first half and their posterior-mean
-    reconstructions in the second (a grid of nrow=K shows originals above reconstructions), and the class of
-    each of the K columns. The first per_class test faces of each class, in the test split's order.
-    Raises UserError when the source has no labels (photos), for an unknown factor or class, or when no
-    test face has any of the classes.
+    Raises UserError as check_classes does, or when no test face has any of the classes.
     """
     values = check_classes(factor, values, datamodule.source)
     labels = datamodule.split_labels("test")
@@ -126,13 +116,12 @@ def generate(cfg, out_dir: str | Path) -> list[Path]:
         check_classes(plain.classes.factor, plain.classes.values, config.data.source)
     prior = chosen_prior(plain.prior, fitted, plain.checkpoint)
     size, steps, gen = config.data.image_size, plain.steps, torch.Generator().manual_seed(plain.seed)
-    max_pixels = config.data.max_pixels
+    max_pixels = config.data.max_pixels  # the run's (today's default for a checkpoint older than the key)
     z = sample_latents(vae.latent, plain.n ** 2, prior, plain.temperature, generator=gen)
     written = [save_grid(vae.decode(z.to(device)), out_dir / "samples.png", nrow=plain.n)]
 
     datamodule = LegoFacesDataModule.ready(config.data)
     if plain.a is not None:
-        # The training run's data.max_pixels (today's default for a checkpoint older than the key).
         a, b = (to_float(torch.from_numpy(load_image(path, size, max_pixels)).permute(2, 0, 1), vae)
                 for path in (plain.a, plain.b))
         pairs = [(a, b)]

@@ -1,23 +1,15 @@
-"""An in-domain judge of face quality: a small attribute classifier trained on renderer faces.
+"""An in-domain judge of face quality: a small attribute classifier trained on rendered faces.
 
-Offline there are no Inception weights, so FID is null. The renderer knows every face's factors, so a
-small conv net that reads them back from pixels is a judge we can train anywhere, in minutes:
+Offline there are no Inception weights, so FID is null; the renderer knows every face's factors
+(`lego_vae.data.labelled`), so a small conv net that reads them back from pixels is a judge trained anywhere:
 
     judge, info = load_or_train_judge(image_size, cache_dir, cfg.eval.judge)   # trained once, cached per settings
     judge(x)            # (B, 3, S, S) floats in [0, 1] -> (B, num_features): the feature space of fd/kd/PR
-    judge.logits(x)     # {factor: (B, classes)}; "extras" is (B, len(EXTRAS)) presence logits
-    predict(judge, x)   # [{factor: class name, "extras": [names]}] per image
-    info                # {"ceiling", "chance", "loaded", "seconds", "path", ...}
+    judge.logits(x)     # {factor: (B, classes)}; "extras" is (B, extras items) presence logits
+    info                # {"ceiling", "chance", "loaded", "seconds", "path", "settings"}
 
-Wiring it to a run (the settings are conf `eval.judge`):
-
-    judge, info = load_or_train_judge(cfg.data.image_size, cfg.data.cache_dir, cfg.eval.judge)
-    sample_quality.judge_metrics(judge, dm.split_images("test"), dm.split_labels("test"), recons,
-                                 {"standard": samples}, k=cfg.eval.judge.k)
-
-It trains on faces of the set eval.judge.seed, which no VAE sees (synthetic data.seed defaults to 0; the
-judge's seed is a large fixed prime far from any seed a user would pick), and its ceiling is its
-accuracy on clean held-out faces of the same set. Factors are those of `synthetic.FACTORS`.
+It trains on the render set eval.judge.seed, which no VAE sees (a large prime, far from any data.seed a user
+would pick), and its ceiling is its accuracy on clean held-out faces of that set.
 """
 
 from __future__ import annotations
@@ -27,6 +19,8 @@ import json
 import math
 import time
 import warnings
+from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -71,23 +65,20 @@ class AttributeJudge(nn.Module):
         self.heads = nn.ModuleDict({f: nn.Linear(num_features, len(c)) for f, c in self.factors.items()})
         self.meta: dict = {}  # ceiling, chance and settings, filled by load_or_train_judge
 
-    def features(self, x: Tensor) -> Tensor:
-        """(B, 3, S, S) floats in [0, 1] -> (B, num_features) embedding."""
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, 3, S, S) floats in [0, 1] -> (B, num_features) embedding: a torchmetrics FID/KID `feature`."""
         return self.body((x - 0.5) / 0.25)
 
-    def forward(self, x: Tensor) -> Tensor:
-        # The features, so the judge itself is a torchmetrics FID/KID `feature` extractor.
-        return self.features(x)
+    features = forward
 
     def logits(self, x: Tensor) -> dict[str, Tensor]:
         """Per-factor logits: (B, classes) for each categorical factor, (B, extras items) for extras."""
-        h = self.features(x)
+        h = self(x)
         return {f: head(h) for f, head in self.heads.items()}
 
 
-def encode_labels(labels: list[dict], factors: Factors | None = None) -> dict[str, Tensor]:
+def encode_labels(labels: list[dict], factors: Factors) -> dict[str, Tensor]:
     """Renderer labels -> class indices (N,) per categorical factor and a multi-hot (N, extras items) for extras."""
-    factors = factors or factors_of("synthetic")
     extras = factors["extras"]
     out = {f: torch.tensor([factors[f].index(lab[f]) for lab in labels], dtype=torch.long) for f in categorical(factors)}
     out["extras"] = torch.tensor([[float(e in lab["extras"]) for e in extras] for lab in labels]).reshape(-1, len(extras))
@@ -112,21 +103,17 @@ def predict(judge: AttributeJudge, images: Tensor) -> list[dict]:
             for i in range(len(images))]
 
 
-def _hits(pred: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Per image, 1.0 where the factor is read right; extras only when the whole set is right."""
-    # Extras are 0+ items: a per-item mean would sit near 90 % by chance alone (most items are rare),
-    # hiding the errors that matter, so a face's extras count as right only if every item is.
-    return {f: (pred[f] == target[f]).all(1).float() if f == "extras" else (pred[f] == target[f]).float()
-            for f in pred}
-
-
 def _with_mean(per_factor: dict[str, float]) -> dict[str, float]:
     return {**per_factor, "mean": float(np.mean(list(per_factor.values())))}
 
 
 def attribute_hits(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, Tensor]:
     """Per factor, (N,) 1.0 where the judge reads image i's factor right (extras: the whole set), else 0.0."""
-    return _hits(_predict_indices(judge, images), encode_labels(labels, judge.factors))
+    pred, target = _predict_indices(judge, images), encode_labels(labels, judge.factors)
+    # Extras are 0+ items: a per-item mean would sit near 90 % by chance alone (most items are rare),
+    # hiding the errors that matter, so a face's extras count as right only if every item is.
+    return {f: (pred[f] == target[f]).all(1).float() if f == "extras" else (pred[f] == target[f]).float()
+            for f in pred}
 
 
 def accuracy_of(hits: dict[str, Tensor]) -> dict[str, float]:
@@ -140,11 +127,8 @@ def attribute_accuracy(judge: AttributeJudge, images: Tensor, labels: list[dict]
 
 
 def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict[str, dict]:
-    """Per categorical factor, how the judge reads images against their true labels.
-
-    {factor: {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}.
-    Extras (0 or more items per face) have no single class and are left out.
-    """
+    """Per categorical factor (not extras), how the judge reads images against their true labels: {factor:
+    {"classes": [names], "counts": K x K list, counts[i][j] = images of true class i read as class j}}."""
     pred, target = _predict_indices(judge, images), encode_labels(labels, judge.factors)
     out = {}
     for f in categorical(judge.factors):
@@ -155,11 +139,8 @@ def confusion(judge: AttributeJudge, images: Tensor, labels: list[dict]) -> dict
 
 
 def confusion_losses(table: dict[str, dict], min_share: float = 0.5) -> list[str]:
-    """Lines such as "mouth: lipstick -> smile 80 %": each true class read as another class most of the time.
-
-    A class is listed when its most frequent reading is another class, taking at least min_share of its faces;
-    the largest losses first.
-    """
+    """Lines such as "mouth: lipstick -> smile 80 %", largest first: each true class whose most frequent
+    reading is another class, taking at least min_share of its faces."""
     found = []
     for factor, entry in table.items():
         for i, row in enumerate(entry["counts"]):
@@ -177,9 +158,8 @@ def chance_accuracy(labels: list[dict], factors: Factors | None = None) -> dict[
     """Most-frequent-class rate per factor (extras: the most frequent whole set) and their mean."""
     rates = {}
     for f in factors or factors_of("synthetic"):
-        values = [tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels]
-        _, counts = np.unique(np.array([json.dumps(v, allow_nan=False) for v in values]), return_counts=True)
-        rates[f] = float(counts.max() / len(values))
+        values = Counter(tuple(sorted(lab[f])) if f == "extras" else lab[f] for lab in labels)
+        rates[f] = values.most_common(1)[0][1] / len(labels)
     return _with_mean(rates)
 
 
@@ -189,19 +169,18 @@ def _loss(logits: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
                else F.cross_entropy(z, target[f]) for f, z in logits.items())
 
 
-def train_judge(images: Tensor, labels: list[dict], epochs: int, batch_size: int, lr: float,
-                width: int, num_features: int, seed: int, factors: Factors | None = None) -> AttributeJudge:
-    """Fit a judge on uint8 faces (N, 3, S, S) and their renderer labels; Adam with a cosine-decayed lr."""
+def train_judge(images: Tensor, labels: list[dict], cfg: JudgeConfig, factors: Factors) -> AttributeJudge:
+    """Fit a judge (cfg: eval.judge) on uint8 faces (N, 3, S, S) and their labels; Adam, one-cycle lr."""
     target = encode_labels(labels, factors)
     with torch.random.fork_rng(devices=[]):  # deterministic, without touching the caller's RNG
-        torch.manual_seed(seed)
-        judge = AttributeJudge(images.shape[-1], width=width, num_features=num_features, factors=factors)
-        steps = epochs * -(-len(images) // batch_size)
-        opt = torch.optim.Adam(judge.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+        torch.manual_seed(cfg.seed)
+        judge = AttributeJudge(images.shape[-1], cfg.width, cfg.num_features, factors)
+        steps = cfg.epochs * -(-len(images) // cfg.batch_size)
+        opt = torch.optim.Adam(judge.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
         judge.train()
-        for _ in range(epochs):
-            for idx in torch.randperm(len(images)).split(batch_size):
+        for _ in range(cfg.epochs):
+            for idx in torch.randperm(len(images)).split(cfg.batch_size):
                 x = images[idx].float() / 255
                 # Mirroring keeps every label (smirks, winks and patches are drawn on either side at random);
                 # pose jitter comes from the renderer itself.
@@ -215,53 +194,37 @@ def train_judge(images: Tensor, labels: list[dict], epochs: int, batch_size: int
     return judge.eval()
 
 
-def judge_cache_path(cache_dir: str | Path, settings: dict) -> Path:
-    """Where the judge of these settings (image size included) is cached."""
-    key = {"version": JUDGE_VERSION, **settings}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, allow_nan=False).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"judge-{settings['image_size']}px-{digest}.pt"
-
-
-def _load(path: Path, settings: dict) -> AttributeJudge:
-    """The cached judge; raises on anything unreadable or from other settings."""
-    saved = torch.load(path, weights_only=True)
-    if saved["meta"]["settings"] != settings:
-        raise ValueError("settings differ")
-    judge = AttributeJudge(settings["image_size"], width=settings["width"], num_features=settings["num_features"],
-                           factors=factors_of(settings.get("source", "synthetic")))
-    judge.load_state_dict(saved["state_dict"])
-    judge.meta = saved["meta"]
-    return judge.eval()
-
-
 def load_or_train_judge(image_size: int, cache_dir: str | Path, judge_cfg: JudgeConfig,
                         source: str = "synthetic") -> tuple[AttributeJudge, dict]:
     """The judge of a rendered source's labels for this image size from `cache_dir`, or trained on the render set
     judge_cfg.seed (a run's eval.judge: its sizes and schedule) and cached: (judge, info). Raises KeyError for a
     source without labels (lego_vae.data.labelled)."""
-    seed, num_train, num_holdout = judge_cfg.seed, judge_cfg.num_train, judge_cfg.num_holdout
-    settings = {"image_size": image_size, "seed": seed, "num_train": num_train, "num_holdout": num_holdout,
-                "epochs": judge_cfg.epochs, "batch_size": judge_cfg.batch_size, "lr": judge_cfg.lr,
-                "width": judge_cfg.width, "num_features": judge_cfg.num_features}
+    settings = {"image_size": image_size, **asdict(judge_cfg)}
+    del settings["enabled"], settings["k"]  # how the judge is used, not what it is
     if source != "synthetic":  # absent for synthetic faces: their judges cached before ldraw existed stay valid
         settings.update(source=source, renders=render_version(source))
     factors = factors_of(source)
     if factors is None:
         raise KeyError(f"{source}: a photo source has no labels for the judge")
-    path = judge_cache_path(cache_dir, settings)
+    key = json.dumps({"version": JUDGE_VERSION, **settings}, sort_keys=True, allow_nan=False)
+    path = Path(cache_dir) / f"judge-{image_size}px-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     if path.exists():
         try:
-            judge = _load(path, settings)
-            return judge, {**judge.meta, "loaded": True, "path": str(path)}
+            saved = torch.load(path, weights_only=True)
+            if saved["meta"]["settings"] != settings:
+                raise ValueError("settings differ")
+            judge = AttributeJudge(image_size, judge_cfg.width, judge_cfg.num_features, factors)
+            judge.load_state_dict(saved["state_dict"])
+            judge.meta = saved["meta"]
+            return judge.eval(), {**judge.meta, "loaded": True, "path": str(path)}
         except Exception as error:  # truncated, garbage, or another format: retrain, say so once
             warnings.warn(f"judge cache {path} is unreadable ({type(error).__name__}); training the judge again",
                           stacklevel=2)
-    start = time.perf_counter()
-    pixels, labels = render_labelled(source, num_train + num_holdout, size=image_size, seed=seed)
+    start, n = time.perf_counter(), judge_cfg.num_train
+    pixels, labels = render_labelled(source, n + judge_cfg.num_holdout, size=image_size, seed=judge_cfg.seed)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (N, 3, S, S) uint8
-    judge = train_judge(images[:num_train], labels[:num_train], judge_cfg.epochs, judge_cfg.batch_size, judge_cfg.lr,
-                        judge_cfg.width, judge_cfg.num_features, seed, factors)
-    held_images, held_labels = images[num_train:], labels[num_train:]
+    judge = train_judge(images[:n], labels[:n], judge_cfg, factors)
+    held_images, held_labels = images[n:], labels[n:]
     judge.meta = {"settings": settings, "seconds": time.perf_counter() - start,
                   "ceiling": attribute_accuracy(judge, held_images, held_labels),
                   "chance": chance_accuracy(held_labels, factors)}

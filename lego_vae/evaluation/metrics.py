@@ -1,10 +1,7 @@
 """Held-out metrics of a trained VAE: -ELBO, IWAE likelihood in bits/dim, PSNR/SSIM, latent usage, FID/KID.
 
-FID/KID of two image sets (Inception or a custom feature extractor) are in distances.py, the judge's
-metrics in sample_quality.py.
-
-Images come in as uint8 tensors (N, 3, S, S) (float tensors are taken to be in [0, 1] already). Every
-metric runs the VAE in eval mode under no_grad on the VAE's own device and restores its previous mode.
+Images come in as uint8 (N, 3, S, S) (floats are taken to be in [0, 1]). Every metric runs the VAE in eval
+mode under no_grad on its own device (model.inference.evaluating).
 """
 
 from __future__ import annotations
@@ -25,9 +22,7 @@ MAX_DECODE = 4096  # iwae_nll decodes at most this many images at once (batch x 
 
 def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int = 256, seed: int = 0) -> dict:
     """Test -ELBO per image (the training loss) with its recon and KL parts: {"loss", "recon", "kl"}."""
-    # The likelihood's loss, recon + beta * kl, as on a validation batch (a calibrated decoder scores at its
-    # running sigma, never the test batch's own error), averaged over all images; eps ~ N(0, I) comes from a
-    # CPU generator seeded with `seed`, so it is deterministic on any device.
+    # As on a validation batch (a calibrated decoder at its running sigma); eps from a seeded CPU generator.
     generator = torch.Generator().manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     with evaluating(vae) as device:
@@ -44,15 +39,12 @@ def negative_elbo(vae: VAE, images: Tensor, beta: float = 1.0, batch_size: int =
 def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: int = 0) -> dict:
     """Importance-weighted bound (IWAE, Burda et al. 2016) of -log p(x) per image, in nats and bits/dim.
 
-    log p(x|z) is the VAE's likelihood's log_prob: for the Gaussian decoders, at sigma^2 = 1/2 (fixed) or the
-    running sigma from training (calibrated), -sum (x - x_hat)^2 / (2 sigma^2) - D log sigma - (D/2) log(2 pi),
-    D = 3 S^2, x in [0, 1]^D. With z_i ~ q(z|x) = N(mu, sigma^2), i = 1..k,
-        log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)),
-    a bound that tightens as k grows (k = 1 is the ELBO). Returns {"iwae_k": k, "nll_nats": the mean
-    over images of the bound on -log p(x), a continuous density on [0, 1]^D, "bits_per_dim":
-    (nll_nats + D ln 256) / (D ln 2)}. The D ln 256 term turns the density into the probability of the
-    8-bit image (each of the 256 levels is 1/256 wide), so models of any latent size or architecture
-    compare on one scale; being a bound, it overestimates the true NLL.
+    log p(x|z) is the likelihood's log_prob (Gaussian decoders: at sigma^2 = 1/2, or the running sigma when
+    calibrated; x in [0, 1]^D, D = 3 S^2). With z_i ~ q(z|x), i = 1..k (k = 1 is the ELBO),
+        log p(x) >= log (1/k) sum_i exp(log p(x|z_i) + log p(z_i) - log q(z_i|x)).
+    Returns {"iwae_k", "nll_nats": the mean bound on -log p(x), "bits_per_dim": (nll_nats + D ln 256) /
+    (D ln 2)}: the D ln 256 term makes the density the probability of the 8-bit image, comparable across
+    models; as a bound, it overestimates the true NLL.
     """
     generator = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
@@ -80,11 +72,8 @@ def iwae_nll(vae: VAE, images: Tensor, k: int = 64, batch_size: int = 64, seed: 
 
 
 def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> dict:
-    """PSNR (dB) and SSIM of deterministic reconstructions (decode the posterior mean) with torchmetrics, data_range=1.
-
-    PSNR = 10 log10(1 / MSE) with the MSE pooled over every pixel of the set (not a mean of per-image PSNRs),
-    capped at PSNR_CAP_DB; SSIM is the mean over images.
-    """
+    """PSNR (dB) and SSIM of reconstructions (decoded posterior means) with torchmetrics, data_range=1: PSNR
+    of the MSE pooled over the set (not a mean of per-image PSNRs), capped at PSNR_CAP_DB; SSIM the mean."""
     from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
     size = images.shape[-1]
@@ -101,18 +90,15 @@ def reconstruction_quality(vae: VAE, images: Tensor, batch_size: int = 256) -> d
 
 
 def active_units(vae: VAE, images: Tensor, threshold: float = 0.01, batch_size: int = 256) -> dict:
-    """Latent dims whose posterior mean varies across the images (Var over images of mu_d > threshold; Burda et al.).
-
-    Returns {"active_units": the count, or None for fewer than 2 images (one image varies in nothing, so
-    every dimension would look collapsed), "active_units_reason": None or why, "latent": the latent size}.
-    """
+    """Latent dims whose posterior mean varies across the images: {"active_units": the count, "latent",
+    "active_units_reason"}; None, with the reason, for fewer than 2 images (one image varies in nothing)."""
     if len(images) < 2:
         return {"active_units": None, "latent": vae.latent,
                 "active_units_reason": f"active units need at least 2 images, got {len(images)}"}
     mu, _ = posterior(vae, images, batch_size)
     # A_d = Var_x(E_q(z|x)[z_d]) (Burda et al. 2016, sec. 5.2): a dimension the encoder ignores has constant mu.
-    variance = mu.var(dim=0, correction=0)
-    return {"active_units": int((variance > threshold).sum()), "latent": mu.shape[1], "active_units_reason": None}
+    active = int((mu.var(dim=0, correction=0) > threshold).sum())
+    return {"active_units": active, "latent": mu.shape[1], "active_units_reason": None}
 
 
 def reconstructions(vae: VAE, images: Tensor, batch_size: int = 256) -> Tensor:
@@ -129,18 +115,16 @@ def decoded_samples(vae: VAE, n: int, prior=None, seed: int = 0, batch_size: int
     with evaluating(vae):
         for start in range(0, n, batch_size):
             faces = vae.sample(min(batch_size, n - start), generator=generator, prior=prior)
-            # Kept as 8-bit images, like the real ones (and a saved PNG); compact on the CPU meanwhile.
-            samples.append((faces * 255).round().to(torch.uint8).cpu())
+            samples.append((faces * 255).round().to(torch.uint8).cpu())  # 8-bit, like the real faces
     return torch.cat(samples) if samples else torch.zeros(0, 3, vae.image_size, vae.image_size, dtype=torch.uint8)
 
 
 def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path: str | Path | None = None,
             feature: nn.Module | None = None, seed: int = 0, batch_size: int = 64, prior=None,
             fakes: Tensor | None = None) -> dict:
-    """FID and KID between decoded samples (z ~ N(0, I), or the fitted prior) and the images; null with a reason when impossible.
+    """FID and KID between decoded samples (z ~ N(0, I), or the prior) and the images; null with a reason.
 
-    fakes: those samples already decoded (decoded_samples with the same n, prior and seed), so they are not decoded twice.
-    """
+    fakes: those samples already decoded (decoded_samples with the same n, prior and seed)."""
     if fakes is None:
         fakes = decoded_samples(vae, len(images) if n_samples is None else n_samples, prior, seed, batch_size)
     return image_set_distances(images, fakes, feature=feature, weights_path=weights_path, seed=seed,
@@ -150,26 +134,22 @@ def fid_kid(vae: VAE, images: Tensor, n_samples: int | None = None, weights_path
 def evaluate(vae: VAE, images: Tensor, beta: float = 1.0, k: int = 64, inception_weights: str | Path | None = None,
              seed: int = 0, feature: nn.Module | None = None, priors: dict | None = None,
              samples: dict[str, Tensor] | None = None) -> dict:
-    """Every metric above in one JSON-serialisable dict (floats, ints, None, str).
+    """Every metric above in one JSON-serialisable dict; None (fid, kid, active_units) comes with a *_reason.
 
-    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and, for each fitted prior in `priors` (name -> prior),
-    again with the name as suffix (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae,
-    len(images), that prior, seed)} where the caller has them already.
+    Sample metrics are for z ~ N(0, I) (fid, kid, ...) and each prior in `priors` (name -> prior), suffixed
+    (fid_gmm, ...). samples: {"normal" or a prior's name: decoded_samples(vae, len(images), prior, seed)}.
     """
-    samples = samples or {}
-    # All floats are finite (psnr is capped at PSNR_CAP_DB); fid, kid and kid_std are None, with
-    # fid_reason saying why, when FID cannot be computed; active_units likewise (active_units_reason).
-    elbo = negative_elbo(vae, images, beta=beta, seed=seed)
+    samples, priors = samples or {}, priors or {}
     result = {
         **vae.likelihood.metrics(),  # likelihood, decoder_sigma, and what else the decoder reports
-        **{f"test_{key}": value for key, value in elbo.items()},
+        **{f"test_{key}": value for key, value in negative_elbo(vae, images, beta=beta, seed=seed).items()},
         **iwae_nll(vae, images, k=k, seed=seed),
         **reconstruction_quality(vae, images),
         **active_units(vae, images),
         **fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, fakes=samples.get("normal")),
-        "priors": ["normal", *(priors or {})],
+        "priors": ["normal", *priors],
     }
-    for name, prior in (priors or {}).items():
+    for name, prior in priors.items():
         distances = fid_kid(vae, images, weights_path=inception_weights, feature=feature, seed=seed, prior=prior,
                             fakes=samples.get(name))
         result.update({f"{key}_{name}": value for key, value in distances.items()})

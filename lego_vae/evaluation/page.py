@@ -85,11 +85,6 @@ def fmt(value: object) -> str:
     return str(value)
 
 
-def data_uri(data: bytes) -> str:
-    mime = "image/gif" if data[:4] == b"GIF8" else "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 def pixel_scale(width: int, face_px: int | None) -> int:
     """The whole-number blow-up of a picture of faces face_px wide (None: one face): 1 to 4, and within the page."""
     k = min(MAX_PIXEL_SCALE, max(1, math.ceil(TARGET_FACE_PX / max(1, face_px or width))))
@@ -97,11 +92,12 @@ def pixel_scale(width: int, face_px: int | None) -> int:
 
 
 def figure_html(data: bytes, caption: str, pixel: bool, face_px: int | None = None) -> str:
+    """A picture's bytes embedded as a data: URI; pixel pictures blown up by pixel_scale, without blur."""
     with Image.open(io.BytesIO(data)) as im:  # also refuses a file that is not a picture
         w, h = im.size
-    attrs = ""
-    if pixel:
-        k = pixel_scale(w, face_px)
-        attrs = f' class="pixel" width="{w * k}" height="{h * k}"'
-    return (f'<figure><img alt="{esc(caption)}"{attrs} src="{data_uri(data)}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    mime = "image/gif" if data[:4] == b"GIF8" else "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+    k = pixel_scale(w, face_px)
+    attrs = f' class="pixel" width="{w * k}" height="{h * k}"' if pixel else ""
+    src = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    caption = esc(caption)
+    return f'<figure><img alt="{caption}"{attrs} src="{src}"><figcaption>{caption}</figcaption></figure>'

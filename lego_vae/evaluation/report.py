@@ -22,8 +22,7 @@ from lego_vae.files import write_text
 
 CONFUSION_KEY = "attr_confusion_recon"  # shown as its own section, not as rows of the metrics table
 CURVE_TAGS = ("train/loss", "val/loss", "val/recon", "val/kl")
-TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")
-NUMERIC_COLUMNS = {"number", "hidden", "latent", "value", "epochs", "seconds"}
+TRIAL_COLUMNS = ("number", "hidden", "latent", "state", "value", "epochs", "seconds")  # all numbers but state
 
 
 def flatten_metrics(metrics: Mapping) -> dict:
@@ -39,19 +38,17 @@ def flatten_metrics(metrics: Mapping) -> dict:
 
 def _metrics_html(metrics: Mapping) -> str:
     metrics = flatten_metrics(metrics)
+
     # A None metric shows its "<name>_reason" (or "<prefix>_reason", e.g. kid_std -> kid_reason) beside it.
     def reason_key(name: str) -> str | None:
         parts = name.split(".")[0].split("_")
-        for n in range(len(parts), 0, -1):
-            key = "_".join(parts[:n]) + "_reason"
-            if key != name and key in metrics:
-                return key
-        return None
+        keys = ("_".join(parts[:n]) + "_reason" for n in range(len(parts), 0, -1))
+        return next((key for key in keys if key != name and key in metrics), None)
 
-    folded = {name: reason_key(name) for name, v in metrics.items() if v is None and reason_key(name)}
+    folded = {name: key for name, v in metrics.items() if v is None and (key := reason_key(name))}
     # Three columns: numbers right-aligned right beside their names; a path, a string or a reason goes to the
     # note column, where its length cannot push the numbers away from their labels.
-    rows, notes = [], False
+    rows = []
     for name, value in metrics.items():
         if name in folded.values():
             continue  # shown beside the metric it explains
@@ -65,8 +62,8 @@ def _metrics_html(metrics: Mapping) -> str:
         if name in folded:
             attrs += f' data-reason="{esc(folded[name])}"'
             note = f'<span class="reason">({esc(metrics[folded[name]])})</span>'
-        notes = notes or bool(note)
         rows.append((attrs, name, cell, note))
+    notes = any(note for *_, note in rows)
     note_head = "<th>note</th>" if notes else ""
     body = "".join(f"<tr{attrs}><td>{esc(name)}</td>{cell}" + (f'<td class="note">{note}</td>' if notes else "")
                    + "</tr>" for attrs, name, cell, note in rows)
@@ -142,8 +139,7 @@ def _confusion_html(table: Mapping) -> str:
 
 
 def _trials_html(trials: list[dict]) -> str:
-    kinds = {c: "num" if c in NUMERIC_COLUMNS else "text" for c in TRIAL_COLUMNS}
-    heads = "".join(f'<th data-type="{kind}">{c}</th>' for c, kind in kinds.items())
+    heads = "".join(f'<th data-type="{"text" if c == "state" else "num"}">{c}</th>' for c in TRIAL_COLUMNS)
     rows = []
     for trial in trials:
         cells = []
@@ -183,16 +179,9 @@ def _pictures_html(entries: list[tuple[str, Path]], pixel: bool, face_px: int | 
     return '<div class="gallery">' + "".join(parts) + "</div>" + "".join(missing)
 
 
-def write_report(
-    path: Path,
-    title: str,
-    config: Any,
-    metrics: dict,
-    images: dict[str, Path],
-    curves: list[dict] | None = None,
-    trials: list[dict] | None = None,
-    plots: list[Path] | None = None,
-) -> Path:
+def write_report(path: Path, title: str, config: Any, metrics: dict, images: dict[str, Path],
+                 curves: list[dict] | None = None, trials: list[dict] | None = None,
+                 plots: list[Path] | None = None) -> Path:
     """Write one self-contained report.html (images embedded) and return its path.
 
     config: the run's or study's typed config (or its plain mapping), shown whole at the end."""
@@ -204,10 +193,8 @@ def write_report(
             "<h2>Metrics</h2>", _metrics_html(table) if table else "<p>No metrics.</p>"]
     if metrics.get(CONFUSION_KEY):
         body += ["<h2>What reconstructions lose</h2>", _confusion_html(metrics[CONFUSION_KEY])]
-    png = _curves_png(curves) if curves else None
-    if png is not None:
-        figure = figure_html(png, "loss curves", pixel=False)
-        body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure}</div>']
+    if curves and (png := _curves_png(curves)) is not None:
+        body += ["<h2>Loss curves</h2>", f'<div class="gallery">{figure_html(png, "loss curves", False)}</div>']
     if images:
         size = get_key(config, "data.image_size")
         face_px = size if is_number(size) and size > 0 else None
@@ -216,8 +203,7 @@ def write_report(
         body += [f"<h2>Trials ({len(trials)})</h2>", "<p class=\"context\">Click a header to sort.</p>",
                  _trials_html(trials)]
     if plots:
-        named = [(Path(p).stem, Path(p)) for p in plots]
-        body += ["<h2>Tuning plots</h2>", _pictures_html(named, pixel=False)]
+        body += ["<h2>Tuning plots</h2>", _pictures_html([(Path(p).stem, p) for p in plots], pixel=False)]
     dumped = yaml.safe_dump(_plain(to_plain(config)), sort_keys=False, default_flow_style=False, allow_unicode=True)
     body += ["<h2>Config</h2>", f"<pre>{esc(dumped)}</pre>"]
     if trials is not None:
@@ -226,9 +212,7 @@ def write_report(
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n"
             + "\n".join(body) + "\n</main></body></html>\n")
-    # Temporary name in the same folder, then an atomic rename (lego_vae.files): a reader never sees half a page,
-    # a full disk never leaves one. Not mkstemp: the file gets the umask's usual mode, not owner-only: reports are shared.
-    return write_text(path, page)
+    return write_text(path, page)  # whole or not at all, with the umask's usual mode: reports are shared
 
 
 def read_curves(tb_dir: Path) -> list[dict]:

@@ -1,13 +1,11 @@
-"""A trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html, in four steps:
-open_run, measure, pictures, report.
-
-`python train.py` runs them after training (lego_vae.pipeline); `python -m lego_vae.evaluate checkpoint=RUN`
-runs them on a run that exists already (evaluate_run; with other eval.*, sample.* or pictures.* settings, or
-into another folder). For the same checkpoint, config and seed they give the same numbers either way.
+"""A trained run's evaluation, from its checkpoint to metrics.json, pictures and report.html: open_run,
+measure, pictures, report. lego_vae.pipeline runs them after training, evaluate_run (`python -m
+lego_vae.evaluate`) on an existing run; for the same checkpoint, config and seed they give the same numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -43,10 +41,8 @@ FIT_KEYS = ("val_loss", "final_val_loss", "epochs", "steps", "best_checkpoint", 
 
 def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, stored: GaussianMixturePrior | None,
               checkpoint: Path) -> GaussianMixturePrior | None:
-    """With sample.prior=gmm: the checkpoint's mixture if it was fitted with these settings, else one fitted now.
-
-    A mixture fitted now is added to the checkpoint when it holds none; one it holds is never replaced.
-    """
+    """With sample.prior=gmm: the checkpoint's mixture if fitted with these settings, else one fitted now (and
+    stored in a checkpoint that holds none; one it holds is never replaced)."""
     sample = plain.sample
     if sample.prior != "gmm":
         return None
@@ -65,11 +61,9 @@ def run_prior(vae: VAE, datamodule: LegoFacesDataModule, plain: TrainConfig, sto
 
 def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
     """What training measured, for a run evaluated again: from its metrics.json, else from the checkpoint."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         old = json.loads((run_dir / "metrics.json").read_text())
-        return {key: value for key, value in old.items() if key in FIT_KEYS or key.removesuffix("_reason") in FIT_KEYS}
-    except (OSError, ValueError):
-        pass
+        return {key: value for key, value in old.items() if key.removesuffix("_reason") in FIT_KEYS}
     best = next((state.get("best_model_score") for key, state in checkpoint.get("callbacks", {}).items()
                  if "ModelCheckpoint" in key and state.get("best_model_score") is not None), None)
     return {"val_loss": float(best) if best is not None else None, "epochs": int(checkpoint.get("epoch", -1)) + 1}
@@ -77,26 +71,25 @@ def fit_metrics(run_dir: Path, checkpoint: dict) -> dict:
 
 def summary_line(m: dict) -> str:
     """The run's metrics in one printed line; a metric that is null (not computable) shows as null."""
-    def num(key: str, spec: str) -> str:
-        value = m.get(key)
+    def num(value, spec: str) -> str:
         return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else "null"
 
     fid = f"FID {m['fid']:.1f}" if m.get("fid") is not None else f"FID null: {m.get('fid_reason') or 'not computed'}"
     judge = ""
     if m.get("fd_judge"):
-        fd = ", ".join(f"{prior} {v:.1f}" if v is not None else f"{prior} null" for prior, v in m["fd_judge"].items())
-        acc = m.get("attr_acc_recon") or {}
+        kept = (m.get("attr_acc_recon") or {}).get("mean")
         ceiling = (m.get("judge_ceiling") or {}).get("mean")
-        judge = (f"judge: attributes kept in reconstructions {acc['mean']:.0%} (ceiling "
-                 f"{ceiling:.0%}), fd_judge {fd}  " if acc.get("mean") is not None and ceiling is not None
-                 else f"judge: fd_judge {fd}  ")
+        if kept is not None and ceiling is not None:
+            judge = f"attributes kept in reconstructions {kept:.0%} (ceiling {ceiling:.0%}), "
+        fd = ", ".join(f"{prior} {num(v, '.1f')}" for prior, v in m["fd_judge"].items())
+        judge = f"judge: {judge}fd_judge {fd}  "
     best = m.get("val_loss")
     best = f"best val/loss {best:.2f}  " if isinstance(best, float) and math.isfinite(best) else ""
     epochs = f"{m['epochs']} epochs  " if m.get("epochs") is not None else ""
-    units = m["active_units"] if m.get("active_units") is not None else "null"  # null: fewer than 2 test faces
-    return (f"test -ELBO {num('test_loss', '.2f')} (recon {num('test_recon', '.2f')}, kl {num('test_kl', '.2f')})  "
-            f"IWAE {num('bits_per_dim', '.4f')} bits/dim (k={m['iwae_k']})  PSNR {num('psnr', '.2f')} dB  "
-            f"SSIM {num('ssim', '.4f')}  active units {units}/{m['latent']}  {judge}{best}{epochs}"
+    return (f"test -ELBO {num(m['test_loss'], '.2f')} (recon {num(m['test_recon'], '.2f')}, "
+            f"kl {num(m['test_kl'], '.2f')})  IWAE {num(m['bits_per_dim'], '.4f')} bits/dim "
+            f"(k={m['iwae_k']})  PSNR {num(m['psnr'], '.2f')} dB  SSIM {num(m['ssim'], '.4f')}  "
+            f"active units {num(m['active_units'], 'd')}/{m['latent']}  {judge}{best}{epochs}"
             f"{m['seconds']:.0f}s\n{fid}")
 
 
@@ -115,14 +108,12 @@ class TrainedRun:
 
 
 def open_run(run: str | Path, *, config: TrainConfig | None = None, fitted: dict | None = None) -> TrainedRun:
-    """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation; it writes nothing but a gmm
-    prior fitted now into a checkpoint that holds none (run_prior).
+    """A run folder's best (else last) checkpoint, or a .ckpt, opened for evaluation, the model on
+    device_for(trainer.accelerator); it writes nothing but a gmm prior into a checkpoint without (run_prior).
 
-    config: the checkpoint's own config, validated, with other eval/sample/pictures settings (default: the stored
-    one, validated here).
-    fitted: what train() returned (default: read back from the run's metrics.json or the checkpoint).
-    The model is on device_for(trainer.accelerator). Raises UserError for a missing, foreign or damaged
-    checkpoint, or a gmm prior the data cannot fit.
+    config: the checkpoint's config, validated, maybe with other eval/sample/pictures settings (default: the
+    stored one). fitted: what train() returned (default: read back by fit_metrics). Raises UserError for a
+    missing, foreign or damaged checkpoint, or a gmm prior the data cannot fit.
     """
     ckpt_path = checkpoint_file(run)
     folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
@@ -140,16 +131,16 @@ def measure(run: TrainedRun) -> dict:
     (a metric that came out NaN or infinite is null, with a `<key>_reason` beside it)."""
     vae, plain, prior, seed = run.vae, run.plain, run.prior, run.plain.seed
     ev, test = plain.eval, run.datamodule.split_images("test")
-    priors = {"gmm": prior} if prior is not None else None
-    # One set of samples per prior, decoded once, for FID/KID and for the judge.
-    samples = {name: decoded_samples(vae, len(test), p, seed=seed) for name, p in {"normal": None, **(priors or {})}.items()}
+    priors = {"gmm": prior} if prior is not None else {}
+    samples = {"normal": decoded_samples(vae, len(test), None, seed)}  # decoded once: FID/KID and the judge
+    samples.update({name: decoded_samples(vae, len(test), p, seed) for name, p in priors.items()})
     metrics: dict = dict(run.fitted)
     if prior is not None:  # which mixture sampled the gmm faces: its size, of which candidates, and why
         metrics["gmm_prior"] = {key: prior.info[key] for key in
                                 ("components", "candidates", "candidate_scores", "val_log_likelihood") if key in prior.info}
     metrics.update(evaluate(vae, test, beta=plain.model.beta, k=ev.iwae_k,
                             inception_weights=ev.inception_weights, seed=seed, priors=priors, samples=samples))
-    metrics.update(run_judge_metrics(vae, run.datamodule, plain, priors=priors, samples=samples))
+    metrics.update(run_judge_metrics(vae, run.datamodule, plain, samples))
     metrics["checkpoint"] = str(run.ckpt_path.resolve())
     return finite_or_null(metrics)
 
@@ -194,18 +185,14 @@ def report(run: TrainedRun, metrics: dict, images: list[Path], out_dir: Path, tb
 
 def evaluate_run(run: str | Path, *, config: TrainConfig | None = None, out_dir: str | Path | None = None,
                  fitted: dict | None = None) -> dict:
-    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run): metrics, pictures, report.
-
-    out_dir: where metrics.json, the pictures and report.html go (default: the run folder, rewritten).
-    Returns the metrics written to metrics.json. Raises UserError as open_run does, before anything is written.
-    """
+    """Evaluate a run folder's best (else last) checkpoint, or a .ckpt (open_run), into out_dir (default: the
+    run folder): the metrics written to metrics.json. Raises UserError as open_run does, before writing."""
     started = time.perf_counter()
     opened = open_run(run, config=config, fitted=fitted)
     out_dir = Path(out_dir) if out_dir is not None else opened.folder
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = measure(opened)
-    images = pictures(opened, out_dir)
-    report(opened, metrics, images, out_dir, opened.folder / "tb", started)
+    report(opened, metrics, pictures(opened, out_dir), out_dir, opened.folder / "tb", started)
     return metrics
 
 
@@ -215,20 +202,16 @@ EVALUATE_KEYS = ("eval.", "sample.", "pictures.", "data.cache_dir", "seed")
 
 def evaluate_checkpoint(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     """The evaluate command: evaluate_run on cfg.checkpoint with the overridden eval/sample/pictures keys.
-
-    Raises UserError for a missing checkpoint, or an override of a key that would change the trained model.
-    """
+    Raises UserError for a missing checkpoint, or an override of a key that would change the trained model."""
     plain = validated(cfg, EvaluateConfig)  # its paths absolute: checkpoint, out_dir, data.cache_dir
     ckpt_path = checkpoint_file(plain.checkpoint)
     config = OmegaConf.create(stored_config(load_checkpoint(ckpt_path)))
     for key in (o.split("=", 1)[0].lstrip("+~") for o in overrides):  # 'eval.iwae_k=8', '+a.b=1' -> the dotted key
         if key in ("checkpoint", "out_dir") or key.startswith("hydra."):
             continue
-        if not any(key == k or key.startswith(k) for k in EVALUATE_KEYS):
+        if not key.startswith(EVALUATE_KEYS):
             raise UserError(f"{key}: evaluate keeps the checkpoint's model, data and training settings; it can "
                             "change eval.*, sample.*, pictures.*, seed and data.cache_dir")
         OmegaConf.update(config, key, get_key(plain, key), force_add=True)
-    out_dir = plain.out_dir
-    where = out_dir or ckpt_path.parent.parent
-    print(f"evaluate {ckpt_path} -> {where}", flush=True)
-    return evaluate_run(ckpt_path, config=validate(config), out_dir=out_dir)
+    print(f"evaluate {ckpt_path} -> {plain.out_dir or ckpt_path.parent.parent}", flush=True)
+    return evaluate_run(ckpt_path, config=validate(config), out_dir=plain.out_dir)

@@ -1,53 +1,40 @@
 """Sample quality in the judge's feature space: attribute accuracy, FD/KD, and k-NN precision/recall.
 
-    judge_metrics(judge, test_images, test_labels, reconstructions, {"standard": samples, ...}) -> dict
-
-returns, JSON-serialisable:
-    attr_acc_real, attr_acc_recon  {factor: accuracy, "mean": ...} of the judge on the test faces and on
-                                   their reconstructions, against the true labels; null without labels
-    attr_confusion_recon           {factor: {"classes", "counts"}}: which true class the judge reads as which on
-                                   the reconstructions (judge.confusion); null without labels
-    attr_reason                    null, or why the accuracies are null (a source without factor labels)
+judge_metrics returns, JSON-serialisable:
+    attr_acc_real, attr_acc_recon  {factor: accuracy, "mean"} of the judge on the test faces and on their
+                                   reconstructions; attr_confusion_recon: judge.confusion of the latter;
+                                   all null, with attr_reason, without labels
     attr_chance, judge_ceiling     most-frequent-class rate and the judge's clean held-out accuracy
     fd_judge, kd_judge, kd_judge_std  {prior: value}: Fréchet and kernel distance, samples vs test faces
-    fd_judge_reason                null, or why a distance is null
     precision, recall              {prior: value}: k-NN manifolds (Kynkäänniemi et al. 2019)
-    pr_reason                      null, or why precision/recall are null (k or fewer images in a set)
-    judge_note                     what the feature space is (a rendered source's own judge; photos: synthetic's)
+    fd_judge_reason, pr_reason     null, or why a value is null; judge_note: what the feature space is
 
-FD/KD come from torchmetrics (via distances.image_set_distances) with the judge as the feature extractor,
-precision/recall from torch-fidelity's implementation on the judge's features. Read precision with
-recall and FD: with the 64 px judge, 100 flat grey squares or 100 noise images got precision 1.0 (and
-recall 0, FD ~3,000 against ~130 for a second set of real faces), since inputs without a face map to
-one point amid the real cloud, inside some real face's k-NN radius.
+FD/KD come from distances.image_set_distances with the judge as the feature extractor, precision/recall
+from torch-fidelity. Read precision with recall and FD: 100 flat grey squares or noise images got precision
+1.0 with the 64 px judge (recall 0, FD ~3,000 against ~130 for real faces), as faceless inputs map to one
+point amid the real cloud.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from lego_vae.config.schema import TrainConfig
 from lego_vae.data.labelled import factors_of
 from lego_vae.evaluation.distances import image_set_distances
 from lego_vae.evaluation.judge import AttributeJudge, attribute_accuracy, confusion, load_or_train_judge
-from lego_vae.evaluation.metrics import decoded_samples, reconstructions
+from lego_vae.evaluation.metrics import reconstructions
+from lego_vae.model.inference import evaluating, float_batches
 
 NO_LABELS = "this data source has no factor labels (only rendered faces do: synthetic, ldraw)"
 
 
 def judge_features(judge: AttributeJudge, images: Tensor, batch_size: int = 256) -> Tensor:
     """(N, num_features) judge embedding of uint8 images or floats in [0, 1], float32 on the CPU."""
-    was_training = judge.training
-    judge.eval()
-    device = next(judge.parameters()).device
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].to(device)
-            parts.append(judge(x.float() / 255 if x.dtype == torch.uint8 else x.float()).cpu())
-    judge.train(was_training)
+    with evaluating(judge) as device:
+        parts = [judge(x).cpu() for x in float_batches(images, batch_size, device)]
     return torch.cat(parts) if parts else torch.zeros(0, judge.num_features)
 
 
@@ -81,19 +68,17 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
         if len(test_labels) != len(test_images):
             raise ValueError(f"{len(test_labels)} labels for {len(test_images)} test images")
         out["attr_acc_real"] = attribute_accuracy(judge, test_images, test_labels)
-        out["attr_acc_recon"] = (None if reconstructions is None
-                                 else attribute_accuracy(judge, reconstructions, test_labels))
-        out["attr_confusion_recon"] = (None if reconstructions is None
-                                       else confusion(judge, reconstructions, test_labels))
-        out["attr_reason"] = None if reconstructions is not None else "no reconstructions were given"
+        recon = reconstructions is not None
+        out["attr_acc_recon"] = attribute_accuracy(judge, reconstructions, test_labels) if recon else None
+        out["attr_confusion_recon"] = confusion(judge, reconstructions, test_labels) if recon else None
+        out["attr_reason"] = None if recon else "no reconstructions were given"
     real_feats = judge_features(judge, test_images)
-    for key in ("fd_judge", "kd_judge", "kd_judge_std", "precision", "recall"):
-        out[key] = {}
+    out.update({key: {} for key in ("fd_judge", "kd_judge", "kd_judge_std", "precision", "recall")})
     out["fd_judge_reason"] = out["pr_reason"] = None
     for prior, samples in samples_by_prior.items():
         dist = image_set_distances(test_images, samples, feature=judge, seed=seed)
-        out["fd_judge"][prior], out["kd_judge"][prior], out["kd_judge_std"][prior] = (
-            dist["fid"], dist["kid"], dist["kid_std"])
+        for key, name in (("fd_judge", "fid"), ("kd_judge", "kid"), ("kd_judge_std", "kid_std")):
+            out[key][prior] = dist[name]
         if dist["fid_reason"] is not None:  # null distances always come with a reason
             out["fd_judge_reason"] = f"{prior}: {dist['fid_reason']}"
         try:
@@ -104,13 +89,9 @@ def judge_metrics(judge: AttributeJudge, test_images: Tensor, test_labels: list[
     return out
 
 
-def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, priors: dict | None = None,
-                      samples: dict[str, Tensor] | None = None) -> dict:
-    """The judge's metrics of a trained run (eval.judge of its config): reconstructions and samples of each prior.
-
-    samples: {"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=config.seed)} where the
-    caller decoded them already (evaluation.run.measure shares them with evaluate()); decoded here otherwise.
-    """
+def run_judge_metrics(vae: nn.Module, datamodule, config: TrainConfig, samples: dict[str, Tensor]) -> dict:
+    """The judge's metrics of a trained run (eval.judge of its config): its reconstructions and samples
+    ({"normal" and each prior's name: decoded_samples(vae, len(test), prior, seed=config.seed)})."""
     judge_cfg, data = config.eval.judge, config.data
     if not judge_cfg.enabled:
         return {}
@@ -118,8 +99,5 @@ def run_judge_metrics(vae: torch.nn.Module, datamodule, config: TrainConfig, pri
     source = data.source if factors_of(data.source) else "synthetic"
     judge, _ = load_or_train_judge(data.image_size, data.cache_dir, judge_cfg, source=source)
     test = datamodule.split_images("test")
-    given = samples or {}
-    samples = {name: given[name] if name in given else decoded_samples(vae, len(test), prior, seed=config.seed)
-               for name, prior in {"normal": None, **(priors or {})}.items()}
     return judge_metrics(judge, test, datamodule.split_labels("test"), reconstructions(vae, test), samples,
                          k=judge_cfg.k, seed=config.seed)

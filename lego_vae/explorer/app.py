@@ -43,17 +43,15 @@ def message(err: Exception) -> str:
 
 
 def build_app(explorer: Explorer, settings: ExploreConfig):
-    """The gr.Blocks app over an Explorer, configured by the explore config (ExploreConfig).
-
-    The morph GIFs it writes live in a temporary folder of its own, `app.gif_folder` (a
-    tempfile.TemporaryDirectory): removed by `app.gif_folder.cleanup()` (serve.explore does when the explorer
-    ends), else when the app is garbage-collected or the process exits.
-    """
+    """The gr.Blocks app over an Explorer, configured by the explore config. Its morph GIFs go in
+    `app.gif_dir`, of the tempfile.TemporaryDirectory `app.gif_folder`: removed by cleanup() (serve.explore
+    calls it when the explorer ends), else when the app is garbage-collected or the process exits."""
     grid, steps, span = settings.grid, settings.morph.steps, settings.steer.range
     dims = explorer.steer_dims(settings.steer.dims)
     gif_folder = tempfile.TemporaryDirectory(prefix="lego-vae-explore-")
     gif_dir = Path(gif_folder.name)
     gallery = [to_pil(x) for x in explorer.gallery(settings.gallery)]
+    picker = {"columns": 12, "height": FACE_PX // 2 + 40, "allow_preview": False, "scale": 3}  # the galleries
     offered = "test faces" if len(explorer.faces) == len(explorer.test) else "test and validation faces"
     has_gmm = explorer.prior is not None
 
@@ -70,8 +68,8 @@ def build_app(explorer: Explorer, settings: ExploreConfig):
             return None, None, None, note or "Choose face A and face B."
         strip = explorer.morph_strip(a, b, steps, mode)
         gif = save_gif(strip, gif_dir / f"morph-{uuid.uuid4().hex[:8]}.gif", scale=max(1, 128 // explorer.size))
-        frame = explorer.decode(explorer.morph_latent(a, b, t, mode))
-        return picture(frame, 1), picture(strip, steps), str(gif), note or f"{a.label} → {b.label} ({mode})"
+        note = note or f"{a.label} → {b.label} ({mode})"
+        return morph_frame(a, b, t, mode), picture(strip, steps), str(gif), note
 
     def set_face(which, face, a, b, t, mode):
         a, b = (face, b) if which == "A" else (a, face)
@@ -173,8 +171,7 @@ def build_app(explorer: Explorer, settings: ExploreConfig):
                 gif = gr.File(gif0, label="GIF (there and back)", scale=1)
             morph_note = gr.Markdown(note0)
             with gr.Row():
-                pick = gr.Gallery(gallery, label=f"{offered}: click one", columns=12, height=FACE_PX // 2 + 40,
-                                  allow_preview=False, scale=3)
+                pick = gr.Gallery(gallery, label=f"{offered}: click one", **picker)
                 with gr.Column(scale=1):
                     target = gr.Radio(["A", "B"], value="A", label="the face you click becomes")
                     up_a = gr.File(label="or upload face A", type="filepath")
@@ -203,8 +200,7 @@ def build_app(explorer: Explorer, settings: ExploreConfig):
                 show_s = face_image(to_pil(steered.image) if steered else None, "the face", FACE_PX // 2)
                 out_s = face_image(steer(steered, *[0.0] * len(dims)), "steered", FACE_PX, elem_id="steer-out")
             with gr.Row():
-                pick_s = gr.Gallery(gallery, label=f"{offered}: click one to steer", columns=12,
-                                    height=FACE_PX // 2 + 40, allow_preview=False, scale=3)
+                pick_s = gr.Gallery(gallery, label=f"{offered}: click one to steer", **picker)
                 up_s = gr.File(label="or upload a face", type="filepath", scale=1)
             steer_note = gr.Markdown("Each slider adds to the face's posterior mean in one of its most used "
                                      "latent dimensions (by mean KL over the test faces); all at 0 is the face's "

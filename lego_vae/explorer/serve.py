@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from types import SimpleNamespace
 
 from lego_vae.config import validated
 from lego_vae.config.commands import ExploreConfig
@@ -21,13 +22,8 @@ def validate_explore(cfg) -> ExploreConfig:
     return validated(cfg, ExploreConfig)
 
 
+# No telemetry and no hub calls from Gradio: set before it is first imported (a user's own values win).
 OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-
-
-def offline_environment() -> None:
-    """No telemetry and no hub calls from Gradio: set before it is first imported (a user's own values win)."""
-    for key, value in OFFLINE.items():
-        os.environ.setdefault(key, value)
 
 
 def explore(cfg, block: bool = True):
@@ -40,7 +36,8 @@ def explore(cfg, block: bool = True):
     plain = validate_explore(cfg)
     device = device_for() if plain.device == "auto" else plain.device
     explorer = Explorer.from_checkpoint(plain.checkpoint, device, plain.max_pixels)
-    offline_environment()
+    for key, value in OFFLINE.items():
+        os.environ.setdefault(key, value)
     try:  # gradio is the optional [app] extra: imported only when the explorer is served
         from lego_vae.explorer.app import build_app, launch
     except ImportError:
@@ -68,30 +65,26 @@ def explore(cfg, block: bool = True):
                 app.gif_folder.cleanup()
 
 
-class StopRequest:
-    """Whether SIGINT or SIGTERM asked the explorer to stop. The signal handler only notes it: raising
-    KeyboardInterrupt there could land anywhere inside Gradio's start-up (a lock, a thread's start), and once left
-    the process hanging at exit. A second signal ends the process at once (exit status 128 + its number)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def handler(self, signum: int, frame) -> None:
-        if self.requested:
-            os._exit(128 + signum)
-        self.requested = True
-
-
 @contextlib.contextmanager
 def stop_requests(block: bool):
-    """While a blocking explorer is built and serves, SIGINT and SIGTERM (Ctrl+C, a service manager's or `kill`'s
-    stop) set StopRequest.requested; the previous handlers afterwards. Nothing changes off the main thread or for
-    a non-blocking server (its StopRequest is never set)."""
-    stop = StopRequest()
+    """While a blocking explorer is built and serves, SIGINT and SIGTERM (Ctrl+C, a service manager's or
+    `kill`'s stop) set `requested` of what it yields; the previous handlers after. Nothing changes off the
+    main thread or for a non-blocking server (`requested` is never set).
+
+    The handler only notes the signal: raising KeyboardInterrupt there could land anywhere inside Gradio's
+    start-up (a lock, a thread's start), and once left the process hanging at exit. A second signal ends the
+    process at once (exit status 128 + its number)."""
+    stop = SimpleNamespace(requested=False)
+
+    def handler(signum: int, frame) -> None:
+        if stop.requested:
+            os._exit(128 + signum)
+        stop.requested = True
+
     if not block or threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:

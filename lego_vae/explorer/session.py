@@ -1,8 +1,6 @@
 """What the face explorer computes, without any web framework: samples, morphs, steering, reconstructions.
 
-Every face comes back as a (3, S, S) float tensor in [0, 1] at the checkpoint's image size; the app
-turns them into pictures. Uploaded files are read by read_upload, which refuses what it cannot
-decode safely with a one-line UserError the app shows in the page.
+Every face is a (3, S, S) float tensor in [0, 1] at the checkpoint's image size; the app makes pictures.
 """
 
 from __future__ import annotations
@@ -36,12 +34,8 @@ MORPH_RESOLUTION = 100  # the morph slider's t is taken on this many intervals o
 
 def read_upload(path: str | Path, size: int, max_pixels: int) -> Tensor:
     """One uploaded image as (3, size, size) floats in [0, 1]; a one-line UserError for anything unreadable.
-
-    The header is read first and an image of more than max_pixels pixels is refused before any pixel
-    is decoded, so a 20000 x 20000 PNG (a few kB of compressed zeros) cannot take the server's memory.
-    """
-    path = Path(path)
-    name = path.name
+    One over max_pixels is refused from its header, so a 20000 x 20000 PNG of zeros cannot take the memory."""
+    path, name = Path(path), Path(path).name
     if not path.is_file():
         raise UserError(f"'{name}': no such file")
     if path.stat().st_size == 0:
@@ -74,24 +68,22 @@ class Face:
 class Explorer:
     """A checkpoint's VAE with its test faces, latent dimensions ranked by KL, and optional GMM prior.
 
-    The faces to pick from (gallery, test_face) are the test faces, then `more` held-out faces if given:
-    from_checkpoint adds the validation faces where the test split has fewer than two, so Morph has two
-    different faces to start from on the smallest data sets.
+    The faces to pick from (gallery, test_face) are the test faces, then `more` held-out ones (from_checkpoint
+    adds the validation faces where the test split has fewer than two: Morph needs two faces).
     """
 
     def __init__(self, vae: VAE, config: TrainConfig, test: Tensor, prior=None, max_pixels: int = 40_000_000,
                  label: str = "", more: Tensor | None = None) -> None:
         self.vae, self.config, self.prior, self.max_pixels, self.label = vae, config, prior, max_pixels, label
         self.device = next(vae.parameters()).device
-        self.size = int(config.data.image_size)
-        self.latent = int(config.model.latent)
+        self.size, self.latent = int(config.data.image_size), int(config.model.latent)
         self.test = test  # (N, 3, S, S) uint8 on the CPU
         more = more if more is not None else test[:0]
         self.faces = torch.cat([test, more])  # (N + M, 3, S, S) uint8: the faces offered to pick from
         self.face_labels = [f"test face {i}" for i in range(len(test))] + [f"val face {i}" for i in range(len(more))]
-        kl = kl_per_dim(vae, test) if len(test) else torch.zeros(self.latent)
-        self.kl = kl  # (latent,) mean KL per dimension over the test faces
-        self.ranked = kl.argsort(descending=True).tolist()  # most used first, as traversal.png orders them
+        # (latent,) mean KL per dimension over the test faces; ranked most used first, like traversal.png
+        self.kl = kl_per_dim(vae, test) if len(test) else torch.zeros(self.latent)
+        self.ranked = self.kl.argsort(descending=True).tolist()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", max_pixels: int = 40_000_000) -> Explorer:
@@ -102,8 +94,6 @@ class Explorer:
         test = datamodule.split_images("test")
         more = datamodule.held_out("test", at_least=2)[0][len(test):]  # validation faces where test has one
         return cls(vae, config, test, prior, max_pixels, label=str(ckpt), more=more)
-
-    # ---- faces --------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def face(self, image: Tensor, label: str) -> Face:
@@ -125,8 +115,6 @@ class Explorer:
     def gallery(self, n: int) -> list[Tensor]:
         """The first n faces offered (3, S, S) in [0, 1], to pick from: test faces, then any others."""
         return [x.float() / 255 for x in self.faces[:n]]
-
-    # ---- the four views -----------------------------------------------------------------------------
 
     @torch.no_grad()
     def sample(self, n: int, seed: int, temperature: float, prior: str = "normal") -> Tensor:
@@ -155,7 +143,7 @@ class Explorer:
 
     def steer_dims(self, n: int) -> list[int]:
         """The n most active latent dimensions (by mean KL over the test faces)."""
-        return self.ranked[: min(n, self.latent)]
+        return self.ranked[:n]
 
     def steer(self, face: Face, dims: list[int], offsets: list[float]) -> Tensor:
         """The face (3, S, S) decoded with offsets added to its mean in dims; all zero is its reconstruction."""
