@@ -1,9 +1,7 @@
 """The typed schema of train.yaml (common.yaml and its groups): one dataclass per section.
 
-Each field has a type (checked by OmegaConf when a composed config is merged into its schema) and its
-allowed range beside it (lego_vae.config.fields). Defaults are not here: they live once, commented,
-in the YAML files of lego_vae/conf. Checks that tie several fields together are each class's
-`check(root)` (root: the whole typed config). The other commands' schemas are in commands.py.
+Each field has a type (OmegaConf's check) and its range (lego_vae.config.fields); defaults live once, commented, in
+lego_vae/conf. Checks that tie fields together are each class's `check(root)` (root: the whole typed config).
 """
 
 from __future__ import annotations
@@ -11,21 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lego_vae.config.choices import (
-    ACCELERATORS,
-    ARCHS,
-    CLIP_ALGORITHMS,
-    COMPILE_MODES,
-    LIKELIHOODS,
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
-    NORMS,
-    PRECISIONS,
-    PRIORS,
-    PROGRESS,
-    SCHEDULES,
-    SOURCES,
-)
+from lego_vae.config import choices as options
 from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
@@ -34,9 +18,9 @@ from lego_vae.model.build import refusal
 
 @dataclass(kw_only=True)
 class DataConfig:
-    source: str = choice(SOURCES)
+    source: str = choice(options.SOURCES)
     root: str | None = path(optional=True)
-    image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    image_size: int = integer(options.MIN_IMAGE_SIZE, options.MAX_IMAGE_SIZE)
     num_images: int | None = integer(3, optional=True)
     batch_size: int = integer(1)
     val_fraction: float = number(0, 1, low_open=True, high_open=True)
@@ -61,21 +45,21 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    arch: str = choice(ARCHS)
+    arch: str = choice(options.ARCHS)
     hidden: int = integer(1)
     latent: int = integer(1)
     beta: float = number(0)
-    likelihood: str = choice(LIKELIHOODS)
+    likelihood: str = choice(options.LIKELIHOODS)
     log_sigma_min: float = number(note="log of the smallest decoder sigma")
     sigma_momentum: float = number(0, 1, low_open=True)
     channels: int = integer(1)
     max_channels: int = integer(1)
     blocks: int = integer(0)
     stage_convs: int = integer(0)
-    norm: str = choice(NORMS)
+    norm: str = choice(options.NORMS)
     feature_size: int = integer(1)
     compile: bool = flag()
-    compile_mode: str = choice(COMPILE_MODES)
+    compile_mode: str = choice(options.COMPILE_MODES)
     channels_last: bool = flag()
 
     def check(self, root: TrainConfig) -> None:
@@ -87,7 +71,7 @@ class ModelConfig:
 class OptimConfig:
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
-    schedule: str = choice(SCHEDULES)
+    schedule: str = choice(options.SCHEDULES)
     fused: bool = flag()
     beta1: float = number(0, 1, high_open=True)
     beta2: float = number(0, 1, high_open=True)
@@ -103,10 +87,10 @@ class TrainerConfig:
     max_epochs: int = integer(1)
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
-    gradient_clip_algorithm: str = choice(CLIP_ALGORITHMS)
-    accelerator: str = choice(ACCELERATORS)
+    gradient_clip_algorithm: str = choice(options.CLIP_ALGORITHMS)
+    accelerator: str = choice(options.ACCELERATORS)
     devices: Any = anything("auto or a number of devices")
-    precision: Any = choice(PRECISIONS, as_text=True)
+    precision: Any = choice(options.PRECISIONS, as_text=True)
     benchmark: bool = flag()
     strategy: str = text(nonempty=True)
     num_nodes: int = integer(1)
@@ -117,7 +101,7 @@ class TrainerConfig:
 @dataclass(kw_only=True)
 class LogConfig:
     images_every_n_epochs: int = integer(0)
-    progress: str = choice(PROGRESS)
+    progress: str = choice(options.PROGRESS)
 
 
 @dataclass(kw_only=True)
@@ -148,7 +132,7 @@ class EvalConfig:
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    prior: str = choice(PRIORS)
+    prior: str = choice(options.PRIORS)
     gmm_components: list[int] = integers(1)
     reg_covar: float = number(0, low_open=True)
 
