@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lego_vae.errors import UserError
@@ -18,51 +18,75 @@ from lego_vae.errors import UserError
 KIND = "kind"  # metadata key: int | number | choice | flag | text | ints | any
 
 
-def _field(kind: str, **meta: Any) -> Any:
-    return dataclasses.field(default=dataclasses.MISSING, metadata={KIND: kind, **meta})
+def _field(kind: str, allowed: str, ok: Callable[[Any], bool], *, optional: bool = False, **meta: Any) -> Any:
+    """A field without a default whose metadata holds its kind, what it allows (the end of "must be ...") and ok, the
+    check of a value that is not null."""
+    return dataclasses.field(default=dataclasses.MISSING, metadata={
+        KIND: kind, "allowed": allowed + (" or null" if optional else ""), "ok": ok, "optional": optional, **meta})
+
+
+def _span(noun: str, low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """What a range allows: "an integer in [1, 10]", "a number > 0", ..."""
+    if low is not None and high is not None:
+        return f"{noun} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
+    return f"{noun} {'>' if low_open else '>='} {_bound(low)}" if low is not None else noun
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _within(value: float, low: float | None, high: float | None, low_open: bool = False,
+            high_open: bool = False) -> bool:
+    return (low is None or (value > low if low_open else value >= low)) \
+        and (high is None or (value < high if high_open else value <= high))
 
 
 def integer(low: int | None = None, high: int | None = None, *, optional: bool = False) -> Any:
     """An int field in [low, high] (either bound may be absent); optional: null allowed."""
-    return _field("int", low=low, high=high, optional=optional)
+    return _field("int", _span("an integer", low, high), lambda v: is_int(v) and _within(v, low, high),
+                  optional=optional)
 
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
            optional: bool = False, note: str = "") -> Any:
     """A finite float field between low and high, each bound open or closed; optional: null allowed."""
-    return _field("number", low=low, high=high, low_open=low_open, high_open=high_open, optional=optional, note=note)
+    return _field("number", _span("a number", low, high, low_open, high_open) + (f" ({note})" if note else ""),
+                  lambda v: is_number(v) and _within(v, low, high, low_open, high_open), optional=optional)
 
 
 def choice(options: tuple[str, ...], *, as_text: bool = False) -> Any:
     """A field whose value is one of options (as_text: compared as its string, e.g. precision 32 or "32")."""
-    return _field("choice", options=options, as_text=as_text)
+    return _field("choice", f"one of {', '.join(options)}", lambda v: (str(v) if as_text else v) in options)
 
 
 def flag() -> Any:
     """A true/false field."""
-    return _field("flag")
+    return _field("flag", "true or false", lambda v: isinstance(v, bool))
 
 
-def text(*, optional: bool = False, nonempty: bool = False) -> Any:
+def text(*, optional: bool = False, nonempty: bool = False, **meta: Any) -> Any:
     """A string field (a path, a name, a URL); optional: null allowed; nonempty: "" refused."""
-    return _field("text", optional=optional, nonempty=nonempty)
+    return _field("text", "a string", lambda v: isinstance(v, str) and (bool(v) or not nonempty), optional=optional,
+                  **meta)
 
 
 def path(*, optional: bool = False, nonempty: bool = False, words: tuple[str, ...] = (), url: bool = False) -> Any:
     """A text field that names a file or folder, made absolute against the folder where the command was typed
     (lego_vae.config.paths). words: values that are not paths (ckpt_path's "last"); url: a database URL, of which
     only a relative sqlite file is made absolute."""
-    return _field("text", optional=optional, nonempty=nonempty, path="url" if url else "file", words=words)
+    return text(optional=optional, nonempty=nonempty, path="url" if url else "file", words=words)
 
 
 def integers(low: int) -> Any:
     """A non-empty list of ints >= low."""
-    return _field("ints", low=low)
+    return _field("ints", f"a non-empty list of integers >= {low}",
+                  lambda v: isinstance(v, list) and bool(v) and all(is_int(x) and x >= low for x in v))
 
 
 def anything(allowed: str = "") -> Any:
-    """A field of several types (e.g. "auto" or an int) whose check lives in its class's check()."""
-    return _field("any", allowed=allowed)
+    """A field of several types (e.g. "auto" or an int) whose check lives in its class's check(); null allowed."""
+    return _field("any", allowed or "a valid value", lambda v: True)
 
 
 def is_int(value: Any) -> bool:
@@ -88,59 +112,16 @@ def schema_field(schema: type, key: str) -> dataclasses.Field | None:
     return found
 
 
-def _bound(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def allowed(meta: Mapping) -> str:
-    """What a field accepts, as the end of "key=value: must be ...": "an integer >= 1", "one of a, b", ..."""
-    kind = meta.get(KIND)
-    if kind in ("int", "number"):
-        text_ = "an integer" if kind == "int" else "a number"
-        low, high = meta["low"], meta["high"]
-        if low is not None and high is not None:
-            text_ += (f" in {'(' if meta.get('low_open') else '['}{_bound(low)}, "
-                      f"{_bound(high)}{')' if meta.get('high_open') else ']'}")
-        elif low is not None:
-            text_ += f" {'>' if meta.get('low_open') else '>='} {_bound(low)}"
-        if meta.get("note"):
-            text_ += f" ({meta['note']})"
-        return text_ + (" or null" if meta["optional"] else "")
-    if kind == "choice":
-        return f"one of {', '.join(meta['options'])}"
-    if kind == "flag":
-        return "true or false"
-    if kind == "text":
-        return "a string" + (" or null" if meta["optional"] else "")
-    if kind == "ints":
-        return f"a non-empty list of integers >= {meta['low']}"
-    return meta.get("allowed") or "a valid value"
-
-
 def refuse(key: str, value: Any, meta: Mapping) -> UserError:
-    """The one-line error for key=value outside what meta allows. A float reads as briefly as it round-trips: the
-    schema made a typed `0` 0.0 while composing, and the line quotes it as typed (`=0`)."""
+    """The one-line error for key=value outside what meta (a field's metadata) allows. A float reads as briefly as it
+    round-trips: the schema made a typed `0` 0.0 while composing, and the line quotes it as typed (`=0`)."""
     if isinstance(value, float) and float(f"{value:g}") == value:
         value = f"{value:g}"
-    return UserError(f"{key}={value}: must be {allowed(meta)}")
+    return UserError(f"{key}={value}: must be {meta.get('allowed') or 'a valid value'}")
 
 
 def fits(value: Any, meta: Mapping) -> bool:
-    """Whether value is inside the field's range (meta: the field's metadata)."""
-    kind = meta.get(KIND)
+    """Whether value is inside the range of the field whose metadata is meta (a section's field: any value)."""
     if value is None:
-        return bool(meta.get("optional")) or kind == "any"
-    if kind in ("int", "number"):
-        low, high = meta["low"], meta["high"]
-        return (is_int(value) if kind == "int" else is_number(value)) \
-            and (low is None or (value > low if meta.get("low_open") else value >= low)) \
-            and (high is None or (value < high if meta.get("high_open") else value <= high))
-    if kind == "choice":
-        return (str(value) if meta["as_text"] else value) in meta["options"]
-    if kind == "flag":
-        return isinstance(value, bool)
-    if kind == "text":
-        return isinstance(value, str) and (bool(value) or not meta["nonempty"])
-    if kind == "ints":
-        return isinstance(value, list) and bool(value) and all(is_int(v) and v >= meta["low"] for v in value)
-    return True
+        return bool(meta.get("optional")) or meta.get(KIND) == "any"
+    return "ok" not in meta or meta["ok"](value)

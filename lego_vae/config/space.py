@@ -1,18 +1,14 @@
 """The study's search space (tune.yaml's `space:`): train config keys, each a range or a list of choices.
 
-    space:                                    # conf/space/seed.yaml, the seed's two integers
-      hidden: {low: 128, high: 2048, log: true}
-      latent: {low: 8, high: 64, log: true}
     space:                                    # any key of the train config, nested as in it (or dotted)
+      hidden: {low: 128, high: 2048, log: true}   # the seed's `hidden` and `latent` stand for model.hidden/latent
       optim:
         lr: {low: 1.0e-4, high: 3.0e-3, log: true}
       model:
         feature_size: {choices: [4, 8, 16]}
 
-A leaf with `low` and `high` (and `log`, default false) is a range: of integers when its key is an int field of
-the train schema, of floats when it is a number field. A leaf with `choices` is categorical, for a key of any
-type. The names Optuna records are the dotted keys, except the seed's `hidden` and `latent`, which stand for
-model.hidden and model.latent (so its studies resume and its commands keep working). The trial budget
+A range {low, high, log} is of integers for an int field, of floats for a number field; {choices} fits any key.
+Optuna records the dotted keys (the seed's aliases as they are, so its studies resume). The trial budget
 (trainer.max_epochs, trainer.max_steps) is the study's to set, never the space's.
 """
 

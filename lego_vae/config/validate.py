@@ -45,9 +45,8 @@ def to_plain(cfg: Any) -> dict:
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return dataclasses.asdict(cfg)
     try:
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
-        return OmegaConf.to_container(OmegaConf.create(dict(cfg)), resolve=True)  # type: ignore[return-value]
+        node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as err:  # an unresolvable interpolation
         raise UserError(f"config: {str(err).splitlines()[0]}") from None
 
