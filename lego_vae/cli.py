@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,30 +30,18 @@ from lego_vae.config.validate import composition_error, parsed_overrides, valida
 from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
-
-@dataclass
-class FailedJob:
-    """A multirun job that ended with a one-line error: its number, swept overrides and exit status."""
-
-    num: int
-    overrides: list[str]
-    status: int
-
-    def name(self) -> str:
-        return f"job {self.num} ({' '.join(self.overrides)})" if self.overrides else f"job {self.num}"
+FAILED_JOBS: list[tuple[str, int]] = []  # each failed job of this process's multirun: its name, its exit status
 
 
-FAILED_JOBS: list[FailedJob] = []  # the jobs of this process's multirun that failed, in order
-
-
-def current_job() -> FailedJob | None:
-    """This job's number and swept overrides (its values of the command line's sweeps: `model.latent=0` of
-    `-m model.latent=0,4`), with status 0, when Hydra runs it in a multirun; None otherwise."""
+def current_job() -> str | None:
+    """This job's name when Hydra runs it in a multirun, `job N (its swept overrides)` (its values of the command
+    line's sweeps: `model.latent=0` of `-m model.latent=0,4`); None otherwise."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hydra_cfg = HydraConfig.get()
     keys = {o.input_line.split("=", 1)[0] for o in parsed_overrides(sys.argv[1:]) if o.is_sweep_override()}
-    return FailedJob(int(hydra_cfg.job.num), [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0] in keys], 0)
+    swept = " ".join(o for o in hydra_cfg.overrides.task if o.split("=", 1)[0] in keys)
+    return f"job {hydra_cfg.job.num} ({swept})" if swept else f"job {hydra_cfg.job.num}"
 
 
 def _fail(message: str, status: int) -> None:
@@ -62,9 +50,8 @@ def _fail(message: str, status: int) -> None:
     if job is None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(status)
-    job.status = status
-    FAILED_JOBS.append(job)
-    print(f"error: {job.name()}: {message}", file=sys.stderr, flush=True)
+    FAILED_JOBS.append((job, status))
+    print(f"error: {job}: {message}", file=sys.stderr, flush=True)
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -162,8 +149,8 @@ def finish() -> None:
     failed = list(FAILED_JOBS)
     FAILED_JOBS.clear()
     print(f"error: {len(failed)} multirun job{'s' if len(failed) > 1 else ''} failed: "
-          f"{', '.join(job.name() for job in failed)}", file=sys.stderr)
-    sys.exit(max(job.status for job in failed))
+          f"{', '.join(name for name, _ in failed)}", file=sys.stderr)
+    sys.exit(max(status for _, status in failed))
 
 
 @contextlib.contextmanager
@@ -184,17 +171,21 @@ def one_line_usage_errors() -> Iterator[None]:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
-def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
-    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed config
-    (check_config), then calls run_app(fn, cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR,
-    OVERRIDES), then finish(). fn imports its own modules (Lightning, ...) when called, so a config mistake's line
-    comes before they load: about 6 s on a 2-core CPU instead of 11-15."""
+def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
+    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed config,
+    then imports target ("module:function", as an entry point names it) and calls run_app(function, cfg, ...) with
+    the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish(). A config mistake's line so
+    comes before Lightning and the pipeline load: about 6 s on a 2-core CPU instead of 11-15."""
 
     from_task: list[BaseException] = []  # what the command itself raised: a bug's traceback, left whole
 
     def checked_call(cfg: DictConfig, *args: Any) -> Any:
-        check_config(config_name, cfg)
-        return fn(cfg, *args)
+        if config_name == "tune":  # each value of its space too
+            validate_tune(cfg)
+        else:
+            validated(cfg, SCHEMAS[config_name])
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(cfg, *args)
 
     def task(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
@@ -223,15 +214,6 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
 
     main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."
     return main
-
-
-def check_config(config_name: str, cfg: DictConfig) -> None:
-    """validated() against the command's schema (for tune, each value of its space too), before the command's
-    function imports its modules. Raises UserError (one line)."""
-    if config_name == "tune":
-        validate_tune(cfg)
-    else:
-        validated(cfg, SCHEMAS[config_name])
 
 
 def RUN_DIR(hydra_cfg: Any) -> str:  # noqa: N802  (a constant-like selector passed to command())

@@ -22,7 +22,7 @@ class StudyConfig:
     storage: str | None = path(optional=True, url=True)
     n_trials: int = integer(1)
     n_initial: int = integer(0)
-    initial_design: str = choice(options.DESIGNS)
+    initial_design: str = choice(("sobol", "lhs"))
     epochs: int = integer(1)
     steps: int | None = integer(1, optional=True)
     val_every_steps: int | None = integer(1, optional=True)
@@ -58,8 +58,8 @@ class StudyConfig:
 
 @dataclass(kw_only=True)
 class SamplerConfig:
-    kind: str = choice(options.SAMPLERS)
-    acquisition: str = choice(options.ACQUISITIONS)
+    kind: str = choice(("botorch", "gp", "tpe", "random"))
+    acquisition: str = choice(("ei", "logei"))
     lengthscale: float | None = number(0, low_open=True, optional=True)
     num_restarts: int = integer(1)
     raw_samples: int = integer(1)
@@ -67,7 +67,7 @@ class SamplerConfig:
 
 @dataclass(kw_only=True)
 class PrunerConfig:
-    kind: str = choice(options.PRUNERS)
+    kind: str = choice(("median", "halving", "hyperband", "none"))
     warmup_epochs: int = integer(0)
     warmup_steps: int | None = integer(0, optional=True)
     startup_trials: int = integer(0)
@@ -94,7 +94,7 @@ class RefitConfig:
     only: bool = flag()
     epochs: int = integer(1)
     steps: int | None = integer(1, optional=True)
-    rule: str = choice(options.REFIT_RULES)
+    rule: str = choice(("utopia", "loss", "judged"))  # which trial of a two-objective front the refit trains
 
 
 @dataclass(kw_only=True)
@@ -110,8 +110,7 @@ class TuneConfig(TrainConfig):
     def check(self, root: Any) -> None:
         if not isinstance(self.space, dict):
             raise UserError(f"space={self.space}: must be a mapping of train config keys to ranges or choices")
-        dists = distributions(self.space)
-        categorical = [n for n, d in dists.items() if isinstance(d, CategoricalDistribution)]
+        categorical = [n for n, d in distributions(self.space).items() if isinstance(d, CategoricalDistribution)]
         if categorical and self.sampler.kind == "botorch":
             raise UserError(f"space.{categorical[0]}: choices need a GP with categorical inputs; sampler.kind=botorch "
                             "models ranges only: use sampler.kind=gp (Optuna's GPSampler), tpe or random")
@@ -135,7 +134,7 @@ class EvaluateConfig(TrainConfig):
 
 @dataclass(kw_only=True)
 class MorphConfig:
-    mode: str = choice(options.MORPH_MODES)
+    mode: str = choice(("linear", "slerp"))
 
 
 @dataclass(kw_only=True)
@@ -207,7 +206,7 @@ class ExploreConfig:
 
     checkpoint: str = path(nonempty=True)
     server: ServerConfig
-    device: str = choice(options.DEVICES)
+    device: str = choice(("auto", "cpu", "cuda"))
     seed: int = integer(0)
     temperature: float = number(0, low_open=True)
     grid: int = integer(1)

@@ -18,9 +18,9 @@ from lego_vae.model.build import refusal
 
 @dataclass(kw_only=True)
 class DataConfig:
-    source: str = choice(options.SOURCES)
+    source: str = choice(("synthetic", "ldraw", "folder", "lego_faces"))
     root: str | None = path(optional=True)
-    image_size: int = integer(options.MIN_IMAGE_SIZE, options.MAX_IMAGE_SIZE)
+    image_size: int = integer(8, 1024)
     num_images: int | None = integer(3, optional=True)
     batch_size: int = integer(1)
     val_fraction: float = number(0, 1, low_open=True, high_open=True)
@@ -56,10 +56,11 @@ class ModelConfig:
     max_channels: int = integer(1)
     blocks: int = integer(0)
     stage_convs: int = integer(0)
-    norm: str = choice(options.NORMS)
+    norm: str = choice(("batch", "group"))  # the conv net's normalisation
     feature_size: int = integer(1)
     compile: bool = flag()
-    compile_mode: str = choice(options.COMPILE_MODES)
+    # torch.compile's: reduce-overhead captures CUDA graphs (one launch for a step's kernels, on a GPU)
+    compile_mode: str = choice(("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
     channels_last: bool = flag()
 
     def check(self, root: TrainConfig) -> None:
@@ -71,7 +72,7 @@ class ModelConfig:
 class OptimConfig:
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
-    schedule: str = choice(options.SCHEDULES)
+    schedule: str = choice(("exponential", "cosine"))
     fused: bool = flag()
     beta1: float = number(0, 1, high_open=True)
     beta2: float = number(0, 1, high_open=True)
@@ -87,10 +88,11 @@ class TrainerConfig:
     max_epochs: int = integer(1)
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
-    gradient_clip_algorithm: str = choice(options.CLIP_ALGORITHMS)
-    accelerator: str = choice(options.ACCELERATORS)
+    gradient_clip_algorithm: str = choice(("value", "norm"))
+    accelerator: str = choice(("auto", "cpu", "gpu", "cuda", "mps"))  # plain torch's: no tpu, hpu
     devices: Any = anything("auto or a number of devices")
-    precision: Any = choice(options.PRECISIONS, as_text=True)
+    precision: Any = choice(("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"),
+                            as_text=True)
     benchmark: bool = flag()
     strategy: str = text(nonempty=True)
     num_nodes: int = integer(1)
@@ -101,7 +103,7 @@ class TrainerConfig:
 @dataclass(kw_only=True)
 class LogConfig:
     images_every_n_epochs: int = integer(0)
-    progress: str = choice(options.PROGRESS)
+    progress: str = choice(("auto", "rich", "plain", "none"))
 
 
 @dataclass(kw_only=True)

@@ -82,10 +82,7 @@ def _refused(key: str, value: Any, err: Exception, schema: type) -> str:
 
 def validated(cfg: Any, schema: type) -> Any:
     """cfg (a DictConfig, a mapping or a typed config) checked against schema; an instance of schema, resolved,
-    its paths absolute (lego_vae.config.paths).
-
-    Raises UserError with one line naming the key (a value quoted as given).
-    """
+    its paths absolute. Raises UserError with one line naming the key (a value quoted as given)."""
     plain = to_plain(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
@@ -102,15 +99,9 @@ def validated(cfg: Any, schema: type) -> Any:
 
 
 def composition_error(err: BaseException, schema: type, argv: list[str] | None = None) -> str | None:
-    """One line for an error Hydra raised while composing a command's config into its schema (lego_vae.config.store),
-    in validated()'s words; None for any other exception.
-
-    A value of the wrong type (`model.log_sigma_min=low`) reads as its field's rule ("must be a number"), an unknown
-    key as validated() says it, a missing group option with the options there are, a value given to a whole section
-    or a schema key deleted with `~` in our words, a config group given no option's name (`model=null`, found in argv:
-    the command line's arguments), an override Hydra cannot parse with Hydra's reason and the override; any other
-    composition error is the first line of Hydra's message.
-    """
+    """One line for an error Hydra raised while composing a command's config into its schema, in validated()'s
+    words (a missing group option with its options, a config group given no option's name in argv, an override
+    Hydra cannot parse with its reason); else the first line of Hydra's message; None for any other exception."""
     if not isinstance(err, CompactHydraException):  # Hydra's ValueError or TypeError on a group's value, or not ours
         return _group_value(argv) if isinstance(err, (ValueError, TypeError)) else None
     cause = err.__cause__
@@ -171,13 +162,8 @@ def train_defaults(overrides: list[str]) -> DictConfig:
 
 
 def with_defaults(stored: Mapping) -> TrainConfig:
-    """A checkpoint's train config, typed, with any key added since it was written at today's default (the stored
-    values win) and any key since removed dropped.
-
-    Runs written before a key existed trained with what is now its default (e.g. model.channels), so an
-    old checkpoint loads, evaluates and resumes like a new one. A relative path it stored (data.root,
-    data.cache_dir) comes back absolute, as validate() makes it: the folder where this command was typed.
-    """
+    """A checkpoint's train config, typed, with any key added since it was written at today's default (what a run
+    without it trained with), any key since removed dropped, and a relative path absolute, as validate() makes it."""
     chosen = {"model": get_key(stored, "model.arch"), "data": get_key(stored, "data.source")}
     groups = [f"{group}={name}" for group, name in chosen.items()
               if isinstance(name, str) and (CONF_DIR / group / f"{name}.yaml").is_file()]
