@@ -7,7 +7,7 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from lego_vae.config import choices as options
+from lego_vae.config.choices import JUDGED, PRIORS
 from lego_vae.config.fields import anything, choice, flag, integer, is_int, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.config.space import distributions
@@ -172,7 +172,7 @@ class GenerateConfig:
     checkpoint: str = path(nonempty=True)
     n: int = integer(1)
     temperature: float = number(0, low_open=True)
-    prior: str = choice(options.PRIORS)
+    prior: str = choice(PRIORS)
     seed: int = integer(0)
     steps: int = integer(2)
     pairs: int = integer(1)
@@ -221,11 +221,11 @@ class ExploreConfig:
 def _objectives_check(cfg: TuneConfig) -> None:
     """study.objectives: val/loss, then optionally the judge's view of the faces (the one the data can have)."""
     objectives = cfg.study.objectives
-    judged = options.JUDGED[0] if factors_of(cfg.data.source) else options.JUDGED[1]
+    judged = JUDGED[0] if factors_of(cfg.data.source) else JUDGED[1]
     shown = f"study.objectives=[{','.join(map(str, objectives))}]" if isinstance(objectives, list) else \
         f"study.objectives={objectives}"
     if not isinstance(objectives, list) or not 1 <= len(objectives) <= 2 or objectives[0] != "val/loss" \
-            or (len(objectives) == 2 and objectives[1] not in options.JUDGED):
+            or (len(objectives) == 2 and objectives[1] not in JUDGED):
         raise UserError(f"{shown}: must be [val/loss] or [val/loss,{judged}]")
     if len(objectives) == 1:
         if cfg.refit.rule != "utopia":
@@ -233,7 +233,7 @@ def _objectives_check(cfg: TuneConfig) -> None:
                             f"objectives; with study.objectives=[val/loss] the refit trains the lowest val/loss")
         return
     if objectives[1] != judged:
-        labels = "labels" if judged == options.JUDGED[0] else "no labels"
+        labels = "labels" if judged == JUDGED[0] else "no labels"
         raise UserError(f"{shown}: data.source={cfg.data.source} has {labels}, so its judged objective is {judged}")
     if not cfg.eval.judge.enabled:
         raise UserError(f"{shown}: the second objective is the judge's; set eval.judge.enabled=true")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lego_vae.config import choices as options
+from lego_vae.config.choices import ARCHS, LIKELIHOODS, PRIORS
 from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
@@ -45,11 +45,11 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    arch: str = choice(options.ARCHS)
+    arch: str = choice(ARCHS)
     hidden: int = integer(1)
     latent: int = integer(1)
     beta: float = number(0)
-    likelihood: str = choice(options.LIKELIHOODS)
+    likelihood: str = choice(LIKELIHOODS)
     log_sigma_min: float = number(note="log of the smallest decoder sigma")
     sigma_momentum: float = number(0, 1, low_open=True)
     channels: int = integer(1)
@@ -134,7 +134,7 @@ class EvalConfig:
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    prior: str = choice(options.PRIORS)
+    prior: str = choice(PRIORS)
     gmm_components: list[int] = integers(1)
     reg_covar: float = number(0, low_open=True)
 

@@ -10,6 +10,7 @@ OmegaConf merges the composed config into the schema's dataclasses (every key an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -153,24 +154,17 @@ def _group_value(argv: list[str] | None) -> str | None:
     return None
 
 
-def train_defaults(overrides: list[str]) -> DictConfig:
-    """conf/train.yaml composed with overrides (e.g. model=mlp), inside a running Hydra app or not."""
-    if GlobalHydra.instance().is_initialized():  # a command's own Hydra: the same config folder
-        return compose("train", overrides=overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
-
-
 def with_defaults(stored: Mapping) -> TrainConfig:
     """A checkpoint's train config, typed, with any key added since it was written at today's default (what a run
     without it trained with), any key since removed dropped, and a relative path absolute, as validate() makes it."""
     chosen = {"model": get_key(stored, "model.arch"), "data": get_key(stored, "data.source")}
     groups = [f"{group}={name}" for group, name in chosen.items()
               if isinstance(name, str) and (CONF_DIR / group / f"{name}.yaml").is_file()]
-    defaults = train_defaults(groups)
+    outside = not GlobalHydra.instance().is_initialized()  # else a command's own Hydra: the same config folder
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3") if outside else contextlib.nullcontext():
+        defaults = compose("train", overrides=groups)  # conf/train.yaml, in TrainConfig
     with open_dict(defaults):
-        merged = OmegaConf.merge(defaults, OmegaConf.create(known(stored, TrainConfig)))
-    return absolute_paths(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), merged)))
+        return absolute_paths(OmegaConf.to_object(OmegaConf.merge(defaults, known(stored, TrainConfig))))
 
 
 def default_data(source: str, **changes: Any) -> DataConfig:
