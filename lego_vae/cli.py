@@ -1,8 +1,8 @@
 """Running a package function from an entry point: a user's mistake is one line and exit code 2.
 
 In a Hydra multirun (`python train.py -m key=a,b`) Hydra runs the jobs one after another in this process, so a
-job's mistake must not exit: its line names the job, the other jobs run, and `finish` (after Hydra returned) exits
-with the worst status of the failed jobs, after one line listing them.
+job's mistake must not exit: its line names the job, the other jobs run, and `finish` (after Hydra returned)
+exits with the worst status of the failed jobs, after one line listing them.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from lego_vae.config.validate import composition_error, parsed_overrides, valida
 from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
-FAILED_JOBS: list[tuple[str, int]] = []  # each failed job of this process's multirun: its name, its exit status
+FAILED_JOBS: list[tuple[str, int]] = []  # the name and exit status of each failed job of this multirun
 
 
 def current_job() -> str | None:
-    """This job's name when Hydra runs it in a multirun, `job N (its swept overrides)` (its values of the command
-    line's sweeps: `model.latent=0` of `-m model.latent=0,4`); None otherwise."""
+    """This job's name when Hydra runs it in a multirun, `job N (its swept overrides)` (its values of the
+    command line's sweeps: `model.latent=0` of `-m model.latent=0,4`); None otherwise."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hydra_cfg = HydraConfig.get()
@@ -68,12 +68,12 @@ def _warning_line(show: Callable[..., None], message: Warning | str, category: t
 
 
 def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call fn; a UserError, a write the disk refused (lego_vae.files.storage_message) or trainer settings Lightning
-    refuses on this machine become `error: <message>` on stderr and exit status 2, with no traceback.
+    """Call fn; a UserError, a write the disk refused (lego_vae.files.storage_message) or trainer settings
+    Lightning refuses on this machine are `error: <message>` on stderr and exit status 2, no traceback.
 
-    Running out of memory (lego_vae.errors.out_of_memory) and a failed worker of tune.py are one line and status 1;
-    an interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, multirun or not. In a
-    multirun, an error line names the job and returns None so that Hydra runs the next job (see `finish`).
+    Running out of memory (lego_vae.errors.out_of_memory) and a failed worker of tune.py: one line, status 1.
+    An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it. In a multirun,
+    an error line names the job and returns None so that Hydra runs the next job (see `finish`).
     """
     try:
         with warnings.catch_warnings():
@@ -142,8 +142,9 @@ class OutputFolderCheck(Callback):
 
 
 def finish() -> None:
-    """After a command's Hydra app returned: exit non-zero if a multirun job failed (2, or 1 for failed workers);
-    nothing after a single run (its errors have exited already) or a multirun whose jobs all succeeded."""
+    """After a command's Hydra app returned: exit non-zero if a multirun job failed (2, or 1 for failed
+    workers); nothing after a single run (its errors have exited already) or a multirun whose jobs all
+    succeeded."""
     if not FAILED_JOBS:
         return
     failed = list(FAILED_JOBS)
@@ -172,10 +173,11 @@ def one_line_usage_errors() -> Iterator[None]:
 
 
 def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
-    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed config,
-    then imports target ("module:function", as an entry point names it) and calls run_app(function, cfg, ...) with
-    the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish(). A config mistake's line so
-    comes before Lightning and the pipeline load: about 6 s on a 2-core CPU instead of 11-15."""
+    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed
+    config, then imports target ("module:function", as an entry point names it) and calls run_app(function,
+    cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish(). A
+    config mistake's line so comes before Lightning and the pipeline load: about 6 s on a 2-core CPU instead
+    of 11-15."""
 
     from_task: list[BaseException] = []  # what the command itself raised: a bug's traceback, left whole
 
@@ -199,8 +201,9 @@ def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) ->
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
 
     def main() -> None:
-        # Hydra prints a composition error on several lines and exits 1; HYDRA_FULL_ERROR=1 (its documented switch)
-        # lets the error reach us, to be one line and exit 2. Set by the user to anything else, Hydra's own way.
+        # Hydra prints a composition error on several lines and exits 1; HYDRA_FULL_ERROR=1 (its documented
+        # switch) lets the error reach us, to be one line and exit 2. Set by the user to anything else,
+        # Hydra's own way.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         try:
             with one_line_usage_errors():

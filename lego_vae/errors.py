@@ -34,8 +34,8 @@ OUT_OF_MEMORY_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "Default
 
 def out_of_memory(err: BaseException) -> str | None:
     """The one-line reason when err (or an exception it was raised from) is an out-of-memory error; else None:
-    torch.OutOfMemoryError (torch.cuda's too), the CPU and MPS allocators' RuntimeError (OUT_OF_MEMORY_MESSAGES) and
-    Python's MemoryError."""
+    torch.OutOfMemoryError (torch.cuda's too), the CPU and MPS allocators' RuntimeError
+    (OUT_OF_MEMORY_MESSAGES) and Python's MemoryError."""
     torch = sys.modules.get("torch")  # not imported: no torch error can have been raised
     oom = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
     seen: set[int] = set()

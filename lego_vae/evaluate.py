@@ -2,7 +2,7 @@
 
 from lego_vae.cli import OVERRIDES, command
 
-main = command("evaluate", "lego_vae.evaluation.run:evaluate_checkpoint", OVERRIDES)  # imported once the config is checked
+main = command("evaluate", "lego_vae.evaluation.run:evaluate_checkpoint", OVERRIDES)
 
 if __name__ == "__main__":
     main()

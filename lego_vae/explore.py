@@ -2,7 +2,7 @@
 
 from lego_vae.cli import command
 
-main = command("explore", "lego_vae.explorer.serve:explore")  # imported once the config is checked
+main = command("explore", "lego_vae.explorer.serve:explore")
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,9 @@
 """Writing the files a run keeps whole or not at all, and one line for a write the disk refused.
 
-Every file that matters (checkpoints, metrics.json, config.yaml, caches, pictures) is written under a temporary name
-beside its target, flushed to the disk, then renamed over it with os.replace, atomic on one file system: a full
-disk, a read-only folder or a kill leaves the old file whole and no temporary file behind. Not in /tmp: across file
-systems the "rename" is a copy that truncates the target first (Lightning-AI/pytorch-lightning#688).
+Every file that matters (checkpoints, metrics.json, config.yaml, caches, pictures) is written under a
+temporary name beside its target, flushed to the disk, then renamed over it with os.replace, atomic on one
+file system: a full disk, a read-only folder or a kill leaves the old file whole and no temporary file behind.
+Not in /tmp: across file systems "rename" is a copy that truncates first (Lightning-AI/pytorch-lightning#688).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def replacing(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
 
     On any failure the temporary file is removed and path is left as it was; an OSError naming no file or the
     temporary one is raised again naming path. keep_suffix: the temporary name ends in path's suffix too (for
-    writers that choose the format by it: PNG, GIF), else in '.tmp', so that a folder's '*.ckpt' never lists it.
+    writers that choose the format by it: PNG, GIF), else in '.tmp', so that a '*.ckpt' glob never lists it.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"

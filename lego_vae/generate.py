@@ -2,7 +2,7 @@
 
 from lego_vae.cli import RUN_DIR, command
 
-main = command("generate", "lego_vae.evaluation.generating:generate", RUN_DIR)  # imported once the config is checked
+main = command("generate", "lego_vae.evaluation.generating:generate", RUN_DIR)
 
 if __name__ == "__main__":
     main()

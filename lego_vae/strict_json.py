@@ -1,6 +1,6 @@
 """Strict JSON for every file the project writes: no bare NaN or Infinity, which JSON.parse, jq and most other
-parsers refuse (Python's json writes them by default). A non-finite float, anywhere in the data, is written as null,
-with a `<key>_reason` beside its top-level key saying which value was not finite.
+parsers refuse (Python's json writes them by default). A non-finite float, anywhere in the data, is written as
+null, with a `<key>_reason` beside its top-level key saying which value was not finite.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from lego_vae.files import write_text
 
 def _nulled(value: Any, where: str, found: list[str]) -> Any:
     """value with every non-finite float replaced by None; the path of each one appended to found."""
-    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and not math.isfinite(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+            and not math.isfinite(value):
         found.append(f"{where} is {float(value)}")
         return None
     if isinstance(value, Mapping):

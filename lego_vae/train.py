@@ -2,7 +2,7 @@
 
 from lego_vae.cli import RUN_DIR, command
 
-main = command("train", "lego_vae.pipeline:train_and_evaluate", RUN_DIR)  # imported once the config is checked
+main = command("train", "lego_vae.pipeline:train_and_evaluate", RUN_DIR)
 
 if __name__ == "__main__":
     main()

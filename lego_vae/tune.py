@@ -2,7 +2,7 @@
 
 from lego_vae.cli import OVERRIDES, RUN_DIR, command
 
-main = command("tune", "lego_vae.tuning.study:tune", RUN_DIR, OVERRIDES)  # imported once the config is checked
+main = command("tune", "lego_vae.tuning.study:tune", RUN_DIR, OVERRIDES)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""The choices of config keys that code outside the schema also reads (the schema's other choices are beside it)."""
+"""The choices of config keys that code outside the schema reads too (the others are beside their fields)."""
 
 from lego_vae.model.build import VAE, Likelihood
 

@@ -110,7 +110,8 @@ class TuneConfig(TrainConfig):
     def check(self, root: Any) -> None:
         if not isinstance(self.space, dict):
             raise UserError(f"space={self.space}: must be a mapping of train config keys to ranges or choices")
-        categorical = [n for n, d in distributions(self.space).items() if isinstance(d, CategoricalDistribution)]
+        dists = distributions(self.space)
+        categorical = [n for n, d in dists.items() if isinstance(d, CategoricalDistribution)]
         if categorical and self.sampler.kind == "botorch":
             raise UserError(f"space.{categorical[0]}: choices need a GP with categorical inputs; sampler.kind=botorch "
                             "models ranges only: use sampler.kind=gp (Optuna's GPSampler), tpe or random")
@@ -234,7 +235,8 @@ def _objectives_check(cfg: TuneConfig) -> None:
         return
     if objectives[1] != judged:
         labels = "labels" if judged == JUDGED[0] else "no labels"
-        raise UserError(f"{shown}: data.source={cfg.data.source} has {labels}, so its judged objective is {judged}")
+        raise UserError(f"{shown}: data.source={cfg.data.source} has {labels}, so its judged objective is "
+                        f"{judged}")
     if not cfg.eval.judge.enabled:
         raise UserError(f"{shown}: the second objective is the judge's; set eval.judge.enabled=true")
     if cfg.pruner.kind != "none":

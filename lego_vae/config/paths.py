@@ -1,8 +1,8 @@
 """A relative path in a config means the folder where the command was typed, whatever Hydra's working directory is.
 
-With `hydra.job.chdir=true` Hydra runs a command inside its run folder, where a relative data.root or checkpoint=
-would be looked for (hydra-ecosystem/hydra#922). So every path a config holds (the schema's `path()` fields) is
-made absolute once, where the config is validated, against the folder Hydra started in
+With `hydra.job.chdir=true` Hydra runs a command inside its run folder, where a relative data.root or
+checkpoint= would be looked for (hydra-ecosystem/hydra#922). So every path a config holds (the schema's
+`path()` fields) is made absolute once, where the config is validated, against the folder Hydra started in
 (hydra.utils.to_absolute_path); the rest of the code only sees absolute paths.
 """
 
@@ -35,8 +35,8 @@ def shown_path(path: str | os.PathLike) -> str:
 
 
 def typed_url(url: str) -> str:
-    """A database URL whose sqlite file is relative (sqlite:///study.db), with that file made absolute (typed_path);
-    an in-memory (sqlite://, :memory:) or file: URI database, or any other database, as it is."""
+    """A database URL whose sqlite file is relative (sqlite:///study.db), with that file made absolute
+    (typed_path); an in-memory (sqlite://, :memory:) or file: URI database, or any other, as it is."""
     m = SQLITE_FILE.match(url)
     if m is None or m[2].startswith(("/", ":memory:", "file:")):
         return url

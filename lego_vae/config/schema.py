@@ -1,7 +1,8 @@
 """The typed schema of train.yaml (common.yaml and its groups): one dataclass per section.
 
-Each field has a type (OmegaConf's check) and its range (lego_vae.config.fields); defaults live once, commented, in
-lego_vae/conf. Checks that tie fields together are each class's `check(root)` (root: the whole typed config).
+Each field has a type (OmegaConf's check) and its range (lego_vae.config.fields); defaults live once,
+commented, in lego_vae/conf. Checks that tie fields together are each class's `check(root)` (root: the whole
+typed config).
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class TrainerConfig:
     gradient_clip_algorithm: str = choice(("value", "norm"))
     accelerator: str = choice(("auto", "cpu", "gpu", "cuda", "mps"))  # plain torch's: no tpu, hpu
     devices: Any = anything("auto or a number of devices")
-    precision: Any = choice(("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"),
-                            as_text=True)
+    precision: Any = choice(("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true",
+                             "64-true"), as_text=True)
     benchmark: bool = flag()
     strategy: str = text(nonempty=True)
     num_nodes: int = integer(1)

@@ -1,14 +1,14 @@
 """The study's search space (tune.yaml's `space:`): train config keys, each a range or a list of choices.
 
     space:                                    # any key of the train config, nested as in it (or dotted)
-      hidden: {low: 128, high: 2048, log: true}   # the seed's `hidden` and `latent` stand for model.hidden/latent
+      hidden: {low: 128, high: 2048, log: true}   # the seed's `hidden` (`latent`) means model.hidden
       optim:
         lr: {low: 1.0e-4, high: 3.0e-3, log: true}
       model:
         feature_size: {choices: [4, 8, 16]}
 
-A range {low, high, log} is of integers for an int field, of floats for a number field; {choices} fits any key.
-Optuna records the dotted keys (the seed's aliases as they are, so its studies resume). The trial budget
+A range {low, high, log} is of integers for an int field, of floats for a number field; {choices} fits any
+key. Optuna records the dotted keys (the seed's aliases as they are, so its studies resume). The trial budget
 (trainer.max_epochs, trainer.max_steps) is the study's to set, never the space's.
 """
 
@@ -66,9 +66,11 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     key = config_key(name)
     f = schema_field(TrainConfig, key)
     if f is None:
-        raise UserError(f"space.{name}: {key} is not a key of the train config (its keys are in lego_vae/conf/)")
+        raise UserError(f"space.{name}: {key} is not a key of the train config (its keys are in "
+                        "lego_vae/conf/)")
     if not f.metadata:
-        raise UserError(f"space.{name}: {key} is a section of the train config, not a key: give its keys ranges")
+        raise UserError(f"space.{name}: {key} is a section of the train config, not a key: give its keys "
+                        "ranges")
     if key in BUDGET:
         raise UserError(f"space.{name}: the trial budget is the study's (study.epochs or study.steps), not a "
                         "parameter")

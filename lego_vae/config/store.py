@@ -1,9 +1,9 @@
 """The commands' schemas in Hydra's ConfigStore, so that composition itself checks every key and type.
 
-Each command's YAML (lego_vae/conf/<command>.yaml) starts its defaults list with `<command>_schema`, its dataclass
-stored here (https://hydra.cc/docs/tutorials/structured_config/schema/): an unknown key or a value of the wrong type
-fails while composing, before any work. Ranges and cross-field checks are validate.validated's. Importing
-lego_vae.config stores them; compose a command's config only after that.
+Each command's YAML (lego_vae/conf/<command>.yaml) starts its defaults list with `<command>_schema`, its
+dataclass stored here (https://hydra.cc/docs/tutorials/structured_config/schema/): an unknown key or a value
+of the wrong type fails while composing, before any work. Ranges and cross-field checks are
+validate.validated's. Importing lego_vae.config stores them; compose a command's config only after that.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
     cfg = validated(composed, TrainConfig)  # a TrainConfig; UserError (one line) for a wrong type, an unknown
     cfg.trainer.max_steps                   # or missing key, a value out of range, or fields that disagree
 
-OmegaConf merges the composed config into the schema's dataclasses (every key and type), then each field's range
-(lego_vae.config.fields) and each section's `check(root)` run on the typed result, whose paths are absolute
-(lego_vae.config.paths). to_plain turns one back into the plain dict that checkpoints, JSON and Optuna store.
+OmegaConf merges the composed config into the schema's dataclasses (every key and type), then each field's
+range (lego_vae.config.fields) and each section's `check(root)` run on the typed result, whose paths are
+absolute (lego_vae.config.paths). to_plain gives the plain dict that checkpoints, JSON and Optuna store.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def _walk(section: Any, root: Any, given: Mapping, prefix: str) -> None:
 def _refused(key: str, value: Any, err: Exception, schema: type) -> str:
     """The line for a value OmegaConf refused at key: its field's rule, else OmegaConf's first line."""
     f = schema_field(schema, key)
-    return str(refuse(key, value, f.metadata)) if f is not None else f"{key}={value}: {str(err).splitlines()[0]}"
+    if f is None:
+        return f"{key}={value}: {str(err).splitlines()[0]}"
+    return str(refuse(key, value, f.metadata))
 
 
 def validated(cfg: Any, schema: type) -> Any:
@@ -93,7 +95,8 @@ def validated(cfg: Any, schema: type) -> Any:
         raise UserError(_refused(err.full_key, get_key(plain, err.full_key), err, schema)) from None
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
-        raise UserError(CHECKPOINT_HINT if "checkpoint" in missing else f"{missing[0]}: missing from the config")
+        raise UserError(CHECKPOINT_HINT if "checkpoint" in missing else
+                        f"{missing[0]}: missing from the config")
     config = absolute_paths(OmegaConf.to_object(merged))
     _walk(config, config, plain, "")
     return config
@@ -102,7 +105,7 @@ def validated(cfg: Any, schema: type) -> Any:
 def composition_error(err: BaseException, schema: type, argv: list[str] | None = None) -> str | None:
     """One line for an error Hydra raised while composing a command's config into its schema, in validated()'s
     words (a missing group option with its options, a config group given no option's name in argv, an override
-    Hydra cannot parse with its reason); else the first line of Hydra's message; None for any other exception."""
+    Hydra cannot parse with its reason); else the first line of Hydra's message; None for other exceptions."""
     if not isinstance(err, CompactHydraException):  # Hydra's ValueError or TypeError on a group's value, or not ours
         return _group_value(argv) if isinstance(err, (ValueError, TypeError)) else None
     cause = err.__cause__
@@ -155,13 +158,13 @@ def _group_value(argv: list[str] | None) -> str | None:
 
 
 def with_defaults(stored: Mapping) -> TrainConfig:
-    """A checkpoint's train config, typed, with any key added since it was written at today's default (what a run
-    without it trained with), any key since removed dropped, and a relative path absolute, as validate() makes it."""
+    """A checkpoint's train config, typed: a key added since it was written at today's default (what a run
+    without it trained with), a key since removed dropped, its paths absolute as validate() makes them."""
     chosen = {"model": get_key(stored, "model.arch"), "data": get_key(stored, "data.source")}
     groups = [f"{group}={name}" for group, name in chosen.items()
               if isinstance(name, str) and (CONF_DIR / group / f"{name}.yaml").is_file()]
-    outside = not GlobalHydra.instance().is_initialized()  # else a command's own Hydra: the same config folder
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3") if outside else contextlib.nullcontext():
+    inside = GlobalHydra.instance().is_initialized()  # a command's own Hydra: the same config folder
+    with contextlib.nullcontext() if inside else initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         defaults = compose("train", overrides=groups)  # conf/train.yaml, in TrainConfig
     with open_dict(defaults):
         return absolute_paths(OmegaConf.to_object(OmegaConf.merge(defaults, known(stored, TrainConfig))))
@@ -176,8 +179,9 @@ def default_data(source: str, **changes: Any) -> DataConfig:
 def known(section: Mapping, schema: type) -> dict:
     """section without the keys schema does not know (a key a later version removed), nested as in the schema."""
     hints = typing.get_type_hints(schema)
-    return {name: known(value, hints[name]) if dataclasses.is_dataclass(hints[name]) and isinstance(value, Mapping)
-            else value for name, value in section.items() if name in hints}
+    return {name: (known(value, hints[name])
+                   if dataclasses.is_dataclass(hints[name]) and isinstance(value, Mapping) else value)
+            for name, value in section.items() if name in hints}
 
 
 def validate(cfg: Any) -> TrainConfig:
