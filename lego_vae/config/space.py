@@ -78,8 +78,7 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
         raise UserError(f"space.{name}: {key} makes the validation faces, so trials differing in it would not be "
                         "scored on the same faces; run one study per value (study.name=...)")
     kind = f.metadata[KIND]
-    unknown = set(leaf) - RANGE_KEYS - CHOICE_KEYS
-    if unknown or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
+    if set(leaf) - RANGE_KEYS - CHOICE_KEYS or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
         raise UserError(f"space.{name}: a leaf is {{low, high, log}} or {{choices: [...]}}, not {sorted(leaf)}")
     if "choices" in leaf:
         choices = leaf["choices"]
