@@ -1,9 +1,8 @@
 """Running a package function from an entry point: a user's mistake is one line and exit code 2.
 
-In a Hydra multirun (`python train.py -m key=a,b`) a job's mistake must not end the process: Hydra runs
-the jobs one after another in this process, and an exit would skip every job after it. There the job's
-line names the job, the other jobs run, and `finish` (called by each command's main() once Hydra has
-returned) exits with the worst status of the jobs that failed, after one line listing them.
+In a Hydra multirun (`python train.py -m key=a,b`) Hydra runs the jobs one after another in this process, so a
+job's mistake must not exit: its line names the job, the other jobs run, and `finish` (after Hydra returned)
+exits with the worst status of the failed jobs, after one line listing them.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,42 +30,18 @@ from lego_vae.config.validate import composition_error, parsed_overrides, valida
 from lego_vae.errors import Interrupted, UserError, WorkersFailed, out_of_memory
 from lego_vae.files import is_storage_error, storage_message, write_bytes
 
-
-@dataclass
-class FailedJob:
-    """A multirun job that ended with a one-line error: its number, swept overrides and exit status."""
-
-    num: int
-    overrides: list[str]
-    status: int
-
-    def name(self) -> str:
-        return f"job {self.num} ({' '.join(self.overrides)})" if self.overrides else f"job {self.num}"
+FAILED_JOBS: list[tuple[str, int]] = []  # the name and exit status of each failed job of this multirun
 
 
-FAILED_JOBS: list[FailedJob] = []  # the jobs of this process's multirun that failed, in order
-
-
-def current_job() -> FailedJob | None:
-    """This job's number and swept overrides, with status 0, when Hydra runs it in a multirun; None otherwise.
-
-    The swept overrides are this job's values of the command line's sweeps (`model.latent=0` of
-    `-m model.latent=0,4`): what tells this job from the others.
-    """
-    if not HydraConfig.initialized():
+def current_job() -> str | None:
+    """This job's name when Hydra runs it in a multirun, `job N (its swept overrides)` (its values of the
+    command line's sweeps: `model.latent=0` of `-m model.latent=0,4`); None otherwise."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None
-    keys = swept_keys(sys.argv[1:])
-    swept = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0] in keys]
-    return FailedJob(int(hydra_cfg.job.num), swept, 0)
-
-
-def swept_keys(argv: list[str]) -> set[str]:
-    """The keys a command line sweeps (`model.latent` of `model.latent=0,4`), by Hydra's own override parser."""
-    # A line Hydra itself refused would not have started a job: no overrides, nothing to name.
-    return {o.input_line.split("=", 1)[0] for o in parsed_overrides(argv) if o.is_sweep_override()}
+    keys = {o.input_line.split("=", 1)[0] for o in parsed_overrides(sys.argv[1:]) if o.is_sweep_override()}
+    swept = " ".join(o for o in hydra_cfg.overrides.task if o.split("=", 1)[0] in keys)
+    return f"job {hydra_cfg.job.num} ({swept})" if swept else f"job {hydra_cfg.job.num}"
 
 
 def _fail(message: str, status: int) -> None:
@@ -75,9 +50,8 @@ def _fail(message: str, status: int) -> None:
     if job is None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(status)
-    job.status = status
-    FAILED_JOBS.append(job)
-    print(f"error: {job.name()}: {message}", file=sys.stderr, flush=True)
+    FAILED_JOBS.append((job, status))
+    print(f"error: {job}: {message}", file=sys.stderr, flush=True)
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -94,19 +68,12 @@ def _warning_line(show: Callable[..., None], message: Warning | str, category: t
 
 
 def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call fn; a UserError becomes `error: <message>` on stderr and exit status 2, with no traceback.
+    """Call fn; a UserError, a write the disk refused (lego_vae.files.storage_message) or trainer settings
+    Lightning refuses on this machine are `error: <message>` on stderr and exit status 2, no traceback.
 
-    So does a write the disk refused (a full disk, a read-only or forbidden folder): the file, the folder and its
-    free space in one line (lego_vae.files.storage_message).
-
-    Running out of memory (any device, lego_vae.errors.out_of_memory) is one line and exit status 1. Settings Lightning
-    refuses on this machine (`trainer.accelerator=gpu` without a GPU: its MisconfigurationException) are one line and
-    exit status 2.
-
-    An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it, and ends a
-    multirun too; a failed worker of tune.py exits with status 1. In a multirun, a UserError or failed worker
-    is `error: job N (overrides): <message>`, and returns None so that Hydra runs the next job; `finish`
-    exits non-zero at the end.
+    Running out of memory (lego_vae.errors.out_of_memory) and a failed worker of tune.py: one line, status 1.
+    An interrupt (SIGINT, SIGTERM) exits with 128 + the signal's number, as a shell reports it. In a multirun,
+    an error line names the job and returns None so that Hydra runs the next job (see `finish`).
     """
     try:
         with warnings.catch_warnings():
@@ -126,16 +93,14 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except WorkersFailed as err:
         _fail(str(err), 1)
     except Exception as err:
-        from lightning.fabric.utilities.exceptions import (
-            MisconfigurationException,  # loaded by then: fn trained
-        )
+        # Loaded by then: fn trained.
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         if isinstance(err, MisconfigurationException):  # Lightning refused the trainer's settings for this machine
             _fail(f"the trainer's settings: {str(err).strip().splitlines()[0]} (trainer.accelerator, trainer.devices, "
                   "trainer.strategy, trainer.precision)", 2)
             return None
-        # Every way torch runs out of memory (lego_vae.errors.out_of_memory), in a run of train.py, the refit,
-        # evaluate or generate: one line with what to lower. A trial of tune.py records it instead and goes on.
+        # A trial of tune.py records running out of memory instead and goes on.
         reason = out_of_memory(err)
         if reason is None:
             raise
@@ -146,12 +111,7 @@ def run_app(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 class OutputFolderCheck(Callback):
     """A Hydra callback (each command's hydra.callbacks): an output folder that is empty or cannot be written is one
-    line, exit 2.
-
-    Hydra creates the run's folder and writes its .hydra/ files before the command runs, outside run_app: a
-    read-only, forbidden or full folder there would be Hydra's traceback. This makes the folder and writes a
-    small file in it first; a refused write is `error: cannot write ...` (lego_vae.files.storage_message).
-    """
+    line, exit 2, where Hydra's own writes of .hydra/ (before run_app) would be its traceback."""
 
     PROBE_BYTES = 64 * 1024  # about what Hydra writes there (.hydra/*.yaml, the log's first lines)
 
@@ -177,23 +137,21 @@ class OutputFolderCheck(Callback):
             if not is_storage_error(err):
                 raise
             path = Path(err.filename) if err.filename and Path(err.filename) != probe else Path(folder)
-            print(f"error: {storage_message(err, path)} (the output folder: {key}=...)",
-                  file=sys.stderr)
+            print(f"error: {storage_message(err, path)} (the output folder: {key}=...)", file=sys.stderr)
             sys.exit(2)
 
 
 def finish() -> None:
-    """After a command's Hydra app returned: exit non-zero if a multirun job failed (2, or 1 for failed workers).
-
-    Does nothing after a single run (its errors have exited already) or a multirun whose jobs all succeeded.
-    """
+    """After a command's Hydra app returned: exit non-zero if a multirun job failed (2, or 1 for failed
+    workers); nothing after a single run (its errors have exited already) or a multirun whose jobs all
+    succeeded."""
     if not FAILED_JOBS:
         return
-    failed, status = list(FAILED_JOBS), max(job.status for job in FAILED_JOBS)
+    failed = list(FAILED_JOBS)
     FAILED_JOBS.clear()
     print(f"error: {len(failed)} multirun job{'s' if len(failed) > 1 else ''} failed: "
-          f"{', '.join(job.name() for job in failed)}", file=sys.stderr)
-    sys.exit(status)
+          f"{', '.join(name for name, _ in failed)}", file=sys.stderr)
+    sys.exit(max(status for _, status in failed))
 
 
 @contextlib.contextmanager
@@ -201,6 +159,7 @@ def one_line_usage_errors() -> Iterator[None]:
     """While Hydra reads the command line: an unknown flag or a bad value of one (`--cfg jobs`) is one line and exit
     status 2, instead of argparse's usage block. Hydra's parser is not public (hydra._internal.utils), so this
     replaces argparse.ArgumentParser.error, argparse's documented way to report a usage error, for the duration."""
+
     def error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
         print(f"error: {message} (--help lists the flags)", file=sys.stderr)
         sys.exit(2)
@@ -213,20 +172,22 @@ def one_line_usage_errors() -> Iterator[None]:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
-def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
-    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed config
-    (check_config), then calls run_app(fn, cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR,
-    OVERRIDES), then finish() after a multirun.
-
-    Each command's fn imports its own modules (Lightning, the training or the evaluation code) when called, so a
-    mistake in the config is its one line before they load: about 6 s on a 2-core CPU instead of 11-15.
-    """
+def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
+    """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed
+    config, then imports target ("module:function", as an entry point names it) and calls run_app(function,
+    cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish(). A
+    config mistake's line so comes before Lightning and the pipeline load: about 6 s on a 2-core CPU instead
+    of 11-15."""
 
     from_task: list[BaseException] = []  # what the command itself raised: a bug's traceback, left whole
 
     def checked_call(cfg: DictConfig, *args: Any) -> Any:
-        check_config(config_name, cfg)
-        return fn(cfg, *args)
+        if config_name == "tune":  # each value of its space too
+            validate_tune(cfg)
+        else:
+            validated(cfg, SCHEMAS[config_name])
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(cfg, *args)
 
     def task(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
@@ -240,10 +201,9 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
 
     def main() -> None:
-        # Hydra prints an error of composing the config (a value of the wrong type for the schema, an unknown key or
-        # group option, an override it cannot read) on several lines and exits 1; HYDRA_FULL_ERROR=1 (Hydra's
-        # documented switch) lets it reach us instead, to be one line and exit 2 like every other mistake. Set by
-        # the user to anything else, Hydra's own way.
+        # Hydra prints a composition error on several lines and exits 1; HYDRA_FULL_ERROR=1 (its documented
+        # switch) lets the error reach us, to be one line and exit 2. Set by the user to anything else,
+        # Hydra's own way.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         try:
             with one_line_usage_errors():
@@ -251,20 +211,12 @@ def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any
         except Exception as err:
             if any(err is e for e in from_task):
                 raise
-            _fail(composition_error(err, SCHEMAS[config_name], sys.argv[1:]) or (str(err).strip() or type(err).__name__).splitlines()[0], 2)
+            first = (str(err).strip() or type(err).__name__).splitlines()[0]
+            _fail(composition_error(err, SCHEMAS[config_name], sys.argv[1:]) or first, 2)
         finish()
 
     main.__doc__ = f"The {config_name} command (lego_vae/conf/{config_name}.yaml)."
     return main
-
-
-def check_config(config_name: str, cfg: DictConfig) -> None:
-    """The checks the command's function starts with (validated() against its schema; for tune, each value of its
-    space too), run before that function's module is imported. Raises UserError (one line)."""
-    if config_name == "tune":
-        validate_tune(cfg)
-    else:
-        validated(cfg, SCHEMAS[config_name])
 
 
 def RUN_DIR(hydra_cfg: Any) -> str:  # noqa: N802  (a constant-like selector passed to command())

@@ -33,18 +33,15 @@ OUT_OF_MEMORY_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "Default
 
 
 def out_of_memory(err: BaseException) -> str | None:
-    """The one-line reason when err (or an exception it was raised from) is an out-of-memory error; else None.
-
-    Covers every way torch runs out: torch.OutOfMemoryError (torch.cuda.OutOfMemoryError is the same class), the
-    plain RuntimeError of the CPU and MPS allocators (matched by their messages, OUT_OF_MEMORY_MESSAGES) and
-    Python's own MemoryError.
-    """
+    """The one-line reason when err (or an exception it was raised from) is an out-of-memory error; else None:
+    torch.OutOfMemoryError (torch.cuda's too), the CPU and MPS allocators' RuntimeError
+    (OUT_OF_MEMORY_MESSAGES) and Python's MemoryError."""
+    torch = sys.modules.get("torch")  # not imported: no torch error can have been raised
+    oom = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         text = str(err)
-        torch = sys.modules.get("torch")  # not imported: no torch error can have been raised
-        oom = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
         if isinstance(err, oom) or any(m in text for m in OUT_OF_MEMORY_MESSAGES):
             first = next((line.strip() for line in text.splitlines() if line.strip()), "")
             return f"out of memory: {first or type(err).__name__}"

@@ -2,15 +2,7 @@
 
 from lego_vae.cli import command
 
-
-def run(cfg):
-    """Serve the explorer (lego_vae.explorer.serve.explore), imported once the config is checked."""
-    from lego_vae.explorer.serve import explore
-
-    return explore(cfg)
-
-
-main = command("explore", run)
+main = command("explore", "lego_vae.explorer.serve:explore")
 
 if __name__ == "__main__":
     main()

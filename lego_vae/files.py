@@ -1,11 +1,9 @@
 """Writing the files a run keeps whole or not at all, and one line for a write the disk refused.
 
-Every file that matters (checkpoints, metrics.json, config.yaml, best.yaml, caches, pictures) is written under a
-temporary name beside its target (the same folder, so the same file system), flushed to the disk, and only then
-renamed over the target with os.replace, which is atomic there: a full disk, a read-only folder or a killed process
-leaves the file that was there before, whole, and no temporary file behind. A temporary file in /tmp would not do:
-where /tmp is another file system (often in memory), the "rename" becomes a copy that first truncates the target,
-and a full disk then cuts it short (Lightning-AI/pytorch-lightning#688).
+Every file that matters (checkpoints, metrics.json, config.yaml, caches, pictures) is written under a
+temporary name beside its target, flushed to the disk, then renamed over it with os.replace, atomic on one
+file system: a full disk, a read-only folder or a kill leaves the old file whole and no temporary file behind.
+Not in /tmp: across file systems "rename" is a copy that truncates first (Lightning-AI/pytorch-lightning#688).
 """
 
 from __future__ import annotations
@@ -42,28 +40,23 @@ def is_storage_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in STORAGE_ERRORS
 
 
-def existing_parent(path: str | Path) -> Path:
-    """path itself if it exists, else its nearest existing parent folder (where free space can be measured)."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def human_bytes(n: float) -> str:
     """A byte count in the largest unit that keeps it >= 1: '0 B', '512 B', '3.2 MB', '1.5 GB'."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    raise AssertionError("unreachable")
+    return f"{n:.1f} TB"
 
 
 def free_space(path: str | Path) -> str:
     """The free space of the file system that holds path (or its nearest existing parent), e.g. '3.2 MB';
     'unknown' where it cannot be measured."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
     try:
-        return human_bytes(shutil.disk_usage(existing_parent(path)).free)
+        return human_bytes(shutil.disk_usage(path).free)
     except OSError:
         return "unknown"
 
@@ -81,30 +74,21 @@ def storage_message(err: OSError, path: str | Path | None = None) -> str:
     return f"cannot write {target}: {reason} ({free_space(target.parent)} free in {target.parent}); {advice}"
 
 
-def _sync(path: Path) -> None:
-    """Flush path's data to the disk (so a crash after the rename cannot leave an empty file under the name)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def replacing(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside path to write; on success it is synced and renamed over path.
 
-    On any failure the temporary file is removed and path is left as it was. An OSError without a file name
-    (a write() the disk refused) or naming the temporary file is raised again naming path. keep_suffix: the temporary name ends in path's
-    suffix too (for writers that choose the format by it: PNG, GIF); otherwise it ends in '.tmp', so that a
-    folder's '*.ckpt' never lists it.
+    On any failure the temporary file is removed and path is left as it was; an OSError naming no file or the
+    temporary one is raised again naming path. keep_suffix: the temporary name ends in path's suffix too (for
+    writers that choose the format by it: PNG, GIF), else in '.tmp', so that a '*.ckpt' glob never lists it.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
                          + (path.suffix if keep_suffix else ""))
     try:
         yield tmp
-        _sync(tmp)
+        with open(tmp, "rb") as f:  # on the disk before the rename: a crash never leaves an empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
         with contextlib.suppress(OSError):

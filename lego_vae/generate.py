@@ -2,15 +2,7 @@
 
 from lego_vae.cli import RUN_DIR, command
 
-
-def run(cfg, out_dir):
-    """Faces from the checkpoint (lego_vae.evaluation.generating.generate), imported once the config is checked."""
-    from lego_vae.evaluation.generating import generate
-
-    return generate(cfg, out_dir)
-
-
-main = command("generate", run, RUN_DIR)
+main = command("generate", "lego_vae.evaluation.generating:generate", RUN_DIR)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
     """Save images (N, 3, S, S) in [0, 1] as a PNG grid with nrow images per row."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path, keep_suffix=True) as tmp:  # whole or not at all: never a half picture over a good one
-        save_image(images.detach().float().cpu().clamp(0, 1), tmp, nrow=nrow, padding=2, pad_value=1.0)
+        save_image(grid_tensor(images, nrow), tmp)
     return path
 
 

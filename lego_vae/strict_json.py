@@ -1,9 +1,6 @@
-"""Strict JSON for every file the project writes: no bare NaN or Infinity, which strict parsers reject.
-
-Python's json module writes NaN, Infinity and -Infinity by default; JavaScript's JSON.parse, jq and
-most other parsers refuse the whole file. Here a value that could not be computed (a non-finite
-float, anywhere in the data) is written as null, and the top-level key that holds it gets a
-`<key>_reason` beside it saying which value was not finite.
+"""Strict JSON for every file the project writes: no bare NaN or Infinity, which JSON.parse, jq and most other
+parsers refuse (Python's json writes them by default). A non-finite float, anywhere in the data, is written as
+null, with a `<key>_reason` beside its top-level key saying which value was not finite.
 """
 
 from __future__ import annotations
@@ -18,14 +15,10 @@ from typing import Any
 from lego_vae.files import write_text
 
 
-def _non_finite(value: Any) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
-            and not math.isfinite(float(value)))
-
-
 def _nulled(value: Any, where: str, found: list[str]) -> Any:
     """value with every non-finite float replaced by None; the path of each one appended to found."""
-    if _non_finite(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+            and not math.isfinite(value):
         found.append(f"{where} is {float(value)}")
         return None
     if isinstance(value, Mapping):

@@ -7,18 +7,8 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
-from lego_vae.config.choices import (
-    ACQUISITIONS,
-    DESIGNS,
-    DEVICES,
-    JUDGED,
-    MORPH_MODES,
-    PRIORS,
-    PRUNERS,
-    REFIT_RULES,
-    SAMPLERS,
-)
-from lego_vae.config.fields import anything, choice, flag, integer, number, path, text
+from lego_vae.config.choices import JUDGED, PRIORS
+from lego_vae.config.fields import anything, choice, flag, integer, is_int, number, path, text
 from lego_vae.config.schema import TrainConfig
 from lego_vae.config.space import distributions
 from lego_vae.data.labelled import factors_of
@@ -26,16 +16,13 @@ from lego_vae.errors import UserError
 
 CHECKPOINT_HINT = "checkpoint: required (checkpoint=/path/to/run, a study folder, or /path/to/model.ckpt)"
 
-# ---- tune.yaml --------------------------------------------------------------------------------
-
-
 @dataclass(kw_only=True)
 class StudyConfig:
     name: str = text(nonempty=True)
     storage: str | None = path(optional=True, url=True)
     n_trials: int = integer(1)
     n_initial: int = integer(0)
-    initial_design: str = choice(DESIGNS)
+    initial_design: str = choice(("sobol", "lhs"))
     epochs: int = integer(1)
     steps: int | None = integer(1, optional=True)
     val_every_steps: int | None = integer(1, optional=True)
@@ -50,9 +37,8 @@ class StudyConfig:
     objectives: list = anything("[val/loss], or [val/loss, val/attr_error] ([val/loss, val/fd_judge] for photos)")
 
     def check(self, root: Any) -> None:
-        workers = self.workers
-        if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-            raise UserError(f"study.workers={workers}: must be an integer >= 1 or auto")
+        if self.workers != "auto" and not (is_int(self.workers) and self.workers >= 1):
+            raise UserError(f"study.workers={self.workers}: must be an integer >= 1 or auto")
         if "/" in self.name:
             raise UserError(f"study.name={self.name}: must be a non-empty name without '/'")
         if self.storage is not None and "://" not in self.storage:
@@ -67,15 +53,13 @@ class StudyConfig:
     def validation_interval(self) -> int | None:
         """Optimizer steps between a trial's validations (each one a val/loss report to the pruner) when study.steps
         budgets it: study.val_every_steps, else a tenth of study.steps (at least 1); None in the epochs plan."""
-        if self.steps is None:
-            return None
-        return self.val_every_steps or max(1, self.steps // 10)
+        return None if self.steps is None else self.val_every_steps or max(1, self.steps // 10)
 
 
 @dataclass(kw_only=True)
 class SamplerConfig:
-    kind: str = choice(SAMPLERS)
-    acquisition: str = choice(ACQUISITIONS)
+    kind: str = choice(("botorch", "gp", "tpe", "random"))
+    acquisition: str = choice(("ei", "logei"))
     lengthscale: float | None = number(0, low_open=True, optional=True)
     num_restarts: int = integer(1)
     raw_samples: int = integer(1)
@@ -83,7 +67,7 @@ class SamplerConfig:
 
 @dataclass(kw_only=True)
 class PrunerConfig:
-    kind: str = choice(PRUNERS)
+    kind: str = choice(("median", "halving", "hyperband", "none"))
     warmup_epochs: int = integer(0)
     warmup_steps: int | None = integer(0, optional=True)
     startup_trials: int = integer(0)
@@ -110,7 +94,7 @@ class RefitConfig:
     only: bool = flag()
     epochs: int = integer(1)
     steps: int | None = integer(1, optional=True)
-    rule: str = choice(REFIT_RULES)
+    rule: str = choice(("utopia", "loss", "judged"))  # which trial of a two-objective front the refit trains
 
 
 @dataclass(kw_only=True)
@@ -141,9 +125,6 @@ class TuneConfig(TrainConfig):
                             "scale a study with more tune.py workers on one storage")
 
 
-# ---- evaluate.yaml, generate.yaml, explore.yaml -----------------------------------------------
-
-
 @dataclass(kw_only=True)
 class EvaluateConfig(TrainConfig):
     """conf/evaluate.yaml: a checkpoint to evaluate again, and where to write."""
@@ -154,14 +135,18 @@ class EvaluateConfig(TrainConfig):
 
 @dataclass(kw_only=True)
 class MorphConfig:
-    mode: str = choice(MORPH_MODES)
+    mode: str = choice(("linear", "slerp"))
 
 
 @dataclass(kw_only=True)
-class TraversalConfig:
+class SteerConfig:
     dims: int = integer(1)
-    steps: int = integer(2)
     range: float = number(0, low_open=True)
+
+
+@dataclass(kw_only=True)
+class TraversalConfig(SteerConfig):
+    steps: int = integer(2)
 
 
 @dataclass(kw_only=True)
@@ -212,15 +197,8 @@ class ServerConfig:
 
 
 @dataclass(kw_only=True)
-class ExploreMorphConfig:
+class ExploreMorphConfig(MorphConfig):
     steps: int = integer(2)
-    mode: str = choice(MORPH_MODES)
-
-
-@dataclass(kw_only=True)
-class SteerConfig:
-    dims: int = integer(1)
-    range: float = number(0, low_open=True)
 
 
 @dataclass(kw_only=True)
@@ -229,7 +207,7 @@ class ExploreConfig:
 
     checkpoint: str = path(nonempty=True)
     server: ServerConfig
-    device: str = choice(DEVICES)
+    device: str = choice(("auto", "cpu", "cuda"))
     seed: int = integer(0)
     temperature: float = number(0, low_open=True)
     grid: int = integer(1)
@@ -256,8 +234,9 @@ def _objectives_check(cfg: TuneConfig) -> None:
                             f"objectives; with study.objectives=[val/loss] the refit trains the lowest val/loss")
         return
     if objectives[1] != judged:
-        raise UserError(f"{shown}: data.source={cfg.data.source} has {'labels' if judged == JUDGED[0] else 'no labels'}"
-                        f", so its judged objective is {judged}")
+        labels = "labels" if judged == JUDGED[0] else "no labels"
+        raise UserError(f"{shown}: data.source={cfg.data.source} has {labels}, so its judged objective is "
+                        f"{judged}")
     if not cfg.eval.judge.enabled:
         raise UserError(f"{shown}: the second objective is the judge's; set eval.judge.enabled=true")
     if cfg.pruner.kind != "none":

@@ -1,15 +1,16 @@
 """Typed config fields that carry their own allowed range, and the one-line message for a value outside it.
 
-A schema field is a dataclass field made by one of the constructors below (integer, number, choice,
-flag, text, anything). Its type is what OmegaConf checks when a config is merged into the schema;
-its metadata is the range check that stays beside it. Defaults live in the YAML files of
-lego_vae/conf, never here: every field's default is MISSING.
+A schema field is a dataclass field made by one of the constructors below. Its type is what OmegaConf checks
+when a config is merged into the schema; its metadata is the range check beside it. Defaults live in the YAML
+files of lego_vae/conf, never here: every field's default is MISSING.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import MISSING, Field, field
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lego_vae.errors import UserError
@@ -17,49 +18,79 @@ from lego_vae.errors import UserError
 KIND = "kind"  # metadata key: int | number | choice | flag | text | ints | any
 
 
+def _field(kind: str, allowed: str, ok: Callable[[Any], bool], *, optional: bool = False, **meta: Any) -> Any:
+    """A field without a default; its metadata: its kind, what it allows (the end of "must be ..."), and ok,
+    the check of a value that is not null."""
+    allowed += " or null" if optional else ""
+    meta.update({KIND: kind, "allowed": allowed, "ok": ok, "optional": optional})
+    return dataclasses.field(default=dataclasses.MISSING, metadata=meta)
+
+
+def _span(noun: str, low: float | None, high: float | None, low_open: bool = False,
+          high_open: bool = False) -> str:
+    """What a range allows: "an integer in [1, 10]", "a number > 0", ..."""
+    if low is not None and high is not None:
+        return f"{noun} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
+    return f"{noun} {'>' if low_open else '>='} {_bound(low)}" if low is not None else noun
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _within(value: float, low: float | None, high: float | None, low_open: bool = False,
+            high_open: bool = False) -> bool:
+    return (low is None or (value > low if low_open else value >= low)) \
+        and (high is None or (value < high if high_open else value <= high))
+
+
 def integer(low: int | None = None, high: int | None = None, *, optional: bool = False) -> Any:
     """An int field in [low, high] (either bound may be absent); optional: null allowed."""
-    return field(default=MISSING, metadata={KIND: "int", "low": low, "high": high, "optional": optional})
+    return _field("int", _span("an integer", low, high), lambda v: is_int(v) and _within(v, low, high),
+                  optional=optional)
 
 
-def number(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
-           optional: bool = False, note: str = "") -> Any:
+def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False, optional: bool = False, note: str = "") -> Any:
     """A finite float field between low and high, each bound open or closed; optional: null allowed."""
-    return field(default=MISSING, metadata={KIND: "number", "low": low, "high": high, "low_open": low_open,
-                                            "high_open": high_open, "optional": optional, "note": note})
+    allowed = _span("a number", low, high, low_open, high_open) + (f" ({note})" if note else "")
+    return _field("number", allowed, lambda v: is_number(v) and _within(v, low, high, low_open, high_open),
+                  optional=optional)
 
 
 def choice(options: tuple[str, ...], *, as_text: bool = False) -> Any:
     """A field whose value is one of options (as_text: compared as its string, e.g. precision 32 or "32")."""
-    return field(default=MISSING, metadata={KIND: "choice", "options": options, "as_text": as_text})
+    return _field("choice", f"one of {', '.join(options)}", lambda v: (str(v) if as_text else v) in options)
 
 
 def flag() -> Any:
     """A true/false field."""
-    return field(default=MISSING, metadata={KIND: "flag"})
+    return _field("flag", "true or false", lambda v: isinstance(v, bool))
 
 
-def text(*, optional: bool = False, nonempty: bool = False) -> Any:
+def text(*, optional: bool = False, nonempty: bool = False, **meta: Any) -> Any:
     """A string field (a path, a name, a URL); optional: null allowed; nonempty: "" refused."""
-    return field(default=MISSING, metadata={KIND: "text", "optional": optional, "nonempty": nonempty})
+    return _field("text", "a string", lambda v: isinstance(v, str) and (bool(v) or not nonempty),
+                  optional=optional, **meta)
 
 
-def path(*, optional: bool = False, nonempty: bool = False, words: tuple[str, ...] = (), url: bool = False) -> Any:
-    """A text field that names a file or folder: a relative one means the folder where the command was typed
-    (lego_vae.config.paths), whatever Hydra's working directory is. words: values that are not paths (ckpt_path's
-    "last"); url: a database URL, of which only a relative sqlite file is made absolute."""
-    return field(default=MISSING, metadata={KIND: "text", "optional": optional, "nonempty": nonempty,
-                                            "path": "url" if url else "file", "words": words})
+def path(*, optional: bool = False, nonempty: bool = False, words: tuple[str, ...] = (),
+         url: bool = False) -> Any:
+    """A text field that names a file or folder, made absolute against the folder where the command was typed
+    (lego_vae.config.paths). words: values that are not paths (ckpt_path's "last"); url: a database URL, of
+    which only a relative sqlite file is made absolute."""
+    return text(optional=optional, nonempty=nonempty, path="url" if url else "file", words=words)
 
 
 def integers(low: int) -> Any:
     """A non-empty list of ints >= low."""
-    return field(default=MISSING, metadata={KIND: "ints", "low": low})
+    return _field("ints", f"a non-empty list of integers >= {low}",
+                  lambda v: isinstance(v, list) and bool(v) and all(is_int(x) and x >= low for x in v))
 
 
 def anything(allowed: str = "") -> Any:
-    """A field of several types (e.g. "auto" or an int) whose check lives in its class's check()."""
-    return field(default=MISSING, metadata={KIND: "any", "allowed": allowed})
+    """A field of several types (e.g. "auto" or an int), null allowed, whose check is its class's check()."""
+    return _field("any", allowed or "a valid value", lambda v: True)
 
 
 def is_int(value: Any) -> bool:
@@ -72,76 +103,29 @@ def is_number(value: Any) -> bool:
     return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _bound(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def schema_field(schema: type, key: str) -> dataclasses.Field | None:
+    """The schema's field at a dotted key ("data.root"; a section's own field has no metadata), or None."""
+    cls: Any = schema
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        found = {f.name: f for f in dataclasses.fields(cls)}.get(part)
+        if found is None:
+            return None
+        cls = typing.get_type_hints(cls)[part]
+    return found
 
 
-def allowed(meta: dict) -> str:
-    """What a field accepts, as the end of "key=value: must be ...": "an integer >= 1", "one of a, b", ..."""
-    kind = meta.get(KIND)
-    if kind in ("int", "number"):
-        noun = "an integer" if kind == "int" else "a number"
-        low, high = meta.get("low"), meta.get("high")
-        if kind == "int" and low is not None and high is not None:
-            text_ = f"{noun} in [{low}, {high}]"
-        elif low is not None and high is not None:
-            text_ = (f"{noun} in {'(' if meta['low_open'] else '['}{_bound(low)}, "
-                     f"{_bound(high)}{')' if meta['high_open'] else ']'}")
-        elif low is not None:
-            text_ = f"{noun} {'>' if meta.get('low_open') else '>='} {_bound(low)}"
-        else:
-            text_ = noun
-        if meta.get("note"):
-            text_ += f" ({meta['note']})"
-        return text_ + (" or null" if meta.get("optional") else "")
-    if kind == "choice":
-        return f"one of {', '.join(meta['options'])}"
-    if kind == "flag":
-        return "true or false"
-    if kind == "text":
-        return "a string" + (" or null" if meta.get("optional") else "")
-    if kind == "ints":
-        return f"a non-empty list of integers >= {meta['low']}"
-    return meta.get("allowed") or "a valid value"
-
-
-def refuse(key: str, value: Any, meta: dict) -> UserError:
-    """The one-line error for key=value outside what meta allows. A float reads as briefly as it round-trips: the
-    schema made a typed `0` 0.0 while composing, and the line quotes it as typed (`=0`)."""
+def refuse(key: str, value: Any, meta: Mapping) -> UserError:
+    """The one-line error for key=value outside what meta (a field's metadata) allows. A float reads as
+    briefly as it round-trips: the schema made a typed `0` 0.0, and the line quotes it as typed (`=0`)."""
     if isinstance(value, float) and float(f"{value:g}") == value:
         value = f"{value:g}"
-    return UserError(f"{key}={value}: must be {allowed(meta)}")
+    return UserError(f"{key}={value}: must be {meta.get('allowed') or 'a valid value'}")
 
 
-def check_value(key: str, value: Any, meta: dict) -> None:
-    """Raise UserError (one line, naming key, value and what is allowed) if value is outside the field's range."""
-    kind = meta.get(KIND)
+def fits(value: Any, meta: Mapping) -> bool:
+    """Whether value is in the range of the field whose metadata is meta (a section's field: any value)."""
     if value is None:
-        if meta.get("optional") or kind == "any":
-            return
-        raise refuse(key, value, meta)
-    if kind == "int":
-        ok = is_int(value) and (meta["low"] is None or value >= meta["low"]) \
-            and (meta["high"] is None or value <= meta["high"])
-    elif kind == "number":
-        low, high = meta["low"], meta["high"]
-        ok = is_number(value) \
-            and (low is None or (value > low if meta["low_open"] else value >= low)) \
-            and (high is None or (value < high if meta["high_open"] else value <= high))
-    elif kind == "choice":
-        ok = (str(value) if meta["as_text"] else value) in meta["options"]
-    elif kind == "flag":
-        ok = isinstance(value, bool)
-    elif kind == "text":
-        ok = isinstance(value, str) and (bool(value) or not meta["nonempty"])
-    elif kind == "ints":
-        ok = isinstance(value, list) and bool(value) and all(is_int(v) and v >= meta["low"] for v in value)
-    else:
-        ok = True
-    if not ok:
-        raise refuse(key, value, meta)
-
-
-def field_meta(f: Field) -> dict:
-    """The metadata of a schema field, as a plain dict."""
-    return dict(f.metadata)
+        return bool(meta.get("optional")) or meta.get(KIND) == "any"
+    return "ok" not in meta or meta["ok"](value)

@@ -1,9 +1,8 @@
 """The typed schema of train.yaml (common.yaml and its groups): one dataclass per section.
 
-Each field has a type (checked by OmegaConf when a composed config is merged into its schema) and its
-allowed range beside it (lego_vae.config.fields). Defaults are not here: they live once, commented,
-in the YAML files of lego_vae/conf. Checks that tie several fields together are each class's
-`check(root)` (root: the whole typed config). The other commands' schemas are in commands.py.
+Each field has a type (OmegaConf's check) and its range (lego_vae.config.fields); defaults live once,
+commented, in lego_vae/conf. Checks that tie fields together are each class's `check(root)` (root: the whole
+typed config).
 """
 
 from __future__ import annotations
@@ -11,21 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lego_vae.config.choices import (
-    ACCELERATORS,
-    ARCHS,
-    CLIP_ALGORITHMS,
-    COMPILE_MODES,
-    LIKELIHOODS,
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
-    NORMS,
-    PRECISIONS,
-    PRIORS,
-    PROGRESS,
-    SCHEDULES,
-    SOURCES,
-)
+from lego_vae.config.choices import ARCHS, LIKELIHOODS, PRIORS
 from lego_vae.config.fields import anything, choice, flag, integer, integers, number, path, text
 from lego_vae.data.images import PILLOW_MAX_PIXELS
 from lego_vae.errors import UserError
@@ -34,9 +19,9 @@ from lego_vae.model.build import refusal
 
 @dataclass(kw_only=True)
 class DataConfig:
-    source: str = choice(SOURCES)
+    source: str = choice(("synthetic", "ldraw", "folder", "lego_faces"))
     root: str | None = path(optional=True)
-    image_size: int = integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    image_size: int = integer(8, 1024)
     num_images: int | None = integer(3, optional=True)
     batch_size: int = integer(1)
     val_fraction: float = number(0, 1, low_open=True, high_open=True)
@@ -72,10 +57,11 @@ class ModelConfig:
     max_channels: int = integer(1)
     blocks: int = integer(0)
     stage_convs: int = integer(0)
-    norm: str = choice(NORMS)
+    norm: str = choice(("batch", "group"))  # the conv net's normalisation
     feature_size: int = integer(1)
     compile: bool = flag()
-    compile_mode: str = choice(COMPILE_MODES)
+    # torch.compile's: reduce-overhead captures CUDA graphs (one launch for a step's kernels, on a GPU)
+    compile_mode: str = choice(("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
     channels_last: bool = flag()
 
     def check(self, root: TrainConfig) -> None:
@@ -87,7 +73,7 @@ class ModelConfig:
 class OptimConfig:
     lr: float = number(0, low_open=True)
     final_lr: float = number(0, low_open=True)
-    schedule: str = choice(SCHEDULES)
+    schedule: str = choice(("exponential", "cosine"))
     fused: bool = flag()
     beta1: float = number(0, 1, high_open=True)
     beta2: float = number(0, 1, high_open=True)
@@ -103,10 +89,11 @@ class TrainerConfig:
     max_epochs: int = integer(1)
     max_steps: int | None = integer(1, optional=True)
     gradient_clip_val: float | None = number(0, low_open=True, optional=True)
-    gradient_clip_algorithm: str = choice(CLIP_ALGORITHMS)
-    accelerator: str = choice(ACCELERATORS)
+    gradient_clip_algorithm: str = choice(("value", "norm"))
+    accelerator: str = choice(("auto", "cpu", "gpu", "cuda", "mps"))  # plain torch's: no tpu, hpu
     devices: Any = anything("auto or a number of devices")
-    precision: Any = choice(PRECISIONS, as_text=True)
+    precision: Any = choice(("auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true",
+                             "64-true"), as_text=True)
     benchmark: bool = flag()
     strategy: str = text(nonempty=True)
     num_nodes: int = integer(1)
@@ -117,7 +104,7 @@ class TrainerConfig:
 @dataclass(kw_only=True)
 class LogConfig:
     images_every_n_epochs: int = integer(0)
-    progress: str = choice(PROGRESS)
+    progress: str = choice(("auto", "rich", "plain", "none"))
 
 
 @dataclass(kw_only=True)

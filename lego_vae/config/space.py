@@ -1,31 +1,24 @@
 """The study's search space (tune.yaml's `space:`): train config keys, each a range or a list of choices.
 
-    space:                                    # conf/space/seed.yaml, the seed's two integers
-      hidden: {low: 128, high: 2048, log: true}
-      latent: {low: 8, high: 64, log: true}
     space:                                    # any key of the train config, nested as in it (or dotted)
+      hidden: {low: 128, high: 2048, log: true}   # the seed's `hidden` (`latent`) means model.hidden
       optim:
         lr: {low: 1.0e-4, high: 3.0e-3, log: true}
       model:
         feature_size: {choices: [4, 8, 16]}
 
-A leaf with `low` and `high` (and `log`, default false) is a range: of integers when its key is an int field of
-the train schema, of floats when it is a number field. A leaf with `choices` is categorical, for a key of any
-type. The names Optuna records are the dotted keys, except the seed's `hidden` and `latent`, which stand for
-model.hidden and model.latent (so its studies resume and its commands keep working). The trial budget
+A range {low, high, log} is of integers for an int field, of floats for a number field; {choices} fits any
+key. Optuna records the dotted keys (the seed's aliases as they are, so its studies resume). The trial budget
 (trainer.max_epochs, trainer.max_steps) is the study's to set, never the space's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from collections.abc import Mapping
-from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from lego_vae.config.fields import KIND, field_meta, is_int, is_number
+from lego_vae.config.fields import KIND, is_int, is_number, schema_field
 from lego_vae.config.schema import TrainConfig
 from lego_vae.errors import UserError
 
@@ -51,36 +44,19 @@ def short(name: str) -> str:
 def leaves(raw: Mapping, prefix: str = "") -> dict[str, dict]:
     """The space's leaves by dotted name, nested sections flattened ({"optim": {"lr": {...}}} -> "optim.lr").
 
-    Raises UserError for a node that is neither a leaf nor a section."""
+    Raises UserError for a node that is neither a leaf nor a section, or a leaf given twice."""
     out: dict[str, dict] = {}
     for key, node in raw.items():
         name = f"{prefix}{key}"
         if not isinstance(node, Mapping):
             raise UserError(f"space.{name}={node}: must be a range {{low, high, log}}, {{choices: [...]}}, or a "
                             "section of such leaves")
-        if node.keys() & (RANGE_KEYS | CHOICE_KEYS):
-            if name in out:
-                raise UserError(f"space.{name}: given twice (dotted and nested)")
-            out[name] = dict(node)
-        else:
-            for sub, leaf in leaves(node, f"{name}.").items():
-                if sub in out:
-                    raise UserError(f"space.{sub}: given twice (dotted and nested)")
-                out[sub] = leaf
+        found = {name: dict(node)} if node.keys() & (RANGE_KEYS | CHOICE_KEYS) else leaves(node, f"{name}.")
+        for sub, leaf in found.items():
+            if sub in out:
+                raise UserError(f"space.{sub}: given twice (dotted and nested)")
+            out[sub] = leaf
     return out
-
-
-def _schema_field(key: str) -> dataclasses.Field | None:
-    cls: Any = TrainConfig
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-        if part not in fields:
-            return None
-        if i == len(parts) - 1:
-            return None if dataclasses.is_dataclass(typing.get_type_hints(cls)[part]) else fields[part]
-        cls = typing.get_type_hints(cls)[part]
-    return None
 
 
 def distribution(name: str, leaf: Mapping) -> BaseDistribution:
@@ -88,20 +64,21 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     config lacks, a budget key, a leaf of both kinds or neither, bounds of the wrong type, low >= high, a log
     range that reaches 0, or an empty list of choices."""
     key = config_key(name)
-    f = _schema_field(key)
+    f = schema_field(TrainConfig, key)
     if f is None:
-        raise UserError(f"space.{name}: {key} is a section of the train config, not a key: give its keys ranges"
-                        if key in _sections() else
-                        f"space.{name}: {key} is not a key of the train config (its keys are in lego_vae/conf/)")
+        raise UserError(f"space.{name}: {key} is not a key of the train config (its keys are in "
+                        "lego_vae/conf/)")
+    if not f.metadata:
+        raise UserError(f"space.{name}: {key} is a section of the train config, not a key: give its keys "
+                        "ranges")
     if key in BUDGET:
         raise UserError(f"space.{name}: the trial budget is the study's (study.epochs or study.steps), not a "
                         "parameter")
     if key in VALIDATION:
         raise UserError(f"space.{name}: {key} makes the validation faces, so trials differing in it would not be "
                         "scored on the same faces; run one study per value (study.name=...)")
-    kind = field_meta(f).get(KIND)
-    unknown = set(leaf) - RANGE_KEYS - CHOICE_KEYS
-    if unknown or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
+    kind = f.metadata[KIND]
+    if set(leaf) - RANGE_KEYS - CHOICE_KEYS or (leaf.keys() & RANGE_KEYS and "choices" in leaf):
         raise UserError(f"space.{name}: a leaf is {{low, high, log}} or {{choices: [...]}}, not {sorted(leaf)}")
     if "choices" in leaf:
         choices = leaf["choices"]
@@ -115,14 +92,12 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     low, high, log = leaf["low"], leaf["high"], leaf.get("log", False)
     if not isinstance(log, bool):
         raise UserError(f"space.{name}.log={log}: must be true or false")
-    if kind == "int":
-        if not (is_int(low) and is_int(high)):
-            raise UserError(f"space.{name}: {key} is an integer, so low={low} and high={high} must be integers")
-    elif kind == "number":
-        if not (is_number(low) and is_number(high)):
-            raise UserError(f"space.{name}: low={low} and high={high} must be numbers")
-    else:
+    if kind not in ("int", "number"):
         raise UserError(f"space.{name}: {key} is not a number; give its values as {{choices: [...]}}")
+    if kind == "int" and not (is_int(low) and is_int(high)):
+        raise UserError(f"space.{name}: {key} is an integer, so low={low} and high={high} must be integers")
+    if not (is_number(low) and is_number(high)):
+        raise UserError(f"space.{name}: low={low} and high={high} must be numbers")
     if low >= high:
         raise UserError(f"space.{name}: low={low} must be < high={high}")
     if log and low <= 0:
@@ -130,10 +105,6 @@ def distribution(name: str, leaf: Mapping) -> BaseDistribution:
     if kind == "int":
         return IntDistribution(low, high, log=log)
     return FloatDistribution(float(low), float(high), log=log)
-
-
-def _sections() -> set[str]:
-    return {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
@@ -156,10 +127,5 @@ def distributions(raw: Mapping) -> dict[str, BaseDistribution]:
 def normal_form(space: Mapping) -> dict[str, dict]:
     """The space (as distributions() takes it) as a study stores it (plain JSON, flat by name): {low, high, log} or
     {choices}. The seed's integer ranges keep the form studies stored before any other kind existed."""
-    out: dict[str, dict] = {}
-    for name, d in distributions(space).items():
-        if isinstance(d, CategoricalDistribution):
-            out[name] = {"choices": list(d.choices)}
-        else:
-            out[name] = {"low": d.low, "high": d.high, "log": d.log}
-    return out
+    return {name: {"choices": list(d.choices)} if isinstance(d, CategoricalDistribution)
+            else {"low": d.low, "high": d.high, "log": d.log} for name, d in distributions(space).items()}

@@ -3,16 +3,14 @@
     cfg = validated(composed, TrainConfig)  # a TrainConfig; UserError (one line) for a wrong type, an unknown
     cfg.trainer.max_steps                   # or missing key, a value out of range, or fields that disagree
 
-Hydra composes the YAML files; OmegaConf then merges the result into the schema's dataclasses, which
-checks every key and type, and each field's range (lego_vae.config.fields) and each section's
-`check(root)` run on the typed result. The code below the commands reads only these objects, by attribute;
-to_plain turns one back into the plain dict that checkpoints, JSON and Optuna's user attributes store. Every path it holds comes back absolute: a relative one means the folder
-where the command was typed (lego_vae.config.paths), even under hydra.job.chdir=true.
+OmegaConf merges the composed config into the schema's dataclasses (every key and type), then each field's
+range (lego_vae.config.fields) and each section's `check(root)` run on the typed result, whose paths are
+absolute (lego_vae.config.paths). to_plain gives the plain dict that checkpoints, JSON and Optuna store.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -28,7 +26,6 @@ from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
     ConfigTypeError,
-    MissingMandatoryValue,
     OmegaConfBaseException,
     ValidationError,
 )
@@ -36,7 +33,7 @@ from optuna.distributions import CategoricalDistribution
 
 from lego_vae.conf import CONF_DIR
 from lego_vae.config.commands import CHECKPOINT_HINT, TuneConfig
-from lego_vae.config.fields import check_value, field_meta, refuse
+from lego_vae.config.fields import fits, refuse, schema_field
 from lego_vae.config.paths import absolute_paths
 from lego_vae.config.schema import DataConfig, TrainConfig
 from lego_vae.config.space import config_key, distributions
@@ -49,9 +46,8 @@ def to_plain(cfg: Any) -> dict:
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return dataclasses.asdict(cfg)
     try:
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
-        return OmegaConf.to_container(OmegaConf.create(dict(cfg)), resolve=True)  # type: ignore[return-value]
+        node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as err:  # an unresolvable interpolation
         raise UserError(f"config: {str(err).splitlines()[0]}") from None
 
@@ -60,33 +56,11 @@ def get_key(config: Any, key: str) -> Any:
     """The value at dotted key ("a.b") of a typed config or a mapping; None where the path does not exist."""
     node: Any = config
     for part in key.split("."):
-        if dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
-            node = getattr(node, part)
-        elif isinstance(node, Mapping) and not dataclasses.is_dataclass(node) and part in node:
-            node = node[part]
+        if dataclasses.is_dataclass(node):
+            node = getattr(node, part) if part in {f.name for f in dataclasses.fields(node)} else None
         else:
-            return None
+            node = node[part] if isinstance(node, Mapping) and part in node else None
     return node
-
-
-def _hints(schema: type) -> dict[str, Any]:
-    return typing.get_type_hints(schema)
-
-
-def _field(schema: type, key: str) -> dataclasses.Field | None:
-    """The schema's field at a dotted key, or None."""
-    cls: Any = schema
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields:
-            return None
-        if i == len(parts) - 1:
-            return fields[part]
-        cls = _hints(cls)[part]
-        if not dataclasses.is_dataclass(cls):
-            return None
-    return None
 
 
 def _walk(section: Any, root: Any, given: Mapping, prefix: str) -> None:
@@ -95,70 +69,54 @@ def _walk(section: Any, root: Any, given: Mapping, prefix: str) -> None:
         key, value = f"{prefix}{f.name}", getattr(section, f.name)
         if dataclasses.is_dataclass(value):
             _walk(value, root, given, f"{key}.")
-            continue
-        try:
-            check_value(key, value, field_meta(f))
-        except UserError:
-            raise refuse(key, get_key(given, key), field_meta(f)) from None
+        elif not fits(value, f.metadata):
+            raise refuse(key, get_key(given, key), f.metadata)
     if hasattr(section, "check"):
         section.check(root)
 
 
+def _refused(key: str, value: Any, err: Exception, schema: type) -> str:
+    """The line for a value OmegaConf refused at key: its field's rule, else OmegaConf's first line."""
+    f = schema_field(schema, key)
+    if f is None:
+        return f"{key}={value}: {str(err).splitlines()[0]}"
+    return str(refuse(key, value, f.metadata))
+
+
 def validated(cfg: Any, schema: type) -> Any:
     """cfg (a DictConfig, a mapping or a typed config) checked against schema; an instance of schema, resolved,
-    its paths absolute (lego_vae.config.paths).
-
-    Raises UserError with one line naming the key (a value quoted as given).
-    """
+    its paths absolute. Raises UserError with one line naming the key (a value quoted as given)."""
     plain = to_plain(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
     except ConfigKeyError as err:
         raise UserError(f"{err.full_key}: not a key of this config (its keys are in lego_vae/conf/)") from None
     except ValidationError as err:
-        f = _field(schema, err.full_key)
-        value = get_key(plain, err.full_key)
-        if f is not None:
-            raise refuse(err.full_key, value, field_meta(f)) from None
-        raise UserError(f"{err.full_key}={value}: {str(err).splitlines()[0]}") from None
+        raise UserError(_refused(err.full_key, get_key(plain, err.full_key), err, schema)) from None
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
-        if "checkpoint" in missing:
-            raise UserError(CHECKPOINT_HINT)
-        raise UserError(f"{missing[0]}: missing from the config")
-    try:
-        out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as err:
-        raise UserError(f"{err.full_key}: missing from the config") from None
-    config = typed(absolute_paths(out, schema), schema)
+        raise UserError(CHECKPOINT_HINT if "checkpoint" in missing else
+                        f"{missing[0]}: missing from the config")
+    config = absolute_paths(OmegaConf.to_object(merged))
     _walk(config, config, plain, "")
     return config
 
 
 def composition_error(err: BaseException, schema: type, argv: list[str] | None = None) -> str | None:
-    """One line for an error Hydra raised while composing a command's config into its schema (lego_vae.config.store),
-    in validated()'s words; None for any other exception.
-
-    A value of the wrong type (`model.log_sigma_min=low`) reads as its field's rule ("must be a number"), an unknown
-    key as validated() says it, a missing group option with the options there are, a value given to a whole section
-    or a schema key deleted with `~` in our words, a config group given no option's name (`model=null`, found in argv:
-    the command line's arguments), an override Hydra cannot parse with Hydra's reason and the override; any other
-    composition error is the first line of Hydra's message.
-    """
+    """One line for an error Hydra raised while composing a command's config into its schema, in validated()'s
+    words (a missing group option with its options, a config group given no option's name in argv, an override
+    Hydra cannot parse with its reason); else the first line of Hydra's message; None for other exceptions."""
     if not isinstance(err, CompactHydraException):  # Hydra's ValueError or TypeError on a group's value, or not ours
         return _group_value(argv) if isinstance(err, (ValueError, TypeError)) else None
     cause = err.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
         return f"{cause.full_key}: not a key of this config (its keys are in lego_vae/conf/)"
-    if isinstance(cause, ValidationError) and cause.full_key in _sections(schema):
-        return f"{cause.full_key} is a section: set its keys ({cause.full_key}.<key>=...), not a value"
     if isinstance(cause, ValidationError) and cause.full_key:
+        field = schema_field(schema, cause.full_key)
+        if field is not None and not field.metadata:  # a section's own field
+            return f"{cause.full_key} is a section: set its keys ({cause.full_key}.<key>=...), not a value"
         given = str(err).split("override ", 1)[-1].split("=", 1)
-        value = given[1] if len(given) == 2 else cause.value
-        f = _field(schema, cause.full_key)
-        if f is not None:
-            return str(refuse(cause.full_key, value, field_meta(f)))
-        return f"{cause.full_key}={value}: {str(cause).splitlines()[0]}"
+        return _refused(cause.full_key, given[1] if len(given) == 2 else cause.value, cause, schema)
     if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
         return f"{cause.full_key}: a key of the schema cannot be deleted (~); set its value instead"
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
@@ -199,48 +157,17 @@ def _group_value(argv: list[str] | None) -> str | None:
     return None
 
 
-def _sections(schema: type, prefix: str = "") -> set[str]:
-    """The dotted names of the schema's nested dataclass sections (trainer, model, ...)."""
-    hints = typing.get_type_hints(schema)
-    names: set[str] = set()
-    for f in dataclasses.fields(schema):
-        kind = hints.get(f.name)
-        if dataclasses.is_dataclass(kind):
-            names |= {prefix + f.name} | _sections(kind, f"{prefix}{f.name}.")
-    return names
-
-
-def typed(plain: Mapping, schema: type) -> Any:
-    """plain (already checked) as an instance of the schema dataclass: sections nested as in the schema."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(plain)))
-
-
-def train_defaults(overrides: list[str]) -> DictConfig:
-    """conf/train.yaml composed with overrides (e.g. model=mlp), inside a running Hydra app or not."""
-    if GlobalHydra.instance().is_initialized():  # a command's own Hydra: the same config folder
-        return compose("train", overrides=overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
-
-
 def with_defaults(stored: Mapping) -> TrainConfig:
-    """A checkpoint's train config, typed, with any key added since it was written at today's default (the stored
-    values win) and any key since removed dropped.
-
-    Runs written before a key existed trained with what is now its default (e.g. model.channels), so an
-    old checkpoint loads, evaluates and resumes like a new one. A relative path it stored (data.root,
-    data.cache_dir) comes back absolute, as validate() makes it: the folder where this command was typed.
-    """
-    groups = []
-    arch, source = get_key(stored, "model.arch"), get_key(stored, "data.source")
-    if isinstance(arch, str) and (CONF_DIR / "model" / f"{arch}.yaml").is_file():
-        groups.append(f"model={arch}")
-    if isinstance(source, str) and (CONF_DIR / "data" / f"{source}.yaml").is_file():
-        groups.append(f"data={source}")
-    defaults = train_defaults(groups)
+    """A checkpoint's train config, typed: a key added since it was written at today's default (what a run
+    without it trained with), a key since removed dropped, its paths absolute as validate() makes them."""
+    chosen = {"model": get_key(stored, "model.arch"), "data": get_key(stored, "data.source")}
+    groups = [f"{group}={name}" for group, name in chosen.items()
+              if isinstance(name, str) and (CONF_DIR / group / f"{name}.yaml").is_file()]
+    inside = GlobalHydra.instance().is_initialized()  # a command's own Hydra: the same config folder
+    with contextlib.nullcontext() if inside else initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        defaults = compose("train", overrides=groups)  # conf/train.yaml, in TrainConfig
     with open_dict(defaults):
-        merged = OmegaConf.merge(defaults, OmegaConf.create(known(stored, TrainConfig)))
-    return typed(absolute_paths(to_plain(merged), TrainConfig), TrainConfig)
+        return absolute_paths(OmegaConf.to_object(OmegaConf.merge(defaults, known(stored, TrainConfig))))
 
 
 def default_data(source: str, **changes: Any) -> DataConfig:
@@ -251,14 +178,10 @@ def default_data(source: str, **changes: Any) -> DataConfig:
 
 def known(section: Mapping, schema: type) -> dict:
     """section without the keys schema does not know (a key a later version removed), nested as in the schema."""
-    hints = _hints(schema)
-    out = {}
-    for f in dataclasses.fields(schema):
-        if f.name in section:
-            value = section[f.name]
-            nested = dataclasses.is_dataclass(hints[f.name]) and isinstance(value, Mapping)
-            out[f.name] = known(value, hints[f.name]) if nested else value
-    return out
+    hints = typing.get_type_hints(schema)
+    return {name: (known(value, hints[name])
+                   if dataclasses.is_dataclass(hints[name]) and isinstance(value, Mapping) else value)
+            for name, value in section.items() if name in hints}
 
 
 def validate(cfg: Any) -> TrainConfig:
@@ -281,12 +204,8 @@ def check_space_values(config: TuneConfig) -> None:
     for name, d in distributions(config.space).items():
         values = d.choices if isinstance(d, CategoricalDistribution) else (d.low, d.high)
         for value in values:
-            trial = copy.deepcopy(train)
-            *path, leaf = config_key(name).split(".")
-            node = trial
-            for part in path:
-                node = node[part]
-            node[leaf] = value
+            trial = OmegaConf.create(train)
+            OmegaConf.update(trial, config_key(name), value, merge=False)
             try:
                 checked = get_key(validated(trial, TrainConfig), config_key(name))
             except UserError as err:
