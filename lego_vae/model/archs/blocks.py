@@ -31,11 +31,11 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
+    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016);
+    GroupNorm, not BatchNorm: the same function in training and evaluation."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        # GroupNorm, not BatchNorm: the same function in training and evaluation
         self.body = nn.Sequential(
             norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
             norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
