@@ -14,14 +14,11 @@ from lego_vae.model.prior import GaussianMixturePrior, sample_latents
 
 
 class VAE(nn.Module):
-    """A VAE for square RGB images in [0, 1]: features -> encoder_fc -> (mu, logvar) -> z = mu + sigma * eps ->
-    decoder_fc -> unfeatures.
+    """A VAE for square RGB images in [0, 1]: features -> encoder_fc -> (mu, logvar) -> z -> decoder_fc -> unfeatures.
 
     A subclass sets `name` (which registers it) and builds `features` (B, 3, S, S) -> (B, *feature_shape) and
-    `unfeatures` (B, *feature_shape) -> images in [0, 1] (ending in a sigmoid), with fc_out an activation after
-    decoder_fc; the fully connected `hidden` layer on both sides and the latent heads are here. The attribute
-    names are the state_dict keys of every checkpoint: features, unfeatures, encoder_fc, mu, logvar, decoder_fc
-    (and the likelihood's buffers, such as log_sigma).
+    `unfeatures` (B, *feature_shape) -> images in [0, 1], with fc_out an activation after decoder_fc. The attribute
+    names are the state_dict keys of every checkpoint (docs/extending.md).
     """
 
     name: ClassVar[str]  # the model.arch value that builds this class; set by each architecture
