@@ -43,19 +43,6 @@ def describe_recipe(plain: TrainConfig) -> str:
     return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
 
 
-def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
-                ckpt_path: Path | None) -> None:
-    """trainer.fit without the warnings nobody can act on."""
-    with warnings.catch_warnings():
-        # Lightning's own use of a deprecated torch pytree API.
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-        if ckpt_path:  # a resume first closes the checkpoint's epoch without a batch: no val/loss for best.ckpt then
-            warnings.filterwarnings("ignore", message=r".*could not find the monitored key in the returned metrics.*")
-            # A resumed run writes into its own new folder, on purpose: the old run's checkpoints stay as they were.
-            warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-
-
 def non_finite_advice(err: NonFiniteLoss, plain: TrainConfig, run_dir: Path, resumed_from: Path | None,
                       checkpoints: bool) -> str:
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
@@ -134,7 +121,14 @@ def train(
                             train_batches=len(datamodule.train_dataloader()), val_every_steps=val_every_steps)
     fit_started = time.perf_counter()
     try:
-        fit_quietly(trainer, model, datamodule, ckpt_path)
+        with warnings.catch_warnings():  # none a user can act on
+            # Lightning's own use of a deprecated torch pytree API.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            if ckpt_path:  # a resume first closes the checkpoint's epoch without a batch: no val/loss then
+                warnings.filterwarnings("ignore", message=r".*could not find the monitored key in the returned metrics.*")
+                # A resumed run writes into its own new folder, on purpose: the old run's checkpoints stay as they were.
+                warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except NonFiniteLoss as err:  # nothing was saved of the non-finite weights: say what is left and what to try
         raise NonFiniteLoss(non_finite_advice(err, plain, run_dir, ckpt_path, checkpoints)) from None
     checkpoint = trainer.checkpoint_callback
