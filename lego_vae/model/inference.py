@@ -10,8 +10,7 @@ from torch import Tensor, nn
 
 
 def device_for(accelerator: str = "auto") -> str:
-    """The device a trainer.accelerator setting runs a model on: "cuda" where it allows a GPU ("auto", "gpu",
-    "cuda") and one exists, else "cpu"."""
+    """The device a trainer.accelerator setting runs a model on: "cuda" where it allows one and one exists."""
     return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 

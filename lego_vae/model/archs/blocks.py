@@ -46,9 +46,8 @@ class ResBlock(nn.Module):
 
 
 class StageConv(nn.Module):
-    """x + LeakyReLU(norm(3x3 conv(x))), with the norm's scale zero at the start: a residual layer that
-    starts as the identity, so a net with it starts as the net without it (the zero-init of Goyal et al. 2017,
-    "Accurate, large minibatch SGD", section 5.1)."""
+    """x + LeakyReLU(norm(3x3 conv(x))), the norm's scale zero at the start: a residual layer that starts as the
+    identity (the zero-init of Goyal et al. 2017, "Accurate, large minibatch SGD", section 5.1)."""
 
     def __init__(self, channels: int, norm: str = "batch") -> None:
         super().__init__()

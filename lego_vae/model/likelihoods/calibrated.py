@@ -1,11 +1,10 @@
 """The calibrated decoder (model.likelihood=calibrated; Rybkin, Daniilidis & Levine 2021, "Simple and Effective
 VAE Training with Calibrated Decoders"): the seed's Gaussian with its one shared sigma learnt.
 
-recon = D/2 log(2 pi sigma^2) + sum (x - x_hat)^2 / (2 sigma^2), a true negative log-likelihood in nats. In
-training sigma^2 takes its closed-form optimum, the batch's mean squared error (the sigma-VAE), with log sigma
-floored at model.log_sigma_min; at evaluation it is a fixed number, the running value from training (an
-exponential moving average of the batches' sigma^2 with weight model.sigma_momentum), kept as the VAE's
-buffer `log_sigma` and so saved in every checkpoint.
+recon is the Gaussian negative log-likelihood in nats. In training sigma^2 is the batch's mean squared error (its
+optimum, the sigma-VAE), log sigma floored at model.log_sigma_min; in evaluation it is the running value, an
+exponential moving average with weight model.sigma_momentum kept as the VAE's buffer `log_sigma` (so checkpoints
+hold it).
 """
 
 from __future__ import annotations
