@@ -58,13 +58,9 @@ def checkpoint_damage(path: str | Path) -> str | None:
 def intact_sibling(path: str | Path) -> Path | None:
     """The other checkpoint of the same run folder (best.ckpt for last.ckpt and back) if it is there and whole."""
     path = Path(path)
-    if path.name not in CHECKPOINT_NAMES:
-        return None
-    for name in CHECKPOINT_NAMES:
-        other = path.with_name(name)
-        if name != path.name and other.is_file() and checkpoint_damage(other) is None and is_torch_file(other):
-            return other
-    return None
+    others = [path.with_name(name) for name in CHECKPOINT_NAMES if name != path.name]
+    return next((other for other in others if path.name in CHECKPOINT_NAMES and other.is_file()
+                 and checkpoint_damage(other) is None and is_torch_file(other)), None)
 
 
 def damaged(path: Path, why: str, use: str = "use") -> DamagedCheckpoint:
