@@ -24,23 +24,17 @@ def _own(cls: type, options: dict) -> dict:
     return {key: value for key, value in options.items() if key in named}
 
 
-def _options(model: Any) -> dict:
-    """The model section's keys and values (a config object's attributes)."""
-    return dict(vars(model))
-
-
 def refusal(model: Any, image_size: int) -> str | None:
     """Why model.arch cannot be built at data.image_size with the model section's options, or None."""
-    options = _options(model)
+    options = dict(vars(model))
     return _named(VAE.registry, "arch", options.pop("arch")).refusal(image_size, **options)
 
 
 def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
     """The VAE of architecture `arch` with decoder `likelihood`, each given the options its constructor names.
 
-    options: the model section's other keys (hidden, latent, channels, log_sigma_min, ...); those a class does
-    not name (another architecture's, or training's) are left out. Raises ValueError for an unknown arch or
-    likelihood, TypeError for an option the class needs and was not given.
+    options: the model section's other keys; those a class does not name are left out. Raises ValueError for an
+    unknown arch or likelihood, TypeError for an option the class needs and was not given.
     """
     decoder = _named(Likelihood.registry, "likelihood", likelihood)
     net = _named(VAE.registry, "arch", arch)
@@ -50,4 +44,4 @@ def make_vae(image_size: int, arch: str, likelihood: str, **options) -> VAE:
 def build_vae(config: Any) -> VAE:
     """The VAE that a run's typed config (lego_vae.config.schema.TrainConfig, which the model does not import)
     describes: its model section and data.image_size."""
-    return make_vae(config.data.image_size, **_options(config.model))
+    return make_vae(config.data.image_size, **vars(config.model))

@@ -1,8 +1,5 @@
-"""Finding a checkpoint (a .ckpt, a run folder, a study folder), reading it, and telling a damaged one apart.
-
-Every read is torch.load with weights_only=True (no arbitrary unpickling): load_checkpoint. The model a
-checkpoint holds is rebuilt from its config by lego_vae.runs.load_model, which needs the config system.
-"""
+"""Finding a checkpoint (a .ckpt, a run folder, a study folder), reading it with torch.load(weights_only=True),
+and telling a damaged one apart. lego_vae.runs.load_model rebuilds its model (that needs the config system)."""
 
 from __future__ import annotations
 
@@ -22,10 +19,8 @@ CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints/, in
 
 
 class DamagedCheckpoint(UserError):
-    """A checkpoint file torch wrote that is no longer whole: cut short (a full disk, a killed copy) or corrupted.
-
-    path: the file; why: what is wrong with it, e.g. 'truncated: 5.2 MB, its end is missing'.
-    """
+    """A checkpoint file torch wrote that is no longer whole: path, and why (e.g. 'truncated: 5.2 MB, its end is
+    missing')."""
 
     def __init__(self, message: str, path: Path, why: str) -> None:
         super().__init__(message)
@@ -34,7 +29,6 @@ class DamagedCheckpoint(UserError):
 
 def is_torch_file(path: Path) -> bool:
     """Whether a file begins as torch.save's zip archive does: a zip whose first entry is <name>/data.pkl.
-
     Raises OSError for a file that cannot be read."""
     with open(path, "rb") as f:
         head = f.read(512)
@@ -45,12 +39,9 @@ def is_torch_file(path: Path) -> bool:
 
 
 def checkpoint_damage(path: str | Path) -> str | None:
-    """What is wrong with a torch checkpoint file that is no longer whole, or None.
-
-    'truncated: 5.2 MB, its end is missing' (the zip's directory, written last, is not there) or 'corrupted: <part>
-    fails its checksum'. None for an intact archive, and for a file that is not a torch checkpoint at all (a foreign
-    file is not damaged: load_checkpoint says what it is). Reads the whole file once (the zip's CRC-32 checks).
-    """
+    """What is wrong with a torch checkpoint file that is no longer whole ('truncated: ...' when the zip's directory,
+    written last, is missing; 'corrupted: ...' when a CRC-32 fails), or None: for an intact archive, and for a
+    file that is not a torch checkpoint at all (load_checkpoint says what it is). Reads the whole file once."""
     path = Path(path)
     try:
         if not is_torch_file(path):
@@ -67,20 +58,14 @@ def checkpoint_damage(path: str | Path) -> str | None:
 def intact_sibling(path: str | Path) -> Path | None:
     """The other checkpoint of the same run folder (best.ckpt for last.ckpt and back) if it is there and whole."""
     path = Path(path)
-    if path.name not in CHECKPOINT_NAMES:
-        return None
-    for name in CHECKPOINT_NAMES:
-        other = path.with_name(name)
-        if name != path.name and other.is_file() and checkpoint_damage(other) is None and is_torch_file(other):
-            return other
-    return None
+    others = [path.with_name(name) for name in CHECKPOINT_NAMES if name != path.name]
+    return next((other for other in others if path.name in CHECKPOINT_NAMES and other.is_file()
+                 and checkpoint_damage(other) is None and is_torch_file(other)), None)
 
 
 def damaged(path: Path, why: str, use: str = "use") -> DamagedCheckpoint:
-    """The one-line error for a damaged checkpoint: what is wrong, and the way out (an intact sibling, or delete it).
-
-    use: how the message tells to use the sibling, e.g. 'use' or 'resume with ckpt_path='.
-    """
+    """The one-line error for a damaged checkpoint: what is wrong, and the way out (an intact sibling, or delete it);
+    use: how the message tells to use the sibling, e.g. 'use' or 'resume with ckpt_path='."""
     sibling = intact_sibling(path)
     way_out = (f"its run's {sibling.name} is intact: {use} {sibling}, or delete the damaged file"
                if sibling is not None else "delete it (nothing else in its folder is intact: train again)")
@@ -89,11 +74,8 @@ def damaged(path: Path, why: str, use: str = "use") -> DamagedCheckpoint:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a lego-vae checkpoint with weights_only=True.
-
-    Raises UserError (one line) for a missing, unreadable or foreign file, and DamagedCheckpoint (a UserError) for
-    a torch checkpoint that is truncated or corrupted, naming the way out.
-    """
+    """Load a lego-vae checkpoint with weights_only=True. Raises UserError (one line) for a missing, unreadable or
+    foreign file, and DamagedCheckpoint (a UserError) for a truncated or corrupted one, naming the way out."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint: no such file '{path}' (expected a .ckpt written by train.py)")
@@ -133,11 +115,10 @@ def study_refit_run(study_dir: str | Path) -> Path | None:
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """A .ckpt file as given, a run folder's best (else last) checkpoint, or a study folder's refit's.
+    """A .ckpt file as given (unchecked), a run folder's best (else last) checkpoint, or a study folder's refit's.
 
-    A run folder whose best.ckpt is damaged (truncated, corrupted) but whose last.ckpt is whole gives last.ckpt,
-    with a `warning:` line on stderr naming both. Raises UserError for a folder that holds none of these. A file
-    path is returned unchecked: load_checkpoint says what is wrong with it.
+    A damaged best.ckpt beside a whole last.ckpt gives last.ckpt, with a `warning:` line on stderr naming both.
+    Raises UserError for a folder that holds none of these.
     """
     path = Path(path).expanduser()
     if path.is_dir() and not (path / "checkpoints").is_dir():
@@ -148,13 +129,12 @@ def checkpoint_file(path: str | Path) -> Path:
         found = [path / "checkpoints" / name for name in CHECKPOINT_NAMES if (path / "checkpoints" / name).is_file()]
         skipped: list[tuple[Path, str]] = []  # (a damaged checkpoint passed over, what is wrong with it)
         for candidate in found:
-            if (why := checkpoint_damage(candidate)) is not None:
-                skipped.append((candidate, why))
-                continue
-            for damaged_path, damage in skipped:
-                print(f"warning: checkpoint: '{damaged_path}' is damaged ({damage}); using '{candidate}' instead "
-                      "(delete the damaged file to silence this)", file=sys.stderr, flush=True)
-            return candidate
+            if (why := checkpoint_damage(candidate)) is None:
+                for damaged_path, damage in skipped:
+                    print(f"warning: checkpoint: '{damaged_path}' is damaged ({damage}); using '{candidate}' instead "
+                          "(delete the damaged file to silence this)", file=sys.stderr, flush=True)
+                return candidate
+            skipped.append((candidate, why))
         if found:  # none is whole: load_checkpoint names the first as damaged, and the way out
             return found[0]
         raise UserError(f"checkpoint={path}: a folder without checkpoints/best.ckpt or last.ckpt "

@@ -10,8 +10,7 @@ from torch import Tensor, nn
 
 
 def device_for(accelerator: str = "auto") -> str:
-    """The device a trainer.accelerator setting runs a model on: "cuda" where it allows a GPU ("auto", "gpu",
-    "cuda") and one exists, else "cpu"."""
+    """The device a trainer.accelerator setting runs a model on: "cuda" where it allows one and one exists."""
     return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 
@@ -38,10 +37,8 @@ def posterior(vae: nn.Module, images: Tensor, batch_size: int = 256) -> tuple[Te
     """(mu, logvar) of q(z|x) for every image, each (N, latent), float64 on the CPU; raises nothing of its own."""
     with evaluating(vae) as device:
         parts = [vae.encode(x) for x in float_batches(images, batch_size, device)]
-    if not parts:
-        empty = torch.zeros(0, vae.latent, dtype=torch.float64)
-        return empty, empty.clone()
-    return torch.cat([p[0] for p in parts]).cpu().double(), torch.cat([p[1] for p in parts]).cpu().double()
+    mu, logvar = zip(*parts) if parts else ([torch.zeros(0, vae.latent)], [torch.zeros(0, vae.latent)])
+    return torch.cat(mu).cpu().double(), torch.cat(logvar).cpu().double()
 
 
 def kl_per_dim(vae: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:

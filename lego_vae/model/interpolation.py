@@ -8,17 +8,13 @@ import torch
 from torch import Tensor
 
 INTERPOLATIONS = ("linear", "slerp")
-# Below this (float64, for unit vectors) the part of b's direction orthogonal to a's is rounding noise:
-# a and b are taken as parallel or opposite.
+# Below this (float64, unit vectors) the part of b orthogonal to a is rounding noise: parallel or opposite.
 _ORTHOGONAL_TOL = 1e-9
 
 
 def _unit_orthogonal(u: Tensor, w: Tensor) -> Tensor | None:
     """The unit vector of w with its component along the unit vector u removed, or None if nothing is left.
-
-    Gram-Schmidt twice ("twice is enough", Giraud et al. 2005), so the result is orthogonal to u to
-    rounding even when w is nearly parallel to u.
-    """
+    Gram-Schmidt twice ("twice is enough", Giraud et al. 2005): orthogonal to rounding even for w nearly along u."""
     for _ in range(2):
         w = w - torch.dot(u, w) * u
     norm = w.norm()
@@ -29,24 +25,12 @@ def interpolate_latents(a: Tensor, b: Tensor, steps: int, mode: str = "linear") 
     """steps latents (steps, latent) from a to b (each (latent,)), both ends included exactly.
 
     linear: z(t) = (1 - t) a + t b, t = 0, 1/(steps-1), ..., 1; its norms never exceed max(|a|, |b|).
-
-    slerp: the direction turns along the great circle from a's to b's at constant angular speed
-    (Shoemake 1985, "Animating rotation with quaternion curves"; White 2016, "Sampling generative
-    networks") while the norm goes linearly from |a| to |b|:
-
-        z(t) = ((1 - t)|a| + t|b|) (cos(t w) u + sin(t w) v),
-
-    u = a/|a|, v the unit vector of b/|b| made orthogonal to u, w = atan2(v . b/|b|, u . b/|b|) in
-    [0, pi] the angle between a and b. For |a| = |b| this is White's sin((1-t)w)/sin(w) a +
-    sin(t w)/sin(w) b, written without the division by sin(w) that explodes as w -> pi (opposite
-    latents); for |a| != |b| White's formula also leaves [|a|, |b|] (by 20 % at w = 150 deg), this does not.
-    Every latent is finite and its norm lies between |a| and |b|, with these cases:
-    - a or b is zero (no direction to turn from): the straight line, norms from 0 to the other's;
-    - a and b parallel (w = 0): the straight line, which already keeps the direction;
-    - a and b opposite (w = pi): every half circle is as short; the one through the coordinate axis
-      least aligned with a is taken, so the path is the same on every run;
-    - latent size 1 with opposite signs: there is no circle, and every continuous path passes 0;
-      the straight line, norms from 0 to max(|a|, |b|).
+    slerp: z(t) = ((1 - t)|a| + t|b|) (cos(t w) u + sin(t w) v), u = a/|a|, v the unit vector of b made
+    orthogonal to u, w the angle between a and b: the direction turns along the great circle at constant speed
+    (Shoemake 1985; White 2016, "Sampling generative networks", without its division by sin(w), which explodes
+    for opposite latents) while the norm goes linearly from |a| to |b|. Where there is no circle (a or b zero,
+    parallel, or opposite in one dimension) it is the straight line; opposite latents turn through the
+    coordinate axis least aligned with a, so the path is the same on every run.
     Computed in float64 and returned in a's dtype and device. Raises ValueError for an unknown mode,
     steps < 1 or a and b of other shapes than one equal (latent,).
     """
@@ -69,12 +53,8 @@ def interpolate_latents(a: Tensor, b: Tensor, steps: int, mode: str = "linear") 
         if v is not None:
             omega = torch.atan2(torch.dot(v, b_hat), cos)
         elif cos < 0 and len(u) > 1:  # opposite: turn through the axis least aligned with a
-            axis = torch.zeros_like(u)
-            axis[u.abs().argmin()] = 1.0
-            v, omega = _unit_orthogonal(u, axis), torch.tensor(math.pi, dtype=torch.float64)
-        else:  # parallel, or opposite in one dimension: the straight line
-            v = None
-        if v is not None:
+            v, omega = _unit_orthogonal(u, torch.eye(len(u), dtype=torch.float64)[u.abs().argmin()]), math.pi
+        if v is not None:  # else parallel, or opposite in one dimension: the straight line
             direction = torch.cos(t * omega) * u + torch.sin(t * omega) * v  # (steps, latent), unit to rounding
             direction = direction / direction.norm(dim=1, keepdim=True)
             path = ((1 - t) * r_a + t * r_b) * direction

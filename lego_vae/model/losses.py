@@ -1,9 +1,6 @@
-"""The VAE's loss terms: a Gaussian decoder's reconstruction term plus the KL divergence, per image, batch-averaged.
-
-The formulas each likelihood (lego_vae/model/likelihoods) builds its loss and density from: the seed's sum of
-squared errors (vae_loss), the Gaussian negative log-likelihood at a shared sigma and its batch optimum
-(Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders").
-"""
+"""The VAE's loss terms, per image and batch-averaged: the seed's sum of squared errors (vae_loss), a Gaussian
+decoder's negative log-likelihood at a shared sigma and its batch optimum (Rybkin, Daniilidis & Levine 2021,
+"Simple and Effective VAE Training with Calibrated Decoders"), and the KL divergence."""
 
 from __future__ import annotations
 
@@ -29,20 +26,8 @@ def optimal_log_sigma(x_hat: Tensor, x: Tensor, floor: float) -> Tensor:
     return 0.5 * (x_hat - x).pow(2).mean().log().clamp(min=2 * floor)
 
 
-def gaussian_nll(x_hat: Tensor, x: Tensor, log_sigma: Tensor | float) -> Tensor:
-    """-log N(x; x_hat, sigma^2 I) per image, (B,): D (log sigma + 1/2 log 2 pi) + sum (x - x_hat)^2 / (2 sigma^2)."""
-    dims = x[0].numel()
-    log_sigma = log_sigma if isinstance(log_sigma, Tensor) else x.new_tensor(log_sigma)
-    return dims * (log_sigma + HALF_LOG_2PI) + squared_error(x_hat, x) * 0.5 * (-2 * log_sigma).exp()
-
-
 def vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
-    """The seed's loss = MSE + beta * KLD, both summed per image and averaged over the batch.
-
-    recon = sum over pixels of (x_hat - x)^2, with pixel values in [0, 1];
-    kl    = KL(N(mu, sigma^2) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))
-            (Kingma & Welling 2014, Appendix B), summed over latent dimensions.
-    """
+    """The seed's loss = MSE + beta * KLD, both summed per image (pixels in [0, 1]) and averaged over the batch."""
     recon = squared_error(x_hat, x).mean()
     kl = kl_divergence(mu, logvar).mean()
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
@@ -50,15 +35,11 @@ def vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, beta: float =
 
 def calibrated_vae_loss(x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, log_sigma: Tensor,
                         beta: float = 1.0) -> dict[str, Tensor]:
-    """loss = Gaussian NLL at the shared log_sigma + beta * KLD (per image, batch mean), with log_sigma among the terms."""
-    recon = gaussian_nll(x_hat, x, log_sigma).mean()
+    """loss = Gaussian NLL at the shared log_sigma + beta * KLD (per image, batch mean), with log_sigma among the terms.
+
+    NLL = D (log sigma + 1/2 log 2 pi) + sum (x - x_hat)^2 / (2 sigma^2) per image.
+    """
+    nll = x[0].numel() * (log_sigma + HALF_LOG_2PI) + squared_error(x_hat, x) * 0.5 * (-2 * log_sigma).exp()
+    recon = nll.mean()
     kl = kl_divergence(mu, logvar).mean()
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "log_sigma": log_sigma.detach()}
-
-
-def gaussian_log_prob(x_hat: Tensor, x: Tensor, log_sigma: float) -> Tensor:
-    """log N(x; x_hat, sigma^2 I) per image, (B,) float64: -(D (log sigma + 1/2 log 2 pi) + sum (x - x_hat)^2 / (2 sigma^2))."""
-    # In float64: the constant D (log sigma + 1/2 log 2 pi) is thousands of nats, the differences that matter small.
-    log_sigma = float(log_sigma)
-    sse = squared_error(x_hat, x).double()
-    return -(x[0].numel() * (log_sigma + HALF_LOG_2PI) + sse * 0.5 * math.exp(-2 * log_sigma))

@@ -1,12 +1,9 @@
 """A fitted prior for sampling: a Gaussian mixture on the training faces' posterior means.
 
-A VAE whose KL term is light (a calibrated decoder) leaves "holes" in N(0, I): regions no face was
-encoded to, which decode to smeared textures. Sampling from a mixture fitted to where the faces
-actually are (the ex-post density estimation of Ghosh et al. 2020, "From Variational to Deterministic
-Autoencoders") gives faces. The mixture is scikit-learn's `GaussianMixture` with full covariances;
-its number of components is the one, of a small set, with the best log-likelihood of the validation
-split's posterior means. It is stored in the checkpoint as plain tensors (key "prior"), so the
-checkpoint still loads with `torch.load(weights_only=True)`.
+A VAE whose KL term is light (a calibrated decoder) leaves "holes" in N(0, I) that decode to smeared textures;
+sampling from a mixture fitted to where the faces are (the ex-post density estimation of Ghosh et al. 2020,
+"From Variational to Deterministic Autoencoders") gives faces. It is stored in the checkpoint as plain tensors
+(key "prior"), so the checkpoint still loads with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -35,15 +32,10 @@ class GaussianMixturePrior:
         self.scale_tril = torch.linalg.cholesky(self.covariances)
         self.info = dict(info or {})
 
-    @property
-    def latent(self) -> int:
-        """Dimension of z."""
-        return self.means.shape[1]
-
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """n latents (n, L), float32 on the CPU: a component by its weight, then its Gaussian (spread scaled by temperature)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
-        eps = torch.randn(n, self.latent, generator=generator, dtype=torch.float64)
+        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
         z = self.means[k] + temperature * torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
         return z.float()
 
@@ -71,11 +63,8 @@ MIN_GMM_FACES = 2  # scikit-learn fits a mixture to no fewer points
 
 
 def check_gmm_data(components: Sequence[int], n_train: int) -> None:
-    """Raise UserError unless a mixture of one of `components` can be fitted to n_train training faces.
-
-    A mixture needs at least MIN_GMM_FACES points and no more components than points. train.py and
-    tune.py call this before training, so a too small training split stops the run before any work.
-    """
+    """Raise UserError unless a mixture of one of `components` (no more than the points) can be fitted to n_train
+    training faces; train.py and tune.py call it before training, so a too small split stops before any work."""
     if n_train < MIN_GMM_FACES or not any(k <= n_train for k in components):
         raise UserError(f"sample.prior=gmm: the train split has {n_train} face{'s' if n_train != 1 else ''}, too few for "
                         f"a mixture of {min(components)} component{'s' if min(components) != 1 else ''} (it needs at "
@@ -93,31 +82,22 @@ def fit_gmm(train_means: Tensor, val_means: Tensor, components: Sequence[int], r
     check_gmm_data(components, len(train_means))
     from sklearn.mixture import GaussianMixture  # a second of import time, paid only when a mixture is fitted
 
-    x_train = train_means.double().cpu().numpy()
-    x_val = val_means.double().cpu().numpy()
-    scores: dict[int, float] = {}
-    best: tuple[float, GaussianMixture] | None = None
-    for k in components:
-        if k > len(x_train):  # more components than points: a degenerate fit
-            continue
-        gmm = GaussianMixture(n_components=k, covariance_type="full", reg_covar=reg_covar, random_state=seed,
-                              n_init=1, max_iter=200)
-        gmm.fit(x_train)
-        scores[k] = float(gmm.score(x_val))  # mean log-likelihood per validation point
-        if best is None or scores[k] > best[0]:
-            best = (scores[k], gmm)
-    assert best is not None  # check_gmm_data: some candidate fits
-    gmm = best[1]
-    info = {"components": int(gmm.n_components), "val_log_likelihood": best[0], "reg_covar": float(reg_covar),
-            "candidates": [int(k) for k in scores], "candidate_scores": [scores[k] for k in scores]}
+    x_train, x_val = train_means.double().cpu().numpy(), val_means.double().cpu().numpy()
+    fits = {k: GaussianMixture(n_components=k, covariance_type="full", reg_covar=reg_covar, random_state=seed,
+                               n_init=1, max_iter=200).fit(x_train)
+            for k in components if k <= len(x_train)}  # more components than points: a degenerate fit
+    scores = {k: float(gmm.score(x_val)) for k, gmm in fits.items()}  # mean log-likelihood per validation point
+    best = max(scores, key=scores.get)  # the first of the best
+    gmm = fits[best]
+    info = {"components": int(best), "val_log_likelihood": scores[best], "reg_covar": float(reg_covar),
+            "candidates": [int(k) for k in scores], "candidate_scores": list(scores.values())}
     return GaussianMixturePrior(torch.from_numpy(gmm.weights_), torch.from_numpy(gmm.means_),
                                 torch.from_numpy(np.asarray(gmm.covariances_)), info)
 
 
 def fit_prior(vae: torch.nn.Module, train_images: Tensor, val_images: Tensor, components: Sequence[int],
               reg_covar: float, seed: int = 0) -> GaussianMixturePrior:
-    """The mixture (fit_gmm over these numbers of components, sample.gmm_components and sample.reg_covar of a run)
-    fitted to the posterior means of a trained VAE."""
+    """fit_gmm on the posterior means of a trained VAE."""
     return fit_gmm(posterior(vae, train_images, 256)[0], posterior(vae, val_images, 256)[0],
                    components=components, reg_covar=reg_covar, seed=seed)
 
@@ -130,7 +110,6 @@ def load_prior(checkpoint: dict) -> GaussianMixturePrior | None:
 
 def store_prior(path: str | Path, prior: GaussianMixturePrior) -> None:
     """Add the prior to a checkpoint file in place: whole or not at all (lego_vae.files.save_torch)."""
-    path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint[CHECKPOINT_KEY] = prior.state()
     save_torch(checkpoint, path)

@@ -1,9 +1,5 @@
-"""The plain-torch VAE (no Lightning here): one Gaussian latent between an architecture's nets.
-
-VAE is the interface and the fully connected part every architecture shares; each architecture is a subclass
-in its own file of lego_vae/model/archs, registered under its `name` (the config's model.arch), and its decoder
-density is a Likelihood (lego_vae/model/likelihood.py). lego_vae/model/build.py builds one from config.
-"""
+"""The plain-torch VAE: one Gaussian latent between an architecture's nets (each a subclass in its own file of
+lego_vae/model/archs, registered under its `name`), its decoder density a Likelihood."""
 
 from __future__ import annotations
 
@@ -18,14 +14,11 @@ from lego_vae.model.prior import GaussianMixturePrior, sample_latents
 
 
 class VAE(nn.Module):
-    """A VAE for square RGB images in [0, 1]: features -> encoder_fc -> (mu, logvar) -> z = mu + sigma * eps ->
-    decoder_fc -> unfeatures.
+    """A VAE for square RGB images in [0, 1]: features -> encoder_fc -> (mu, logvar) -> z -> decoder_fc -> unfeatures.
 
     A subclass sets `name` (which registers it) and builds `features` (B, 3, S, S) -> (B, *feature_shape) and
-    `unfeatures` (B, *feature_shape) -> images in [0, 1] (ending in a sigmoid), with fc_out an activation after
-    decoder_fc; the fully connected `hidden` layer on both sides and the latent heads are here. The attribute
-    names are the state_dict keys of every checkpoint: features, unfeatures, encoder_fc, mu, logvar, decoder_fc
-    (and the likelihood's buffers, such as log_sigma).
+    `unfeatures` (B, *feature_shape) -> images in [0, 1], with fc_out an activation after decoder_fc. The attribute
+    names are the state_dict keys of every checkpoint (docs/extending.md).
     """
 
     name: ClassVar[str]  # the model.arch value that builds this class; set by each architecture
@@ -40,7 +33,7 @@ class VAE(nn.Module):
     @classmethod
     def refusal(cls, image_size: int, **options) -> str | None:
         """Why this architecture cannot be built at image_size with these model options (one line naming the
-        config keys, for the config check), or None. Each architecture refuses what its constructor would."""
+        config keys, for the config check), or None."""
         return None
 
     def __init__(self, image_size: int, hidden: int, latent: int, likelihood: Likelihood, features: nn.Module,
@@ -52,8 +45,7 @@ class VAE(nn.Module):
         self.features, self.unfeatures = features, unfeatures
         flat = int(torch.tensor(feature_shape).prod())
         self.encoder_fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU())
-        self.mu = nn.Linear(hidden, latent)
-        self.logvar = nn.Linear(hidden, latent)
+        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
         self.decoder_fc = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, flat))
         if fc_out is not None:
             self.decoder_fc.append(fc_out)
@@ -92,12 +84,8 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10, mode: str = "linear") -> Tensor:
-        """Faces (steps, 3, S, S) between the posterior means of images x_a and x_b (3, S, S) in [0, 1].
-
-        The latents are interpolate_latents(mu_a, mu_b, steps, mode): finite for any pair of means (equal,
-        opposite, zero, latent size 1), never longer than the longer mean (slerp: between the two means'
-        norms). Raises ValueError for an unknown mode.
-        """
+        """Faces (steps, 3, S, S) decoded from interpolate_latents between the posterior means of images x_a and
+        x_b (3, S, S) in [0, 1]. Raises ValueError for an unknown mode."""
         mu_a = self.encode(x_a.reshape(1, *x_a.shape[-3:]))[0][0]
         mu_b = self.encode(x_b.reshape(1, *x_b.shape[-3:]))[0][0]
         return self.decode(interpolate_latents(mu_a, mu_b, steps, mode))

@@ -20,21 +20,16 @@ def flat_hparams(config: dict, prefix: str = "") -> dict:
     """Nested config -> {"model/hidden": 512, ...} with only scalars, for the HParams tab."""
     flat: dict = {}
     for key, value in config.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flat_hparams(value, f"{name}/"))
-        elif isinstance(value, (int, float, str, bool)):
-            flat[name] = value
+            flat.update(flat_hparams(value, f"{prefix}{key}/"))
         elif value is not None:
-            flat[name] = str(value)
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return flat
 
 
 class TensorBoardPictures(L.Callback):
-    """Every n epochs: samples from fixed z, reconstructions of a fixed val batch, a morph strip.
-
-    Also logs the run's hyperparameters once, with `val/loss` as the HParams metric.
-    """
+    """Every n epochs: samples from fixed z, reconstructions of a fixed val batch, a morph strip; and once the
+    run's hyperparameters, with `val/loss` as the HParams metric."""
 
     def __init__(self, every_n_epochs: int = 10, n: int = 8, morph_steps: int = 10, seed: int = 0) -> None:
         self.every_n_epochs, self.n, self.morph_steps, self.seed = every_n_epochs, n, morph_steps, seed
@@ -71,28 +66,24 @@ class TensorBoardPictures(L.Callback):
 class StopOnNonFiniteLoss(L.Callback):
     """Stops training at a NaN or infinite loss, before any checkpoint holds the weights it left behind.
 
-    Every step's training loss is checked where it lives, without making a step wait for a device: the
-    first non-finite step (its number and loss) is recorded in a tensor beside the loss. On the CPU that
-    record is host memory and is read after every step, so the run stops at that step. On a GPU it is read
-    once per epoch, when the epoch's training batches are done and before validation and any checkpoint,
-    so the run stops at the end of that epoch and still names the step. val/loss is checked after each
-    validation, before the checkpoint callbacks (which Lightning always runs last) can save.
+    The first non-finite step (its number and loss) is recorded in tensors beside the loss, so no step waits for
+    the device. read_every_step: None reads that record after every step where it is in host memory (the CPU:
+    the run stops at that step), else once per epoch, after its training batches and before validation and any
+    checkpoint (a GPU: the run stops at the epoch's end, still naming the step); False always once per epoch;
+    True after every step (on a GPU a device sync per step). val/loss is checked after each validation, before
+    the checkpoint callbacks (which Lightning runs last) can save.
 
-    Raises NonFiniteLoss "train/loss became nan at epoch E, step S (batch B of N)": epochs and batches
-    count from 1 as the progress lines do; S is the run's optimizer step (trainer.global_step).
-
-    read_every_step: None reads after every step where the record is in host memory (the CPU), else once per
-    epoch; False always once per epoch (what a GPU run does, on any device); True after every step (on a GPU
-    that is a device sync per step).
+    Raises NonFiniteLoss "train/loss became nan at epoch E, step S (batch B of N)": epochs and batches count
+    from 1 as the progress lines do; S is trainer.global_step.
     """
 
     def __init__(self, read_every_step: bool | None = None) -> None:
         self.read_every_step = read_every_step
-        self.step: torch.Tensor | None = None    # () long: the first non-finite step, -1 while none
-        self.value: torch.Tensor | None = None   # () float: the loss at that step
-        self._host: object | None = None         # a numpy view of self.step where it lives in host memory
-        self.every_step = False                  # read the record after every step (else once per epoch)
-        self.epoch_start = 0                     # global_step when the current epoch began
+        self.step: torch.Tensor | None = None  # () long: the first non-finite step, -1 while none
+        self.value: torch.Tensor | None = None  # () float: the loss at that step
+        self.host: object | None = None  # a numpy view of self.step where it lives in host memory
+        self.every_step = False  # read the record after every step (else once per epoch)
+        self.epoch_start = 0  # global_step when the current epoch began
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._place(torch.full((), -1, dtype=torch.long, device=pl_module.device),
@@ -102,12 +93,8 @@ class StopOnNonFiniteLoss(L.Callback):
         """Keep the record in these tensors, and decide how often it is read."""
         self.step, self.value = step, value
         on_cpu = step.device.type == "cpu"
-        self._host = step.numpy() if on_cpu else None  # reading host memory waits for nothing
+        self.host = step.numpy() if on_cpu else None  # reading host memory waits for nothing
         self.every_step = on_cpu if self.read_every_step is None else self.read_every_step
-
-    def _first_bad_step(self) -> int:
-        """The recorded step, -1 if none (on a GPU: one device sync)."""
-        return int(self._host) if self._host is not None else int(self.step)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_start = trainer.global_step
@@ -129,7 +116,10 @@ class StopOnNonFiniteLoss(L.Callback):
 
     def _check(self, trainer: L.Trainer) -> None:
         """Read the record and raise NonFiniteLoss if a step was non-finite."""
-        if self.step is None or (step := self._first_bad_step()) < 0:
+        if self.step is None:
+            return
+        step = int(self.host if self.host is not None else self.step)  # on a GPU: one device sync
+        if step < 0:
             return
         batches = trainer.num_training_batches
         of = f" of {batches}" if isinstance(batches, int) else ""
@@ -155,12 +145,9 @@ class StopOnNonFiniteLoss(L.Callback):
 class ValidateAtLastStep(L.Callback):
     """Ends a run budgeted in steps with a validation at its last step, wherever in an epoch that falls.
 
-    Lightning validates at the end of each training epoch; a run whose trainer.max_steps ends inside an epoch
-    (a budget shorter than one epoch, a resume that adds a few steps, or any budget that is not a whole number
-    of epochs) would otherwise end without validating its last steps: no val/loss for best.ckpt, the run's
-    result or a trial's objective, and a last.ckpt saved beside a val/loss of older weights. At the last step
-    this asks the trainer to stop (Trainer.should_stop, as early stopping does), which makes Lightning validate
-    at that step; the checkpoints are then written after that validation, as at any epoch's end.
+    A run whose trainer.max_steps ends inside an epoch would otherwise end without validating its last steps: no
+    val/loss for best.ckpt, the run's result or a trial's objective. Asking the trainer to stop (should_stop, as
+    early stopping does) makes Lightning validate at that step, and then write the checkpoints.
     """
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
@@ -187,21 +174,14 @@ class PlainProgress(L.Callback):
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.start is None:
-            # A resume from last.ckpt (written after the epoch's validation, before the epoch closed) first closes
-            # that epoch without training a batch: there is nothing of it to print.
+        if self.start is None:  # a resume from last.ckpt first closes its epoch without a batch: nothing to print
             return
         # Lightning validates inside the training epoch, so both losses of this epoch are known here.
         m = trainer.callback_metrics
 
-        def fmt(key: str) -> str:
-            return f"{float(m[key]):.2f}" if key in m and math.isfinite(float(m[key])) else "-"
+        def fmt(key: str, spec: str = ".2f") -> str:
+            return f"{float(m[key]):{spec}}" if key in m and math.isfinite(float(m[key])) else "-"
 
-        lr = f"{float(m['lr']):.2e}" if "lr" in m else "-"
-        print(
-            f"{self.prefix}{position(trainer)}  "
-            f"train/loss {fmt('train/loss')}  val/loss {fmt('val/loss')} "
-            f"(recon {fmt('val/recon')}, kl {fmt('val/kl')}, psnr {fmt('val/psnr')})  lr {lr}  "
-            f"{time.perf_counter() - self.start:.1f}s",
-            flush=True,
-        )
+        print(f"{self.prefix}{position(trainer)}  train/loss {fmt('train/loss')}  val/loss {fmt('val/loss')} "
+              f"(recon {fmt('val/recon')}, kl {fmt('val/kl')}, psnr {fmt('val/psnr')})  lr {fmt('lr', '.2e')}  "
+              f"{time.perf_counter() - self.start:.1f}s", flush=True)

@@ -17,10 +17,7 @@ EVAL_SEED = 12345
 
 
 class LRFactor:
-    """Multiplier of the base lr at each epoch (or step): lr at 0, exactly final_lr at the last of `epochs`.
-
-    With trainer.max_steps the schedule runs per optimizer step: `epochs` is then the number of steps.
-    """
+    """Multiplier of the base lr at each epoch (or step): 1 at 0, exactly final_lr / lr at the last of `epochs`."""
 
     def __init__(self, lr: float, final_lr: float, epochs: int, schedule: str = "exponential") -> None:
         self.ratio, self.last, self.schedule = final_lr / lr, max(epochs - 1, 1), schedule
@@ -32,14 +29,19 @@ class LRFactor:
         return self.ratio**t  # exponential: lr * gamma^epoch with gamma = (final/lr)^(1/(epochs-1))
 
 
+def lr_schedule(config: TrainConfig) -> tuple[LRFactor, str]:
+    """A config's lr factor and its unit: per "epoch", or per optimizer "step" over trainer.max_steps."""
+    o, steps = config.optim, config.trainer.max_steps
+    factor = LRFactor(float(o.lr), float(o.final_lr), steps or config.trainer.max_epochs, o.schedule)
+    return factor, "step" if steps else "epoch"
+
+
 def fused_adam(config: TrainConfig, precision: str) -> bool:
     """Whether Adam runs fused (optim.fused) under this resolved Lightning precision and the trainer's strategy.
 
-    Not under fp16 mixed precision: there a GradScaler's unscaling moves into the fused step, after the point
-    where gradients are clipped. Not under a sharding strategy (FSDP, DeepSpeed), whose gradients only the
-    strategy may clip: only auto, single-device and DDP. Where Adam is fused, LitVAE clips the gradients itself,
-    at the point Lightning would (on_before_optimizer_step, after any unscaling), because Lightning refuses to
-    clip for a fused optimizer.
+    Not under fp16 mixed precision (the GradScaler would unscale inside the fused step, after clipping), nor under
+    a sharding strategy (FSDP, DeepSpeed), whose gradients only it may clip. Lightning refuses to clip for a fused
+    optimizer, so LitVAE then clips itself where Lightning would (on_before_optimizer_step, after any unscaling).
     """
     strategy = str(config.trainer.strategy)
     plain_strategy = strategy == "auto" or strategy.startswith(("ddp", "single_device"))
@@ -54,27 +56,15 @@ class LitVAE(L.LightningModule):
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters({"config": to_plain(config)}, logger=False)
         self.config = config
-        model, self.optim_cfg = config.model, config.optim
-        self.max_epochs = config.trainer.max_epochs
-        self.clip = (config.trainer.gradient_clip_val, config.trainer.gradient_clip_algorithm)
         self.own_clip = False  # set in configure_optimizers: True where Adam is fused (see fused_adam)
-        # trainer.max_steps: an exact number of optimizer steps, and the lr schedule per step over them.
-        self.max_steps = config.trainer.max_steps
-        self.beta = float(model.beta)
         self.vae = build_vae(config)
-        self.channels_last = bool(model.channels_last) and self.vae.channels_last
+        self.channels_last = bool(config.model.channels_last) and self.vae.channels_last
         # The compiled module shares the VAE's parameters but is kept out of the module tree, so
         # checkpoints hold the plain VAE's state_dict whether or not it was compiled.
-        net = torch.compile(self.vae, mode=model.compile_mode) if model.compile else self.vae
-        object.__setattr__(self, "_net", net)
+        model = config.model
+        object.__setattr__(self, "_net", torch.compile(self.vae, mode=model.compile_mode) if model.compile else self.vae)
         self.images_seen = 0
         self.val_sse, self.val_pixels = torch.zeros(()), 0  # val/psnr of this epoch's posterior-mean reconstructions
-
-    def schedule(self) -> tuple[LRFactor, str]:
-        """The lr factor of this run's config and Lightning's interval for it ("epoch", or "step" with max_steps)."""
-        lr, o = float(self.optim_cfg.lr), self.optim_cfg
-        length = self.max_steps or self.max_epochs
-        return LRFactor(lr, float(o.final_lr), length, o.schedule), "step" if self.max_steps else "epoch"
 
     def on_fit_start(self) -> None:
         # The dataset lives on the training device; batches are then views of it, not copies.
@@ -83,9 +73,6 @@ class LitVAE(L.LightningModule):
             datamodule.to_device(self.device)
         if self.channels_last:  # on a GPU and on the CPU alike: the conv layers run faster on NHWC tensors
             self.vae.to(memory_format=torch.channels_last)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.vae(x)
 
     def _step(self, batch: Tensor, stage: str, batch_idx: int = 0) -> Tensor:
         if self.channels_last:
@@ -96,15 +83,13 @@ class LitVAE(L.LightningModule):
         else:
             # Evaluation draws its eps from a fixed seed per batch, on a forked RNG: val/loss is a
             # deterministic function of the weights, and training's random stream is left untouched.
-            devices = [batch.device] if batch.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=[batch.device] if batch.device.type == "cuda" else []):
                 torch.manual_seed(EVAL_SEED + batch_idx)
                 x_hat, mu, logvar = self._net(batch)
-        terms = self.loss(x_hat, batch, mu, logvar, training=(stage == "train"))
-        if stage == "val":  # for val/psnr: the posterior mean decoded, as the test metrics' PSNR
-            with torch.no_grad():
+            with torch.no_grad():  # for val/psnr: the posterior mean decoded, as the test metrics' PSNR
                 self.val_sse = self.val_sse.to(batch.device) + (self.vae.decode(mu).float() - batch).pow(2).sum()
             self.val_pixels += batch.numel()
+        terms = self.loss(x_hat, batch, mu, logvar, training=(stage == "train"))
         # Accumulated on the device and logged once per epoch: no host sync per step.
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=len(batch),
@@ -113,16 +98,13 @@ class LitVAE(L.LightningModule):
 
     def loss(self, x_hat: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, training: bool) -> dict[str, Tensor]:
         """The configured loss: the VAE's likelihood's (a calibrated decoder learns its sigma from training batches)."""
-        return self.vae.likelihood.loss(x_hat, x, mu, logvar, self.beta, training)
+        return self.vae.likelihood.loss(x_hat, x, mu, logvar, float(self.config.model.beta), training)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         self._step(batch, "val", batch_idx)
-
-    def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        self._step(batch, "test", batch_idx)
 
     def on_validation_epoch_start(self) -> None:
         self.val_sse, self.val_pixels = torch.zeros((), device=self.device), 0
@@ -145,49 +127,40 @@ class LitVAE(L.LightningModule):
                  sync_dist=True)
 
     def on_train_start(self) -> None:
-        # The lr schedule of this run's config, at the epoch training starts from. A resumed checkpoint restores
-        # the old run's scheduler (its LRFactor, base lr and the optimizer's lr): resumed with other settings
-        # (trainer.max_epochs, optim.lr, optim.final_lr, optim.schedule), the run would go on at the old schedule's
-        # lr, e.g. the final lr for every epoch added to a finished run. Rebuilt here, epoch k runs at
-        # lr * LRFactor(k) of the new settings. A fresh run, and a resume with the same settings, get exactly the
-        # lr they have already (the same expression LambdaLR evaluates).
+        # A resumed checkpoint restores the old run's scheduler: with other settings (trainer.max_epochs, optim.lr,
+        # optim.final_lr, optim.schedule) it would go on at the old schedule's lr. Rebuilt here, epoch k runs at
+        # lr * LRFactor(k) of the new settings; a fresh run, or a resume with the same settings, keeps its lr.
         configs = self.trainer.lr_scheduler_configs
         if not configs:
             return
-        factor, interval = self.schedule()
+        factor, interval = lr_schedule(self.config)
         epoch = self.trainer.global_step if interval == "step" else self.trainer.current_epoch
         optimizer = configs[0].scheduler.optimizer
         for group in optimizer.param_groups:
-            group["initial_lr"] = float(self.optim_cfg.lr)
-        # A new scheduler, restored at `epoch` (torch's documented use of last_epoch): it sets each group's lr to
-        # initial_lr * factor(epoch), as its get_last_lr() says; Lightning steps whichever its config holds.
+            group["initial_lr"] = float(self.config.optim.lr)
+        # Restored at `epoch` (torch's documented use of last_epoch): each group's lr is initial_lr * factor(epoch).
         configs[0].scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=epoch - 1)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        # Fused: one kernel updates every parameter (torch.optim.Adam(fused=True), on the CPU and CUDA), instead of
-        # a loop over the 44 tensors (CPU) or a launch per group (CUDA); the same update, up to rounding.
+        # Fused: one kernel updates every parameter (on the CPU and CUDA); the same update, up to rounding.
         self.own_clip = fused_adam(self.config, self.trainer.precision)
-        betas = (float(self.optim_cfg.beta1), float(self.optim_cfg.beta2))
-        optimizer = torch.optim.Adam(self.parameters(), lr=float(self.optim_cfg.lr), betas=betas,
+        o = self.config.optim
+        optimizer = torch.optim.Adam(self.parameters(), lr=float(o.lr), betas=(float(o.beta1), float(o.beta2)),
                                      fused=True if self.runs_fused(self.trainer) else None)
-        factor, interval = self.schedule()
+        factor, interval = lr_schedule(self.config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def runs_fused(self, trainer: L.Trainer) -> bool:
         """Whether this trainer's Adam is fused: fused_adam, on a device torch's fused Adam supports (CPU, CUDA)."""
-        return fused_adam(self.config, trainer.precision) and \
-            trainer.strategy.root_device.type in ("cpu", "cuda")
+        return fused_adam(self.config, trainer.precision) and trainer.strategy.root_device.type in ("cpu", "cuda")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # trainer.gradient_clip_val when Adam is fused: the Trainer was built without it (build_trainer), so the
-        # same clip happens here, at the same point (torch's clip_grad_value_/clip_grad_norm_, as Lightning calls).
-        value, algorithm = self.clip
+        # Where Adam is fused the Trainer was built without clipping (build_trainer): the same clip happens here.
+        value = self.config.trainer.gradient_clip_val
         if self.own_clip and value is not None:
-            if algorithm == "norm":
-                torch.nn.utils.clip_grad_norm_(self.parameters(), value)
-            else:
-                torch.nn.utils.clip_grad_value_(self.parameters(), value)
+            norm = self.config.trainer.gradient_clip_algorithm == "norm"
+            (torch.nn.utils.clip_grad_norm_ if norm else torch.nn.utils.clip_grad_value_)(self.parameters(), value)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The RNG state too, so a resumed run draws the same eps as an uninterrupted one.
@@ -196,15 +169,14 @@ class LitVAE(L.LightningModule):
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # torch's Adam takes `fused` from the saved param groups: a resume runs fused or not as optim.fused says
-        # now (the same update up to rounding), not as the checkpoint was trained.
+        # torch's Adam takes `fused` from the saved param groups: a resume runs fused or not as optim.fused says now.
         try:
-            trainer = self.trainer
+            fused = True if self.runs_fused(self.trainer) else None
         except RuntimeError:  # loaded without a Trainer: no optimizer to restore then
-            trainer = None
-        for state in checkpoint.get("optimizer_states", []) if trainer is not None else []:
+            fused = None
+        for state in checkpoint.get("optimizer_states", []):
             for group in state.get("param_groups", []):
-                group["fused"] = True if self.runs_fused(trainer) else None
+                group["fused"] = fused
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():

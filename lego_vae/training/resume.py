@@ -13,26 +13,18 @@ from lego_vae.config.validate import get_key
 from lego_vae.errors import UserError
 from lego_vae.model.checkpoints import DamagedCheckpoint, intact_sibling, load_checkpoint
 from lego_vae.runs import stored_config
-from lego_vae.training.lit import LRFactor
+from lego_vae.training.lit import lr_schedule
 
-IGNORED_DATA_KEYS = ("cache_dir",  # where the cache lives does not change the data
-                     "batch_size")  # how the data is batched is a training setting, see TRAINING_KEYS
-# The settings that shape the lr schedule or the optimisation: a resume may change them. The schedule is then
-# rebuilt for the new values from the checkpoint's epoch (LitVAE.on_train_start), the others take effect as
-# they are; resume_plan() names every change in one line.
+IGNORED_DATA_KEYS = ("cache_dir", "batch_size")  # where the cache lives and how it is batched: not the data
+# The settings that shape the lr schedule or the optimisation, which a resume may change (resume_plan names each).
 TRAINING_KEYS = ("trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.final_lr", "optim.schedule", "data.batch_size",
                  "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")
 
 
 def same_run_setup(a: TrainConfig, b: TrainConfig) -> bool:
-    """Whether two configs train the same model on the same data (so one can resume the other).
-
-    The training settings of TRAINING_KEYS (data.batch_size among them) do not count: a resume may change them.
-    """
-    def data(cfg: TrainConfig) -> dict:
-        return {k: v for k, v in vars(cfg.data).items() if k not in IGNORED_DATA_KEYS}
-
-    return a.model == b.model and data(a) == data(b)
+    """Whether two configs train the same model on the same data (so one can resume the other)."""
+    a_data, b_data = ({k: v for k, v in vars(c.data).items() if k not in IGNORED_DATA_KEYS} for c in (a, b))
+    return a.model == b.model and a_data == b_data
 
 
 def find_last_checkpoint(plain: TrainConfig, run_dir: Path) -> Path:
@@ -44,7 +36,7 @@ def find_last_checkpoint(plain: TrainConfig, run_dir: Path) -> Path:
     roots = {run_dir, Path(plain.paths.output_root)}
     found = {p.resolve() for root in roots if root.exists() for p in root.glob("**/checkpoints/last.ckpt")}
     newest_damaged: DamagedCheckpoint | None = None
-    chosen = None
+    chosen = None  # the newest intact one of the same data and model
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             stored = stored_config(load_checkpoint(path))
@@ -79,34 +71,25 @@ def damaged_last(err: DamagedCheckpoint, older: Path | None) -> DamagedCheckpoin
                              + "; or ".join(ways), err.path, err.why)
 
 
-def changed_training_settings(stored: TrainConfig, plain: TrainConfig) -> list[str]:
-    """'key old -> new' for each TRAINING_KEYS setting that differs between a checkpoint's config and this one."""
-    return [f"{key} {get_key(stored, key)} -> {get_key(plain, key)}" for key in TRAINING_KEYS
-            if get_key(stored, key) != get_key(plain, key)]
-
-
 def resume_plan(plain: TrainConfig, ckpt_path: Path) -> str | None:
-    """What a resume from ckpt_path changes, as one line (None when it continues with the same settings).
-
-    Raises UserError when the checkpoint has trained trainer.max_epochs epochs or more already (there is
-    nothing left to train; Lightning would return at once, without a val/loss).
+    """What a resume from ckpt_path changes (each TRAINING_KEYS setting, old -> new, and the lr it goes on at), as
+    one line; None when it continues with the same settings. Raises UserError when the checkpoint has trained its
+    budget already (Lightning would return at once, without a val/loss).
     """
     ckpt = load_checkpoint(ckpt_path)
-    steps = plain.trainer.max_steps
-    # The schedule's unit: epochs, or optimizer steps when trainer.max_steps budgets the run.
-    unit, length = ("step", int(steps)) if steps else ("epoch", int(plain.trainer.max_epochs))
-    done = int(ckpt.get("global_step", 0)) if steps else int(ckpt.get("epoch", -1)) + 1
+    factor, unit = lr_schedule(plain)  # per epoch, or per optimizer step when trainer.max_steps budgets the run
+    length = int(plain.trainer.max_steps or plain.trainer.max_epochs)
+    done = int(ckpt.get("global_step", 0)) if unit == "step" else int(ckpt.get("epoch", -1)) + 1
     if done >= length:
-        key = "trainer.max_steps" if steps else "trainer.max_epochs"
         raise UserError(f"ckpt_path={ckpt_path}: that run has trained {done} {unit}s already; pass "
-                        f"{key}={done + 1} or more to train it further (python -m lego_vae.evaluate "
+                        f"trainer.max_{unit}s={done + 1} or more to train it further (python -m lego_vae.evaluate "
                         f"{override('checkpoint', ckpt_path)} evaluates it as it is)")
-    changed = changed_training_settings(stored_config(ckpt), plain)
+    stored = stored_config(ckpt)
+    changed = [f"{key} {get_key(stored, key)} -> {get_key(plain, key)}" for key in TRAINING_KEYS
+               if get_key(stored, key) != get_key(plain, key)]
     if not changed:
         return None
-    o = plain.optim
-    lr = float(o.lr)
-    factor = LRFactor(lr, float(o.final_lr), length, o.schedule)
+    lr = float(plain.optim.lr)
     rest = f", {unit} {length} at {lr * factor(length - 1):.3g}" if length - 1 > done else ""
     return (f"resume: {shown_path(ckpt_path)} ({done} {unit}s done) with changed settings: {', '.join(changed)}; the lr schedule "
             f"is rebuilt for them: {unit} {done + 1} runs at lr {lr * factor(done):.3g}{rest}")

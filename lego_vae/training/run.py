@@ -43,31 +43,6 @@ def describe_recipe(plain: TrainConfig) -> str:
     return f"{name}{got['likelihood']} decoder, {got['schedule']} lr, {clip}, {got['prior']} prior"
 
 
-def budget(plain: TrainConfig) -> str:
-    """"400 epochs", or "13200 steps" when trainer.max_steps sets the budget."""
-    t = plain.trainer
-    return f"{t.max_steps} steps" if t.max_steps else f"{t.max_epochs} epochs"
-
-
-def describe_model(plain: TrainConfig) -> str:
-    """One phrase: the network and its sizes, and the recipe it trains with."""
-    m = plain.model
-    return f"model {m.arch} (hidden {m.hidden}, latent {m.latent}); {describe_recipe(plain)}"
-
-
-def fit_quietly(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
-                ckpt_path: Path | None) -> None:
-    """trainer.fit without the warnings nobody can act on."""
-    with warnings.catch_warnings():
-        # Lightning's own use of a deprecated torch pytree API.
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-        if ckpt_path:  # a resume first closes the checkpoint's epoch without a batch: no val/loss for best.ckpt then
-            warnings.filterwarnings("ignore", message=r".*could not find the monitored key in the returned metrics.*")
-            # A resumed run writes into its own new folder, on purpose: the old run's checkpoints stay as they were.
-            warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-
-
 def non_finite_advice(err: NonFiniteLoss, plain: TrainConfig, run_dir: Path, resumed_from: Path | None,
                       checkpoints: bool) -> str:
     """err's message with the checkpoint a user can resume from and the settings worth lowering."""
@@ -89,11 +64,7 @@ def non_finite_advice(err: NonFiniteLoss, plain: TrainConfig, run_dir: Path, res
 
 def check_checkpoint_folder(run_dir: Path, ckpt_path: Path | None) -> None:
     """Refuse to train into a folder whose checkpoints/ holds another run's .ckpt files (UserError), unless resuming
-    one of them (ckpt_path inside it).
-
-    Lightning would overwrite that run's last.ckpt and write best-v1.ckpt beside its best.ckpt, and the evaluation
-    would then read the old best.ckpt: an earlier run lost, and metrics of the wrong model.
-    """
+    one of them (ckpt_path inside it): Lightning would overwrite them, and the evaluation read the wrong model."""
     folder = run_dir / "checkpoints"
     held = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
     if held and (ckpt_path is None or ckpt_path.resolve().parent != folder.resolve()):
@@ -113,12 +84,11 @@ def train(
 ) -> dict:
     """Train the VAE of cfg into run_dir: config.yaml, checkpoints/best.ckpt and last.ckpt, TensorBoard in tb_dir.
 
-    Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs",
+    Returns {"val_loss": the best epoch's val/loss, "final_val_loss": the last epoch's, "epochs", "steps",
     "best_checkpoint": its path or None, "resumed_from", "fit_seconds": trainer.fit alone, "seconds": all of it}.
-    Raises UserError for a bad config, data or checkpoint, or a run_dir holding another run's checkpoints
-    (check_checkpoint_folder); val_every_steps: validate every that many optimizer steps instead of every epoch
-    (build_trainer); NonFiniteLoss (a UserError) when a training loss or
-    val/loss becomes NaN or infinite: the run stops there, and checkpoints/ keeps the last finite epoch.
+    val_every_steps: validate every that many optimizer steps instead of every epoch (build_trainer). Raises
+    UserError for a bad config, data or checkpoint, or a run_dir holding another run's checkpoints, and
+    NonFiniteLoss (a UserError) when a loss becomes NaN or infinite: checkpoints/ keeps the last finite epoch.
     """
     started = time.perf_counter()
     plain = validate(cfg)
@@ -138,8 +108,10 @@ def train(
     if plain.sample.prior == "gmm":  # the mixture is fitted after training: refuse now, not then
         check_gmm_data(plain.sample.gmm_components, len(datamodule.split_indices["train"]))
     if announce:  # the first line a user reads: what is about to happen, and where it goes
-        print(f"train: {datamodule.describe()}; {describe_model(plain)}; {budget(plain)} "
-              f"-> {run_dir}", flush=True)
+        m, t = plain.model, plain.trainer
+        budget = f"{t.max_steps} steps" if t.max_steps else f"{t.max_epochs} epochs"
+        print(f"train: {datamodule.describe()}; model {m.arch} (hidden {m.hidden}, latent {m.latent}); "
+              f"{describe_recipe(plain)}; {budget} -> {run_dir}", flush=True)
     if plan is not None:  # the settings a resume changed, and the lr it goes on at
         print(plan, flush=True)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(plain)))  # whole or not at all
@@ -149,7 +121,14 @@ def train(
                             train_batches=len(datamodule.train_dataloader()), val_every_steps=val_every_steps)
     fit_started = time.perf_counter()
     try:
-        fit_quietly(trainer, model, datamodule, ckpt_path)
+        with warnings.catch_warnings():  # none a user can act on
+            # Lightning's own use of a deprecated torch pytree API.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            if ckpt_path:  # a resume first closes the checkpoint's epoch without a batch: no val/loss then
+                warnings.filterwarnings("ignore", message=r".*could not find the monitored key in the returned metrics.*")
+                # A resumed run writes into its own new folder, on purpose: the old run's checkpoints stay as they were.
+                warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except NonFiniteLoss as err:  # nothing was saved of the non-finite weights: say what is left and what to try
         raise NonFiniteLoss(non_finite_advice(err, plain, run_dir, ckpt_path, checkpoints)) from None
     checkpoint = trainer.checkpoint_callback

@@ -30,18 +30,16 @@ METRIC = "val/loss"  # the one name for checkpointing, pruning and the tuning ob
 
 
 def no_adverts(record: logging.LogRecord) -> bool:
-    """A logging filter that drops Lightning's advert for a cloud logger (printed by every Trainer): a line nobody
-    asked for. build_trainer installs it on Lightning's rank-zero logger, once."""
+    """A logging filter that drops Lightning's advert for a cloud logger, printed by every Trainer."""
     return "litlogger" not in record.getMessage()
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, each checkpoint written whole or not at all (lego_vae.files.save_torch).
 
-    Lightning's own writes to a temporary file in /tmp and moves it: where /tmp is another file system the move is a
-    copy that truncates the old checkpoint first, and a full disk leaves a partial file under its name. Here the
-    temporary file is beside the checkpoint and renamed over it. A write the disk refuses (full, read-only) raises
-    UserError: the file, the folder's free space and the checkpoints it still holds, intact.
+    Lightning's own moves a file from /tmp, which across file systems is a copy that a full disk cuts short. A
+    write the disk refuses (full, read-only) raises UserError naming the file, its free space and the intact
+    checkpoints left.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
@@ -54,10 +52,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
         except OSError as err:
             if not is_storage_error(err):
                 raise
-            kept = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
+            kept = ", ".join(sorted(p.name for p in path.parent.glob("*.ckpt")))  # nothing for a missing folder
             resume = path.parent / "last.ckpt"
-            tail = (f"; kept intact: {', '.join(kept)}" + (f" (resume with ckpt_path={resume})" if resume.is_file() else "")
-                    if kept else "")
+            tail = (f"; kept intact: {kept}" if kept else "") + (
+                f" (resume with ckpt_path={resume})" if resume.is_file() else "")
             raise UserError(f"checkpoint: {storage_message(err, path)}{tail}") from None
 
 
@@ -73,9 +71,8 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
 
 
 def check_accelerator(accelerator: str, devices: Any) -> None:
-    """UserError (one line) when trainer.accelerator names a device this machine lacks (`gpu` or `cuda` without CUDA,
-    `mps` without Apple's), or trainer.devices asks for more GPUs than it has: checked before any data is prepared.
-    Any other setting Lightning's Trainer refuses is one line too, when the Trainer is built (cli.run_app)."""
+    """UserError (one line) when trainer.accelerator names a device this machine lacks, or trainer.devices asks for
+    more GPUs than it has: checked before any data is prepared."""
     name = str(accelerator).lower()
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if (name == "cuda" and not cuda) or (name == "gpu" and not (cuda or mps)):  # Lightning's gpu: CUDA or MPS
@@ -89,27 +86,15 @@ def check_accelerator(accelerator: str, devices: Any) -> None:
 
 
 def resolve_precision(precision: str, accelerator: str, cpu_bf16: bool | None = None) -> str:
-    """'auto': bf16-mixed where the device computes bf16 natively (a GPU that supports it, or a CPU with
-    AVX-512 BF16 or AMX), else 32-true. bf16-mixed keeps fp32 weights and runs convolutions and matrix
-    products in bf16 under autocast: on such a CPU, with channels-last, a step of the 64 px conv VAE takes a
-    third of the time (bench/cpu_speed.py). cpu_bf16: whether the CPU has native bf16 (default: cpu_has_bf16())."""
+    """trainer.precision, with 'auto' as bf16-mixed where the device computes bf16 natively (a GPU that supports it,
+    or a CPU with AVX-512 BF16 or AMX: a third of the step time, bench/cpu_speed.py), else 32-true.
+    cpu_bf16: whether the CPU has native bf16 (default: cpu_has_bf16())."""
     if str(precision) != "auto":
         return str(precision)
     if device_for(accelerator) == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     cpu_bf16 = cpu_has_bf16() if cpu_bf16 is None else cpu_bf16
     return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_bf16 else "32-true"
-
-
-def progress_callbacks(mode: str) -> tuple[list[L.Callback], bool]:
-    """Callbacks for the chosen progress display and whether Lightning's bar is on."""
-    if mode == "auto":
-        mode = "rich" if sys.stdout.isatty() else "plain"
-    if mode == "rich":
-        return [RichProgressBar()], True
-    if mode == "plain":
-        return [PlainProgress()], False
-    return [], False
 
 
 def build_trainer(
@@ -123,27 +108,20 @@ def build_trainer(
 ) -> L.Trainer:
     """The Trainer a run uses: clipping, precision, TensorBoard, best/last checkpoints and progress.
 
-    It validates after every epoch; val_every_steps (a run budgeted by trainer.max_steps, e.g. a tuning trial)
-    instead every that many optimizer steps, counted over the whole run, not per epoch (and, as always, at the
-    last step), so that a run reports at the same steps whatever the number of faces.
-
-    Every run stops at a NaN or infinite loss (StopOnNonFiniteLoss, first of the callbacks) before a checkpoint
-    can hold the weights it left behind; one given in callbacks takes the place of the default one.
+    It validates after every epoch, or every val_every_steps optimizer steps counted over the whole run (a run
+    budgeted by trainer.max_steps), and at the last step. A StopOnNonFiniteLoss given in callbacks takes the place
+    of the default one.
     """
     t = plain.trainer
-    tb = tb_dir if tb_dir is not None else run_dir / "tb"
-    logger = TensorBoardLogger(save_dir=str(tb), name="", version="", default_hp_metric=False)
-    progress, bar = progress_callbacks(plain.log.progress)
+    mode = plain.log.progress
+    bar = mode == "rich" or (mode == "auto" and sys.stdout.isatty())
+    progress = [RichProgressBar()] if bar else [PlainProgress()] if mode in ("plain", "auto") else []
     guards = [c for c in callbacks if isinstance(c, StopOnNonFiniteLoss)] or [StopOnNonFiniteLoss()]
     all_callbacks: list[L.Callback] = [
         *guards,  # first: its checks run before the other callbacks' hooks of the same moment
         *progress,
-        TensorBoardPictures(
-            every_n_epochs=plain.log.images_every_n_epochs,
-            n=plain.pictures.grid,
-            morph_steps=plain.pictures.morph_steps,
-            seed=plain.seed,
-        ),
+        TensorBoardPictures(plain.log.images_every_n_epochs, plain.pictures.grid, plain.pictures.morph_steps,
+                            plain.seed),
         *(c for c in callbacks if not isinstance(c, StopOnNonFiniteLoss)),
         ValidateAtLastStep(),  # a validation at the last step, so that the run's end has its val/loss
     ]
@@ -176,11 +154,11 @@ def build_trainer(
         num_nodes=t.num_nodes,
         # BatchNorm statistics over the global batch when several GPU processes train one model
         # (torch's SyncBatchNorm is GPU-only; on the CPU each rank keeps its own statistics).
-        sync_batchnorm=str(t.strategy).startswith("ddp") and t.accelerator != "cpu"
-        and torch.cuda.is_available(),
+        sync_batchnorm=str(t.strategy).startswith("ddp") and t.accelerator != "cpu" and torch.cuda.is_available(),
         # Metrics are logged per epoch; the step interval only matters for Lightning's own warning.
         log_every_n_steps=max(1, min(t.log_every_n_steps, train_batches or t.log_every_n_steps)),
-        logger=logger,
+        logger=TensorBoardLogger(save_dir=str(tb_dir if tb_dir is not None else run_dir / "tb"), name="", version="",
+                                 default_hp_metric=False),
         callbacks=all_callbacks,
         enable_checkpointing=checkpoints,
         enable_progress_bar=bar,

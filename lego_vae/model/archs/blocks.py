@@ -31,11 +31,11 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016)."""
+    """x + f(x) with f = (GroupNorm, SiLU, 3x3 conv) twice: a pre-activation residual block (He et al. 2016);
+    GroupNorm, not BatchNorm: the same function in training and evaluation."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        # GroupNorm, not BatchNorm: the same function in training and evaluation
         self.body = nn.Sequential(
             norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
             norm_layer("group", channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
@@ -46,9 +46,8 @@ class ResBlock(nn.Module):
 
 
 class StageConv(nn.Module):
-    """x + LeakyReLU(norm(3x3 conv(x))), with the norm's scale zero at the start: a residual layer that
-    starts as the identity, so a net with it starts as the net without it (the zero-init of Goyal et al. 2017,
-    "Accurate, large minibatch SGD", section 5.1)."""
+    """x + LeakyReLU(norm(3x3 conv(x))), the norm's scale zero at the start: a residual layer that starts as the
+    identity (the zero-init of Goyal et al. 2017, "Accurate, large minibatch SGD", section 5.1)."""
 
     def __init__(self, channels: int, norm: str = "batch") -> None:
         super().__init__()

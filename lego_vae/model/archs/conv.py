@@ -13,14 +13,11 @@ from lego_vae.model.vae import VAE
 class Conv(VAE):
     """Strided convs before and transposed convs after the fully connected layers.
 
-    stage_convs > 0 adds that many residual 3x3 convs (StageConv) at every scale, after each stride-2 conv of
-    the encoder and after each transposed conv of the decoder; the attribute judge has one 3x3 conv per stage.
-    A stride-2 layer alone sees a small printed feature (a mouth's curve) through one 4x4 window. Residual and
-    starting as the identity: plain added layers trained slower (docs/quality.md). 0 is the net of every run
-    so far, layer for layer (its checkpoints load unchanged). norm: "batch" or "group" after every conv but the
-    last (norm_layer). feature_size: the side of the last feature map, which the fully connected layers read
-    (4, the seed era's; 8 at 64 px: three stages instead of four, (128, 8, 8) features); an image that turns
-    odd first keeps its odd side, and feature_size >= image_size leaves no stage (the layers read the image).
+    stage_convs: residual 3x3 convs (StageConv, starting as the identity) after each stride-2 or transposed
+    conv, so a small printed feature is seen through more than one 4x4 window (docs/quality.md); 0 is the net
+    of every earlier run, layer for layer. norm: "batch" or "group" after every conv but the last.
+    feature_size: the side of the last feature map (4, the seed era's); an image that turns odd first keeps its
+    odd side, and feature_size >= image_size leaves no stage (the fully connected layers read the image).
     """
 
     name = "conv"
@@ -39,7 +36,6 @@ class Conv(VAE):
                 for layer in stage(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), c_out)]
         up = [layer for c_in, c_out in zip(widths[::-1], [*widths[::-1][1:], last])
               for layer in stage(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), c_out)]
-        # A final 3x3 conv maps features to RGB at full resolution.
         up += [nn.Conv2d(last, IMAGE_CHANNELS, 3, padding=1), nn.Sigmoid()]
         super().__init__(image_size, hidden, latent, likelihood, nn.Sequential(*down), nn.Sequential(*up),
                          (widths[-1] if widths else IMAGE_CHANNELS, size, size), fc_out=nn.LeakyReLU(0.2))

@@ -1,11 +1,10 @@
 """The calibrated decoder (model.likelihood=calibrated; Rybkin, Daniilidis & Levine 2021, "Simple and Effective
 VAE Training with Calibrated Decoders"): the seed's Gaussian with its one shared sigma learnt.
 
-recon = D/2 log(2 pi sigma^2) + sum (x - x_hat)^2 / (2 sigma^2), a true negative log-likelihood in nats. In
-training sigma^2 takes its closed-form optimum, the batch's mean squared error (the sigma-VAE), with log sigma
-floored at model.log_sigma_min; at evaluation it is a fixed number, the running value from training (an
-exponential moving average of the batches' sigma^2 with weight model.sigma_momentum), kept as the VAE's
-buffer `log_sigma` and so saved in every checkpoint.
+recon is the Gaussian negative log-likelihood in nats. In training sigma^2 is the batch's mean squared error (its
+optimum, the sigma-VAE), log sigma floored at model.log_sigma_min; in evaluation it is the running value, an
+exponential moving average with weight model.sigma_momentum kept as the VAE's buffer `log_sigma` (so checkpoints
+hold it).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from lego_vae.model.losses import calibrated_vae_loss, optimal_log_sigma
 
 class Calibrated(Fixed):
     """The fixed decoder's Gaussian at a learnt sigma instead of sqrt(1/2). (A subclass of Fixed, so Fixed is
-    registered first: the order the config's one-line error lists the likelihoods in, "fixed, calibrated".)"""
+    registered first, as the config's error lists them: "fixed, calibrated".)"""
 
     name = "calibrated"
 
@@ -44,9 +43,7 @@ class Calibrated(Fixed):
         if not training:
             return calibrated_vae_loss(x_hat, x, mu, logvar, running, beta)
         log_sigma = optimal_log_sigma(x_hat, x, self.log_sigma_min)
-        # The running sigma^2 is an exponential moving average of the batches' optimal sigma^2 (their MSE):
-        # evaluation then scores every image against one fixed variance, not the test batch's own error.
-        with torch.no_grad():
+        with torch.no_grad():  # the running sigma^2: an exponential moving average of the batches' MSE
             # NaN: not trained yet. torch.where, not a Python `if`, so the step never waits for the device.
             before = torch.where(torch.isnan(running), log_sigma, running)
             mixed = (1 - self.sigma_momentum) * (2 * before).exp() + self.sigma_momentum * (2 * log_sigma).exp()
