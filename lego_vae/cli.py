@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib
 import os
 import sys
 import warnings
@@ -172,12 +171,11 @@ def one_line_usage_errors() -> Iterator[None]:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
-def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
+def command(config_name: str, fn: Callable[..., Any], *hydra_args: Callable[[Any], Any]) -> Callable[[], None]:
     """The main() of a command: a Hydra app over lego_vae/conf/<config_name>.yaml that checks the composed
-    config, then imports target ("module:function", as an entry point names it) and calls run_app(function,
-    cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR, OVERRIDES), then finish(). A
-    config mistake's line so comes before Lightning and the pipeline load: about 6 s on a 2-core CPU instead
-    of 11-15."""
+    config, then calls run_app(fn, cfg, ...) with the values hydra_args take from Hydra's config (RUN_DIR,
+    OVERRIDES), then finish(). Each command's fn imports its pipeline when called, so a config mistake's line
+    comes before Lightning loads: about 6 s on a 2-core CPU instead of 11-15."""
 
     from_task: list[BaseException] = []  # what the command itself raised: a bug's traceback, left whole
 
@@ -186,8 +184,7 @@ def command(config_name: str, target: str, *hydra_args: Callable[[Any], Any]) ->
             validate_tune(cfg)
         else:
             validated(cfg, SCHEMAS[config_name])
-        module, name = target.split(":")
-        return getattr(importlib.import_module(module), name)(cfg, *args)
+        return fn(cfg, *args)
 
     def task(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()

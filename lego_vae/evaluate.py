@@ -2,7 +2,15 @@
 
 from lego_vae.cli import OVERRIDES, command
 
-main = command("evaluate", "lego_vae.evaluation.run:evaluate_checkpoint", OVERRIDES)
+
+def run(cfg, overrides):
+    """Evaluate the checkpoint again (lego_vae.evaluation.run.evaluate_checkpoint), imported once the config is checked."""
+    from lego_vae.evaluation.run import evaluate_checkpoint
+
+    return evaluate_checkpoint(cfg, overrides)
+
+
+main = command("evaluate", run, OVERRIDES)
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,15 @@
 
 from lego_vae.cli import command
 
-main = command("explore", "lego_vae.explorer.serve:explore")
+
+def run(cfg):
+    """Serve the explorer (lego_vae.explorer.serve.explore), imported once the config is checked."""
+    from lego_vae.explorer.serve import explore
+
+    return explore(cfg)
+
+
+main = command("explore", run)
 
 if __name__ == "__main__":
     main()

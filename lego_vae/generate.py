@@ -2,7 +2,15 @@
 
 from lego_vae.cli import RUN_DIR, command
 
-main = command("generate", "lego_vae.evaluation.generating:generate", RUN_DIR)
+
+def run(cfg, out_dir):
+    """Faces from the checkpoint (lego_vae.evaluation.generating.generate), imported once the config is checked."""
+    from lego_vae.evaluation.generating import generate
+
+    return generate(cfg, out_dir)
+
+
+main = command("generate", run, RUN_DIR)
 
 if __name__ == "__main__":
     main()

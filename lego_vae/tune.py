@@ -2,7 +2,15 @@
 
 from lego_vae.cli import OVERRIDES, RUN_DIR, command
 
-main = command("tune", "lego_vae.tuning.study:tune", RUN_DIR, OVERRIDES)
+
+def run(cfg, study_dir, overrides):
+    """The study, then the refit of its best (lego_vae.tuning.study.tune), imported once the config is checked."""
+    from lego_vae.tuning.study import tune
+
+    return tune(cfg, study_dir, overrides)
+
+
+main = command("tune", run, RUN_DIR, OVERRIDES)
 
 if __name__ == "__main__":
     main()
