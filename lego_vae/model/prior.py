@@ -32,10 +32,15 @@ class GaussianMixturePrior:
         self.scale_tril = torch.linalg.cholesky(self.covariances)
         self.info = dict(info or {})
 
+    @property
+    def latent(self) -> int:
+        """Dimension of z."""
+        return self.means.shape[1]
+
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """n latents (n, L), float32 on the CPU: a component by its weight, then its Gaussian (spread scaled by temperature)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
-        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
+        eps = torch.randn(n, self.latent, generator=generator, dtype=torch.float64)
         z = self.means[k] + temperature * torch.einsum("nij,nj->ni", self.scale_tril[k], eps)
         return z.float()
 
